@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Make a ready dev environment (system packages, .venv, editable install with dev extras). Idempotent.
+#   scripts/setup.sh            run from any directory
+#   . scripts/setup.sh          (bash) the same, then activates .venv in the current shell
+
+if [[ "${BASH_SOURCE[0]}" != "$0" ]]; then
+    # Sourced: do the work in a child shell so set -e and exit cannot touch the caller, then activate here.
+    bash "${BASH_SOURCE[0]}" && . "$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)/.venv/bin/activate"
+    return
+fi
+
+set -euo pipefail
+cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.."
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+py=""
+for cand in python3.13 python3.12 python3.11 python3; do
+    if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+        py=$cand
+        break
+    fi
+done
+[[ -n $py ]] || die "Python >= 3.11 not found (tried python3.13 python3.12 python3.11 python3)"
+py_ver=$("$py" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
+log "using $(command -v "$py") ($py_ver)"
+
+# venv needs ensurepip too; Debian/Ubuntu ship both only with pythonX.Y-venv.
+venv_ok() { "$py" -m venv --help >/dev/null 2>&1 && "$py" -c 'import ensurepip' >/dev/null 2>&1; }
+
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+if [[ ! -x .venv/bin/python ]] && ! venv_ok; then
+    missing+=(venv)
+fi
+if ((${#missing[@]})); then
+    command -v apt-get >/dev/null 2>&1 || die "missing ${missing[*]} and no apt-get; install them by hand"
+    sudo=()
+    [[ $(id -u) -eq 0 ]] || sudo=(sudo)
+    log "apt-get update (missing: ${missing[*]})"
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    pkgs=()
+    for m in "${missing[@]}"; do
+        if [[ $m == venv ]]; then
+            if apt-cache show "python$py_ver-venv" >/dev/null 2>&1; then m="python$py_ver-venv"; else m=python3-venv; fi
+        fi
+        pkgs+=("$m")
+    done
+    log "apt-get install ${pkgs[*]}"
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+fi
+command -v redis-server >/dev/null 2>&1 || die "redis-server still not on PATH"
+
+if [[ ! -x .venv/bin/python ]]; then
+    log "creating .venv"
+    venv_ok || die "$py cannot create virtual environments (venv/ensurepip missing)"
+    "$py" -m venv .venv
+fi
+
+stamp=.venv/.occ-installed
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+# The editable install maps top-level packages present at install time; a package added since needs a reinstall.
+pkgs_mapped() {
+    local names=() d
+    for d in occ rating_engine settlement; do [[ -f $d/__init__.py ]] && names+=("$d"); done
+    .venv/bin/python -I -c 'import importlib.util as u, sys; sys.exit(any(u.find_spec(n) is None for n in sys.argv[1:]))' \
+        "${names[@]}"
+}
+if [[ -f $stamp && $(<"$stamp") == "$want" ]] && pkgs_mapped; then
+    log "dependencies up to date (pyproject.toml unchanged), skipping pip install"
+else
+    log "upgrading pip"
+    .venv/bin/python -m pip install --quiet --upgrade pip
+    log "installing -e '.[dev]'"
+    .venv/bin/python -m pip install --quiet -e '.[dev]'
+    printf '%s\n' "$want" >"$stamp"
+fi
+log "ready: .venv ($(.venv/bin/python --version 2>&1))"

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Prepare the environment, lint, then run pytest (extra arguments go to pytest).
+set -euo pipefail
+cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.."
+scripts/setup.sh
+.venv/bin/ruff check .
+exec .venv/bin/python -m pytest "$@"
