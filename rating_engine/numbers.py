@@ -1,0 +1,72 @@
+"""Phone number normalisation and the integer keys used for longest-prefix matching.
+
+Normalisation (documented in ``docs/tariffs.md``), applied to every called number before rating:
+
+1. Visual separators (space, ``-``, ``.``, ``(``, ``)``) are removed.
+2. ``+44…`` → ``44…`` (E.164 with a plus); ``0044…`` → ``44…`` (the ``00`` international access code).
+3. ``0…`` with a single leading zero is a national number: when the tariff names a ``country_code`` the trunk ``0``
+   is replaced by it (``020…`` → ``4420…``); without one the number is kept as written.
+4. What remains must be 1 to 18 digits, otherwise the number is rejected with the reason.
+
+Keys: a normalised number of up to ``MAX_DIGITS`` digits is read as base-11 digits, each digit ``d`` stored as
+``d + 1`` and an absent digit as ``0``. A prefix ``p`` of length ``L`` then covers exactly the half-open key range
+``[key(p), key(p) + 11**(MAX_DIGITS - L))``, prefixes nest as ranges do, and the longest matching prefix of a number is
+the innermost range holding its key. The empty number has key 0, which no prefix covers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+MAX_DIGITS = 18
+_POWERS = np.array([11 ** (MAX_DIGITS - 1 - i) for i in range(MAX_DIGITS)], dtype=np.int64)
+_SEPARATORS = str.maketrans("", "", " -.()")
+
+
+def normalize_number(raw: str, country_code: str = "") -> str:
+    """Return the digits OCC rates ``raw`` as, or raise ``ValueError`` naming what is wrong."""
+    number = raw.translate(_SEPARATORS)
+    if number.startswith("+"):
+        number = number[1:]
+    elif number.startswith("00"):
+        number = number[2:]
+    elif number.startswith("0") and country_code:
+        number = country_code + number[1:]
+    if not number.isascii() or not number.isdigit():
+        bad = next((ch for ch in number if not ("0" <= ch <= "9")), "")
+        if not number:
+            raise ValueError(f"number {raw!r} has no digits")
+        raise ValueError(f"number {raw!r} contains {bad!r}; only digits and a leading + are allowed")
+    if len(number) > MAX_DIGITS:
+        raise ValueError(f"number {raw!r} has {len(number)} digits; at most {MAX_DIGITS} are allowed")
+    return number
+
+
+def number_key(digits: str) -> int:
+    """The base-11 key of one normalised digit string (see the module docstring)."""
+    return sum((ord(ch) - 47) * 11 ** (MAX_DIGITS - 1 - i) for i, ch in enumerate(digits))
+
+
+def key_digits(key: int) -> str:
+    """The digits a key was made from (the inverse of ``number_key``)."""
+    digits = []
+    for power in _POWERS.tolist():
+        code, key = divmod(key, power)
+        if code == 0:
+            break
+        digits.append(chr(code + 47))
+    return "".join(digits)
+
+
+def prefix_span(prefix: str) -> int:
+    """How many keys a prefix covers, from ``number_key(prefix)`` on."""
+    return 11 ** (MAX_DIGITS - len(prefix))
+
+
+def number_keys(digits: np.ndarray | list[str]) -> np.ndarray:
+    """Vectorised ``number_key`` for many normalised numbers (``""`` for none), as ``int64``."""
+    raw = np.asarray(digits, dtype=f"S{MAX_DIGITS}")
+    codes = raw.view(np.uint8).reshape(raw.shape[0], MAX_DIGITS)
+    # '0' is byte 48 and must become code 1; the NUL padding of short strings becomes code 0.
+    codes = np.where(codes == 0, 0, codes - 47).astype(np.int64)
+    return codes @ _POWERS
