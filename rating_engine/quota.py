@@ -43,7 +43,8 @@ def breakpoints(
     grants = np.maximum(requested[:, None] >> np.arange(points, dtype=np.int64)[None, :], 1)
     grants = np.where(requested[:, None] > 0, grants, 0)
     usage = np.concatenate([used[:, None], used[:, None] + grants], axis=1)  # column 0: the usage already reported
-    rated = rate_batch(tariff, _repeat(batch, points + 1).with_usage(usage.ravel()))
+    repeated = _subset(batch, np.repeat(np.arange(n), points + 1))
+    rated = rate_batch(tariff, repeated.with_usage(usage.ravel()))
     cost = rated.cost_micros.reshape(n, points + 1)
     failure = rated.failure.reshape(n, points + 1).max(axis=1)
     ok = (failure == 0)[:, None]

@@ -32,9 +32,18 @@ class CallBatch:
         usage: units used.
     """
 
-    __slots__ = ("key", "plan", "service", "start", "usage")
+    __slots__ = ("key", "plan", "plan_names", "service", "start", "usage")
 
-    def __init__(self, plan: np.ndarray, service: np.ndarray, key: np.ndarray, start: np.ndarray, usage: np.ndarray):
+    def __init__(
+        self,
+        plan: np.ndarray,
+        service: np.ndarray,
+        key: np.ndarray,
+        start: np.ndarray,
+        usage: np.ndarray,
+        plan_names: np.ndarray | None = None,
+    ):
+        self.plan_names = plan_names  # the plan name of each row as given, for messages; None when not known
         self.plan = np.asarray(plan, dtype=np.int64)
         self.service = np.asarray(service, dtype=np.int64)
         self.key = np.asarray(key, dtype=np.int64)
@@ -56,9 +65,10 @@ class CallBatch:
         usages: Sequence[int] | np.ndarray,
     ) -> CallBatch:
         """Encode columns; ``destinations`` must already be normalised (``numbers.normalize_number``)."""
-        names, inverse = np.unique(np.asarray(plans, dtype=str), return_inverse=True)
+        plans = np.asarray(plans, dtype=str)
+        names, inverse = np.unique(plans, return_inverse=True)
         plan_of_name = np.array([tariff.plan_index(str(name)) for name in names], dtype=np.int64)
-        return cls(plan_of_name[inverse], services, number_keys(destinations), starts, usages)
+        return cls(plan_of_name[inverse], services, number_keys(destinations), starts, usages, plans)
 
     @classmethod
     def from_calls(cls, tariff: CompiledTariff, calls: Sequence[Call]) -> CallBatch:
@@ -73,7 +83,7 @@ class CallBatch:
 
     def with_usage(self, usage: np.ndarray) -> CallBatch:
         """The same calls with other usage (used by quota search)."""
-        return CallBatch(self.plan, self.service, self.key, self.start, usage)
+        return CallBatch(self.plan, self.service, self.key, self.start, usage, self.plan_names)
 
 
 class RatedBatch:
@@ -119,9 +129,12 @@ class RatedBatch:
         if failure == Failure.UNKNOWN_DESTINATION:
             return f"no destination prefix matches {key_digits(int(batch.key[i]))}"
         if failure == Failure.UNKNOWN_PLAN:
-            return "unknown tariff plan"
+            return "unknown tariff plan" + (f" {str(batch.plan_names[i])!r}" if batch.plan_names is not None else "")
         if failure == Failure.BAD_USAGE:
-            return f"usage {usage} is negative or too large for the service"
+            if service is None:
+                return f"unknown service {int(batch.service[i])}"
+            limit = MAX_VOICE_SECONDS if service == Service.VOICE else MAX_USAGE
+            return f"usage {usage} is outside 0 … {limit}"
         if failure == Failure.BAD_START:
             return f"start {start} is outside the years 2000 … 2099"
         if failure == Failure.NO_RATE:
