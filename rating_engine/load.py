@@ -313,6 +313,7 @@ def _read_bands(directory: Path, issues: list[TariffIssue]) -> tuple[BandWindow,
         return (BandWindow("ALL", tuple(range(7)), 0, 1440),)
     windows: list[BandWindow] = []
     owner = [0] * WEEK_MINUTES  # line number of the window covering each minute of the week
+    issues_at_start = len(issues)
     for row in table.rows(("band", "days", "from", "to")):
         days = row.parse("days", _days)
         start = row.parse("from", _minute_of_day)
@@ -325,14 +326,15 @@ def _read_bands(directory: Path, issues: list[TariffIssue]) -> tuple[BandWindow,
         if start >= end:
             row.issue("to", "must be after 'from' (split a window that crosses midnight into two rows)")
             continue
-        for day in days:
-            for minute in range(day * 1440 + start, day * 1440 + end):
-                if owner[minute]:
-                    row.issue("from", f"overlaps the window on line {owner[minute]} at {_week_time(minute)}")
-                    break
-                owner[minute] = row.line
+        minutes = [minute for day in days for minute in range(day * 1440 + start, day * 1440 + end)]
+        taken = next((minute for minute in minutes if owner[minute]), None)
+        if taken is not None:
+            row.issue("from", f"overlaps the window on line {owner[taken]} at {_week_time(taken)}")
+            continue
+        for minute in minutes:
+            owner[minute] = row.line
         windows.append(BandWindow(row["band"], days, start, end))
-    if windows and 0 in owner:
+    if windows and 0 in owner and len(issues) == issues_at_start:  # a gap matters only when every row was valid
         gap = owner.index(0)
         end = next((m for m in range(gap, WEEK_MINUTES) if owner[m]), WEEK_MINUTES)
         table.report(0, "", f"{_week_time(gap)} to {_week_time(end)} is in no band; bands must cover the whole week")
