@@ -1,0 +1,21 @@
+"""The ``occ`` command line: the click group and the registration of its commands, nothing else."""
+
+from __future__ import annotations
+
+import click
+
+from occ import __version__
+from occ.demo import demo
+from occ.rate_cli import rate
+from occ.tariff_cli import tariff
+
+
+@click.group()
+@click.version_option(__version__, prog_name="occ")
+def main() -> None:
+    """OCC, the online charging server: check tariffs, rate CDR files, try the rating engine."""
+
+
+main.add_command(tariff)
+main.add_command(rate)
+main.add_command(demo)
