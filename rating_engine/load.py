@@ -213,7 +213,8 @@ def _read_meta(directory: Path, issues: list[TariffIssue]) -> tuple[str, str, st
     return row["name"], row["currency"], row["timezone"], row["country_code"]
 
 
-def _read_groups(directory: Path, issues: list[TariffIssue]) -> dict[str, DestinationGroup]:
+def _read_groups(directory: Path, issues: list[TariffIssue]) -> tuple[dict[str, DestinationGroup], set[str]]:
+    """The valid groups, and the names of all groups defined (references to a group with errors are not errors)."""
     groups: dict[str, DestinationGroup] = {}
     first_line: dict[str, int] = {}
     for row in _Table(directory, "groups.csv", issues).rows(("group", "ledger_code", "category"), ("description",)):
@@ -230,7 +231,7 @@ def _read_groups(directory: Path, issues: list[TariffIssue]) -> dict[str, Destin
             row.issue("category", "is empty")
         if ledger_code is not None:
             groups[name] = DestinationGroup(name, ledger_code, row["category"], row["description"])
-    return groups
+    return groups, set(first_line)
 
 
 def _read_prefixes(directory: Path, issues: list[TariffIssue], group_names: set[str]) -> dict[str, str]:
@@ -393,11 +394,11 @@ def load_tariff(directory: str | Path) -> Tariff:
         raise TariffError([TariffIssue(str(directory), 0, "", "is not a directory")])
     issues: list[TariffIssue] = []
     name, currency, timezone, country_code = _read_meta(directory, issues)
-    groups = _read_groups(directory, issues)
-    prefixes = _read_prefixes(directory, issues, set(groups))
+    groups, group_names = _read_groups(directory, issues)
+    prefixes = _read_prefixes(directory, issues, group_names)
     rates = _read_rates(directory, issues)
     bands = _read_bands(directory, issues)
-    bindings = _read_bindings(directory, issues, set(groups), set(rates), {w.band for w in bands})
+    bindings = _read_bindings(directory, issues, group_names, set(rates), {w.band for w in bands})
     if not bindings and not issues:
         issues.append(TariffIssue("rate_plans.csv", 0, "", "has no rows: nothing could be rated"))
     if issues:

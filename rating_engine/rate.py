@@ -167,11 +167,12 @@ def rate_batch(tariff: CompiledTariff, batch: CallBatch) -> RatedBatch:
     failure = out.failure
     group = tariff.prefix_group[np.searchsorted(tariff.prefix_bounds, batch.key, side="right") - 1]
     out.group[:] = group
+    # Checked in the scalar oracle's order (usage, start, plan, destination): later assignments win, so go backwards.
     limit = np.where(service == _VOICE, MAX_VOICE_SECONDS, MAX_USAGE)
-    failure[(usage < 0) | (usage > limit) | (service < 0) | (service >= len(Service))] = Failure.BAD_USAGE
-    failure[(batch.start < EARLIEST_START) | (batch.start >= LATEST_START)] = Failure.BAD_START
     failure[(group < 0) & (batch.key != 0)] = Failure.UNKNOWN_DESTINATION
     failure[batch.plan < 0] = Failure.UNKNOWN_PLAN
+    failure[(batch.start < EARLIEST_START) | (batch.start >= LATEST_START)] = Failure.BAD_START
+    failure[(usage < 0) | (usage > limit) | (service < 0) | (service >= len(Service))] = Failure.BAD_USAGE
 
     # State of the calls still being priced, aligned with `calls` (indices into the batch).
     calls = np.flatnonzero(failure == 0)

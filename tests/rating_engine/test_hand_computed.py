@@ -150,6 +150,10 @@ def test_unknown_plan_and_bad_usage_fail(rate):
     assert rate("retail", VOICE, LONDON_FIXED, MONDAY_PEAK, -1).failure == Failure.BAD_USAGE
     assert rate("retail", VOICE, LONDON_FIXED, MONDAY_PEAK, 10**7 + 1).failure == Failure.BAD_USAGE
     assert rate("retail", VOICE, LONDON_FIXED, 0, 60).failure == Failure.BAD_START
+    # Several problems at once: both paths name the same one (usage, then start, then plan, then destination).
+    assert rate("gold", VOICE, "999", 0, -1).failure == Failure.BAD_USAGE
+    assert rate("gold", VOICE, "999", 0, 1).failure == Failure.BAD_START
+    assert rate("gold", VOICE, "999", MONDAY_PEAK, 1).failure == Failure.UNKNOWN_PLAN
 
 
 @pytest.mark.parametrize(

@@ -51,12 +51,14 @@ def test_example_tariff_loads(tariff_dir):
 
 def test_bad_ledger_code_is_named_by_file_line_and_column(tariff_dir):
     edit(tariff_dir, "groups.csv", "EU,400000002", "EU,4000-02")
-    assert issues_of(tariff_dir)[0] == TariffIssue(
-        "groups.csv",
-        line_of(tariff_dir, "groups.csv", "4000-02"),
-        "ledger_code",
-        "'4000-02' is not a ledger code (1 to 15 digits, no leading zero)",
-    )
+    assert issues_of(tariff_dir) == [
+        TariffIssue(
+            "groups.csv",
+            line_of(tariff_dir, "groups.csv", "4000-02"),
+            "ledger_code",
+            "'4000-02' is not a ledger code (1 to 15 digits, no leading zero)",
+        )
+    ]  # and only that: the prefixes and rate-plan rows naming EU are not reported as naming an unknown group
 
 
 def test_every_problem_is_reported_at_once(tariff_dir):

@@ -110,8 +110,9 @@ def calls(tariff: Tariff) -> st.SearchStrategy[Call]:
             st.builds(
                 lambda change, delta: change + delta, st.sampled_from(OFFSET_CHANGES), st.integers(-3 * 86400, 0)
             ),
+            st.just(0),  # before 2000: invalid
         ),
-        st.one_of(st.integers(0, 200), st.integers(0, 200_000)),
+        st.one_of(st.integers(0, 200), st.integers(0, 200_000), st.just(-1)),
     )
 
 
