@@ -7,7 +7,8 @@ The arrays, and why they look as they do:
   is fixed. One ``searchsorted`` of a number's key in ``prefix_bounds`` then yields its destination group.
 - Time bands → weekly segments. ``band_bounds`` holds the week-seconds (Monday 00:00 local = 0) where the band
   changes, ``band_of`` the band of each segment and ``band_until`` the week-second the segment's band ends
-  (past the end of the week when it wraps into Monday).
+  (past the end of the week when it wraps into Monday). Band edges fall on whole minutes, so ``minute_segment``
+  maps each minute of the week straight to its segment.
 - Local time → a table of UTC-offset changes of the tariff's time zone for 2000 … 2099.
 - Rate plans → a dense ``[plan, service, group + 1, band]`` table of rate index and ledger code with the precedence
   of ``*`` rows already applied (group slot 0 is "no called number").
@@ -51,6 +52,7 @@ class CompiledTariff:
         self._compile_rates()
         self._compile_bindings()
         self.utc_change_at, self.utc_offset = utc_offsets(tariff.timezone)
+        self.utc_next_change = np.append(self.utc_change_at[1:], NEVER)  # [i]: when offset i stops applying
 
     def plan_index(self, plan: str) -> int:
         """Index of a plan in the binding table, -1 when the tariff has no such plan."""
@@ -105,6 +107,8 @@ class CompiledTariff:
         elif self.band_of[-1] == self.band_of[0]:
             until[-1] = WEEK_SECONDS + self.band_bounds[1]  # Sunday's band runs on into Monday
         self.band_until = until
+        minute_starts = np.arange(WEEK_MINUTES, dtype=np.int64) * 60
+        self.minute_segment = (np.searchsorted(self.band_bounds, minute_starts, side="right") - 1).astype(np.int32)
 
     def _compile_rates(self) -> None:
         rates = list(self.tariff.rates.values())
@@ -119,6 +123,7 @@ class CompiledTariff:
         self.step_price = np.zeros(shape, dtype=np.int64)
         self.step_per = np.ones(shape, dtype=np.int64)
         self.step_increment = np.ones(shape, dtype=np.int64)
+        self.max_step_price = max(step.price_micros for rate in rates for step in rate.intervals)
         for r, rate in enumerate(rates):
             for k, step in enumerate(rate.intervals):
                 self.step_start[r, k] = step.start

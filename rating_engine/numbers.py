@@ -64,9 +64,22 @@ def prefix_span(prefix: str) -> int:
 
 
 def number_keys(digits: np.ndarray | list[str]) -> np.ndarray:
-    """Vectorised ``number_key`` for many normalised numbers (``""`` for none), as ``int64``."""
-    raw = np.asarray(digits, dtype=f"S{MAX_DIGITS}")
-    codes = raw.view(np.uint8).reshape(raw.shape[0], MAX_DIGITS)
-    # '0' is byte 48 and must become code 1; the NUL padding of short strings becomes code 0.
-    codes = np.where(codes == 0, 0, codes - 47).astype(np.int64)
-    return codes @ _POWERS
+    """Vectorised ``number_key`` for many normalised numbers (``""`` for none), as ``int64``.
+
+    Reads the characters of a NumPy ``str`` or ``bytes`` array in place (as uint32 or uint8 codes), so no copy of the
+    numbers is made; a list is converted to a ``str`` array first.
+    """
+    array = np.asarray(digits)
+    if array.dtype.kind not in "US":
+        array = array.astype(str)
+    if array.dtype.kind == "U":
+        width = array.dtype.itemsize // 4
+        codes = array.view(np.uint32).reshape(len(array), width)
+    else:
+        width = array.dtype.itemsize
+        codes = array.view(np.uint8).reshape(len(array), width)
+    if width == 0:
+        return np.zeros(len(array), dtype=np.int64)
+    width = min(width, MAX_DIGITS)  # normalised numbers have at most MAX_DIGITS digits
+    # '0' (code 48) must become 1 and the zero padding of short strings 0.
+    return np.maximum(codes[:, :width].astype(np.int64) - 47, 0) @ _POWERS[:width]

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from rating_engine.call import EARLIEST_START, LATEST_START, Call, Failure, Rated, RatingFailed
-from rating_engine.compile import NEVER, WEEK_SECONDS, CompiledTariff
+from rating_engine.compile import WEEK_SECONDS, CompiledTariff
 from rating_engine.numbers import key_digits, number_keys
 from rating_engine.tariff import MAX_USAGE, MAX_VOICE_SECONDS, Service
 
@@ -66,9 +66,10 @@ class CallBatch:
     ) -> CallBatch:
         """Encode columns; ``destinations`` must already be normalised (``numbers.normalize_number``)."""
         plans = np.asarray(plans, dtype=str)
-        names, inverse = np.unique(plans, return_inverse=True)
-        plan_of_name = np.array([tariff.plan_index(str(name)) for name in names], dtype=np.int64)
-        return cls(plan_of_name[inverse], services, number_keys(destinations), starts, usages, plans)
+        plan = np.full(len(plans), -1, dtype=np.int64)  # -1 stays for plans the tariff does not have
+        for index, name in enumerate(tariff.plan_names):
+            plan[plans == name] = index
+        return cls(plan, services, number_keys(destinations), starts, usages, plans)
 
     @classmethod
     def from_calls(cls, tariff: CompiledTariff, calls: Sequence[Call]) -> CallBatch:
@@ -151,115 +152,202 @@ class RatedBatch:
         return Rated(int(self.cost_micros[i]), self.group_name(i), int(self.ledger_code[i]), self.rate_name(i))
 
 
-def _run_amount(units: np.ndarray, price: np.ndarray, per: np.ndarray) -> np.ndarray:
-    """``units × price ÷ per`` rounded up to the micro-unit, exactly and without int64 overflow."""
-    whole, rest = np.divmod(units, per)
-    return whole * price - (-(rest * price) // per)
-
-
 def rate_batch(tariff: CompiledTariff, batch: CallBatch) -> RatedBatch:
     """Rate every call of ``batch``; failures are reported per call, never as a zero price."""
-    n = len(batch)
-    out = RatedBatch(tariff, n)
-    if n == 0:
+    out = RatedBatch(tariff, len(batch))
+    if len(batch) == 0:
         return out
+    out.group[:] = group = _destination_groups(tariff, batch.key)
+    _check(batch, group, out.failure)
+
+    calls = np.flatnonzero(out.failure == 0)
+    binding = _binding_base(tariff, batch, group, calls)
+    start, used, voice = batch.start[calls], batch.usage[calls], batch.service[calls] == _VOICE
+    band, part_end = _part(tariff, start, np.zeros_like(start), used, voice)
+    rate = tariff.binding_rate.ravel()[binding + band]
+    missing = rate < 0
+    if missing.any():
+        out.failure[calls[missing]] = Failure.NO_RATE
+        out.failed_band[calls[missing]] = band[missing]
+        keep = ~missing
+        calls, binding, start, used, voice = calls[keep], binding[keep], start[keep], used[keep], voice[keep]
+        band, part_end, rate = band[keep], part_end[keep], rate[keep]
+    out.rate[calls] = rate
+    out.ledger_code[calls] = tariff.binding_ledger.ravel()[binding + band]
+
+    one = part_end >= used  # most calls: no band edge before they end
+    out.cost_micros[calls[one]] = _price_one_part(tariff, rate[one], used[one])
+    several = ~one
+    if several.any():
+        out.cost_micros[calls[several]] = _price_in_parts(
+            tariff, out, calls[several], binding[several], start[several], used[several], voice[several]
+        )
+    failed = out.failure != 0
+    out.rate[failed], out.ledger_code[failed], out.cost_micros[failed] = -1, 0, 0
+    return out
+
+
+def _destination_groups(tariff: CompiledTariff, keys: np.ndarray) -> np.ndarray:
+    """Destination group index of each number key (-1 for none): one search over the flattened prefix ranges.
+
+    Searching the keys in sorted order keeps the binary searches in cache; that is faster than the sort costs.
+    """
+    order = np.argsort(keys)
+    group = np.empty(len(keys), dtype=np.int32)
+    group[order] = tariff.prefix_group[np.searchsorted(tariff.prefix_bounds, keys[order], side="right") - 1]
+    return group
+
+
+def _check(batch: CallBatch, group: np.ndarray, failure: np.ndarray) -> None:
+    """Mark what cannot be rated, in the scalar oracle's order (usage, start, plan, destination): the last
+    assignment wins, so the checks run backwards."""
     usage, service = batch.usage, batch.service
-    failure = out.failure
-    group = tariff.prefix_group[np.searchsorted(tariff.prefix_bounds, batch.key, side="right") - 1]
-    out.group[:] = group
-    # Checked in the scalar oracle's order (usage, start, plan, destination): later assignments win, so go backwards.
     limit = np.where(service == _VOICE, MAX_VOICE_SECONDS, MAX_USAGE)
     failure[(group < 0) & (batch.key != 0)] = Failure.UNKNOWN_DESTINATION
     failure[batch.plan < 0] = Failure.UNKNOWN_PLAN
     failure[(batch.start < EARLIEST_START) | (batch.start >= LATEST_START)] = Failure.BAD_START
     failure[(usage < 0) | (usage > limit) | (service < 0) | (service >= len(Service))] = Failure.BAD_USAGE
 
-    # State of the calls still being priced, aligned with `calls` (indices into the batch).
-    calls = np.flatnonzero(failure == 0)
-    binding_base = (
-        (batch.plan[calls] * len(Service) + service[calls]) * (len(tariff.group_names) + 1) + group[calls] + 1
-    ) * len(tariff.band_names)
-    binding_rate, binding_ledger = tariff.binding_rate.ravel(), tariff.binding_ledger.ravel()
-    start, used, voice = batch.start[calls], usage[calls], service[calls] == _VOICE
-    part_start = np.zeros(len(calls), dtype=np.int64)  # offset where the current part begins
+
+def _binding_base(tariff: CompiledTariff, batch: CallBatch, group: np.ndarray, calls: np.ndarray) -> np.ndarray:
+    """Flat index of ``[plan, service, group + 1, band 0]`` in the binding tables; add the band to look one up."""
+    plan_service = batch.plan[calls] * len(Service) + batch.service[calls]
+    return (plan_service * (len(tariff.group_names) + 1) + group[calls] + 1) * len(tariff.band_names)
+
+
+def _part(
+    tariff: CompiledTariff, start: np.ndarray, part_start: np.ndarray, used: np.ndarray, voice: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Band of each call at ``part_start``, and the offset where that part ends: the call's end, or for voice the
+    next band edge or UTC-offset change, whichever comes first."""
+    instant = start + part_start
+    slot = _utc_slot(tariff.utc_change_at, instant)
+    week_second = (instant + tariff.utc_offset[slot] + _MONDAY_BEFORE_EPOCH) % WEEK_SECONDS
+    segment = tariff.minute_segment[week_second // 60]
+    band = tariff.band_of[segment]
+    if not voice.any():
+        return band, used
+    to_change = np.minimum(tariff.band_until[segment] - week_second, tariff.utc_next_change[slot] - instant)
+    return band, np.where(voice, np.minimum(used, part_start + to_change), used)
+
+
+def _utc_slot(change_at: np.ndarray, instant: np.ndarray) -> np.ndarray:
+    """Index of the UTC offset in force at each instant. A batch usually spans no offset change or one, so count the
+    few changes inside its span directly instead of searching."""
+    if len(instant) == 0:
+        return np.zeros(0, dtype=np.int64)
+    first, last = np.searchsorted(change_at, [instant.min(), instant.max()], side="right") - 1
+    if last - first > 4:
+        return np.searchsorted(change_at, instant, side="right") - 1
+    slot = np.full(len(instant), first, dtype=np.int64)
+    for change in change_at[first + 1 : last + 1]:
+        slot += instant >= change
+    return slot
+
+
+def _amount(tariff: CompiledTariff, units: np.ndarray, step: np.ndarray) -> np.ndarray:
+    """``units × price ÷ per`` of each step (flat ``[rate, step]`` index), rounded up to the micro-unit, exactly.
+
+    One integer division when no product can overflow int64 (the usual case); otherwise split by ``divmod`` so that
+    every intermediate stays below ``per × price``, which the loader bounds.
+    """
+    price, per = tariff.step_price.ravel()[step], tariff.step_per.ravel()[step]
+    if int(units.max(initial=0)) * tariff.max_step_price < 2**62:
+        return -(-(units * price) // per)
+    whole, rest = np.divmod(units, per)
+    return whole * price - (-(rest * price) // per)
+
+
+def _finish(tariff: CompiledTariff, rate: np.ndarray, used: np.ndarray, amount: np.ndarray) -> np.ndarray:
+    """Add the starting rate's connect fee, apply its minimum and maximum; zero usage costs nothing."""
+    cost = np.minimum(np.maximum(tariff.connect_fee[rate] + amount, tariff.min_charge[rate]), tariff.max_cost[rate])
+    return np.where(used > 0, cost, 0)
+
+
+def _price_one_part(tariff: CompiledTariff, rate: np.ndarray, used: np.ndarray) -> np.ndarray:
+    """Cost of calls priced by one rate from start to end: each step is then its own run.
+
+    Step 0 starts at 0 for every rate; later steps are computed only for the calls that reach them.
+    """
+    step_start, step_end = tariff.step_start.ravel(), tariff.step_end.ravel()
+    increment = tariff.step_increment.ravel()
+    first = rate.astype(np.int64) * tariff.steps
+    step_increment = increment[first]
+    billed_to = -(-np.minimum(used, step_end[first]) // step_increment) * step_increment
+    amount = _amount(tariff, billed_to, first)
+    for k in range(1, tariff.steps):
+        reach = np.flatnonzero(used > step_start[first + k])
+        if not len(reach):
+            continue
+        step = first[reach] + k
+        low = np.maximum(step_start[step], billed_to[reach])
+        billed = np.maximum(np.minimum(used[reach], step_end[step]) - low, 0)
+        billed = -(-billed // increment[step]) * increment[step]
+        billed_to[reach] = np.where(billed > 0, low + billed, billed_to[reach])
+        amount[reach] += _amount(tariff, billed, step)
+    return _finish(tariff, rate, used, amount)
+
+
+def _price_in_parts(
+    tariff: CompiledTariff,
+    out: RatedBatch,
+    calls: np.ndarray,
+    binding: np.ndarray,
+    start: np.ndarray,
+    used: np.ndarray,
+    voice: np.ndarray,
+) -> np.ndarray:
+    """Cost of calls that cross band edges (aligned with ``calls``; 0 where a later part has no rate, which is then
+    recorded in ``out``). Each round prices the current part of every call still running: its steps by call offset,
+    billing from where the previous rounding ended, merging a part's first stretch into the previous part's last run
+    when both are the same step of the same rate."""
+    cost = np.zeros(len(calls), dtype=np.int64)
+    first_rate = out.rate[calls]
+    left = np.arange(len(calls))  # positions in `calls` still being priced; the arrays below are aligned with it
+    part_start = np.zeros(len(calls), dtype=np.int64)
     billed_to = np.zeros(len(calls), dtype=np.int64)  # usage billed so far, rounding included
     amount = np.zeros(len(calls), dtype=np.int64)  # amounts of closed runs
     run_step = np.full(len(calls), -1, dtype=np.int64)  # open run's flat [rate, step] index, -1 for none
     run_units = np.zeros(len(calls), dtype=np.int64)
-    steps = tariff.steps
-    flat = {
-        name: getattr(tariff, name).ravel()
-        for name in ("step_start", "step_end", "step_price", "step_per", "step_increment")
-    }
-    utc_change_after = np.append(tariff.utc_change_at, NEVER)  # [i]: the first change after instants in slot i - 1
-    first_part = True
-    while len(calls):
-        instant = start + part_start
-        offset = tariff.utc_offset[np.searchsorted(tariff.utc_change_at, instant, side="right") - 1]
-        week_second = (instant + offset + _MONDAY_BEFORE_EPOCH) % WEEK_SECONDS
-        segment = np.searchsorted(tariff.band_bounds, week_second, side="right") - 1
-        band = tariff.band_of[segment]
-        rate = binding_rate[binding_base + band]
-
+    step_start, step_end = tariff.step_start.ravel(), tariff.step_end.ravel()
+    increment = tariff.step_increment.ravel()
+    while len(left):
+        band, part_end = _part(tariff, start, part_start, used, voice)
+        rate = tariff.binding_rate.ravel()[binding + band]
         missing = rate < 0
         if missing.any():
-            failure[calls[missing]] = Failure.NO_RATE
-            out.failed_band[calls[missing]] = band[missing]
+            out.failure[calls[left[missing]]] = Failure.NO_RATE
+            out.failed_band[calls[left[missing]]] = band[missing]
             keep = ~missing
-            calls, rate, band, segment = calls[keep], rate[keep], band[keep], segment[keep]
-            instant, week_second = instant[keep], week_second[keep]
-            binding_base, start, used, voice = binding_base[keep], start[keep], used[keep], voice[keep]
-            part_start, billed_to, amount = part_start[keep], billed_to[keep], amount[keep]
-            run_step, run_units = run_step[keep], run_units[keep]
-        if first_part:
-            out.rate[calls] = rate
-            out.ledger_code[calls] = binding_ledger[binding_base + band]
-            first_part = False
+            left, binding, start, used, voice = left[keep], binding[keep], start[keep], used[keep], voice[keep]
+            part_start, part_end, billed_to, rate = part_start[keep], part_end[keep], billed_to[keep], rate[keep]
+            amount, run_step, run_units = amount[keep], run_step[keep], run_units[keep]
 
-        # Where this part ends: the call's end, or for voice the next band edge or UTC-offset change.
-        part_end = used
-        if voice.any():
-            to_band_edge = tariff.band_until[segment] - week_second
-            to_offset_change = utc_change_after[np.searchsorted(tariff.utc_change_at, instant, side="right")] - instant
-            part_end = np.where(voice, np.minimum(used, part_start + np.minimum(to_band_edge, to_offset_change)), used)
-
-        rate_row = rate.astype(np.int64) * steps
-        for k in range(steps):
-            index = rate_row + k
-            low = np.maximum(np.maximum(part_start, flat["step_start"][index]), billed_to)
-            high = np.minimum(part_end, flat["step_end"][index])
+        row = rate.astype(np.int64) * tariff.steps
+        for k in range(tariff.steps):
+            step = row + k
+            low = np.maximum(np.maximum(part_start, step_start[step]), billed_to)
+            high = np.minimum(part_end, step_end[step])
             active = high > low
             if not active.any():
                 continue
-            increment = flat["step_increment"][index]
-            billed = np.where(active, -((low - high) // increment) * increment, 0)
+            billed = np.where(active, -((low - high) // increment[step]) * increment[step], 0)
             billed_to = np.where(active, low + billed, billed_to)
-            same_run = active & (run_step == index)
+            same_run = active & (run_step == step)
             closes = active & ~same_run & (run_step >= 0)
             if closes.any():
-                closing = run_step[closes]
-                amount[closes] += _run_amount(run_units[closes], flat["step_price"][closing], flat["step_per"][closing])
+                amount[closes] += _amount(tariff, run_units[closes], run_step[closes])
             run_units = np.where(same_run, run_units + billed, np.where(active, billed, run_units))
-            run_step = np.where(active, index, run_step)
+            run_step = np.where(active, step, run_step)
 
         done = part_end >= used
         if done.any():
             total = amount[done]
-            open_run = run_step[done]
-            has_run = open_run >= 0
-            total[has_run] += _run_amount(
-                run_units[done][has_run], flat["step_price"][open_run[has_run]], flat["step_per"][open_run[has_run]]
-            )
-            finished = calls[done]
-            first_rate = out.rate[finished]
-            cost = tariff.connect_fee[first_rate] + total
-            cost = np.minimum(np.maximum(cost, tariff.min_charge[first_rate]), tariff.max_cost[first_rate])
-            out.cost_micros[finished] = np.where(used[done] > 0, cost, 0)
+            has_run = run_step[done] >= 0
+            total[has_run] += _amount(tariff, run_units[done][has_run], run_step[done][has_run])
+            cost[left[done]] = _finish(tariff, first_rate[left[done]], used[done], total)
         more = ~done
-        calls, binding_base, start, used, voice = calls[more], binding_base[more], start[more], used[more], voice[more]
+        left, binding, start, used, voice = left[more], binding[more], start[more], used[more], voice[more]
         part_start, billed_to, amount = part_end[more], billed_to[more], amount[more]
         run_step, run_units = run_step[more], run_units[more]
-
-    out.rate[failure != 0] = -1
-    out.ledger_code[failure != 0] = 0
-    return out
+    return cost
