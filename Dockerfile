@@ -10,7 +10,10 @@ RUN apt-get update \
 
 WORKDIR /app
 COPY . .
-RUN pip install --no-cache-dir .
+RUN pip install --no-cache-dir "grpcio-tools>=1.85,<2" \
+    && scripts/gen_proto.sh python \
+    && pip uninstall -y grpcio-tools \
+    && pip install --no-cache-dir .
 
 RUN useradd --create-home --shell /usr/sbin/nologin occ
 USER occ

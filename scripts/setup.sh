@@ -76,4 +76,5 @@ else
     .venv/bin/python -m pip install --quiet -e '.[dev]'
     printf '%s\n' "$want" >"$stamp"
 fi
+scripts/gen_proto.sh .venv/bin/python
 log "ready: .venv ($(.venv/bin/python --version 2>&1))"
