@@ -1,0 +1,86 @@
+"""Everything one worker process serves, wired together: Redis, tariffs, the engine and its batcher, the
+sweeper, the abort listener, and the Charging and Admin services. Owned object: ``start()`` then ``close()``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import grpc
+
+from occ import keys, metrics
+from occ.admin import AdminService
+from occ.batcher import Batcher
+from occ.engine import Engine
+from occ.redis_client import connect
+from occ.service import ChargingService
+from occ.sessions import Sweeper
+from occ.settings import Settings
+from occ.store import Store
+from occ.tariffs import TariffHolder
+from occ.v1 import admin_pb2, admin_pb2_grpc, charging_pb2, charging_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+
+class App:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.redis = connect(settings)
+        self.store = Store(self.redis, shards=settings.shards, cluster=settings.redis_cluster)
+        self.tariffs = TariffHolder(self.redis, on_switch=metrics.set_current_tariff)
+        self.engine = Engine(self.store, self.tariffs, validity_time_s=settings.validity_time_s)
+        self.batcher = Batcher(
+            self.engine.process,
+            window_ms=settings.batch_window_ms,
+            max_size=settings.batch_max,
+            on_batch=metrics.BATCH_SIZE.observe,
+        )
+        self.sweeper = Sweeper(
+            self.store,
+            interval_s=settings.sweep_interval_s,
+            on_close=metrics.SWEEPER_CLOSES.labels("TIMEOUT").inc,
+        )
+        self.charging = ChargingService(self.batcher, self.tariffs, validity_time_s=settings.validity_time_s)
+        self.admin = AdminService(self.store, self.tariffs)
+        self._aborts: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        await self.store.load_scripts()
+        await self.tariffs.start()
+        if not self.tariffs.loaded and self.settings.tariff_dir:
+            await self.tariffs.publish(self.settings.tariff_dir)
+        if not self.tariffs.loaded:
+            log.warning("no tariff loaded yet: charging requests fail until one is (occ tariff load DIR)")
+        self.batcher.start()
+        self.sweeper.start()
+        if not self.settings.redis_cluster:
+            self._aborts = asyncio.create_task(self._listen_for_aborts(), name="abort-listener")
+
+    async def _listen_for_aborts(self) -> None:
+        """Push administrator aborts to the switch on the stream that carries the session, if it is here."""
+        async with self.redis.pubsub() as pubsub:
+            await pubsub.subscribe(keys.ABORT_CHANNEL)
+            async for message in pubsub.listen():
+                if message["type"] == "message":
+                    session_id, _, reason = message["data"].decode().partition("\n")
+                    self.charging.push_abort(session_id, reason)
+
+    def add_to_server(self, server: grpc.aio.Server) -> list[str]:
+        charging_pb2_grpc.add_ChargingServicer_to_server(self.charging, server)
+        admin_pb2_grpc.add_AdminServicer_to_server(self.admin, server)
+        return [
+            charging_pb2.DESCRIPTOR.services_by_name["Charging"].full_name,
+            admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
+        ]
+
+    async def close(self) -> None:
+        if self._aborts is not None:
+            self._aborts.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._aborts
+        await self.sweeper.close()
+        await self.batcher.close()
+        await self.tariffs.close()
+        await self.redis.aclose()

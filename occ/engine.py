@@ -1,0 +1,349 @@
+"""The hot path for a batch of validated requests.
+
+    read (one round trip: read.lua) → vectorised rating per tariff version → apply (one round trip per script:
+    session.lua, event.lua) → outcomes
+
+The read gives each request its account, session and stored answer; a stored answer is replayed at once. Rating
+uses the account's plan and the current tariff for a start, and the session's plan, destination, start time and
+tariff version for updates and ends, so a session is priced on its cumulative usage with one tariff throughout. The
+scripts re-check what rating relied on (plan, session version) and answer "retry" when it moved; such requests go
+round again, at most ``MAX_ATTEMPTS`` times, then get TOO_BUSY.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+
+from occ.domain import (
+    Action,
+    AuthorizeOutcome,
+    BalanceOutcome,
+    Code,
+    EventOutcome,
+    InvalidRequest,
+    Kind,
+    Outcome,
+    QuotaOutcome,
+    SessionOutcome,
+    Work,
+)
+from occ.store import KeyedRequest, Store
+from occ.tariffs import TariffHolder
+from rating_engine import CallBatch, Service, affordable_units, breakpoints, rate_batch
+
+MAX_ATTEMPTS = 3
+LADDER_POINTS = 8
+AUTHORIZE_CAP = {Service.VOICE: 4 * 3600, Service.DATA: 10 * 2**30, Service.MESSAGE: 100}
+SESSION_KINDS = (Kind.START, Kind.UPDATE, Kind.END)
+
+
+class _Account:
+    __slots__ = ("available", "balance", "currency", "limit", "plan", "reserved", "status")
+
+    def __init__(self, fields: list) -> None:
+        self.balance, self.limit, self.reserved = (int(f or 0) for f in fields[:3])
+        self.status, self.plan, self.currency = fields[3] or "", fields[4] or "", fields[5] or ""
+        self.available = self.balance + self.limit - self.reserved
+
+
+class _Row:
+    """One thing to rate: a quota item of a session request, an event, or an authorization."""
+
+    __slots__ = ("credit", "destination", "plan", "position", "quota", "requested", "service", "start_s", "used_total")
+
+    def __init__(self, position, quota, plan, service, destination, start_s, used_total, requested, credit):
+        self.position, self.quota, self.plan, self.service = position, quota, plan, service
+        self.destination, self.start_s, self.used_total = destination, start_s, used_total
+        self.requested, self.credit = requested, credit
+
+
+class Engine:
+    """Processes batches of ``Work`` into outcomes (or exceptions, per request)."""
+
+    def __init__(self, store: Store, tariffs: TariffHolder, *, validity_time_s: int) -> None:
+        self.store, self.tariffs, self.validity_time_s = store, tariffs, validity_time_s
+
+    async def process(self, works: list[Work]) -> list[Outcome | Exception]:
+        results: list[Any] = [None] * len(works)
+        pending = list(range(len(works)))
+        for _ in range(MAX_ATTEMPTS):
+            if not pending:
+                break
+            pending = await self._attempt(works, pending, results)
+        for position in pending:
+            results[position] = _failed(works[position], Code.TOO_BUSY, "the account changed during the request; retry")
+        return results
+
+    async def _attempt(self, works: list[Work], pending: list[int], results: list) -> list[int]:
+        replies = await self.store.run_batch("read", [self._read_request(works[i]) for i in pending])
+        rows: dict[str, list[_Row]] = defaultdict(list)  # by tariff hash
+        accounts: dict[int, _Account] = {}
+        sessions: dict[int, list] = {}
+        for position, (account_fields, session, rgs, stored) in zip(pending, replies, strict=True):
+            work = works[position]
+            account = _Account(account_fields) if account_fields else None
+            currency = account.currency if account else ""
+            if stored:
+                results[position] = _replay(work, stored, currency)
+            elif work.kind in (Kind.UPDATE, Kind.END) and (not session or session[0] != "OPEN"):
+                results[position] = _failed(work, Code.UNKNOWN_SESSION_ID, "no open session with this id")
+            elif account is None:
+                results[position] = _failed(work, Code.USER_UNKNOWN, "no account with this subscriber id")
+            elif work.kind is Kind.BALANCE:
+                results[position] = BalanceOutcome(
+                    Code.SUCCESS, account.balance, account.limit, account.reserved, account.available, currency
+                )
+            elif account.status != "ACTIVE" and (
+                work.kind in (Kind.START, Kind.AUTHORIZE)
+                or (work.kind is Kind.EVENT and work.action is not Action.REFUND_ACCOUNT)
+            ):
+                results[position] = _failed(work, Code.END_USER_SERVICE_DENIED, "the account is blocked", account)
+            else:
+                accounts[position] = account
+                if session:
+                    sessions[position] = session
+                tariff_hash = session[5] if session else self.tariffs.current.hash
+                rows[tariff_hash].extend(self._rows(position, work, account, session, rgs))
+
+        session_requests: list[tuple[int, KeyedRequest]] = []
+        event_requests: list[tuple[int, KeyedRequest]] = []
+        for tariff_hash, tariff_rows in rows.items():
+            for position, items in await self._rate(tariff_hash, tariff_rows, works):
+                work, account = works[position], accounts[position]
+                if isinstance(items, Exception):
+                    results[position] = items
+                elif work.kind is Kind.AUTHORIZE:
+                    results[position] = _authorized(items[0], account)
+                elif work.kind is Kind.EVENT:
+                    outcome = _event_without_apply(work, items[0], account)
+                    if outcome is not None:
+                        results[position] = outcome
+                    else:
+                        event_requests.append((position, self._event_request(work, items[0], account, tariff_hash)))
+                else:
+                    request = self._session_request(work, items, account, sessions.get(position), tariff_hash)
+                    session_requests.append((position, request))
+
+        session_replies, event_replies = await asyncio.gather(
+            self.store.run_batch("session", [request for _, request in session_requests]),
+            self.store.run_batch("event", [request for _, request in event_requests]),
+        )
+        retry = []
+        for (position, _), reply in itertools.chain(
+            zip(session_requests, session_replies, strict=True), zip(event_requests, event_replies, strict=True)
+        ):
+            outcome = reply[0]
+            if outcome == "retry":
+                retry.append(position)
+            elif outcome == "gone":
+                results[position] = _failed(works[position], Code.UNKNOWN_SESSION_ID, "no open session with this id")
+            elif outcome == "exists":
+                results[position] = InvalidRequest("session_id", "is already in use by another session")
+            else:
+                results[position] = _replay(works[position], reply[1], accounts[position].currency)
+        return retry
+
+    def _read_request(self, work: Work) -> KeyedRequest:
+        keys = self.store.keys(work.subscriber)
+        if work.kind in SESSION_KINDS:
+            key_list = [keys.account, keys.session(work.session_id)]
+        elif work.kind is Kind.EVENT:
+            key_list = [keys.account, keys.event_answers(work.session_id)]
+        else:
+            key_list = [keys.account]
+        rgs = [quota.rating_group for quota in work.quotas]
+        return KeyedRequest(keys.shard, key_list, {"rn": work.request_number, "rgs": rgs})
+
+    def _rows(self, position: int, work: Work, account: _Account, session: list | None, rgs: list) -> list[_Row]:
+        if work.kind is Kind.AUTHORIZE:
+            cap = work.units or AUTHORIZE_CAP[work.service]
+            row = _Row(position, 0, account.plan, work.service, work.destination, work.event_time_s, 0, cap, 0)
+            row.credit = account.available
+            return [row]
+        if work.kind is Kind.EVENT:
+            return [
+                _Row(position, 0, account.plan, work.service, work.destination, work.event_time_s, work.units, 0, 0)
+            ]
+        if work.kind is Kind.START:
+            plan, destination, start_s = account.plan, work.destination, work.event_time_s
+        else:
+            plan, destination, start_s = session[2], session[3], int(session[4])
+        rows = []
+        for index, quota in enumerate(work.quotas):
+            used_before, cost_before, hold = (int(value or 0) for value in rgs[index]) if rgs else (0, 0, 0)
+            requested = 0 if work.kind is Kind.END else quota.requested
+            # Credit for the grant as of the read: the session's own hold on this rating group is given back first,
+            # and the usage reported now is debited first (``_rate`` subtracts its cumulative cost).
+            rows.append(
+                _Row(
+                    position,
+                    index,
+                    plan,
+                    quota.service,
+                    destination,
+                    start_s,
+                    used_before + quota.used,
+                    requested,
+                    account.available + hold + cost_before,
+                )
+            )
+        return rows
+
+    async def _rate(self, tariff_hash: str, rows: list[_Row], works: list[Work]) -> list[tuple[int, Any]]:
+        """Rate rows of one tariff version; returns (position, list of rated items | exception) per request."""
+        tariff = await self.tariffs.get(tariff_hash)
+        batch = CallBatch.of(
+            tariff,
+            plans=[row.plan for row in rows],
+            services=[int(row.service) for row in rows],
+            destinations=[row.destination for row in rows],
+            starts=[row.start_s for row in rows],
+            usages=[row.used_total for row in rows],
+        )
+        used = batch.usage
+        requested = np.array([row.requested for row in rows], dtype=np.int64)
+        base = rate_batch(tariff, batch)
+        ladder = breakpoints(tariff, batch, used, requested, LADDER_POINTS)
+        credit = np.array([row.credit for row in rows], dtype=np.int64) - base.cost_micros
+        extra, extra_cost, _ = affordable_units(tariff, batch, used, credit, requested)
+        rated: dict[int, list] = defaultdict(list)
+        for i, row in enumerate(rows):
+            if base.failure[i]:
+                item = {"fail": int(Code.RATING_FAILED), "reason": base.reason(i, batch)}
+            else:
+                points = {int(u): int(c) for u, c in zip(ladder.units[i], ladder.cost_micros[i], strict=True)}
+                if extra[i] > 0:
+                    points[int(used[i] + extra[i])] = int(base.cost_micros[i] + extra_cost[i])
+                item = {
+                    "cost_total": int(base.cost_micros[i]),
+                    "bp": sorted(points.items(), reverse=True) if ladder.failure[i] == 0 else [],
+                    "group": base.group_name(i),
+                    "ledger": str(int(base.ledger_code[i])),
+                    "rate": base.rate_name(i),
+                    "extra": int(extra[i]),
+                    "extra_cost": int(extra_cost[i]),
+                }
+            item.update(used_total=int(used[i]), requested=int(requested[i]), tariff=tariff.hash)
+            rated[row.position].append(item)
+        return list(rated.items())
+
+    def _session_request(self, work: Work, items: list[dict], account: _Account, session, tariff_hash: str):
+        keys = self.store.keys(work.subscriber)
+        payload: dict[str, Any] = {
+            "t": work.kind.value,
+            "sid": work.session_id,
+            "rn": work.request_number,
+            "acct": work.subscriber,
+            "now": work.now_ms,
+            "validity": self.validity_time_s,
+            "plan": account.plan,
+            "ver": int(session[1]) if session else 0,
+            "items": [
+                {"rg": quota.rating_group, "svc": quota.service.name.lower(), "used": quota.used, **item}
+                for quota, item in zip(work.quotas, items, strict=True)
+            ],
+        }
+        if work.kind is Kind.START:
+            payload["info"] = {
+                "calling": work.calling,
+                "called": work.called,
+                "dest": work.destination,
+                "tariff": tariff_hash,
+                "start_s": work.event_time_s,
+            }
+        session_keys = [keys.account, keys.session(work.session_id), keys.sessions, keys.events, keys.deadlines]
+        return KeyedRequest(keys.shard, session_keys, payload)
+
+    def _event_request(self, work: Work, item: dict, account: _Account, tariff_hash: str) -> KeyedRequest:
+        keys = self.store.keys(work.subscriber)
+        payload = {
+            "sid": work.session_id,
+            "rn": work.request_number,
+            "acct": work.subscriber,
+            "now": work.now_ms,
+            "action": work.action.value,
+            "plan": account.plan,
+            "cost": item["cost_total"],
+            "units": work.units,
+            "rg": work.rating_group,
+            "svc": work.service.name.lower(),
+            "group": item["group"],
+            "ledger": item["ledger"],
+            "rate": item["rate"],
+            "tariff": tariff_hash,
+            "calling": work.calling,
+            "called": work.called,
+            "start_s": work.event_time_s,
+        }
+        return KeyedRequest(keys.shard, [keys.account, keys.event_answers(work.session_id), keys.events], payload)
+
+
+def _replay(work: Work, answer: list, currency: str) -> Outcome:
+    """An outcome from a script's answer (a fresh one, or one stored for a repeated request)."""
+    if work.kind is Kind.EVENT:
+        return EventOutcome(*answer[:5], currency=currency, reason=_REASONS.get(answer[0], ""))
+    code, balance, available, cost, items = answer
+    quotas = [QuotaOutcome(*item) for item in items or []]
+    reason = _REASONS.get(code, "") or next((q.reason for q in quotas if q.reason), "")
+    return SessionOutcome(code, balance, available, cost, quotas, currency, reason)
+
+
+_REASONS = {
+    Code.CREDIT_LIMIT_REACHED: "not enough credit for the smallest grant",
+    Code.END_USER_SERVICE_DENIED: "the account is blocked",
+    Code.USER_UNKNOWN: "no account with this subscriber id",
+}
+
+
+def _failed(work: Work, code: Code, reason: str, account: _Account | None = None) -> Outcome:
+    balance = (account.balance, account.available, account.currency) if account else (0, 0, "")
+    if work.kind is Kind.AUTHORIZE:
+        return AuthorizeOutcome(
+            code, balance_micros=balance[0], available_micros=balance[1], currency=balance[2], reason=reason
+        )
+    if work.kind is Kind.EVENT:
+        return EventOutcome(code, 0, False, *balance, reason=reason)
+    if work.kind is Kind.BALANCE:
+        return BalanceOutcome(code)
+    return SessionOutcome(code, balance[0], balance[1], 0, [], balance[2], reason)
+
+
+def _authorized(item: dict, account: _Account) -> AuthorizeOutcome:
+    if "fail" in item:
+        return AuthorizeOutcome(
+            Code.RATING_FAILED,
+            reason=item["reason"],
+            currency=account.currency,
+            balance_micros=account.balance,
+            available_micros=account.available,
+        )
+    units = item["extra"]
+    return AuthorizeOutcome(
+        Code.SUCCESS if units > 0 else Code.CREDIT_LIMIT_REACHED,
+        max_units=units,
+        cost_micros=item["extra_cost"],
+        balance_micros=account.balance,
+        available_micros=account.available,
+        currency=account.currency,
+        destination_group=item["group"],
+        reason="" if units > 0 else _REASONS[Code.CREDIT_LIMIT_REACHED],
+    )
+
+
+def _event_without_apply(work: Work, item: dict, account: _Account) -> EventOutcome | None:
+    """Events answered from the read alone (rating failures, price enquiries, balance checks), else None."""
+    if "fail" in item:
+        return EventOutcome(
+            Code.RATING_FAILED, 0, False, account.balance, account.available, account.currency, item["reason"]
+        )
+    cost = item["cost_total"]
+    if work.action in (Action.PRICE_ENQUIRY, Action.CHECK_BALANCE):  # both reserve and write nothing
+        return EventOutcome(
+            Code.SUCCESS, cost, cost <= account.available, account.balance, account.available, account.currency
+        )
+    return None

@@ -1,0 +1,192 @@
+--[[ session.lua — apply a batch of session requests atomically: start, update, end, and close (sweeper / abort).
+
+KEYS  every key the batch touches, without repeats; a request names its keys by index (field k):
+        k[1] account hash   k[2] session hash   k[3] account's open-session set
+        k[4] shard event stream   k[5] shard deadline zset
+ARGV[1] msgpack array of requests, each a map:
+        t      "start" | "update" | "end" | "close"
+        sid    session id          rn   request number      acct  account id
+        now    time, Unix ms       validity   validity time, s (start, update)
+        plan   start: the tariff plan the request was rated with; it must still be the account's ("retry" otherwise)
+        ver    update/end: the session version the rating read ("retry" when the session has moved on since)
+        cause  close: TIMEOUT (only when the deadline has passed) or ABORTED (always)
+        info   start: {calling, called, dest, tariff, start_s}
+        items  array of quota items: {rg, svc, used, used_total, cost_total, requested, group, ledger, rate,
+               bp = {{units_total, cost_total}, ...} largest first, fail = result code when rating failed, reason}
+Returns msgpack array, one entry per request:
+        {"ok", answer} | {"dup", stored answer} | {"retry"} | {"gone"} | {"exists"} | {"fail", answer}
+        answer = {code, balance, available, session_cost, items = {{rg, code, granted, used_total, cost, over,
+                  final_unit, reason}, ...}}; an "ok" answer is stored (msgpack) as ans:<rn> and replayed on a repeat.
+Invariants
+  - account.reserved = sum of the holds of its open sessions; available = balance + credit_limit - reserved;
+    a grant is the largest breakpoint whose cost available covers, so available never goes below zero by a grant.
+  - a new hold for (session, rating group) replaces the previous one; holds are released when the session closes.
+  - rg:<n>:cost = cost(rg:<n>:used), priced on cumulative usage; a request debits only the difference, and usage
+    above the grant is debited too (counted in rg:<n>:over).
+  - every balance change and every session close is XADDed to the shard's stream in this same call.
+  - nothing is applied twice for one (session, request number); a failed start writes nothing.
+  - amounts are integers below 2^53 (Lua numbers are doubles); they are written with %.0f, never in e-notation.
+]]
+
+local requests = cmsgpack.unpack(ARGV[1])
+local results = {}
+
+local function int(x) return string.format('%.0f', x) end
+local function num(x) return tonumber(x) or 0 end
+
+-- Release every hold of the session, mark it closed and emit one close event per rating group.
+local function close_session(sess, open, events, deadlines, r, s, balance, reserved, currency, cause)
+  for rg in string.gmatch(s.rgs or '', '[^,]+') do
+    local p = 'rg:' .. rg .. ':'
+    local f = redis.call('HMGET', sess, p .. 'hold', p .. 'svc', p .. 'used', p .. 'cost', p .. 'over',
+      p .. 'group', p .. 'ledger', p .. 'rate')
+    reserved = reserved - num(f[1])
+    redis.call('HSET', sess, p .. 'hold', 0, p .. 'granted', 0)
+    redis.call('XADD', events, '*', 'type', 'session_close', 'id', r.sid .. ':close:' .. rg, 'account', r.acct,
+      'session_id', r.sid, 'rg', rg, 'service', f[2], 'units', f[3], 'cost', f[4], 'over', f[5] or '0',
+      'amount', '0', 'balance', int(balance), 'currency', currency, 'group', f[6] or '', 'ledger', f[7] or '',
+      'rate', f[8] or '', 'tariff', s.tariff or '', 'calling', s.calling or '', 'called', s.called or '',
+      'start_s', s.start_s or '', 'started_ms', s.started_ms or '', 'time_ms', int(r.now), 'cause', cause)
+  end
+  redis.call('HSET', sess, 'state', 'CLOSED', 'closed_ms', int(r.now), 'cause', cause)
+  redis.call('ZREM', deadlines, r.sid)
+  redis.call('SREM', open, r.sid)
+  redis.call('EXPIRE', sess, 86400) -- keep stored answers a day for late repeats
+  return reserved
+end
+
+local function apply(r)
+  local acct, sess, open, events, deadlines = KEYS[r.k[1]], KEYS[r.k[2]], KEYS[r.k[3]], KEYS[r.k[4]], KEYS[r.k[5]]
+  if r.t ~= 'close' then
+    local stored = redis.call('HGET', sess, 'ans:' .. r.rn)
+    if stored then return {'dup', cmsgpack.unpack(stored)} end
+  end
+  local a = redis.call('HMGET', acct, 'balance', 'credit_limit', 'reserved', 'status', 'plan', 'currency')
+  local state = redis.call('HGET', sess, 'state')
+  if r.t == 'start' then
+    if state then return {'exists'} end
+    if not a[1] then return {'fail', {5030, 0, 0, 0, {}}} end
+  elseif state ~= 'OPEN' or not a[1] then
+    if r.t == 'close' then redis.call('ZREM', deadlines, r.sid) end -- a stale deadline: nothing left to close
+    return {'gone'}
+  end
+  local balance, limit, reserved, currency = num(a[1]), num(a[2]), num(a[3]), a[6]
+  local available_before = balance + limit - reserved
+  local active = a[4] == 'ACTIVE'
+  if r.t == 'start' and a[5] ~= r.plan then return {'retry'} end -- updates keep the plan the session began on
+
+  local s = {}
+  if r.t == 'start' then
+    if not active then return {'fail', {4010, balance, available_before, 0, {}}} end
+    s = {rgs = '', cost = 0, tariff = r.info.tariff, calling = r.info.calling, called = r.info.called,
+         start_s = r.info.start_s, started_ms = int(r.now)}
+  else
+    local f = redis.call('HMGET', sess, 'version', 'rgs', 'cost', 'tariff', 'calling', 'called', 'start_s',
+      'started_ms', 'deadline_ms')
+    if r.t ~= 'close' and num(f[1]) ~= r.ver then return {'retry'} end
+    s = {version = num(f[1]), rgs = f[2] or '', cost = num(f[3]), tariff = f[4], calling = f[5], called = f[6],
+         start_s = f[7], started_ms = f[8]}
+    if r.t == 'close' then
+      if r.cause == 'TIMEOUT' and num(f[9]) > r.now then return {'gone'} end -- updated since: not lost
+      reserved = close_session(sess, open, events, deadlines, r, s, balance, reserved, currency, r.cause)
+      redis.call('HSET', acct, 'reserved', int(reserved))
+      return {'ok', {2001, balance, balance + limit - reserved, s.cost, {}}}
+    end
+  end
+
+  local items, known, any_granted, any_requested, first_failure = {}, {}, false, false, nil
+  for rg in string.gmatch(s.rgs, '[^,]+') do known[rg] = true end
+  for i, it in ipairs(r.items) do
+    local rg = tostring(it.rg)
+    local p = 'rg:' .. rg .. ':'
+    local old = {0, 0, 0, 0, 0}
+    if known[rg] then
+      old = redis.call('HMGET', sess, p .. 'used', p .. 'cost', p .. 'hold', p .. 'granted', p .. 'over')
+    end
+    local used_total, cost_total, hold_old = num(old[1]), num(old[2]), num(old[3])
+    local outstanding, over = num(old[4]), num(old[5])
+    local code, granted, hold, final_unit = 2001, 0, 0, 0
+    local kept = 0 -- granted units still outstanding after this request
+    if it.fail then
+      code, hold, kept = it.fail, hold_old, outstanding -- rating failed: nothing priced, the previous grant stays
+    else
+      local delta = it.cost_total - cost_total
+      if it.used > outstanding then over = over + it.used - outstanding end
+      used_total, cost_total = it.used_total, it.cost_total
+      balance = balance - delta
+      reserved = reserved - hold_old
+      s.cost = s.cost + delta
+      if delta ~= 0 then
+        redis.call('XADD', events, '*', 'type', 'session_charge', 'id', r.sid .. ':' .. r.rn .. ':' .. rg,
+          'account', r.acct, 'session_id', r.sid, 'request_number', r.rn, 'rg', rg, 'service', it.svc,
+          'units', int(it.used), 'units_total', int(used_total), 'cost', int(cost_total),
+          'amount', int(-delta), 'balance', int(balance), 'currency', currency, 'group', it.group,
+          'ledger', it.ledger, 'rate', it.rate, 'tariff', s.tariff or '', 'calling', s.calling or '',
+          'called', s.called or '', 'start_s', s.start_s or '', 'time_ms', int(r.now))
+      end
+      if r.t ~= 'end' and it.requested > 0 then
+        any_requested = true
+        if not active then
+          code = 4010
+        else
+          local available = balance + limit - reserved
+          for _, bp in ipairs(it.bp) do
+            if bp[2] - cost_total <= available and bp[1] > used_total then
+              granted, hold = bp[1] - used_total, bp[2] - cost_total
+              break
+            end
+          end
+          if granted == 0 then
+            code = 4012
+          elseif granted < it.requested then
+            final_unit = 1 -- TERMINATE: this grant is all the credit covers
+          end
+        end
+      end
+      reserved = reserved + hold
+      kept = granted
+    end
+    if code == 2001 and granted > 0 then any_granted = true end
+    if code ~= 2001 and not first_failure then first_failure = code end
+    if not known[rg] then
+      known[rg] = true
+      s.rgs = (s.rgs == '') and rg or (s.rgs .. ',' .. rg)
+    end
+    redis.call('HSET', sess, p .. 'svc', it.svc, p .. 'used', int(used_total), p .. 'cost', int(cost_total),
+      p .. 'hold', int(hold), p .. 'granted', int(kept), p .. 'over', int(over), p .. 'group', it.group or '',
+      p .. 'ledger', it.ledger or '', p .. 'rate', it.rate or '')
+    items[i] = {it.rg, code, granted, used_total, cost_total, over, final_unit, it.reason or ''}
+  end
+
+  local code = 2001
+  if any_requested and not any_granted and first_failure then code = first_failure end
+  if r.t == 'start' and code ~= 2001 then
+    -- A start that grants nothing establishes no session: undo the session writes; there was no usage to charge.
+    redis.call('DEL', sess)
+    return {'fail', {code, balance, available_before, 0, items}}
+  end
+  if r.t == 'start' then
+    redis.call('HSET', sess, 'account', r.acct, 'state', 'OPEN', 'plan', r.plan, 'dest', r.info.dest,
+      'tariff', s.tariff, 'calling', s.calling, 'called', s.called, 'start_s', s.start_s,
+      'started_ms', s.started_ms)
+    redis.call('SADD', open, r.sid)
+  end
+  redis.call('HSET', sess, 'rgs', s.rgs, 'cost', int(s.cost), 'version', int((s.version or 0) + 1),
+    'last_rn', r.rn)
+  if r.t == 'end' then
+    reserved = close_session(sess, open, events, deadlines, r, s, balance, reserved, currency, 'TERMINATE')
+  else
+    local deadline = r.now + 2000 * r.validity
+    redis.call('HSET', sess, 'deadline_ms', int(deadline))
+    redis.call('ZADD', deadlines, int(deadline), r.sid)
+  end
+  redis.call('HSET', acct, 'balance', int(balance), 'reserved', int(reserved))
+  local answer = {code, balance, balance + limit - reserved, s.cost, items}
+  redis.call('HSET', sess, 'ans:' .. r.rn, cmsgpack.pack(answer))
+  return {'ok', answer}
+end
+
+for i, r in ipairs(requests) do
+  results[i] = apply(r)
+end
+return cmsgpack.pack(results)

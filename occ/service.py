@@ -1,0 +1,151 @@
+"""``occ.v1.Charging``: the gRPC face of the engine.
+
+Each call is validated (``wire.py``; INVALID_ARGUMENT naming the field, nothing written), submitted to the batcher,
+and answered from the outcome. ``Stream`` carries the same requests with correlation ids and answers each as it
+completes; the server also pushes session aborts on the stream that last carried the session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import grpc
+
+from occ import metrics, wire
+from occ.batcher import Batcher
+from occ.domain import InvalidRequest, Kind, Outcome, Work
+from occ.tariffs import NoTariff, TariffHolder
+from occ.v1 import charging_pb2 as pb
+from occ.v1 import charging_pb2_grpc
+
+log = logging.getLogger(__name__)
+STREAM_IN_FLIGHT = 1024
+"""Requests of one stream being processed at once; the stream stops reading beyond that (back-pressure)."""
+
+
+class ChargingService(charging_pb2_grpc.ChargingServicer):
+    def __init__(self, batcher: Batcher[Work, Outcome], tariffs: TariffHolder, *, validity_time_s: int) -> None:
+        self.batcher, self.tariffs, self.validity_time_s = batcher, tariffs, validity_time_s
+        self.streams: dict[str, asyncio.Queue] = {}  # session id → the outgoing queue of the stream that carries it
+
+    def _country_code(self) -> str:
+        return self.tariffs.current.tariff.country_code
+
+    async def _session(self, kind: Kind, request: pb.SessionRequest) -> pb.SessionAnswer:
+        outcome = await self.batcher.submit(wire.session_work(kind, request, self._country_code()))
+        return wire.session_answer(request, outcome, self.validity_time_s)
+
+    async def _answer(self, kind: str, request):
+        """The answer message for one request of any kind; raises ``InvalidRequest`` or ``NoTariff``."""
+        answer = await self._answer_of_kind(kind, request)
+        metrics.REQUESTS.labels(kind, str(answer.result_code)).inc()
+        return answer
+
+    async def _answer_of_kind(self, kind: str, request):
+        if kind == "authorize":
+            work = wire.authorize_work(request, self._country_code())
+            return wire.authorize_answer(await self.batcher.submit(work))
+        if kind in ("start", "update", "end"):
+            return await self._session(Kind(kind), request)
+        if kind == "event":
+            return wire.event_answer(await self.batcher.submit(wire.event_work(request, self._country_code())))
+        return wire.balance_answer(await self.batcher.submit(wire.balance_work(request)))
+
+    async def _unary(self, kind: str, request, context: grpc.aio.ServicerContext):
+        try:
+            return await self._answer(kind, request)
+        except InvalidRequest as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except NoTariff as exc:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+
+    async def Authorize(self, request, context):
+        return await self._unary("authorize", request, context)
+
+    async def StartSession(self, request, context):
+        return await self._unary("start", request, context)
+
+    async def UpdateSession(self, request, context):
+        return await self._unary("update", request, context)
+
+    async def EndSession(self, request, context):
+        return await self._unary("end", request, context)
+
+    async def ChargeEvent(self, request, context):
+        return await self._unary("event", request, context)
+
+    async def GetBalance(self, request, context):
+        return await self._unary("balance", request, context)
+
+    async def Stream(
+        self, request_iterator: AsyncIterator[pb.StreamRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.StreamAnswer]:
+        outgoing: asyncio.Queue[pb.StreamAnswer | None] = asyncio.Queue()
+        slots = asyncio.Semaphore(STREAM_IN_FLIGHT)
+        tasks: set[asyncio.Task] = set()
+        sessions: set[str] = set()
+
+        async def handle(message: pb.StreamRequest) -> None:
+            kind = message.WhichOneof("request")
+            request = getattr(message, kind)
+            try:
+                answer = await self._answer(kind, request)
+                field = "session" if kind in ("start", "update", "end") else kind
+                outgoing.put_nowait(pb.StreamAnswer(correlation_id=message.correlation_id, **{field: answer}))
+            except (InvalidRequest, NoTariff) as exc:
+                code = (
+                    grpc.StatusCode.INVALID_ARGUMENT
+                    if isinstance(exc, InvalidRequest)
+                    else (grpc.StatusCode.FAILED_PRECONDITION)
+                )
+                error = pb.StreamError(grpc_code=code.value[0], message=str(exc))
+                outgoing.put_nowait(pb.StreamAnswer(correlation_id=message.correlation_id, error=error))
+            finally:
+                slots.release()
+
+        async def read() -> None:
+            try:
+                async for message in request_iterator:
+                    kind = message.WhichOneof("request")
+                    if kind is None:
+                        error = pb.StreamError(
+                            grpc_code=grpc.StatusCode.INVALID_ARGUMENT.value[0],
+                            message="request: one of authorize, start, update, end, event, balance is required",
+                        )
+                        outgoing.put_nowait(pb.StreamAnswer(correlation_id=message.correlation_id, error=error))
+                        continue
+                    if kind in ("start", "update"):
+                        session_id = getattr(message, kind).session_id
+                        sessions.add(session_id)
+                        self.streams[session_id] = outgoing
+                    elif kind == "end":
+                        sessions.discard(message.end.session_id)
+                        self.streams.pop(message.end.session_id, None)
+                    await slots.acquire()
+                    task = asyncio.create_task(handle(message))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                if tasks:
+                    await asyncio.gather(*tasks)
+            finally:
+                outgoing.put_nowait(None)
+
+        reader = asyncio.create_task(read())
+        try:
+            while (answer := await outgoing.get()) is not None:
+                yield answer
+        finally:
+            reader.cancel()
+            for session_id in sessions:
+                if self.streams.get(session_id) is outgoing:
+                    del self.streams[session_id]
+
+    def push_abort(self, session_id: str, reason: str) -> bool:
+        """Tell the switch on the stream that carries ``session_id`` to end it; False when no stream here has it."""
+        queue = self.streams.get(session_id)
+        if queue is None:
+            return False
+        queue.put_nowait(pb.StreamAnswer(abort=pb.AbortSession(session_id=session_id, reason=reason)))
+        return True

@@ -1,0 +1,83 @@
+"""Session supervision: close sessions whose client went silent (lost terminates).
+
+A session's deadline is 2 × validity time after its last request (``session.lua`` keeps it in the shard's deadline
+zset). The sweeper closes sessions past their deadline with cause TIMEOUT: holds released, the usage reported so far
+stays committed, a close event goes to the stream. Several frontends may sweep at once: ``session.lua`` re-checks
+the deadline inside the atomic close, so a session is closed once and a session that was just updated is left open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+from occ import keys
+from occ.store import KeyedRequest, Store
+
+log = logging.getLogger(__name__)
+
+
+def close_request(store: Store, account_id: str, session_id: str, *, cause: str, now_ms: int) -> KeyedRequest:
+    account = store.keys(account_id)
+    session_keys = [account.account, account.session(session_id), account.sessions, account.events, account.deadlines]
+    payload = {"t": "close", "sid": session_id, "acct": account_id, "now": now_ms, "cause": cause}
+    return KeyedRequest(account.shard, session_keys, payload)
+
+
+class Sweeper:
+    """Closes expired sessions every ``interval_s``; owned task (``start``/``close``)."""
+
+    def __init__(
+        self, store: Store, *, interval_s: float, limit: int = 512, on_close: Callable[[int], None] | None = None
+    ) -> None:
+        self.store, self.interval_s, self.limit, self._on_close = store, interval_s, limit, on_close
+        self._task: asyncio.Task | None = None
+
+    async def sweep_once(self, now_ms: int | None = None) -> int:
+        """Close the sessions whose deadline is at or before ``now_ms``; returns how many were closed."""
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        client = self.store.client
+        pipe = client.pipeline(transaction=False)
+        for shard in range(self.store.shards):
+            pipe.zrangebyscore(keys.shard_keys(shard)[1], "-inf", now_ms, start=0, num=self.limit)
+        expired = [(shard, member.decode()) for shard, members in enumerate(await pipe.execute()) for member in members]
+        if not expired:
+            return 0
+        pipe = client.pipeline(transaction=False)
+        for shard, session_id in expired:
+            pipe.hget(f"{keys.PREFIX}:{keys.tag(shard)}:sess:{session_id}", "account")
+        owners = await pipe.execute()
+        requests = []
+        for (shard, session_id), owner in zip(expired, owners, strict=True):
+            if owner is None:  # the session hash expired long ago: only the deadline entry is left
+                await client.zrem(keys.shard_keys(shard)[1], session_id)
+                continue
+            requests.append(close_request(self.store, owner.decode(), session_id, cause="TIMEOUT", now_ms=now_ms))
+        results = await self.store.run_batch("session", requests)
+        closed = sum(1 for result in results if result[0] == "ok")
+        if closed:
+            log.info("sweeper closed sessions", extra={"closed": closed, "cause": "TIMEOUT"})
+            if self._on_close is not None:
+                self._on_close(closed)
+        return closed
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            try:
+                await self.sweep_once()
+            except Exception:
+                log.exception("sweep failed; trying again next interval")
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="sweeper")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

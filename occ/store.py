@@ -1,0 +1,170 @@
+"""The Redis side of OCC: the Lua scripts in ``occ/lua/`` and the calls that run them.
+
+Hot-path operations take whole batches: the requests of a batch are grouped (one group on a single Redis node, one
+group per shard on Redis Cluster, where a script may only touch one slot) and every group is one ``EVALSHA``, all
+groups of a batch in one pipeline: one network round trip per batch, whatever its size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import redis.asyncio as redis
+from redis.exceptions import NoScriptError
+
+from occ.keys import AccountKeys
+
+LUA_DIR = Path(__file__).with_name("lua")
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder().decode
+
+
+class Script:
+    """One ``.lua`` file, run by SHA (loaded again if the server lost it)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.source = (LUA_DIR / f"{name}.lua").read_text()
+        self.sha = hashlib.sha1(self.source.encode()).hexdigest()
+
+
+SCRIPTS = {name: Script(name) for name in ("read", "session", "event", "account", "transaction")}
+
+
+class KeyedRequest:
+    """A request for a batch script, with the keys it touches (all in one shard)."""
+
+    __slots__ = ("keys", "payload", "shard")
+
+    def __init__(self, shard: int, keys: Sequence[str], payload: dict[str, Any]) -> None:
+        self.shard, self.keys, self.payload = shard, keys, payload
+
+
+class Store:
+    """Runs OCC's scripts against Redis (a single node or a cluster)."""
+
+    def __init__(self, client: redis.Redis, *, shards: int, cluster: bool) -> None:
+        self.client, self.shards, self.cluster = client, shards, cluster
+        self.round_trips = 0
+
+    def keys(self, account_id: str) -> AccountKeys:
+        return AccountKeys(account_id, self.shards)
+
+    async def load_scripts(self) -> None:
+        """Load every script (on every primary of a cluster) so that EVALSHA finds them."""
+        for script in SCRIPTS.values():
+            if self.cluster:
+                await self.client.script_load(script.source, target_nodes=self.client.PRIMARIES)
+            else:
+                await self.client.script_load(script.source)
+
+    async def run_batch(self, script: str, requests: Sequence[KeyedRequest]) -> list[Any]:
+        """Run a batch script over ``requests``; return the script's per-request results in request order."""
+        if not requests:
+            return []
+        groups: dict[int, tuple[list[str], dict[str, int], list[dict], list[int]]] = {}
+        for position, request in enumerate(requests):
+            keys, index, payloads, positions = groups.setdefault(request.shard if self.cluster else 0, ([], {}, [], []))
+            indices = []
+            for key in request.keys:
+                if key not in index:
+                    keys.append(key)
+                    index[key] = len(keys)
+                indices.append(index[key])
+            payloads.append({**request.payload, "k": indices})
+            positions.append(position)
+        calls = [(keys, _encode(payloads)) for keys, _, payloads, _ in groups.values()]
+        replies = await self._evalsha_all(SCRIPTS[script], calls)
+        results: list[Any] = [None] * len(requests)
+        for (_, _, _, positions), reply in zip(groups.values(), replies, strict=True):
+            for position, result in zip(positions, _decode(reply), strict=True):
+                results[position] = result
+        return results
+
+    async def _evalsha_all(self, script: Script, calls: list[tuple[list[str], bytes]]) -> list[bytes]:
+        for attempt in range(2):
+            try:
+                self.round_trips += 1
+                if len(calls) == 1:
+                    keys, argument = calls[0]
+                    return [await self.client.evalsha(script.sha, len(keys), *keys, argument)]
+                pipe = self.client.pipeline(transaction=False)
+                for keys, argument in calls:
+                    pipe.evalsha(script.sha, len(keys), *keys, argument)
+                return await pipe.execute()
+            except NoScriptError:
+                if attempt:
+                    raise
+                await self.load_scripts()  # the server restarted without its script cache
+        raise AssertionError("unreachable")
+
+    # -- administration (not on the hot path: one call each) -------------------------------------------------
+
+    async def _script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        script = SCRIPTS[name]
+        try:
+            return await self.client.evalsha(script.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            await self.load_scripts()
+            return await self.client.evalsha(script.sha, len(keys), *keys, *args)
+
+    async def write_account(self, account_id: str, mode: str, fields: dict[str, str | int]) -> str:
+        """Create (``mode="create"``) or update an account's settings; returns "ok", "exists" or "missing"."""
+        flat = [value for pair in fields.items() for value in pair]
+        reply = await self._script("account", [self.keys(account_id).account], [mode, *flat])
+        return reply.decode()
+
+    async def read_account(self, account_id: str) -> dict[str, str] | None:
+        keys = self.keys(account_id)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(keys.account)
+        pipe.scard(keys.sessions)
+        fields, open_sessions = await pipe.execute()
+        if not fields:
+            return None
+        account = {k.decode(): v.decode() for k, v in fields.items()}
+        account["open_sessions"] = str(open_sessions)
+        return account
+
+    async def transact(
+        self, account_id: str, *, key: str, kind: str, amount_micros: int, ledger_code: int, description: str
+    ) -> tuple[str, str, int]:
+        """Apply a money movement once per idempotency key; returns (outcome, transaction id, balance)."""
+        keys = self.keys(account_id)
+        digest = hashlib.sha256(_encode([kind, amount_micros, ledger_code, description])).hexdigest()[:16]
+        args = [key, kind, amount_micros, ledger_code, description, int(time.time() * 1000), uuid.uuid4().hex, digest]
+        reply = await self._script("transaction", [keys.account, keys.transactions, keys.events], args)
+        outcome = reply[0].decode()
+        if outcome in ("ok", "dup"):
+            return outcome, reply[1].decode(), int(reply[2])
+        return outcome, "", 0
+
+    async def open_sessions(self, account_id: str) -> list[dict[str, str]]:
+        keys = self.keys(account_id)
+        ids = sorted(member.decode() for member in await self.client.smembers(keys.sessions))
+        if not ids:
+            return []
+        fields = ("last_rn", "cost", "called", "started_ms", "deadline_ms", "rgs")
+        pipe = self.client.pipeline(transaction=False)
+        for session_id in ids:
+            pipe.hmget(keys.session(session_id), *fields)
+        sessions = []
+        for session_id, values in zip(ids, await pipe.execute(), strict=True):
+            record = {name: (value or b"").decode() for name, value in zip(fields, values, strict=True)}
+            sessions.append({"session_id": session_id, **record})
+        return sessions
+
+    async def session_holds(self, account_id: str, session_id: str) -> int:
+        """The total held for a session (all rating groups)."""
+        key = self.keys(account_id).session(session_id)
+        groups = (await self.client.hget(key, "rgs") or b"").decode()
+        if not groups:
+            return 0
+        holds = await self.client.hmget(key, *(f"rg:{rg}:hold" for rg in groups.split(",")))
+        return sum(int(h or 0) for h in holds)
