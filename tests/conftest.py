@@ -1,1 +1,62 @@
-"""Shared pytest fixtures live here."""
+"""Shared pytest fixtures: real redis-server processes on free loopback ports (no fakes), stopped after use.
+
+- ``redis_server`` / ``redis_url``: a fresh single server per test, in the test's ``tmp_path`` (no AOF).
+- ``redis_cluster_nodes`` / ``redis_cluster_url``: one 3-master cluster for the whole session, flushed around each
+  test; connect with ``occ.redis_client.connect(redis_cluster_url, cluster=True)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from occ.redis_client import cluster_url
+from occ.redis_process import RedisProcess, start_redis_cluster, start_redis_server
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisProcess]:
+    """A fresh redis-server for this test only."""
+    server = start_redis_server(tmp_path / "redis-server")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisProcess) -> str:
+    """``redis://127.0.0.1:<port>/0`` of a fresh, empty redis-server stopped after the test."""
+    return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RedisProcess]]:
+    """The session's 3-master Redis Cluster (its processes); prefer ``redis_cluster_nodes``, which flushes it."""
+    nodes, _ = start_redis_cluster(tmp_path_factory.mktemp("redis-cluster"), masters=3)
+    try:
+        yield nodes
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+def _flush(nodes: list[RedisProcess]) -> None:
+    for node in nodes:
+        node.command("FLUSHALL")
+
+
+@pytest.fixture
+def redis_cluster_nodes(redis_cluster_processes: list[RedisProcess]) -> Iterator[list[tuple[str, int]]]:
+    """Startup nodes ``(host, port)`` of the session's cluster, empty at the start of the test."""
+    _flush(redis_cluster_processes)
+    yield [("127.0.0.1", node.port) for node in redis_cluster_processes]
+    _flush(redis_cluster_processes)
+
+
+@pytest.fixture
+def redis_cluster_url(redis_cluster_nodes: list[tuple[str, int]]) -> str:
+    """The cluster's startup nodes as a ``redis_url`` (``redis://127.0.0.1:p1,redis://127.0.0.1:p2,…``)."""
+    return cluster_url(redis_cluster_nodes)
