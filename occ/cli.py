@@ -7,6 +7,7 @@ import click
 from occ import __version__
 from occ.demo import demo
 from occ.rate_cli import rate
+from occ.serve_cli import serve
 from occ.tariff_cli import tariff
 
 
@@ -19,3 +20,4 @@ def main() -> None:
 main.add_command(tariff)
 main.add_command(rate)
 main.add_command(demo)
+main.add_command(serve)

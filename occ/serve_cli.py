@@ -1,0 +1,38 @@
+"""``occ serve``: parse the flags, load the settings, run the server (see :mod:`occ.server`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from occ.settings import Settings, SettingsError
+
+
+@click.command()
+@click.option(
+    "--config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    envvar="OCC_CONFIG",
+    help="TOML settings file (keys are the setting names); also $OCC_CONFIG.",
+)
+@click.option("--host", help="address to listen on [127.0.0.1]")
+@click.option("--port", type=int, help="gRPC port [50051]")
+@click.option("--metrics-port", type=int, help="Prometheus /metrics port, 0 for none [9464]")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="server files [./data]")
+@click.option("--redis-url", help="redis://host:port/db of a running Redis [none: start one under the data dir]")
+@click.option("--workers", type=int, help="server processes sharing the port [1]")
+@click.option("--tariff", "tariff_dir", help="tariff directory to load at start if none is current")
+def serve(config: Path | None, **flags: object) -> None:
+    """Run the online charging gRPC server until Ctrl-C or SIGTERM.
+
+    Settings come from defaults, then --config, then OCC_<SETTING> environment variables (OCC_PORT=50052,
+    OCC_REDIS_URL=…), then these flags. With no Redis configured, a private redis-server runs under the data dir.
+    """
+    try:
+        settings = Settings.load(config, **flags)
+    except SettingsError as error:
+        raise click.UsageError(str(error)) from None
+    from occ.server import run  # here: grpc and the server load only when serving
+
+    raise click.exceptions.Exit(run(settings))

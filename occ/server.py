@@ -1,0 +1,203 @@
+"""``occ serve``: the process model of the charging frontend.
+
+The parent process configures logging, starts the embedded Redis when no ``redis_url`` is set (and stops it last),
+serves ``/metrics``, and runs the gRPC server: in itself when ``workers`` is 1, otherwise in ``workers`` spawned
+processes that all bind the same port (SO_REUSEPORT) and share ``/metrics`` through prometheus-client's
+multi-process directory ``<data_dir>/metrics``. SIGINT/SIGTERM stop it gracefully: health turns NOT_SERVING,
+in-flight calls get ``grace_s`` to finish, then the app closes. A worker that dies on its own stops the others and
+the parent exits 1.
+
+Each worker runs :class:`GrpcServer` on uvloop: the app's services (``occ.app.App``), gRPC health and reflection,
+and the metrics interceptor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import uvloop
+from msgspec.structs import replace
+
+from occ import logs
+from occ.embedded_redis import EmbeddedRedis
+from occ.grpc_server import AppFactory, GrpcServer, grpc_address
+from occ.metrics_server import mark_process_dead, prepare_multiprocess_dir, serve_metrics
+from occ.redis_process import RedisStartError
+from occ.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_PR_SET_PDEATHSIG = 1
+_KILL_AFTER_GRACE_S = 10.0  # how long past grace_s a stopping worker may take before it is killed
+
+
+def run(settings: Settings, *, app_factory: AppFactory | None = None) -> int:
+    """Serve until SIGINT/SIGTERM; return the exit status (0 after a clean stop, 1 when something failed).
+
+    ``app_factory`` (default ``occ.app.App``) builds each worker's app; with several workers it must be picklable
+    (a module-level class or function).
+    """
+    logs.configure(settings.log_level, settings.log_json)
+    data_dir = settings.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    settings = replace(settings, data_dir=data_dir)
+    with contextlib.ExitStack() as stack:
+        embedded = None
+        try:
+            if not settings.redis_url:
+                embedded = EmbeddedRedis(data_dir, appendfsync=settings.redis_appendfsync)
+                embedded.start()
+                stack.callback(embedded.stop)
+                settings = replace(settings, redis_url=embedded.url)
+            multiprocess_dir = prepare_multiprocess_dir(data_dir / "metrics") if settings.workers > 1 else None
+            if settings.metrics_port:
+                stack.callback(serve_metrics(settings.metrics_port, multiprocess_dir, host=settings.host))
+        except (RedisStartError, OSError) as error:
+            log.error("cannot start: %s", error)
+            return 1
+        _announce(settings, embedded)
+        if settings.workers == 1:
+            return serve_worker(settings, 0, app_factory=app_factory)
+        return _supervise(settings, multiprocess_dir, app_factory)
+    raise AssertionError("unreachable")
+
+
+def serve_worker(settings: Settings, worker_index: int = 0, *, app_factory: AppFactory | None = None) -> int:
+    """Run one gRPC server process on uvloop until SIGTERM (or SIGINT in a single-process server); 0 if clean."""
+    parent = multiprocessing.parent_process()
+    spawned = parent is not None
+    if spawned:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent turns a Ctrl-C into SIGTERM for every worker
+        logs.configure(settings.log_level, settings.log_json, fields={"worker": worker_index})
+        if not _stop_with_parent(parent.pid):
+            log.error("the parent process is gone; not starting")
+            return 1
+    try:
+        uvloop.run(_serve_until_signal(settings, spawned, app_factory))
+    except Exception:
+        log.exception("worker failed", extra={"worker": worker_index})
+        return 1
+    return 0
+
+
+def _stop_with_parent(parent_pid: int | None) -> bool:
+    """On Linux, have the kernel send this worker SIGTERM if its parent dies; False if the parent is already gone."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    return os.getppid() == parent_pid
+
+
+async def _serve_until_signal(settings: Settings, spawned: bool, app_factory: AppFactory | None) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals = (signal.SIGTERM,) if spawned else _STOP_SIGNALS
+    for signum in signals:
+        loop.add_signal_handler(signum, stop.set)
+    server = GrpcServer(settings, app_factory=app_factory)
+    try:
+        await server.start()
+        await stop.wait()
+        log.info("stopping", extra={"grace_s": settings.grace_s})
+    finally:
+        await server.stop()
+        for signum in signals:
+            loop.remove_signal_handler(signum)
+
+
+def _supervise(settings: Settings, multiprocess_dir: Path | None, app_factory: AppFactory | None) -> int:
+    """Start the workers, forward stop signals to them, wait; return 1 if any died unasked or had to be killed."""
+    context = multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(target=serve_worker, args=(settings, index), kwargs={"app_factory": app_factory},
+                        name=f"occ-worker-{index}")
+        for index in range(settings.workers)
+    ]  # fmt: skip
+    state = {"stopping": False, "failed": False}
+
+    def stop_all(signum: int | None = None, _frame: Any = None) -> None:
+        if not state["stopping"]:
+            cause = signal.Signals(signum).name if signum else "a worker exited"
+            log.info("stopping workers", extra={"cause": cause, "grace_s": settings.grace_s})
+        state["stopping"] = True
+        for worker in workers:
+            if worker.pid is not None and worker.exitcode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(worker.pid, signal.SIGTERM)
+
+    previous = {signum: signal.signal(signum, stop_all) for signum in _STOP_SIGNALS}
+    try:
+        for worker in workers:
+            if not state["stopping"]:
+                worker.start()
+        running = [worker for worker in workers if worker.pid is not None]
+        deadline: float | None = None
+        while running:
+            multiprocessing.connection.wait([worker.sentinel for worker in running], timeout=0.5)
+            for worker in [worker for worker in running if worker.exitcode is not None]:
+                running.remove(worker)
+                _reap(worker, multiprocess_dir, state, stop_all)
+            if state["stopping"] and deadline is None:
+                deadline = time.monotonic() + settings.grace_s + _KILL_AFTER_GRACE_S
+            if deadline is not None and time.monotonic() > deadline:
+                for worker in running:
+                    log.error("worker did not stop in time; killing it", extra={"worker_pid": worker.pid})
+                    worker.kill()
+                state["failed"] = True
+                deadline = float("inf")
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return 1 if state["failed"] else 0
+
+
+def _reap(worker: Any, multiprocess_dir: Path | None, state: dict[str, bool], stop_all: Callable[[], None]) -> None:
+    worker.join()
+    if multiprocess_dir is not None:
+        mark_process_dead(worker.pid, multiprocess_dir)
+    status = worker.exitcode
+    if not state["stopping"]:
+        log.error("worker exited unexpectedly; stopping the others", extra={"worker": worker.name, "status": status})
+        state["failed"] = True
+        stop_all()
+    elif status not in (0, -signal.SIGTERM):
+        log.error("worker failed while stopping", extra={"worker": worker.name, "status": status})
+        state["failed"] = True
+
+
+def _announce(settings: Settings, embedded: EmbeddedRedis | None) -> None:
+    address = grpc_address(settings.host, settings.port)
+    redis_url = _redacted(settings.redis_url)
+    redis = f"embedded {redis_url} (AOF in {embedded.directory})" if embedded else redis_url
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    metrics_url = f"http://{host}:{settings.metrics_port}/metrics" if settings.metrics_port else "off"
+    log.info(
+        f"occ serve: gRPC on {address} (try: grpcurl -plaintext {address} list); data dir {settings.data_dir}; "
+        f"Redis {redis}; metrics {metrics_url}; {settings.workers} worker(s)",
+        extra={"address": address, "data_dir": str(settings.data_dir), "redis_url": redis_url,
+               "redis_embedded": embedded is not None, "metrics_url": metrics_url, "workers": settings.workers},
+    )  # fmt: skip
+
+
+def _redacted(url: str) -> str:
+    """``url`` (or comma-separated URLs) with any password replaced by ``***``."""
+    parts = []
+    for part in url.split(","):
+        address = urlsplit(part)
+        if address.password:
+            part = address._replace(netloc=address.netloc.replace(f":{address.password}@", ":***@", 1)).geturl()
+        parts.append(part)
+    return ",".join(parts)
