@@ -18,6 +18,7 @@ import msgspec
 import redis.asyncio as redis
 from redis.exceptions import NoScriptError
 
+from occ import metrics
 from occ.keys import AccountKeys
 
 LUA_DIR = Path(__file__).with_name("lua")
@@ -51,18 +52,14 @@ class Store:
 
     def __init__(self, client: redis.Redis, *, shards: int, cluster: bool) -> None:
         self.client, self.shards, self.cluster = client, shards, cluster
-        self.round_trips = 0
 
     def keys(self, account_id: str) -> AccountKeys:
         return AccountKeys(account_id, self.shards)
 
     async def load_scripts(self) -> None:
-        """Load every script (on every primary of a cluster) so that EVALSHA finds them."""
+        """Load every script so that EVALSHA finds them (redis-py sends SCRIPT LOAD to every primary of a cluster)."""
         for script in SCRIPTS.values():
-            if self.cluster:
-                await self.client.script_load(script.source, target_nodes=self.client.PRIMARIES)
-            else:
-                await self.client.script_load(script.source)
+            await self.client.script_load(script.source)
 
     async def run_batch(self, script: str, requests: Sequence[KeyedRequest]) -> list[Any]:
         """Run a batch script over ``requests``; return the script's per-request results in request order."""
@@ -90,14 +87,15 @@ class Store:
     async def _evalsha_all(self, script: Script, calls: list[tuple[list[str], bytes]]) -> list[bytes]:
         for attempt in range(2):
             try:
-                self.round_trips += 1
-                if len(calls) == 1:
-                    keys, argument = calls[0]
-                    return [await self.client.evalsha(script.sha, len(keys), *keys, argument)]
-                pipe = self.client.pipeline(transaction=False)
-                for keys, argument in calls:
-                    pipe.evalsha(script.sha, len(keys), *keys, argument)
-                return await pipe.execute()
+                metrics.REDIS_ROUNDTRIPS.labels(script.name).inc()
+                with metrics.REDIS_ROUNDTRIP_SECONDS.time():
+                    if len(calls) == 1:
+                        keys, argument = calls[0]
+                        return [await self.client.evalsha(script.sha, len(keys), *keys, argument)]
+                    pipe = self.client.pipeline(transaction=False)
+                    for keys, argument in calls:
+                        pipe.evalsha(script.sha, len(keys), *keys, argument)
+                    return await pipe.execute()
             except NoScriptError:
                 if attempt:
                     raise
