@@ -22,6 +22,8 @@ from occ.tariffs import TariffHolder
 from occ.v1 import admin_pb2, admin_pb2_grpc, charging_pb2, charging_pb2_grpc
 
 log = logging.getLogger(__name__)
+DEMO_CREDIT_MICROS = 10_000_000
+DEMO_LEDGER_CODE = 400000009
 
 
 class App:
@@ -53,10 +55,22 @@ class App:
             await self.tariffs.publish(self.settings.tariff_dir)
         if not self.tariffs.loaded:
             log.warning("no tariff loaded yet: charging requests fail until one is (occ tariff load DIR)")
+        elif self.settings.demo_account:
+            await self._create_demo_account(self.settings.demo_account)
         self.batcher.start()
         self.sweeper.start()
         if not self.settings.redis_cluster:
             self._aborts = asyncio.create_task(self._listen_for_aborts(), name="abort-listener")
+
+    async def _create_demo_account(self, account_id: str) -> None:
+        """An account to try OCC with: the tariff's first plan and 10.00 of credit, created once."""
+        tariff = self.tariffs.current
+        fields = {"currency": tariff.tariff.currency, "credit_limit": 0, "status": "ACTIVE",
+                  "plan": tariff.plan_names[0], "tax_profile": ""}  # fmt: skip
+        if await self.store.write_account(account_id, "create", fields) == "ok":
+            await self.store.transact(account_id, key="demo-opening", kind="topup", amount_micros=DEMO_CREDIT_MICROS,
+                                      ledger_code=DEMO_LEDGER_CODE, description="demo credit")  # fmt: skip
+            log.info("demo account created", extra={"account": account_id, "plan": tariff.plan_names[0]})
 
     async def _listen_for_aborts(self) -> None:
         """Push administrator aborts to the switch on the stream that carries the session, if it is here."""

@@ -23,6 +23,7 @@ from occ.settings import Settings, SettingsError
 @click.option("--redis-url", help="redis://host:port/db of a running Redis [none: start one under the data dir]")
 @click.option("--workers", type=int, help="server processes sharing the port [1]")
 @click.option("--tariff", "tariff_dir", help="tariff directory to load at start if none is current")
+@click.option("--demo", "demo_account", flag_value="demo", default=None, help="create account 'demo' with 10.00 credit")
 def serve(config: Path | None, **flags: object) -> None:
     """Run the online charging gRPC server until Ctrl-C or SIGTERM.
 

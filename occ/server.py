@@ -184,9 +184,13 @@ def _announce(settings: Settings, embedded: EmbeddedRedis | None) -> None:
     redis = f"embedded {redis_url} (AOF in {embedded.directory})" if embedded else redis_url
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     metrics_url = f"http://{host}:{settings.metrics_port}/metrics" if settings.metrics_port else "off"
+    demo = ""
+    if settings.demo_account:
+        demo = (f"; demo account {settings.demo_account!r} (try: occ call {settings.demo_account} +442079460000 "
+                f"--seconds 90 --server {address})")  # fmt: skip
     log.info(
         f"occ serve: gRPC on {address} (try: grpcurl -plaintext {address} list); data dir {settings.data_dir}; "
-        f"Redis {redis}; metrics {metrics_url}; {settings.workers} worker(s)",
+        f"Redis {redis}; metrics {metrics_url}; {settings.workers} worker(s){demo}",
         extra={"address": address, "data_dir": str(settings.data_dir), "redis_url": redis_url,
                "redis_embedded": embedded is not None, "metrics_url": metrics_url, "workers": settings.workers},
     )  # fmt: skip

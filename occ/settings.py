@@ -56,6 +56,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
         workers: server processes; 1 runs in the ``occ serve`` process itself.
         shards: virtual shards accounts are spread over (hash tags ``{s000}``…), 1–16384.
         tariff_dir: a tariff directory loaded at start when Redis holds no current tariff; empty: none.
+        demo_account: an account created at start (if missing) with 10.00 of credit on the tariff's first plan, for
+            trying OCC out; empty: none.
         validity_time_s: how long a grant is valid before the client must come back.
         sweep_interval_s: how often the sweeper looks for sessions past their deadline.
         batch_window_ms: how long the micro-batcher waits to fill a batch.
@@ -78,6 +80,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     workers: int = 1
     shards: int = 256
     tariff_dir: str = ""
+    demo_account: str = ""
     validity_time_s: int = 60
     sweep_interval_s: float = 1.0
     batch_window_ms: float = 1.0
