@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 
 from occ import __version__
+from occ.admin_cli import account, sessions
+from occ.call_cli import call
 from occ.demo import demo
 from occ.rate_cli import rate
 from occ.serve_cli import serve
@@ -14,10 +16,13 @@ from occ.tariff_cli import tariff
 @click.group()
 @click.version_option(__version__, prog_name="occ")
 def main() -> None:
-    """OCC, the online charging server: check tariffs, rate CDR files, try the rating engine."""
+    """OCC, the online charging server: check and load tariffs, rate CDR files, manage accounts, try a call."""
 
 
 main.add_command(tariff)
 main.add_command(rate)
 main.add_command(demo)
 main.add_command(serve)
+main.add_command(account)
+main.add_command(sessions)
+main.add_command(call)

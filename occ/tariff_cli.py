@@ -1,4 +1,4 @@
-"""``occ tariff check``, and the tariff loading every other command shares (issues on stderr, exit 1)."""
+"""``occ tariff check`` and ``occ tariff load``, and the tariff loading other commands share (errors: exit 1)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from typing import NamedTuple
 
 import click
 
+from occ.admin_cli import TIMEOUT_S, connect, server_option
+from occ.v1.admin_pb2 import LoadTariffRequest
 from rating_engine import CompiledTariff, TariffError, compile_tariff, load_tariff
 
 TARIFF_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
@@ -78,3 +80,21 @@ def tariff() -> None:
 def check(directory: Path) -> None:
     """Validate and compile the tariff in DIRECTORY; print a summary, or every problem found (exit status 1)."""
     echo_summary(load(directory))
+
+
+@tariff.command("load")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@server_option
+def load_on_server(directory: Path, server: str) -> None:
+    """Make the tariff in DIRECTORY current on a running server (and every frontend on its Redis).
+
+    The server reads DIRECTORY itself: it is sent as an absolute path, which must exist where the server runs.
+    """
+    request = LoadTariffRequest(directory=str(directory.resolve()))
+    with connect(server) as stubs:
+        answer = stubs.admin.LoadTariff(request, timeout=TIMEOUT_S)
+    click.echo(f"{'tariff hash:':<20} {answer.tariff_hash}")
+    click.echo(f"{'changed:':<20} {'yes' if answer.changed else 'no (it was already current)'}")
+    click.echo(f"{'prefixes:':<20} {answer.prefixes}")
+    click.echo(f"{'rates:':<20} {answer.rates}")
+    click.echo(f"{'plans:':<20} {', '.join(answer.plans)}")
