@@ -8,6 +8,7 @@ import contextlib
 import logging
 
 import grpc
+from redis.exceptions import RedisError
 
 from occ import keys, metrics
 from occ.admin import AdminService
@@ -24,6 +25,7 @@ from occ.v1 import admin_pb2, admin_pb2_grpc, charging_pb2, charging_pb2_grpc
 log = logging.getLogger(__name__)
 DEMO_CREDIT_MICROS = 10_000_000
 DEMO_LEDGER_CODE = 400000009
+ABORT_RESUBSCRIBE_S = 1.0
 
 
 class App:
@@ -73,13 +75,20 @@ class App:
             log.info("demo account created", extra={"account": account_id, "plan": tariff.plan_names[0]})
 
     async def _listen_for_aborts(self) -> None:
-        """Push administrator aborts to the switch on the stream that carries the session, if it is here."""
-        async with self.redis.pubsub() as pubsub:
-            await pubsub.subscribe(keys.ABORT_CHANNEL)
-            async for message in pubsub.listen():
-                if message["type"] == "message":
-                    session_id, _, reason = message["data"].decode().partition("\n")
-                    self.charging.push_abort(session_id, reason)
+        """Push administrator aborts to the switch on the stream that carries the session, if it is here.
+
+        Survives losing Redis: it subscribes again after a pause."""
+        while True:
+            try:
+                async with self.redis.pubsub() as pubsub:
+                    await pubsub.subscribe(keys.ABORT_CHANNEL)
+                    async for message in pubsub.listen():
+                        if message["type"] == "message":
+                            session_id, _, reason = message["data"].decode().partition("\n")
+                            self.charging.push_abort(session_id, reason)
+            except (RedisError, OSError) as exc:
+                log.warning("abort listener lost Redis; subscribing again", extra={"error": str(exc)})
+                await asyncio.sleep(ABORT_RESUBSCRIBE_S)
 
     def add_to_server(self, server: grpc.aio.Server) -> list[str]:
         charging_pb2_grpc.add_ChargingServicer_to_server(self.charging, server)

@@ -157,7 +157,8 @@ class Engine:
         else:
             key_list = [keys.account]
         rgs = [quota.rating_group for quota in work.quotas]
-        return KeyedRequest(keys.shard, key_list, {"rn": work.request_number, "rgs": rgs})
+        payload = {"rn": work.request_number, "rgs": rgs, "acct": work.subscriber, "owned": work.kind in SESSION_KINDS}
+        return KeyedRequest(keys.shard, key_list, payload)
 
     def _rows(self, position: int, work: Work, account: _Account, session: list | None, rgs: list) -> list[_Row]:
         if work.kind is Kind.AUTHORIZE:

@@ -10,7 +10,7 @@ event stream share one slot and a single Lua call may change all of them atomica
 | ``occ:{sNNN}:acct:<account>:sessions`` | set | ids of the account's open sessions |
 | ``occ:{sNNN}:acct:<account>:txn`` | hash | idempotency key → stored answer of an admin transaction |
 | ``occ:{sNNN}:sess:<session>`` | hash | the session (see ``lua/session.lua``) and its stored answers ``ans:<n>`` |
-| ``occ:{sNNN}:evt:<session>`` | hash | stored answers of one-shot events ``ans:<n>`` (expire after a day) |
+| ``occ:{sNNN}:acct:<account>:evt:<id>`` | hash | stored answers of one-shot events ``ans:<n>`` (a day) |
 | ``occ:{sNNN}:deadlines`` | zset | open session ids scored by the time (ms) the sweeper may close them |
 | ``occ:{sNNN}:events`` | stream | every balance change and session close, for settlement |
 | ``occ:tariff:current`` | string | hash of the tariff in force |
@@ -57,7 +57,7 @@ class AccountKeys:
         return f"{PREFIX}:{tag(self.shard)}:sess:{session_id}"
 
     def event_answers(self, session_id: str) -> str:
-        return f"{PREFIX}:{tag(self.shard)}:evt:{session_id}"
+        return f"{self.account}:evt:{session_id}"
 
 
 def shard_keys(shard: int) -> tuple[str, str]:

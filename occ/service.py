@@ -94,12 +94,14 @@ class ChargingService(charging_pb2_grpc.ChargingServicer):
                 answer = await self._answer(kind, request)
                 field = "session" if kind in ("start", "update", "end") else kind
                 outgoing.put_nowait(pb.StreamAnswer(correlation_id=message.correlation_id, **{field: answer}))
-            except (InvalidRequest, NoTariff) as exc:
-                code = (
-                    grpc.StatusCode.INVALID_ARGUMENT
-                    if isinstance(exc, InvalidRequest)
-                    else (grpc.StatusCode.FAILED_PRECONDITION)
-                )
+            except Exception as exc:  # every request on a stream gets an answer, whatever went wrong
+                if isinstance(exc, InvalidRequest):
+                    code = grpc.StatusCode.INVALID_ARGUMENT
+                elif isinstance(exc, NoTariff):
+                    code = grpc.StatusCode.FAILED_PRECONDITION
+                else:
+                    log.exception("stream request failed", extra={"correlation_id": message.correlation_id})
+                    code = grpc.StatusCode.UNAVAILABLE
                 error = pb.StreamError(grpc_code=code.value[0], message=str(exc))
                 outgoing.put_nowait(pb.StreamAnswer(correlation_id=message.correlation_id, error=error))
             finally:

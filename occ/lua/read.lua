@@ -2,13 +2,15 @@
 
 KEYS    keys without repeats; a request names its keys by index
 ARGV[1] msgpack array of requests {k = {account key index, session (or event-answer) key index if any},
+        acct = account id, owned = true when k[2] is a session (it names its account),
         rn = request number, -1 for none, rgs = {rating group, ...}}
 Returns msgpack array, one entry per request: {account, session, rgs, stored}
         account = {balance, credit_limit, reserved, status, plan, currency} or false when there is no such account
         session = {state, version, plan, dest, start_s, tariff} or false
         rgs     = {{used, cost, hold}, ...} in the order asked
         stored  = the stored answer ans:<rn>, or false
-Invariants: none beyond session.lua's; what is read may change before the apply step, which re-checks the
+Invariants: a session started by another account reads as no session and no stored answer; beyond that,
+none but session.lua's: what is read may change before the apply step, which re-checks the
 account's plan and the session's version and answers "retry" when they moved.
 ]]
 
@@ -20,6 +22,10 @@ for i, r in ipairs(requests) do
   if not account[1] then account = false end
   local session, rgs, stored = false, {}, false
   local sess = r.k[2] and KEYS[r.k[2]]
+  if sess and r.owned then
+    local owner = redis.call('HGET', sess, 'account')
+    if owner and owner ~= r.acct then sess = nil end -- another account's session: this request sees none
+  end
   if sess then
     local f = redis.call('HMGET', sess, 'state', 'version', 'plan', 'dest', 'start_s', 'tariff')
     if f[1] then session = f end

@@ -25,6 +25,8 @@ Invariants
     above the grant is debited too (counted in rg:<n>:over).
   - every balance change and every session close is XADDed to the shard's stream in this same call.
   - nothing is applied twice for one (session, request number); a failed start writes nothing.
+  - a session belongs to the account that started it: a request naming another account neither sees nor
+    changes it (its stored answers included).
   - amounts are integers below 2^53 (Lua numbers are doubles); they are written with %.0f, never in e-notation.
 ]]
 
@@ -57,6 +59,11 @@ end
 
 local function apply(r)
   local acct, sess, open, events, deadlines = KEYS[r.k[1]], KEYS[r.k[2]], KEYS[r.k[3]], KEYS[r.k[4]], KEYS[r.k[5]]
+  local owner = redis.call('HGET', sess, 'account')
+  if owner and owner ~= r.acct then -- session ids are global: another account's session is not this one's
+    if r.t == 'start' then return {'exists'} end
+    return {'gone'}
+  end
   if r.t ~= 'close' then
     local stored = redis.call('HGET', sess, 'ans:' .. r.rn)
     if stored then return {'dup', cmsgpack.unpack(stored)} end
