@@ -489,7 +489,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="2-second phases")
     parser.add_argument("--workers", type=int, default=1, help="server processes, echo and OCC alike (default 1)")
     parser.add_argument("--loadgen-procs", type=int, default=1, help="load generator processes (default 1)")
-    parser.add_argument("--channels", type=int, default=2, help="channels (TCP connections) per load process (2)")
+    parser.add_argument(
+        "--channels",
+        type=int,
+        help="channels (TCP connections) per load process (default 2 per server worker: SO_REUSEPORT spreads "
+        "connections, not requests, over the workers)",
+    )
     parser.add_argument("--concurrency", type=int, default=64, help="unary calls in flight, all processes (64)")
     parser.add_argument("--streams", type=int, default=4, help="streams per load process (default 4)")
     parser.add_argument("--window", type=int, default=16, help="messages in flight per stream (default 16)")
@@ -511,6 +516,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.seconds = 2.0
+    if args.channels is None:
+        args.channels = 2 * args.workers
     counts = (
         "workers", "loadgen_procs", "channels", "concurrency", "streams", "window", "max_requests", "accounts", "repeat"
     )  # fmt: skip
