@@ -10,10 +10,11 @@ client can match answers). ``Stream`` answers each ``StreamRequest`` with its ``
 answer. There is no Redis, no rating and no validation: what is left is the cost of gRPC framing, protobuf
 decoding and encoding and the event loop, which is the most any servicer on this stack can do.
 
-It uses the server options OCC uses (``SERVER_OPTIONS``: SO_REUSEPORT and the message size limits) and binds
-127.0.0.1 only. With ``--workers N`` it runs N server processes sharing the port through SO_REUSEPORT, as
-``occ serve --workers N`` does; the kernel spreads connections (not requests) over them. When every worker
-listens it prints ``READY <port> <pid> …`` on stdout. SIGTERM or SIGINT stops it.
+It uses the server options OCC uses (``SERVER_OPTIONS``: SO_REUSEPORT, message size and pending-request limits;
+OCC also adds a metrics interceptor, which counts as OCC's own work here) and binds 127.0.0.1 only. With
+``--workers N`` it runs N server processes sharing the port through SO_REUSEPORT, as ``occ serve --workers N``
+does; the kernel spreads connections (not requests) over them. When every worker listens it prints
+``READY <port> <pid> …`` on stdout. SIGTERM or SIGINT stops it.
 """
 
 from __future__ import annotations
@@ -37,10 +38,13 @@ from occ.v1 import charging_pb2_grpc as pb_grpc
 
 # The options of OCC's own server (occ.grpc_server.server_options with the default settings).
 MAX_MESSAGE_BYTES = 65536
+PENDING_REQUESTS = 100_000
 SERVER_OPTIONS = (
     ("grpc.so_reuseport", 1),
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.server.max_pending_requests", PENDING_REQUESTS),
+    ("grpc.server.max_pending_requests_hard_limit", PENDING_REQUESTS),
 )
 GRANTED_UNITS = 60
 VALIDITY_S = 60
