@@ -1,7 +1,9 @@
-"""Micro-batching: gather the requests that arrive within a short window and process them together.
+"""Micro-batching: process the requests that arrive together as one batch.
 
-One batch costs one vectorised rating and a fixed number of Redis round trips, however many requests it holds, so
-under load the per-request cost falls while a lone request waits at most ``window_ms``.
+One batch costs one vectorised rating and a fixed number of Redis round trips, however many requests it holds.
+Batching adapts to load: while fewer than ``max_in_flight`` batches are being processed a request starts a batch at
+once (a lone request waits for nothing); when they are all busy, arriving requests gather into the next batch, so
+batches grow exactly when the load does. ``window_ms`` adds a fixed wait before each batch (0: none).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ Out = TypeVar("Out")
 
 
 class Batcher(Generic[In, Out]):
-    """Feeds ``process`` batches of at most ``max_size`` items; ``submit`` returns the item's result.
+    """Feeds ``process`` batches of at most ``max_size`` items, at most ``max_in_flight`` at once; ``submit`` returns
+    the item's result.
 
     ``process`` returns one result per item, an exception instance for an item that failed on its own. If
     ``process`` itself raises, every item of that batch fails with that error (loudly, never silently dropped).
@@ -30,9 +33,11 @@ class Batcher(Generic[In, Out]):
         *,
         window_ms: float,
         max_size: int,
+        max_in_flight: int = 1,
         on_batch: Callable[[int], None] | None = None,
     ) -> None:
         self._process, self.window_s, self.max_size, self._on_batch = process, window_ms / 1000, max_size, on_batch
+        self.max_in_flight = max_in_flight
         self._items: list[tuple[In, asyncio.Future]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -57,6 +62,10 @@ class Batcher(Generic[In, Out]):
                 await asyncio.sleep(self.window_s)  # let concurrent requests join the batch
             self._wake.clear()
             while self._items:
+                if len(self._running) >= self.max_in_flight:
+                    # Busy: requests gather into the next batch while one in flight finishes.
+                    await asyncio.wait(self._running, return_when=asyncio.FIRST_COMPLETED)
+                    continue
                 batch, self._items = self._items[: self.max_size], self._items[self.max_size :]
                 task = asyncio.create_task(self._run_batch(batch))
                 self._running.add(task)

@@ -34,7 +34,7 @@ from occ.domain import (
 )
 from occ.store import KeyedRequest, Store
 from occ.tariffs import TariffHolder
-from rating_engine import CallBatch, Service, affordable_units, breakpoints, rate_batch
+from rating_engine import CallBatch, Service, affordable_units, breakpoints
 
 MAX_ATTEMPTS = 3
 LADDER_POINTS = 8
@@ -208,10 +208,19 @@ class Engine:
         )
         used = batch.usage
         requested = np.array([row.requested for row in rows], dtype=np.int64)
-        base = rate_batch(tariff, batch)
         ladder = breakpoints(tariff, batch, used, requested, LADDER_POINTS)
+        base = ladder.base
         credit = np.array([row.credit for row in rows], dtype=np.int64) - base.cost_micros
-        extra, extra_cost, _ = affordable_units(tariff, batch, used, credit, requested)
+        # The exact largest grant is searched for only where the credit read cannot cover the whole request (the
+        # ladder's top), and for authorizations, which answer with it.
+        authorize = np.array([works[row.position].kind is Kind.AUTHORIZE for row in rows])
+        short = np.flatnonzero((requested > 0) & ((ladder.cost_micros[:, 0] - base.cost_micros > credit) | authorize))
+        extra = np.zeros(len(rows), dtype=np.int64)
+        extra_cost = np.zeros(len(rows), dtype=np.int64)
+        if len(short):
+            extra[short], extra_cost[short], _ = affordable_units(
+                tariff, batch.take(short), used[short], credit[short], requested[short]
+            )
         rated: dict[int, list] = defaultdict(list)
         for i, row in enumerate(rows):
             if base.failure[i]:

@@ -60,7 +60,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
             trying OCC out; empty: none.
         validity_time_s: how long a grant is valid before the client must come back.
         sweep_interval_s: how often the sweeper looks for sessions past their deadline.
-        batch_window_ms: how long the micro-batcher waits to fill a batch.
+        batch_window_ms: a fixed wait before each batch; 0 (the default) batches by load alone (see batcher.py).
         batch_max: most requests in one batch.
         max_message_bytes: largest gRPC message received or sent.
         log_level: DEBUG, INFO, WARNING, ERROR or CRITICAL (any case).
@@ -83,7 +83,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     demo_account: str = ""
     validity_time_s: int = 60
     sweep_interval_s: float = 1.0
-    batch_window_ms: float = 1.0
+    batch_window_ms: float = 0.0
     batch_max: int = 512
     max_message_bytes: int = 65536
     log_level: str = "INFO"

@@ -11,7 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 from rating_engine.compile import CompiledTariff
-from rating_engine.rate import CallBatch, rate_batch
+from rating_engine.rate import CallBatch, RatedBatch, rate_batch
+
+SEARCH_POINTS = 32
+"""Candidates ``affordable_units`` prices per call and round: each round narrows the range 33-fold."""
 
 
 class Breakpoints:
@@ -20,14 +23,19 @@ class Breakpoints:
     Attributes:
         units: ``(n, points)`` total session usage at each candidate (``used`` + grant), non-increasing along a row.
         cost_micros: ``(n, points)`` cumulative cost of the session at those usages, non-increasing along a row.
-        base_cost_micros: ``(n,)`` cumulative cost of the usage already reported.
-        failure: ``(n,)`` ``Failure`` per call; rows of failed calls are zero.
+        base: the rating of the usage already reported (cost, group, ledger code, rate, failure and reasons).
+        failure: ``(n,)`` ``Failure`` per call, of the base or of any candidate; rows of failed calls are zero.
     """
 
-    __slots__ = ("base_cost_micros", "cost_micros", "failure", "units")
+    __slots__ = ("base", "cost_micros", "failure", "units")
 
-    def __init__(self, units: np.ndarray, cost: np.ndarray, base: np.ndarray, failure: np.ndarray) -> None:
-        self.units, self.cost_micros, self.base_cost_micros, self.failure = units, cost, base, failure
+    def __init__(self, units: np.ndarray, cost: np.ndarray, base: RatedBatch, failure: np.ndarray) -> None:
+        self.units, self.cost_micros, self.base, self.failure = units, cost, base, failure
+
+    @property
+    def base_cost_micros(self) -> np.ndarray:
+        """``(n,)`` cumulative cost of the usage already reported."""
+        return self.base.cost_micros
 
 
 def breakpoints(
@@ -36,21 +44,19 @@ def breakpoints(
     """Candidate grants ``requested, requested/2, requested/4 …`` (at least 1 unit) on top of ``used``.
 
     The online core hands these to the reservation script, which grants the largest candidate the account's available
-    credit covers at that moment.
+    credit covers at that moment. One vectorised rating prices the base usage and every candidate.
     """
     used, requested = np.asarray(used, dtype=np.int64), np.asarray(requested, dtype=np.int64)
     n = len(batch)
     grants = np.maximum(requested[:, None] >> np.arange(points, dtype=np.int64)[None, :], 1)
     grants = np.where(requested[:, None] > 0, grants, 0)
     usage = np.concatenate([used[:, None], used[:, None] + grants], axis=1)  # column 0: the usage already reported
-    repeated = _subset(batch, np.repeat(np.arange(n), points + 1))
-    rated = rate_batch(tariff, repeated.with_usage(usage.ravel()))
+    rated = rate_batch(tariff, batch.take(np.repeat(np.arange(n), points + 1)).with_usage(usage.ravel()))
     cost = rated.cost_micros.reshape(n, points + 1)
     failure = rated.failure.reshape(n, points + 1).max(axis=1)
     ok = (failure == 0)[:, None]
-    return Breakpoints(
-        np.where(ok, usage[:, 1:], 0), np.where(ok, cost[:, 1:], 0), np.where(ok[:, 0], cost[:, 0], 0), failure
-    )
+    base = rated.take(slice(0, None, points + 1))
+    return Breakpoints(np.where(ok, usage[:, 1:], 0), np.where(ok, cost[:, 1:], 0), base, failure)
 
 
 def affordable_units(
@@ -59,35 +65,38 @@ def affordable_units(
     """The most units (≤ ``cap``) each session can add on top of ``used`` for at most ``credit_micros``.
 
     Returns ``(units, cost_micros, failure)``: the extra units, what they add to the session's cost, and the rating
-    failure per call (units and cost are 0 where it failed or where credit is negative).
+    failure of the usage already reported (units and cost are 0 where it failed or where credit is negative); a
+    candidate that cannot be rated (past a band without a rate, beyond the usage limit) is not affordable.
+    A multi-section search: each round prices ``SEARCH_POINTS`` evenly spaced candidates of every open range in
+    one vectorised rating.
     """
     used = np.asarray(used, dtype=np.int64)
     credit = np.asarray(credit_micros, dtype=np.int64)
-    low = np.zeros(len(batch), dtype=np.int64)  # affordable (adding nothing costs nothing)
-    high = np.where(credit >= 0, np.asarray(cap, dtype=np.int64), 0)  # the answer is in [low, high]
+    n = len(batch)
     base = rate_batch(tariff, batch.with_usage(used))
-    failure = base.failure.copy()
-    high[failure != 0] = 0
+    failure = base.failure
+    low = np.zeros(n, dtype=np.int64)  # affordable (adding nothing costs nothing)
+    high = np.where((credit >= 0) & (failure == 0), np.asarray(cap, dtype=np.int64), 0)  # answer in [low, high]
+    low_cost = np.zeros(n, dtype=np.int64)
+    steps = np.arange(1, SEARCH_POINTS + 1, dtype=np.int64)
     while True:
         open_ = np.flatnonzero(low < high)
         if not len(open_):
             break
-        middle = (low[open_] + high[open_] + 1) // 2
-        probe = rate_batch(tariff, _subset(batch, open_).with_usage(used[open_] + middle))
-        failure[open_] = np.maximum(failure[open_], probe.failure)
-        fits = (probe.cost_micros - base.cost_micros[open_] <= credit[open_]) & (probe.failure == 0)
-        low[open_] = np.where(fits, middle, low[open_])
-        high[open_] = np.where(fits, high[open_], np.where(probe.failure == 0, middle - 1, low[open_]))
-    extra = rate_batch(tariff, batch.with_usage(used + low)).cost_micros - base.cost_micros
+        span = high[open_] - low[open_]
+        # Candidates low + ceil(span × j / points): strictly inside (low, high], the last one high itself.
+        probe = low[open_, None] + -(-span[:, None] * steps[None, :] // SEARCH_POINTS)
+        rows = np.repeat(open_, SEARCH_POINTS)
+        rated = rate_batch(tariff, batch.take(rows).with_usage(used[rows] + probe.ravel()))
+        extra = rated.cost_micros.reshape(-1, SEARCH_POINTS) - base.cost_micros[open_, None]
+        ok = (rated.failure.reshape(-1, SEARCH_POINTS) == 0) & (extra <= credit[open_, None])
+        # Cost is non-decreasing, so the affordable candidates form a prefix; the answer lies past the last of them.
+        fits = ok.sum(axis=1)
+        row = np.arange(len(open_))
+        last_fit, first_miss = np.maximum(fits - 1, 0), np.minimum(fits, SEARCH_POINTS - 1)
+        new_low = np.where(fits > 0, probe[row, last_fit], low[open_])
+        low_cost[open_] = np.where(fits > 0, extra[row, last_fit], low_cost[open_])
+        high[open_] = np.maximum(np.where(fits < SEARCH_POINTS, probe[row, first_miss] - 1, high[open_]), new_low)
+        low[open_] = new_low
     failed = failure != 0
-    return np.where(failed, 0, low), np.where(failed, 0, extra), failure
-
-
-def _repeat(batch: CallBatch, times: int) -> CallBatch:
-    return CallBatch(
-        *(np.repeat(column, times) for column in (batch.plan, batch.service, batch.key, batch.start, batch.usage))
-    )
-
-
-def _subset(batch: CallBatch, rows: np.ndarray) -> CallBatch:
-    return CallBatch(batch.plan[rows], batch.service[rows], batch.key[rows], batch.start[rows], batch.usage[rows])
+    return np.where(failed, 0, low), np.where(failed, 0, low_cost), failure

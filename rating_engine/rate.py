@@ -86,6 +86,12 @@ class CallBatch:
         """The same calls with other usage (used by quota search)."""
         return CallBatch(self.plan, self.service, self.key, self.start, usage, self.plan_names)
 
+    def take(self, rows: np.ndarray) -> CallBatch:
+        """The calls at ``rows`` (an index array; repeated indices repeat calls)."""
+        names = None if self.plan_names is None else self.plan_names[rows]
+        columns = (self.plan, self.service, self.key, self.start, self.usage)
+        return CallBatch(*(column[rows] for column in columns), plan_names=names)
+
 
 class RatedBatch:
     """The answer for a batch, as columns aligned with the batch.
@@ -112,6 +118,13 @@ class RatedBatch:
 
     def __len__(self) -> int:
         return len(self.cost_micros)
+
+    def take(self, rows: np.ndarray) -> RatedBatch:
+        """The answers at ``rows`` (an index array or slice), as a batch of their own."""
+        taken = RatedBatch(self.tariff, 0)
+        for name in ("cost_micros", "group", "ledger_code", "rate", "failure", "failed_band"):
+            setattr(taken, name, getattr(self, name)[rows])
+        return taken
 
     def group_name(self, i: int) -> str:
         return self.tariff.group_names[self.group[i]] if self.group[i] >= 0 else ""
