@@ -17,6 +17,9 @@ RUN pip install --no-cache-dir "grpcio-tools>=1.85,<2" \
 
 RUN useradd --create-home --shell /usr/sbin/nologin occ
 USER occ
+# The embedded Redis and metrics files live here; mount a volume to keep them. Inside a container the server must
+# listen beyond loopback to be reachable: run with -e OCC_HOST=0.0.0.0 -p 50051:50051.
+ENV OCC_DATA_DIR=/home/occ/data
 
 ENTRYPOINT ["occ"]
-CMD ["demo"]
+CMD ["serve", "--tariff", "/app/examples/tariff", "--demo"]
