@@ -37,6 +37,9 @@ from occ.tariffs import TariffHolder
 from rating_engine import CallBatch, Service, affordable_units, breakpoints
 
 MAX_ATTEMPTS = 3
+MAX_KNOWN_ACCOUNTS = 100_000
+NOT_READ = 2**62
+"""Credit of an account that was not read: large enough that rating never searches for a smaller grant."""
 LADDER_POINTS = 8
 AUTHORIZE_CAP = {Service.VOICE: 4 * 3600, Service.DATA: 10 * 2**30, Service.MESSAGE: 100}
 SESSION_KINDS = (Kind.START, Kind.UPDATE, Kind.END)
@@ -49,6 +52,15 @@ class _Account:
         self.balance, self.limit, self.reserved = (int(f or 0) for f in fields[:3])
         self.status, self.plan, self.currency = fields[3] or "", fields[4] or "", fields[5] or ""
         self.available = self.balance + self.limit - self.reserved
+
+    @classmethod
+    def assumed(cls, plan: str, currency: str) -> _Account:
+        """An account known from earlier requests but not read now: its credit is left to the script."""
+        return cls([0, 0, 0, "ACTIVE", plan, currency])._unread()
+
+    def _unread(self) -> _Account:
+        self.available = NOT_READ
+        return self
 
 
 class _Row:
@@ -67,27 +79,42 @@ class Engine:
 
     def __init__(self, store: Store, tariffs: TariffHolder, *, validity_time_s: int) -> None:
         self.store, self.tariffs, self.validity_time_s = store, tariffs, validity_time_s
+        self._known: dict[str, tuple[str, str]] = {}  # account → (plan, currency), from earlier reads
 
     async def process(self, works: list[Work]) -> list[Outcome | Exception]:
         results: list[Any] = [None] * len(works)
         pending = list(range(len(works)))
-        for _ in range(MAX_ATTEMPTS):
+        for attempt in range(MAX_ATTEMPTS):
             if not pending:
                 break
-            pending = await self._attempt(works, pending, results)
+            pending = await self._attempt(works, pending, results, unread_starts=attempt == 0)
         for position in pending:
             results[position] = _failed(works[position], Code.TOO_BUSY, "the account changed during the request; retry")
         return results
 
-    async def _attempt(self, works: list[Work], pending: list[int], results: list) -> list[int]:
-        replies = await self.store.run_batch("read", [self._read_request(works[i]) for i in pending])
+    async def _attempt(self, works: list[Work], pending: list[int], results: list, *, unread_starts: bool) -> list[int]:
         rows: dict[str, list[_Row]] = defaultdict(list)  # by tariff hash
         accounts: dict[int, _Account] = {}
         sessions: dict[int, list] = {}
-        for position, (account_fields, session, rgs, stored) in zip(pending, replies, strict=True):
+        # A start on a known account skips the read: it is rated with the account's plan as last seen, and
+        # session.lua checks that plan, answers a repeat, and says "short" when the credit may not cover it all.
+        unread = {
+            position
+            for position in pending
+            if unread_starts and works[position].kind is Kind.START and works[position].subscriber in self._known
+        }
+        for position in unread:
+            work = works[position]
+            accounts[position] = account = _Account.assumed(*self._known[work.subscriber])
+            rows[self.tariffs.current.hash].extend(self._rows(position, work, account, None, []))
+        read = [position for position in pending if position not in unread]
+        replies = await self.store.run_batch("read", [self._read_request(works[i]) for i in read])
+        for position, (account_fields, session, rgs, stored) in zip(read, replies, strict=True):
             work = works[position]
             account = _Account(account_fields) if account_fields else None
             currency = account.currency if account else ""
+            if account is not None:
+                self._remember(work.subscriber, account)
             if stored:
                 results[position] = _replay(work, stored, currency)
             elif work.kind in (Kind.UPDATE, Kind.END) and (not session or session[0] != "OPEN"):
@@ -127,6 +154,7 @@ class Engine:
                         event_requests.append((position, self._event_request(work, items[0], account, tariff_hash)))
                 else:
                     request = self._session_request(work, items, account, sessions.get(position), tariff_hash)
+                    request.payload["probe"] = position in unread
                     session_requests.append((position, request))
 
         session_replies, event_replies = await asyncio.gather(
@@ -138,7 +166,7 @@ class Engine:
             zip(session_requests, session_replies, strict=True), zip(event_requests, event_replies, strict=True)
         ):
             outcome = reply[0]
-            if outcome == "retry":
+            if outcome in ("retry", "short"):  # the plan moved, or the credit must be read: read and go round again
                 retry.append(position)
             elif outcome == "gone":
                 results[position] = _failed(works[position], Code.UNKNOWN_SESSION_ID, "no open session with this id")
@@ -146,7 +174,14 @@ class Engine:
                 results[position] = InvalidRequest("session_id", "is already in use by another session")
             else:
                 results[position] = _replay(works[position], reply[1], accounts[position].currency)
+                if results[position].code == Code.USER_UNKNOWN:
+                    self._known.pop(works[position].subscriber, None)
         return retry
+
+    def _remember(self, account_id: str, account: _Account) -> None:
+        if len(self._known) >= MAX_KNOWN_ACCOUNTS:
+            self._known.clear()
+        self._known[account_id] = (account.plan, account.currency)
 
     def _read_request(self, work: Work) -> KeyedRequest:
         keys = self.store.keys(work.subscriber)

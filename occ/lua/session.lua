@@ -9,12 +9,14 @@ ARGV[1] msgpack array of requests, each a map:
         now    time, Unix ms       validity   validity time, s (start, update)
         plan   start: the tariff plan the request was rated with; it must still be the account's ("retry" otherwise)
         ver    update/end: the session version the rating read ("retry" when the session has moved on since)
+        probe  start: the account was not read for rating; if the credit cannot cover all an item asks for, answer
+               "short" and write nothing, so the engine reads the credit and searches for the exact grant
         cause  close: TIMEOUT (only when the deadline has passed) or ABORTED (always)
         info   start: {calling, called, dest, tariff, start_s}
         items  array of quota items: {rg, svc, used, used_total, cost_total, requested, group, ledger, rate,
                bp = {{units_total, cost_total}, ...} largest first, fail = result code when rating failed, reason}
 Returns msgpack array, one entry per request:
-        {"ok", answer} | {"dup", stored answer} | {"retry"} | {"gone"} | {"exists"} | {"fail", answer}
+        {"ok", answer} | {"dup", stored answer} | {"retry"} | {"short"} | {"gone"} | {"exists"} | {"fail", answer}
         answer = {code, balance, available, session_cost, items = {{rg, code, granted, used_total, cost, over,
                   final_unit, reason}, ...}}; an "ok" answer is stored (msgpack) as ans:<rn> and replayed on a repeat.
 Invariants
@@ -101,7 +103,7 @@ local function apply(r)
     end
   end
 
-  local items, known, any_granted, any_requested, first_failure = {}, {}, false, false, nil
+  local items, known, any_granted, any_requested, first_failure, short = {}, {}, false, false, nil, false
   for rg in string.gmatch(s.rgs, '[^,]+') do known[rg] = true end
   for i, it in ipairs(r.items) do
     local rg = tostring(it.rg)
@@ -149,6 +151,7 @@ local function apply(r)
           elseif granted < it.requested then
             final_unit = 1 -- TERMINATE: this grant is all the credit covers
           end
+          if granted < it.requested and r.probe then short = true end
         end
       end
       reserved = reserved + hold
@@ -168,6 +171,10 @@ local function apply(r)
 
   local code = 2001
   if any_requested and not any_granted and first_failure then code = first_failure end
+  if short then
+    redis.call('DEL', sess) -- a start: nothing but these item fields was written
+    return {'short'}
+  end
   if r.t == 'start' and code ~= 2001 then
     -- A start that grants nothing establishes no session: undo the session writes; there was no usage to charge.
     redis.call('DEL', sess)

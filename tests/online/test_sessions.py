@@ -11,6 +11,7 @@ import asyncio
 
 from conftest import session, voice
 
+from occ.v1 import admin_pb2 as admin
 from occ.v1 import charging_pb2 as pb
 
 TEN_EUR = 10_000_000
@@ -140,3 +141,22 @@ async def test_credit_runs_out_during_the_call(charging):
     last = await charging.charging.UpdateSession(session("h1", 2, "hal", voice(requested=300, used=60)))
     assert (last.result_code, last.quotas[0].result_code, last.quotas[0].granted_units) == (4012, 4012, 0)
     assert (await charging.balance("hal")).balance_micros == 0
+
+
+async def test_start_on_an_account_known_to_the_frontend_still_gets_the_exact_grant(charging):
+    # After any read the frontend knows the account's plan and skips the read on starts; when credit cannot cover the
+    # whole request, the script says so and the engine reads the credit to search for the exact grant.
+    await charging.account("ida", balance=400_000)
+    await charging.balance("ida")  # the frontend now knows ida
+    start = await charging.charging.StartSession(session("i1", 0, "ida", voice(requested=300)))
+    assert (start.quotas[0].granted_units, start.quotas[0].final_unit.action) == (180, pb.TERMINATE)
+    assert (await charging.balance("ida")).reserved_micros == 400_000
+
+
+async def test_a_plan_change_is_seen_by_a_frontend_that_knew_the_old_plan(charging):
+    await charging.account("jon", balance=TEN_EUR)
+    await charging.balance("jon")  # known on the retail plan
+    await charging.admin.UpdateAccount(admin.UpdateAccountRequest(id="jon", tariff_plan="wholesale"))
+    await charging.charging.StartSession(session("w1", 0, "jon", voice(requested=60)))
+    end = await charging.charging.EndSession(session("w1", 1, "jon", voice(used=61)))
+    assert end.cost_micros == 8_800  # WHOLESALE: 66 s × 0.008/60, not retail's 300834
