@@ -34,7 +34,7 @@ from occ.domain import (
 )
 from occ.store import KeyedRequest, Store
 from occ.tariffs import TariffHolder
-from rating_engine import CallBatch, Service, affordable_units, breakpoints
+from rating_engine import Call, CallBatch, Service, affordable_units, breakpoints
 
 MAX_ATTEMPTS = 3
 MAX_KNOWN_ACCOUNTS = 100_000
@@ -64,14 +64,14 @@ class _Account:
 
 
 class _Row:
-    """One thing to rate: a quota item of a session request, an event, or an authorization."""
+    """One thing to rate: a quota item of a session request, an event, or an authorization.
 
-    __slots__ = ("credit", "destination", "plan", "position", "quota", "requested", "service", "start_s", "used_total")
+    ``call.usage`` is the session's cumulative usage including what is reported now."""
 
-    def __init__(self, position, quota, plan, service, destination, start_s, used_total, requested, credit):
-        self.position, self.quota, self.plan, self.service = position, quota, plan, service
-        self.destination, self.start_s, self.used_total = destination, start_s, used_total
-        self.requested, self.credit = requested, credit
+    __slots__ = ("call", "credit", "position", "quota", "requested")
+
+    def __init__(self, position: int, quota: int, call: Call, requested: int, credit: int) -> None:
+        self.position, self.quota, self.call, self.requested, self.credit = position, quota, call, requested, credit
 
 
 class Engine:
@@ -197,14 +197,11 @@ class Engine:
 
     def _rows(self, position: int, work: Work, account: _Account, session: list | None, rgs: list) -> list[_Row]:
         if work.kind is Kind.AUTHORIZE:
-            cap = work.units or AUTHORIZE_CAP[work.service]
-            row = _Row(position, 0, account.plan, work.service, work.destination, work.event_time_s, 0, cap, 0)
-            row.credit = account.available
-            return [row]
+            call = Call(account.plan, work.service, work.destination, work.event_time_s, 0)
+            return [_Row(position, 0, call, work.units or AUTHORIZE_CAP[work.service], account.available)]
         if work.kind is Kind.EVENT:
-            return [
-                _Row(position, 0, account.plan, work.service, work.destination, work.event_time_s, work.units, 0, 0)
-            ]
+            call = Call(account.plan, work.service, work.destination, work.event_time_s, work.units)
+            return [_Row(position, 0, call, 0, 0)]
         if work.kind is Kind.START:
             plan, destination, start_s = account.plan, work.destination, work.event_time_s
         else:
@@ -213,34 +210,16 @@ class Engine:
         for index, quota in enumerate(work.quotas):
             used_before, cost_before, hold = (int(value or 0) for value in rgs[index]) if rgs else (0, 0, 0)
             requested = 0 if work.kind is Kind.END else quota.requested
+            call = Call(plan, quota.service, destination, start_s, used_before + quota.used)
             # Credit for the grant as of the read: the session's own hold on this rating group is given back first,
             # and the usage reported now is debited first (``_rate`` subtracts its cumulative cost).
-            rows.append(
-                _Row(
-                    position,
-                    index,
-                    plan,
-                    quota.service,
-                    destination,
-                    start_s,
-                    used_before + quota.used,
-                    requested,
-                    account.available + hold + cost_before,
-                )
-            )
+            rows.append(_Row(position, index, call, requested, account.available + hold + cost_before))
         return rows
 
     async def _rate(self, tariff_hash: str, rows: list[_Row], works: list[Work]) -> list[tuple[int, Any]]:
         """Rate rows of one tariff version; returns (position, list of rated items | exception) per request."""
         tariff = await self.tariffs.get(tariff_hash)
-        batch = CallBatch.of(
-            tariff,
-            plans=[row.plan for row in rows],
-            services=[int(row.service) for row in rows],
-            destinations=[row.destination for row in rows],
-            starts=[row.start_s for row in rows],
-            usages=[row.used_total for row in rows],
-        )
+        batch = CallBatch.from_calls(tariff, [row.call for row in rows])
         used = batch.usage
         requested = np.array([row.requested for row in rows], dtype=np.int64)
         ladder = breakpoints(tariff, batch, used, requested, LADDER_POINTS)

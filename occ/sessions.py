@@ -8,13 +8,12 @@ the deadline inside the atomic close, so a session is closed once and a session 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
 
 from occ import keys
+from occ.periodic import Periodic
 from occ.store import KeyedRequest, Store
 
 log = logging.getLogger(__name__)
@@ -33,8 +32,9 @@ class Sweeper:
     def __init__(
         self, store: Store, *, interval_s: float, limit: int = 512, on_close: Callable[[int], None] | None = None
     ) -> None:
-        self.store, self.interval_s, self.limit, self._on_close = store, interval_s, limit, on_close
-        self._task: asyncio.Task | None = None
+        self.store, self.limit, self._on_close = store, limit, on_close
+        self._job = Periodic(self.sweep_once, interval_s=interval_s, name="sweeper",
+                             failure="sweep failed; trying again next interval")  # fmt: skip
 
     async def sweep_once(self, now_ms: int | None = None) -> int:
         """Close the sessions whose deadline is at or before ``now_ms``; returns how many were closed."""
@@ -64,20 +64,8 @@ class Sweeper:
                 self._on_close(closed)
         return closed
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval_s)
-            try:
-                await self.sweep_once()
-            except Exception:
-                log.exception("sweep failed; trying again next interval")
-
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="sweeper")
+        self._job.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._job.close()

@@ -10,7 +10,6 @@ fetches and compiles) that version.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
@@ -20,6 +19,7 @@ import msgspec
 import redis.asyncio as redis
 
 from occ import keys
+from occ.periodic import Periodic
 from rating_engine import CompiledTariff, Tariff, compile_tariff, load_tariff
 
 log = logging.getLogger(__name__)
@@ -37,10 +37,10 @@ class TariffHolder:
         self, client: redis.Redis, *, poll_interval_s: float = 1.0, on_switch: Callable[[str], None] | None = None
     ) -> None:
         self.client, self._on_switch = client, on_switch
-        self.poll_interval_s = poll_interval_s
         self._versions: OrderedDict[str, CompiledTariff] = OrderedDict()
         self._current: CompiledTariff | None = None
-        self._task: asyncio.Task | None = None
+        self._job = Periodic(self.refresh, interval_s=poll_interval_s, name="tariff-watch",
+                             failure="tariff refresh failed; keeping the current tariff")  # fmt: skip
 
     @property
     def current(self) -> CompiledTariff:
@@ -104,19 +104,7 @@ class TariffHolder:
 
     async def start(self) -> None:
         await self.refresh()
-        self._task = asyncio.create_task(self._watch(), name="tariff-watch")
-
-    async def _watch(self) -> None:
-        while True:
-            await asyncio.sleep(self.poll_interval_s)
-            try:
-                await self.refresh()
-            except Exception:
-                log.exception("tariff refresh failed; keeping the current tariff")
+        self._job.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._job.close()
