@@ -173,7 +173,18 @@ class AdminService(admin_pb2_grpc.AdminServicer):
                 grpc.StatusCode.FAILED_PRECONDITION,
                 "idempotency_key: already used for a different transaction on this account",
             )
+        if outcome == "ok" and sign * amount > 0 and not self.store.cluster:
+            await self._ask_for_reauthorization(account_id)
         return pb.TransactionAnswer(transaction_id=transaction_id, balance_micros=balance, duplicate=outcome == "dup")
+
+    async def _ask_for_reauthorization(self, account_id: str) -> None:
+        """Credit was added: the account's open sessions may get more now (RFC 8506 re-auth), so tell their switches."""
+        sessions = await self.store.client.smembers(self.store.keys(account_id).sessions)
+        if sessions:
+            pipe = self.store.client.pipeline(transaction=False)
+            for session_id in sessions:
+                pipe.publish(keys.NOTICE_CHANNEL, f"reauth\n{session_id.decode()}")
+            await pipe.execute()
 
     async def ListSessions(self, request: pb.ListSessionsRequest, context) -> pb.ListSessionsAnswer:
         return await self._call(self._list_sessions, request, context)
@@ -207,7 +218,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         if result[0] != "ok":
             return pb.AbortSessionAnswer(aborted=False)
         if not self.store.cluster:
-            await self.store.client.publish(keys.ABORT_CHANNEL, f"{session_id}\n{request.reason}")
+            await self.store.client.publish(keys.NOTICE_CHANNEL, f"abort\n{session_id}\n{request.reason}")
         log.info("session aborted", extra={"session_id": session_id, "account": account_id})
         return pb.AbortSessionAnswer(aborted=True, cost_micros=int(result[1][3]))
 

@@ -45,6 +45,7 @@ class App:
             self.store,
             interval_s=settings.sweep_interval_s,
             on_close=metrics.SWEEPER_CLOSES.labels("TIMEOUT").inc,
+            on_count=metrics.OPEN_SESSIONS.set,
         )
         self.charging = ChargingService(self.batcher, self.tariffs, validity_time_s=settings.validity_time_s)
         self.admin = AdminService(self.store, self.tariffs)
@@ -62,7 +63,7 @@ class App:
         self.batcher.start()
         self.sweeper.start()
         if not self.settings.redis_cluster:
-            self._aborts = asyncio.create_task(self._listen_for_aborts(), name="abort-listener")
+            self._aborts = asyncio.create_task(self._listen_for_notices(), name="notice-listener")
 
     async def _create_demo_account(self, account_id: str) -> None:
         """An account to try OCC with: the tariff's first plan and 10.00 of credit, created once."""
@@ -74,20 +75,20 @@ class App:
                                       ledger_code=DEMO_LEDGER_CODE, description="demo credit")  # fmt: skip
             log.info("demo account created", extra={"account": account_id, "plan": tariff.plan_names[0]})
 
-    async def _listen_for_aborts(self) -> None:
-        """Push administrator aborts to the switch on the stream that carries the session, if it is here.
+    async def _listen_for_notices(self) -> None:
+        """Push notices (aborts, re-auth requests) to the switch on the stream that carries the session, if here.
 
         Survives losing Redis: it subscribes again after a pause."""
         while True:
             try:
                 async with self.redis.pubsub() as pubsub:
-                    await pubsub.subscribe(keys.ABORT_CHANNEL)
+                    await pubsub.subscribe(keys.NOTICE_CHANNEL)
                     async for message in pubsub.listen():
                         if message["type"] == "message":
-                            session_id, _, reason = message["data"].decode().partition("\n")
-                            self.charging.push_abort(session_id, reason)
+                            kind, session_id, *reason = message["data"].decode().split("\n", 2)
+                            self.charging.push_notice(kind, session_id, *reason)
             except (RedisError, OSError) as exc:
-                log.warning("abort listener lost Redis; subscribing again", extra={"error": str(exc)})
+                log.warning("notice listener lost Redis; subscribing again", extra={"error": str(exc)})
                 await asyncio.sleep(ABORT_RESUBSCRIBE_S)
 
     def add_to_server(self, server: grpc.aio.Server) -> list[str]:

@@ -23,8 +23,10 @@ import zlib
 
 PREFIX = "occ"
 TARIFF_CURRENT = f"{PREFIX}:tariff:current"
-ABORT_CHANNEL = f"{PREFIX}:aborts"
-"""Pub/sub channel: session ids aborted by an administrator, so frontends can tell the switch on its stream."""
+NOTICE_CHANNEL = f"{PREFIX}:notices"
+"""Pub/sub channel of notices for switches: ``abort\n<session>\n<reason>`` (an administrator ended it) and
+``reauth\n<session>`` (credit was added: come back with an update); frontends push them on the stream carrying the
+session."""
 
 
 def shard_of(account_id: str, shards: int) -> int:

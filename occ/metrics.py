@@ -50,7 +50,9 @@ REDIS_ROUNDTRIP_SECONDS = Histogram(
     "occ_redis_roundtrip_seconds", "Time of one Redis round trip (script call or pipeline).", buckets=LATENCY_BUCKETS_S
 )
 OPEN_SESSIONS = Gauge(
-    "occ_open_sessions", "Sessions this server is supervising (sum over live workers).", multiprocess_mode="livesum"
+    "occ_open_sessions",
+    "Open sessions in Redis (all frontends), as last counted by a sweeper.",
+    multiprocess_mode="livemax",
 )
 SWEEPER_CLOSES = Counter("occ_sweeper_closes", "Sessions closed by the sweeper, by cause (TIMEOUT…).", ["cause"])
 TARIFF_RELOADS = Counter("occ_tariff_reloads", "Times a worker took a new current tariff (the first included).")

@@ -144,10 +144,14 @@ class ChargingService(charging_pb2_grpc.ChargingServicer):
                 if self.streams.get(session_id) is outgoing:
                     del self.streams[session_id]
 
-    def push_abort(self, session_id: str, reason: str) -> bool:
-        """Tell the switch on the stream that carries ``session_id`` to end it; False when no stream here has it."""
+    def push_notice(self, kind: str, session_id: str, reason: str = "") -> bool:
+        """Push an ``abort`` (end the session now) or a ``reauth`` (send an update now) to the switch on the stream
+        that carries ``session_id``; False when no stream of this frontend carries it."""
         queue = self.streams.get(session_id)
         if queue is None:
             return False
-        queue.put_nowait(pb.StreamAnswer(abort=pb.AbortSession(session_id=session_id, reason=reason)))
+        if kind == "abort":
+            queue.put_nowait(pb.StreamAnswer(abort=pb.AbortSession(session_id=session_id, reason=reason)))
+        else:
+            queue.put_nowait(pb.StreamAnswer(reauth=pb.ReauthRequest(session_id=session_id)))
         return True

@@ -27,12 +27,19 @@ def close_request(store: Store, account_id: str, session_id: str, *, cause: str,
 
 
 class Sweeper:
-    """Closes expired sessions every ``interval_s``; owned task (``start``/``close``)."""
+    """Closes expired sessions every ``interval_s`` and reports how many sessions are open; owned task
+    (``start``/``close``)."""
 
     def __init__(
-        self, store: Store, *, interval_s: float, limit: int = 512, on_close: Callable[[int], None] | None = None
+        self,
+        store: Store,
+        *,
+        interval_s: float,
+        limit: int = 512,
+        on_close: Callable[[int], None] | None = None,
+        on_count: Callable[[int], None] | None = None,
     ) -> None:
-        self.store, self.limit, self._on_close = store, limit, on_close
+        self.store, self.limit, self._on_close, self._on_count = store, limit, on_close, on_count
         self._job = Periodic(self.sweep_once, interval_s=interval_s, name="sweeper",
                              failure="sweep failed; trying again next interval")  # fmt: skip
 
@@ -42,8 +49,13 @@ class Sweeper:
         client = self.store.client
         pipe = client.pipeline(transaction=False)
         for shard in range(self.store.shards):
-            pipe.zrangebyscore(keys.shard_keys(shard)[1], "-inf", now_ms, start=0, num=self.limit)
-        expired = [(shard, member.decode()) for shard, members in enumerate(await pipe.execute()) for member in members]
+            deadlines = keys.shard_keys(shard)[1]
+            pipe.zrangebyscore(deadlines, "-inf", now_ms, start=0, num=self.limit)
+            pipe.zcard(deadlines)
+        replies = await pipe.execute()
+        if self._on_count is not None:
+            self._on_count(sum(replies[1::2]))  # open sessions, all frontends together
+        expired = [(shard, member.decode()) for shard, members in enumerate(replies[::2]) for member in members]
         if not expired:
             return 0
         pipe = client.pipeline(transaction=False)

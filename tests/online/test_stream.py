@@ -33,14 +33,14 @@ async def exchange(call, *requests: pb.StreamRequest) -> dict[int, pb.StreamAnsw
     return by_id
 
 
-async def listening_for_aborts(client) -> None:
-    """Wait until the App's abort listener has subscribed (it does so in the background after start)."""
+async def listening_for_notices(client) -> None:
+    """Wait until the App's notice listener has subscribed (it does so in the background after start)."""
     for _ in range(100):
-        [(_, subscribers)] = await client.app.redis.pubsub_numsub(keys.ABORT_CHANNEL)
+        [(_, subscribers)] = await client.app.redis.pubsub_numsub(keys.NOTICE_CHANNEL)
         if subscribers:
             return
         await asyncio.sleep(0.02)
-    raise AssertionError("the abort listener never subscribed")
+    raise AssertionError("the notice listener never subscribed")
 
 
 async def test_a_call_flow_on_the_stream_is_answered_by_correlation_id(charging):
@@ -121,7 +121,7 @@ async def test_an_administrator_abort_is_pushed_to_the_stream_that_carries_the_s
     answers = await exchange(call, pb.StreamRequest(correlation_id=7, start=session("ab-1", 0, "ab", voice(60))))
     assert answers[7].session.result_code == pb.SUCCESS
     assert (await charging.balance("ab")).reserved_micros == 300_000
-    await listening_for_aborts(charging)
+    await listening_for_notices(charging)
 
     aborted = await charging.admin.AbortSession(
         admin.AbortSessionRequest(account_id="ab", session_id="ab-1", reason="fraud suspected")
@@ -139,4 +139,24 @@ async def test_an_administrator_abort_is_pushed_to_the_stream_that_carries_the_s
     assert late[8].session.result_code == pb.UNKNOWN_SESSION_ID
     again = await charging.admin.AbortSession(admin.AbortSessionRequest(account_id="ab", session_id="ab-1"))
     assert not again.aborted
+    await call.done_writing()
+
+
+async def test_credit_added_asks_the_switch_to_reauthorize_its_open_sessions(charging):
+    # The account can afford only 180 s; after a top-up the server pushes a re-auth request so the switch sends an
+    # update and gets a larger grant (RFC 8506 re-authorization).
+    await charging.account("ra", balance=400_000)
+    call = charging.charging.Stream()
+    answers = await exchange(call, pb.StreamRequest(correlation_id=1, start=session("ra-1", 0, "ra", voice(300))))
+    assert answers[1].session.quotas[0].granted_units == 180
+    await listening_for_notices(charging)
+    await charging.admin.Transact(
+        admin.TransactionRequest(
+            account_id="ra", type=admin.TOP_UP, amount_micros=TEN_EUR, idempotency_key="ra-top", ledger_code=400000009
+        )
+    )
+    pushed = await read(call)
+    assert (pushed.correlation_id, pushed.WhichOneof("answer"), pushed.reauth.session_id) == (0, "reauth", "ra-1")
+    answers = await exchange(call, pb.StreamRequest(correlation_id=2, update=session("ra-1", 1, "ra", voice(300, 60))))
+    assert answers[2].session.quotas[0].granted_units == 300
     await call.done_writing()

@@ -52,3 +52,14 @@ async def test_an_updated_session_is_not_swept(charging):
     # A sweeper that read the old deadline must not close it: session.lua re-checks inside the atomic close.
     assert await charging.app.sweeper.sweep_once(started_ms + 119_500) == 0
     assert (await charging.balance("lee")).reserved_micros > 0
+
+
+async def test_the_sweeper_counts_open_sessions_for_the_gauge(charging):
+    counts: list[int] = []
+    sweeper = Sweeper(charging.app.store, interval_s=3600, on_count=counts.append)
+    await charging.account("mo", balance=TEN_EUR)
+    for n in range(3):
+        await charging.charging.StartSession(session(f"m{n}", 0, "mo", voice(requested=60)))
+    await charging.charging.EndSession(session("m0", 1, "mo", voice(used=10)))
+    await sweeper.sweep_once()
+    assert counts == [2]
