@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 
@@ -29,6 +29,7 @@ class ChargingService(charging_pb2_grpc.ChargingServicer):
     def __init__(self, batcher: Batcher[Work, Outcome], tariffs: TariffHolder, *, validity_time_s: int) -> None:
         self.batcher, self.tariffs, self.validity_time_s = batcher, tariffs, validity_time_s
         self.streams: dict[str, asyncio.Queue] = {}  # session id → the outgoing queue of the stream that carries it
+        self._counters: dict[tuple[str, int], Callable[[], None]] = {}  # (kind, result code) → its metric's inc
 
     def _country_code(self) -> str:
         return self.tariffs.current.tariff.country_code
@@ -40,7 +41,11 @@ class ChargingService(charging_pb2_grpc.ChargingServicer):
     async def _answer(self, kind: str, request):
         """The answer message for one request of any kind; raises ``InvalidRequest`` or ``NoTariff``."""
         answer = await self._answer_of_kind(kind, request)
-        metrics.REQUESTS.labels(kind, str(answer.result_code)).inc()
+        key = (kind, answer.result_code)
+        count = self._counters.get(key)
+        if count is None:
+            count = self._counters[key] = metrics.REQUESTS.labels(kind, str(answer.result_code)).inc
+        count()
         return answer
 
     async def _answer_of_kind(self, kind: str, request):
