@@ -45,14 +45,21 @@ def _invalid(field: str, message: str) -> AdminError:
 
 
 def _account_id(value: str, field: str = "id") -> str:
-    if not value or len(value) > 256 or not value.isprintable():
-        raise _invalid(field, "is required (at most 256 printable characters)")
+    # No ':': an account's own keys are its key plus ':sessions', ':txn' … (keys.py), which another id must not name.
+    if not value or len(value) > 256 or not value.isprintable() or ":" in value:
+        raise _invalid(field, "is required: at most 256 printable characters, no ':'")
+    return value
+
+
+def _credit_limit(value: int) -> int:
+    if not 0 <= value <= MAX_AMOUNT_MICROS:
+        raise _invalid("credit_limit_micros", f"must be 0 to {MAX_AMOUNT_MICROS}")
     return value
 
 
 class AdminService(admin_pb2_grpc.AdminServicer):
-    def __init__(self, store: Store, tariffs: TariffHolder) -> None:
-        self.store, self.tariffs = store, tariffs
+    def __init__(self, store: Store, tariffs: TariffHolder, *, validity_time_s: int) -> None:
+        self.store, self.tariffs, self.validity_time_s = store, tariffs, validity_time_s
 
     def _check_plan(self, plan: str) -> None:
         if not plan:
@@ -80,8 +87,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         account_id = _account_id(request.id)
         self._check_currency(request.currency)
         self._check_plan(request.tariff_plan)
-        if request.credit_limit_micros < 0:
-            raise _invalid("credit_limit_micros", "must not be negative")
+        _credit_limit(request.credit_limit_micros)
         if request.status not in (pb.ACCOUNT_STATUS_UNSPECIFIED, *_STATUS):
             raise _invalid("status", f"unknown status {request.status}")
         fields = {
@@ -103,9 +109,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         account_id = _account_id(request.id)
         fields: dict[str, str | int] = {}
         if request.HasField("credit_limit_micros"):
-            if request.credit_limit_micros < 0:
-                raise _invalid("credit_limit_micros", "must not be negative")
-            fields["credit_limit"] = request.credit_limit_micros
+            fields["credit_limit"] = _credit_limit(request.credit_limit_micros)
         if request.HasField("status"):
             if request.status not in _STATUS:
                 raise _invalid("status", f"must be ACTIVE or BLOCKED (got {request.status})")
@@ -212,9 +216,9 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         account_id = _account_id(request.account_id, "account_id")
         session_id = _account_id(request.session_id, "session_id")
         now_ms = int(time.time() * 1000)
-        [result] = await self.store.run_batch(
-            "session", [close_request(self.store, account_id, session_id, cause="ABORTED", now_ms=now_ms)]
-        )
+        abort = close_request(self.store, account_id, session_id, cause="ABORTED", now_ms=now_ms)
+        abort.payload.update(validity=self.validity_time_s, reason=request.reason)
+        [result] = await self.store.run_batch("session", [abort])
         if result[0] != "ok":
             return pb.AbortSessionAnswer(aborted=False)
         if not self.store.cluster:

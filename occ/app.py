@@ -48,7 +48,7 @@ class App:
             on_count=metrics.OPEN_SESSIONS.set,
         )
         self.charging = ChargingService(self.batcher, self.tariffs, validity_time_s=settings.validity_time_s)
-        self.admin = AdminService(self.store, self.tariffs)
+        self.admin = AdminService(self.store, self.tariffs, validity_time_s=settings.validity_time_s)
         self._aborts: asyncio.Task | None = None
 
     async def start(self) -> None:

@@ -35,6 +35,7 @@ from occ.domain import (
 from occ.store import KeyedRequest, Store
 from occ.tariffs import TariffHolder
 from rating_engine import Call, CallBatch, Service, affordable_units, breakpoints
+from rating_engine.tariff import MAX_USAGE, MAX_VOICE_SECONDS
 
 MAX_ATTEMPTS = 3
 MAX_KNOWN_ACCOUNTS = 100_000
@@ -43,6 +44,8 @@ NOT_READ = 2**62
 LADDER_POINTS = 8
 AUTHORIZE_CAP = {Service.VOICE: 4 * 3600, Service.DATA: 10 * 2**30, Service.MESSAGE: 100}
 SESSION_KINDS = (Kind.START, Kind.UPDATE, Kind.END)
+LIVE_STATES = ("OPEN", "ABORTING")  # ABORTING: aborted by an administrator, waiting for the switch's terminate
+USAGE_LIMIT = {Service.VOICE: MAX_VOICE_SECONDS, Service.DATA: MAX_USAGE, Service.MESSAGE: MAX_USAGE}
 
 
 class _Account:
@@ -90,10 +93,11 @@ class Engine:
             pending = await self._attempt(works, pending, results, unread_starts=attempt == 0)
         for position in pending:
             results[position] = _failed(works[position], Code.TOO_BUSY, "the account changed during the request; retry")
-        return results
+        return [RuntimeError("no outcome for this request") if result is None else result for result in results]
 
     async def _attempt(self, works: list[Work], pending: list[int], results: list, *, unread_starts: bool) -> list[int]:
         rows: dict[str, list[_Row]] = defaultdict(list)  # by tariff hash
+        quota_less: list[tuple[int, KeyedRequest]] = []
         accounts: dict[int, _Account] = {}
         sessions: dict[int, list] = {}
         # A start on a known account skips the read: it is rated with the account's plan as last seen, and
@@ -117,7 +121,7 @@ class Engine:
                 self._remember(work.subscriber, account)
             if stored:
                 results[position] = _replay(work, stored, currency)
-            elif work.kind in (Kind.UPDATE, Kind.END) and (not session or session[0] != "OPEN"):
+            elif work.kind in (Kind.UPDATE, Kind.END) and (not session or session[0] not in LIVE_STATES):
                 results[position] = _failed(work, Code.UNKNOWN_SESSION_ID, "no open session with this id")
             elif account is None:
                 results[position] = _failed(work, Code.USER_UNKNOWN, "no account with this subscriber id")
@@ -131,13 +135,20 @@ class Engine:
             ):
                 results[position] = _failed(work, Code.END_USER_SERVICE_DENIED, "the account is blocked", account)
             else:
+                mismatch = _service_changed(work, rgs)
+                if mismatch is not None:
+                    results[position] = mismatch
+                    continue
                 accounts[position] = account
                 if session:
                     sessions[position] = session
                 tariff_hash = session[5] if session else self.tariffs.current.hash
-                rows[tariff_hash].extend(self._rows(position, work, account, session, rgs))
+                if work.quotas or work.kind not in SESSION_KINDS:
+                    rows[tariff_hash].extend(self._rows(position, work, account, session, rgs))
+                else:  # an update or end with nothing to report or ask: no rating, just the session step
+                    quota_less.append((position, self._session_request(work, [], account, session, tariff_hash)))
 
-        session_requests: list[tuple[int, KeyedRequest]] = []
+        session_requests: list[tuple[int, KeyedRequest]] = quota_less
         event_requests: list[tuple[int, KeyedRequest]] = []
         for tariff_hash, tariff_rows in rows.items():
             for position, items in await self._rate(tariff_hash, tariff_rows, works):
@@ -198,7 +209,8 @@ class Engine:
     def _rows(self, position: int, work: Work, account: _Account, session: list | None, rgs: list) -> list[_Row]:
         if work.kind is Kind.AUTHORIZE:
             call = Call(account.plan, work.service, work.destination, work.event_time_s, 0)
-            return [_Row(position, 0, call, work.units or AUTHORIZE_CAP[work.service], account.available)]
+            cap = min(work.units or AUTHORIZE_CAP[work.service], USAGE_LIMIT[work.service])
+            return [_Row(position, 0, call, cap, account.available)]
         if work.kind is Kind.EVENT:
             call = Call(account.plan, work.service, work.destination, work.event_time_s, work.units)
             return [_Row(position, 0, call, 0, 0)]
@@ -208,9 +220,13 @@ class Engine:
             plan, destination, start_s = session[2], session[3], int(session[4])
         rows = []
         for index, quota in enumerate(work.quotas):
-            used_before, cost_before, hold = (int(value or 0) for value in rgs[index]) if rgs else (0, 0, 0)
-            requested = 0 if work.kind is Kind.END else quota.requested
-            call = Call(plan, quota.service, destination, start_s, used_before + quota.used)
+            used_before, cost_before, hold = (int(value or 0) for value in rgs[index][:3]) if rgs else (0, 0, 0)
+            used_total = used_before + quota.used
+            # Nothing beyond the usage limit can be rated: ask for at most what is left below it.
+            requested = (
+                0 if work.kind is Kind.END else max(0, min(quota.requested, USAGE_LIMIT[quota.service] - used_total))
+            )
+            call = Call(plan, quota.service, destination, start_s, used_total)
             # Credit for the grant as of the read: the session's own hold on this rating group is given back first,
             # and the usage reported now is debited first (``_rate`` subtracts its cumulative cost).
             rows.append(_Row(position, index, call, requested, account.available + hold + cost_before))
@@ -228,7 +244,11 @@ class Engine:
         # The exact largest grant is searched for only where the credit read cannot cover the whole request (the
         # ladder's top), and for authorizations, which answer with it.
         authorize = np.array([works[row.position].kind is Kind.AUTHORIZE for row in rows])
-        short = np.flatnonzero((requested > 0) & ((ladder.cost_micros[:, 0] - base.cost_micros > credit) | authorize))
+        # (A ladder that could not be rated whole, e.g. into a band without a rate, also falls back to the search.)
+        short = np.flatnonzero(
+            (requested > 0)
+            & ((ladder.cost_micros[:, 0] - base.cost_micros > credit) | authorize | (ladder.failure != 0))
+        )
         extra = np.zeros(len(rows), dtype=np.int64)
         extra_cost = np.zeros(len(rows), dtype=np.int64)
         if len(short):
@@ -240,12 +260,14 @@ class Engine:
             if base.failure[i]:
                 item = {"fail": int(Code.RATING_FAILED), "reason": base.reason(i, batch)}
             else:
-                points = {int(u): int(c) for u, c in zip(ladder.units[i], ladder.cost_micros[i], strict=True)}
+                ladder_ok = ladder.failure[i] == 0
+                points = {int(u): int(c) for u, c in zip(ladder.units[i], ladder.cost_micros[i], strict=True)
+                          if ladder_ok}  # fmt: skip
                 if extra[i] > 0:
                     points[int(used[i] + extra[i])] = int(base.cost_micros[i] + extra_cost[i])
                 item = {
                     "cost_total": int(base.cost_micros[i]),
-                    "bp": sorted(points.items(), reverse=True) if ladder.failure[i] == 0 else [],
+                    "bp": sorted(points.items(), reverse=True),
                     "group": base.group_name(i),
                     "ledger": str(int(base.ledger_code[i])),
                     "rate": base.rate_name(i),
@@ -305,6 +327,17 @@ class Engine:
             "start_s": work.event_time_s,
         }
         return KeyedRequest(keys.shard, [keys.account, keys.event_answers(work.session_id), keys.events], payload)
+
+
+def _service_changed(work: Work, rgs: list) -> InvalidRequest | None:
+    """A rating group keeps the service it began with: its usage and cost are counted in that service's unit."""
+    for index, (quota, stored) in enumerate(zip(work.quotas, rgs, strict=False)):
+        if len(stored) > 3 and stored[3] and stored[3] != quota.service.name.lower():
+            return InvalidRequest(
+                f"quotas[{index}].service",
+                f"rating group {quota.rating_group} is {stored[3]} in this session; a rating group keeps its service",
+            )
+    return None
 
 
 def _replay(work: Work, answer: list, currency: str) -> Outcome:

@@ -21,6 +21,7 @@ from occ.domain import (
 )
 from occ.v1 import charging_pb2 as pb
 from rating_engine import Service, normalize_number
+from rating_engine.tariff import MAX_USAGE
 
 MAX_ID_LENGTH = 256
 MAX_QUOTAS = 16
@@ -49,9 +50,16 @@ def _service(field: str, value: int) -> Service:
         raise InvalidRequest(field, f"unknown or missing service {value} (VOICE, DATA or MESSAGE)") from None
 
 
-def _not_negative(field: str, value: int) -> int:
+def _cap(field: str, value: int) -> int:
+    """A cap may be as large as it likes (the engine never grants beyond the usage limit), but not negative."""
     if value < 0:
         raise InvalidRequest(field, f"must not be negative (got {value})")
+    return value
+
+
+def _units(field: str, value: int) -> int:
+    if not 0 <= value <= MAX_USAGE:
+        raise InvalidRequest(field, f"must be 0 to {MAX_USAGE} (got {value})")
     return value
 
 
@@ -90,10 +98,10 @@ def session_work(kind: Kind, message: pb.SessionRequest, country_code: str) -> W
         if item.rating_group in seen:
             raise InvalidRequest(f"{field}.rating_group", f"rating group {item.rating_group} appears twice")
         seen.add(item.rating_group)
-        used = _not_negative(f"{field}.used_units", item.used_units)
+        used = _units(f"{field}.used_units", item.used_units)
         if kind is Kind.START and used:
             raise InvalidRequest(f"{field}.used_units", "must be 0 on start: nothing has been used yet")
-        requested = _not_negative(f"{field}.requested_units", item.requested_units)
+        requested = _units(f"{field}.requested_units", item.requested_units)
         quotas.append(Quota(item.rating_group, _service(f"{field}.service", item.service), requested, used))
     return Work(
         kind,
@@ -143,7 +151,7 @@ def authorize_work(message: pb.AuthorizeRequest, country_code: str) -> Work:
         called=message.called_party,
         destination=_destination(message.called_party, country_code),
         service=_service("service", message.service),
-        units=_not_negative("max_units", message.max_units),
+        units=_cap("max_units", message.max_units),
     )
 
 

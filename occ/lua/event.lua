@@ -12,8 +12,8 @@ Returns msgpack array, one entry per request: {"ok", answer} | {"dup", stored an
 Invariants
   - a direct debit happens only when available (balance + credit_limit - reserved) covers the cost: no overspend.
   - every debit and refund is XADDed to the shard's stream in this same call; CHECK_BALANCE writes nothing.
-  - the answer of a debit or refund is stored as ans:<rn> (the hash expires a day after its last write) and a
-    repeat gets it back without a second charge.
+  - the answer of a debit or refund, refused ones included, is stored as ans:<rn> (the hash expires a day after its
+    last write) and a repeat gets it back without a second charge.
   - amounts are integers below 2^53, written with %.0f.
 ]]
 
@@ -22,24 +22,31 @@ local results = {}
 
 local function int(x) return string.format('%.0f', x) end
 
+-- Keep an answer a day, so that a repeat of the request gets it back (a failure included) and changes nothing.
+local function store(answers, r, outcome, answer)
+  redis.call('HSET', answers, 'ans:' .. r.rn, cmsgpack.pack(answer))
+  redis.call('EXPIRE', answers, 86400)
+  return {outcome, answer}
+end
+
 local function apply(r)
   local acct, answers, events = KEYS[r.k[1]], KEYS[r.k[2]], KEYS[r.k[3]]
   local stored = redis.call('HGET', answers, 'ans:' .. r.rn)
   if stored then return {'dup', cmsgpack.unpack(stored)} end
   local a = redis.call('HMGET', acct, 'balance', 'credit_limit', 'reserved', 'status', 'plan', 'currency')
-  if not a[1] then return {'fail', {5030, r.cost, false, 0, 0}} end
+  if not a[1] then return store(answers, r, 'fail', {5030, r.cost, false, 0, 0}) end
   if a[5] ~= r.plan then return {'retry'} end
   local balance, limit, reserved, currency = tonumber(a[1]), tonumber(a[2]), tonumber(a[3]), a[6]
   local available = balance + limit - reserved
   if a[4] ~= 'ACTIVE' and r.action ~= 'REFUND_ACCOUNT' then
-    return {'fail', {4010, r.cost, false, balance, available}}
+    return store(answers, r, 'fail', {4010, r.cost, false, balance, available})
   end
   local enough = r.cost <= available
   if r.action == 'CHECK_BALANCE' then
     return {'ok', {2001, r.cost, enough, balance, available}}
   end
   if r.action == 'DIRECT_DEBIT' and not enough then
-    return {'fail', {4012, r.cost, false, balance, available}}
+    return store(answers, r, 'fail', {4012, r.cost, false, balance, available})
   end
   local amount = r.cost
   if r.action == 'DIRECT_DEBIT' then amount = -r.cost end
@@ -50,10 +57,7 @@ local function apply(r)
     'service', r.svc, 'units', int(r.units), 'cost', int(r.cost), 'amount', int(amount), 'balance', int(balance),
     'currency', currency, 'group', r.group, 'ledger', r.ledger, 'rate', r.rate, 'tariff', r.tariff,
     'calling', r.calling, 'called', r.called, 'start_s', r.start_s, 'time_ms', int(r.now))
-  local answer = {2001, r.cost, true, balance, available + amount}
-  redis.call('HSET', answers, 'ans:' .. r.rn, cmsgpack.pack(answer))
-  redis.call('EXPIRE', answers, 86400)
-  return {'ok', answer}
+  return store(answers, r, 'ok', {2001, r.cost, true, balance, available + amount})
 end
 
 for i, r in ipairs(requests) do

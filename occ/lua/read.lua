@@ -7,7 +7,7 @@ ARGV[1] msgpack array of requests {k = {account key index, session (or event-ans
 Returns msgpack array, one entry per request: {account, session, rgs, stored}
         account = {balance, credit_limit, reserved, status, plan, currency} or false when there is no such account
         session = {state, version, plan, dest, start_s, tariff} or false
-        rgs     = {{used, cost, hold}, ...} in the order asked
+        rgs     = {{used, cost, hold, service}, ...} in the order asked
         stored  = the stored answer ans:<rn>, or false
 Invariants: a session started by another account reads as no session and no stored answer; beyond that,
 none but session.lua's: what is read may change before the apply step, which re-checks the
@@ -31,7 +31,7 @@ for i, r in ipairs(requests) do
     if f[1] then session = f end
     for j, rg in ipairs(r.rgs) do
       local p = 'rg:' .. rg .. ':'
-      rgs[j] = redis.call('HMGET', sess, p .. 'used', p .. 'cost', p .. 'hold')
+      rgs[j] = redis.call('HMGET', sess, p .. 'used', p .. 'cost', p .. 'hold', p .. 'svc')
     end
     if r.rn >= 0 then
       local packed = redis.call('HGET', sess, 'ans:' .. r.rn)

@@ -11,7 +11,10 @@ ARGV[1] msgpack array of requests, each a map:
         ver    update/end: the session version the rating read ("retry" when the session has moved on since)
         probe  start: the account was not read for rating; if the credit cannot cover all an item asks for, answer
                "short" and write nothing, so the engine reads the credit and searches for the exact grant
-        cause  close: TIMEOUT (only when the deadline has passed) or ABORTED (always)
+        cause  close: TIMEOUT (only when the deadline has passed) or ABORTED (an administrator: the holds are
+               released at once and the session waits, ABORTING, for the switch's terminate, which is still
+               charged; updates meanwhile get no grant; the sweeper closes it with cause ABORTED if none comes)
+        reason close with ABORTED: the administrator's reason
         info   start: {calling, called, dest, tariff, start_s}
         items  array of quota items: {rg, svc, used, used_total, cost_total, requested, group, ledger, rate,
                bp = {{units_total, cost_total}, ...} largest first, fail = result code when rating failed, reason}
@@ -26,7 +29,8 @@ Invariants
   - rg:<n>:cost = cost(rg:<n>:used), priced on cumulative usage; a request debits only the difference, and usage
     above the grant is debited too (counted in rg:<n>:over).
   - every balance change and every session close is XADDed to the shard's stream in this same call.
-  - nothing is applied twice for one (session, request number); a failed start writes nothing.
+  - nothing is applied twice for one (session, request number); a failed start reserves nothing and its answer
+    is stored (state FAILED, kept a day) so that a repeat gets the same failure.
   - a session belongs to the account that started it: a request naming another account neither sees nor
     changes it (its stored answers included).
   - amounts are integers below 2^53 (Lua numbers are doubles); they are written with %.0f, never in e-notation.
@@ -38,14 +42,23 @@ local results = {}
 local function int(x) return string.format('%.0f', x) end
 local function num(x) return tonumber(x) or 0 end
 
+-- Release every hold of the session; returns the account's reserved amount after it.
+local function release_holds(sess, rgs, reserved)
+  for rg in string.gmatch(rgs or '', '[^,]+') do
+    local p = 'rg:' .. rg .. ':'
+    reserved = reserved - num(redis.call('HGET', sess, p .. 'hold'))
+    redis.call('HSET', sess, p .. 'hold', 0, p .. 'granted', 0)
+  end
+  return reserved
+end
+
 -- Release every hold of the session, mark it closed and emit one close event per rating group.
 local function close_session(sess, open, events, deadlines, r, s, balance, reserved, currency, cause)
+  reserved = release_holds(sess, s.rgs, reserved)
   for rg in string.gmatch(s.rgs or '', '[^,]+') do
     local p = 'rg:' .. rg .. ':'
     local f = redis.call('HMGET', sess, p .. 'hold', p .. 'svc', p .. 'used', p .. 'cost', p .. 'over',
       p .. 'group', p .. 'ledger', p .. 'rate')
-    reserved = reserved - num(f[1])
-    redis.call('HSET', sess, p .. 'hold', 0, p .. 'granted', 0)
     redis.call('XADD', events, '*', 'type', 'session_close', 'id', r.sid .. ':close:' .. rg, 'account', r.acct,
       'session_id', r.sid, 'rg', rg, 'service', f[2], 'units', f[3], 'cost', f[4], 'over', f[5] or '0',
       'amount', '0', 'balance', int(balance), 'currency', currency, 'group', f[6] or '', 'ledger', f[7] or '',
@@ -57,6 +70,14 @@ local function close_session(sess, open, events, deadlines, r, s, balance, reser
   redis.call('SREM', open, r.sid)
   redis.call('EXPIRE', sess, 86400) -- keep stored answers a day for late repeats
   return reserved
+end
+
+-- A start that grants nothing opens no session, but its answer is kept so that a repeat is answered alike.
+local function fail_start(sess, r, answer)
+  redis.call('DEL', sess)
+  redis.call('HSET', sess, 'account', r.acct, 'state', 'FAILED', 'ans:' .. r.rn, cmsgpack.pack(answer))
+  redis.call('EXPIRE', sess, 86400)
+  return {'fail', answer}
 end
 
 local function apply(r)
@@ -74,8 +95,8 @@ local function apply(r)
   local state = redis.call('HGET', sess, 'state')
   if r.t == 'start' then
     if state then return {'exists'} end
-    if not a[1] then return {'fail', {5030, 0, 0, 0, {}}} end
-  elseif state ~= 'OPEN' or not a[1] then
+    if not a[1] then return fail_start(sess, r, {5030, 0, 0, 0, {}}) end
+  elseif (state ~= 'OPEN' and state ~= 'ABORTING') or not a[1] then
     if r.t == 'close' then redis.call('ZREM', deadlines, r.sid) end -- a stale deadline: nothing left to close
     return {'gone'}
   end
@@ -86,7 +107,7 @@ local function apply(r)
 
   local s = {}
   if r.t == 'start' then
-    if not active then return {'fail', {4010, balance, available_before, 0, {}}} end
+    if not active then return fail_start(sess, r, {4010, balance, available_before, 0, {}}) end
     s = {rgs = '', cost = 0, tariff = r.info.tariff, calling = r.info.calling, called = r.info.called,
          start_s = r.info.start_s, started_ms = int(r.now)}
   else
@@ -97,7 +118,16 @@ local function apply(r)
          start_s = f[7], started_ms = f[8]}
     if r.t == 'close' then
       if r.cause == 'TIMEOUT' and num(f[9]) > r.now then return {'gone'} end -- updated since: not lost
-      reserved = close_session(sess, open, events, deadlines, r, s, balance, reserved, currency, r.cause)
+      if r.cause == 'ABORTED' then
+        if state == 'ABORTING' then return {'gone'} end -- aborted already
+        reserved = release_holds(sess, s.rgs, reserved)
+        local deadline = r.now + 2000 * r.validity -- the switch's terminate may still report usage until then
+        redis.call('HSET', sess, 'state', 'ABORTING', 'deadline_ms', int(deadline), 'abort_reason', r.reason or '')
+        redis.call('ZADD', deadlines, int(deadline), r.sid)
+      else
+        local cause = (state == 'ABORTING') and 'ABORTED' or r.cause
+        reserved = close_session(sess, open, events, deadlines, r, s, balance, reserved, currency, cause)
+      end
       redis.call('HSET', acct, 'reserved', int(reserved))
       return {'ok', {2001, balance, balance + limit - reserved, s.cost, {}}}
     end
@@ -110,7 +140,8 @@ local function apply(r)
     local p = 'rg:' .. rg .. ':'
     local old = {0, 0, 0, 0, 0}
     if known[rg] then
-      old = redis.call('HMGET', sess, p .. 'used', p .. 'cost', p .. 'hold', p .. 'granted', p .. 'over')
+      old = redis.call('HMGET', sess, p .. 'used', p .. 'cost', p .. 'hold', p .. 'granted', p .. 'over', p .. 'svc')
+      if old[6] ~= it.svc then return {'retry'} end -- a rating group keeps its service: let the engine refuse it
     end
     local used_total, cost_total, hold_old = num(old[1]), num(old[2]), num(old[3])
     local outstanding, over = num(old[4]), num(old[5])
@@ -136,7 +167,7 @@ local function apply(r)
       end
       if r.t ~= 'end' and it.requested > 0 then
         any_requested = true
-        if not active then
+        if not active or state == 'ABORTING' then
           code = 4010
         else
           local available = balance + limit - reserved
@@ -176,9 +207,7 @@ local function apply(r)
     return {'short'}
   end
   if r.t == 'start' and code ~= 2001 then
-    -- A start that grants nothing establishes no session: undo the session writes; there was no usage to charge.
-    redis.call('DEL', sess)
-    return {'fail', {code, balance, available_before, 0, items}}
+    return fail_start(sess, r, {code, balance, available_before, 0, items}) -- no usage yet: nothing to charge
   end
   if r.t == 'start' then
     redis.call('HSET', sess, 'account', r.acct, 'state', 'OPEN', 'plan', r.plan, 'dest', r.info.dest,
@@ -189,8 +218,9 @@ local function apply(r)
   redis.call('HSET', sess, 'rgs', s.rgs, 'cost', int(s.cost), 'version', int((s.version or 0) + 1),
     'last_rn', r.rn)
   if r.t == 'end' then
-    reserved = close_session(sess, open, events, deadlines, r, s, balance, reserved, currency, 'TERMINATE')
-  else
+    local cause = (state == 'ABORTING') and 'ABORTED' or 'TERMINATE'
+    reserved = close_session(sess, open, events, deadlines, r, s, balance, reserved, currency, cause)
+  elseif state ~= 'ABORTING' then -- an aborted session keeps the deadline its abort set
     local deadline = r.now + 2000 * r.validity
     redis.call('HSET', sess, 'deadline_ms', int(deadline))
     redis.call('ZADD', deadlines, int(deadline), r.sid)

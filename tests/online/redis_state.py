@@ -24,3 +24,8 @@ async def redis_state(client: redis.Redis) -> dict[bytes, tuple[str, Any]]:
             value = await client.get(key)
         state[key] = (kind, value)
     return state
+
+
+def changed_keys(before: dict[bytes, tuple[str, Any]], after: dict[bytes, tuple[str, Any]]) -> set[str]:
+    """Keys added, removed or changed between two ``redis_state`` readings."""
+    return {key.decode() for key in before.keys() | after.keys() if before.get(key) != after.get(key)}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from conftest import LONDON, MONDAY_PEAK
-from redis_state import redis_state
+from redis_state import changed_keys, redis_state
 
 from occ.v1 import admin_pb2 as admin
 from occ.v1 import charging_pb2 as pb
@@ -82,16 +82,20 @@ async def test_concurrent_copies_of_an_event_charge_once(charging):
     assert [e["type"] for e in await charging.events("dup")] == ["topup", "event_charge"]
 
 
-async def test_direct_debit_beyond_available_is_credit_limit_reached_and_writes_nothing(charging):
+async def test_direct_debit_beyond_available_is_credit_limit_reached_and_writes_only_its_answer(charging):
     await charging.account("short", balance=100_000, credit_limit=49_999)  # 3 SMS need 150000
     state = await redis_state(charging.app.redis)
     answer = await charging.charging.ChargeEvent(event("short", pb.DIRECT_DEBIT))
     assert (answer.result_code, answer.cost_micros, answer.enough_credit) == (pb.CREDIT_LIMIT_REACHED, 150_000, False)
     assert (answer.balance_micros, answer.available_micros) == (100_000, 149_999)
-    assert await redis_state(charging.app.redis) == state
+    # No balance change and no stream entry: only the stored answer, so that a repeat gets the same refusal.
+    answers_key = charging.app.store.keys("short").event_answers(event("short", pb.DIRECT_DEBIT).session_id)
+    assert changed_keys(state, await redis_state(charging.app.redis)) == {answers_key}
 
     await charging.admin.UpdateAccount(admin.UpdateAccountRequest(id="short", credit_limit_micros=50_000))
-    retry = await charging.charging.ChargeEvent(event("short", pb.DIRECT_DEBIT))  # the failure was not stored
+    repeat = await charging.charging.ChargeEvent(event("short", pb.DIRECT_DEBIT))
+    assert repeat == answer  # the SMS was refused: its repeat is refused alike, never charged
+    retry = await charging.charging.ChargeEvent(event("short", pb.DIRECT_DEBIT, session_id="sms-again"))
     assert (retry.result_code, retry.balance_micros, retry.available_micros) == (pb.SUCCESS, -50_000, 0)
 
 

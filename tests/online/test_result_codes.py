@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import LONDON, MONDAY_PEAK, session, voice
-from redis_state import redis_state
+from redis_state import changed_keys, redis_state
 
 from occ.v1 import admin_pb2 as admin
 from occ.v1 import charging_pb2 as pb
@@ -119,7 +119,11 @@ async def test_an_unrateable_start_fails_with_the_cause_and_opens_nothing(chargi
     assert start.quotas[0].result_code == pb.RATING_FAILED and cause in start.quotas[0].reason
     assert cause in start.reason
     assert start.result_code == pb.RATING_FAILED  # nothing requested was granted: the request failed
-    assert await redis_state(charging.app.redis) == state  # no session, no hold, no deadline
+    # No open session, hold, deadline or stream entry: only the stored answer (a repeat is refused alike).
+    session_key = charging.app.store.keys("rf").session("r1")
+    assert changed_keys(state, await redis_state(charging.app.redis)) == {session_key}
+    assert await charging.app.redis.hget(session_key, "state") == b"FAILED"
+    assert await charging.charging.StartSession(session("r1", 0, "rf", voice(60), called=called)) == start
 
 
 async def test_update_and_end_of_an_unknown_session_are_unknown_session_id(charging):

@@ -131,14 +131,18 @@ async def test_an_administrator_abort_is_pushed_to_the_stream_that_carries_the_s
     assert pushed.correlation_id == 0 and pushed.WhichOneof("answer") == "abort"
     assert (pushed.abort.session_id, pushed.abort.reason) == ("ab-1", "fraud suspected")
 
+    # The hold is released at once; the session waits for the switch's terminate, which is still charged.
     balance = await charging.balance("ab")
     assert (balance.balance_micros, balance.reserved_micros) == (TEN_EUR, 0)
-    [close] = [e for e in await charging.events("ab") if e["type"] == "session_close"]
-    assert (close["session_id"], close["cause"], close["cost"]) == ("ab-1", "ABORTED", "0")
     late = await exchange(call, pb.StreamRequest(correlation_id=8, update=session("ab-1", 1, "ab", voice(60, 30))))
-    assert late[8].session.result_code == pb.UNKNOWN_SESSION_ID
+    assert (late[8].session.quotas[0].result_code, late[8].session.quotas[0].granted_units) == (4010, 0)
     again = await charging.admin.AbortSession(admin.AbortSessionRequest(account_id="ab", session_id="ab-1"))
     assert not again.aborted
+    end = await exchange(call, pb.StreamRequest(correlation_id=9, end=session("ab-1", 2, "ab", voice(used=20))))
+    assert (end[9].session.result_code, end[9].session.cost_micros) == (pb.SUCCESS, 300_000)  # 50 s used
+    [close] = [e for e in await charging.events("ab") if e["type"] == "session_close"]
+    assert (close["session_id"], close["cause"], close["cost"], close["units"]) == ("ab-1", "ABORTED", "300000", "50")
+    assert (await charging.balance("ab")).balance_micros == TEN_EUR - 300_000
     await call.done_writing()
 
 

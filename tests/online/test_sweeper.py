@@ -8,6 +8,7 @@ import time
 from conftest import session, voice
 
 from occ.sessions import Sweeper
+from occ.v1 import admin_pb2 as admin
 from occ.v1 import charging_pb2 as pb
 
 TEN_EUR = 10_000_000
@@ -63,3 +64,15 @@ async def test_the_sweeper_counts_open_sessions_for_the_gauge(charging):
     await charging.charging.EndSession(session("m0", 1, "mo", voice(used=10)))
     await sweeper.sweep_once()
     assert counts == [2]
+
+
+async def test_an_aborted_session_whose_terminate_never_comes_is_closed_as_aborted(charging):
+    await charging.account("ab2", balance=TEN_EUR)
+    await charging.charging.StartSession(session("x1", 0, "ab2", voice(requested=60)))
+    await charging.charging.UpdateSession(session("x1", 1, "ab2", voice(requested=60, used=61)))
+    aborted_ms = int(time.time() * 1000)
+    await charging.admin.AbortSession(admin.AbortSessionRequest(account_id="ab2", session_id="x1"))
+    assert (await charging.balance("ab2")).reserved_micros == 0  # released at the abort
+    assert await charging.app.sweeper.sweep_once(aborted_ms + 121_000) == 1
+    [close] = [e for e in await charging.events("ab2") if e["type"] == "session_close"]
+    assert (close["cause"], close["cost"]) == ("ABORTED", "300834")
