@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import time
 
+import msgspec
+
 from occ.domain import (
     Action,
     AuthorizeOutcome,
@@ -187,37 +189,20 @@ def session_answer(message: pb.SessionRequest, outcome: SessionOutcome, validity
     return answer
 
 
+def _answer(message_type, outcome):
+    """An answer message from an outcome whose fields carry the message's names (``code`` is ``result_code``)."""
+    fields = msgspec.structs.asdict(outcome)
+    fields["result_code"] = fields.pop("code")
+    return message_type(**fields)
+
+
 def event_answer(outcome: EventOutcome) -> pb.EventAnswer:
-    return pb.EventAnswer(
-        result_code=outcome.code,
-        cost_micros=outcome.cost_micros,
-        enough_credit=outcome.enough_credit,
-        balance_micros=outcome.balance_micros,
-        available_micros=outcome.available_micros,
-        currency=outcome.currency,
-        reason=outcome.reason,
-    )
+    return _answer(pb.EventAnswer, outcome)
 
 
 def authorize_answer(outcome: AuthorizeOutcome) -> pb.AuthorizeAnswer:
-    return pb.AuthorizeAnswer(
-        result_code=outcome.code,
-        max_units=outcome.max_units,
-        cost_micros=outcome.cost_micros,
-        balance_micros=outcome.balance_micros,
-        available_micros=outcome.available_micros,
-        currency=outcome.currency,
-        destination_group=outcome.destination_group,
-        reason=outcome.reason,
-    )
+    return _answer(pb.AuthorizeAnswer, outcome)
 
 
 def balance_answer(outcome: BalanceOutcome) -> pb.BalanceAnswer:
-    return pb.BalanceAnswer(
-        result_code=outcome.code,
-        balance_micros=outcome.balance_micros,
-        credit_limit_micros=outcome.credit_limit_micros,
-        reserved_micros=outcome.reserved_micros,
-        available_micros=outcome.available_micros,
-        currency=outcome.currency,
-    )
+    return _answer(pb.BalanceAnswer, outcome)
