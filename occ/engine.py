@@ -57,6 +57,11 @@ class _Account:
         self.available = self.balance + self.limit - self.reserved
 
     @classmethod
+    def missing(cls) -> _Account:
+        """Stands in for an account that does not exist (its start is refused by the script)."""
+        return cls([0, 0, 0, "", "", ""])
+
+    @classmethod
     def assumed(cls, plan: str, currency: str) -> _Account:
         """An account known from earlier requests but not read now: its credit is left to the script."""
         return cls([0, 0, 0, "ACTIVE", plan, currency])._unread()
@@ -123,6 +128,11 @@ class Engine:
                 results[position] = _replay(work, stored, currency)
             elif work.kind in (Kind.UPDATE, Kind.END) and (not session or session[0] not in LIVE_STATES):
                 results[position] = _failed(work, Code.UNKNOWN_SESSION_ID, "no open session with this id")
+            elif work.kind is Kind.START and (account is None or account.status != "ACTIVE"):
+                # Refused (5030, 4010) by session.lua, which stores the refusal so that a repeat gets it again.
+                accounts[position] = account = account or _Account.missing()
+                refusal = self._session_request(work, [], account, None, self.tariffs.current.hash)
+                quota_less.append((position, refusal))
             elif account is None:
                 results[position] = _failed(work, Code.USER_UNKNOWN, "no account with this subscriber id")
             elif work.kind is Kind.BALANCE:
@@ -130,9 +140,8 @@ class Engine:
                     Code.SUCCESS, account.balance, account.limit, account.reserved, account.available, currency
                 )
             elif account.status != "ACTIVE" and (
-                work.kind in (Kind.START, Kind.AUTHORIZE)
-                or (work.kind is Kind.EVENT and work.action is not Action.REFUND_ACCOUNT)
-            ):
+                work.kind is Kind.AUTHORIZE or work.action in (Action.CHECK_BALANCE, Action.PRICE_ENQUIRY)
+            ):  # read-only requests: nothing to store (a blocked direct debit goes on to event.lua, which stores it)
                 results[position] = _failed(work, Code.END_USER_SERVICE_DENIED, "the account is blocked", account)
             else:
                 mismatch = _service_changed(work, rgs)
@@ -289,10 +298,12 @@ class Engine:
             "validity": self.validity_time_s,
             "plan": account.plan,
             "ver": int(session[1]) if session else 0,
-            "items": [
+            "items": [  # none for a refusal, which the script answers before looking at items
                 {"rg": quota.rating_group, "svc": quota.service.name.lower(), "used": quota.used, **item}
                 for quota, item in zip(work.quotas, items, strict=True)
-            ],
+            ]
+            if items
+            else [],
         }
         if work.kind is Kind.START:
             payload["info"] = {

@@ -240,3 +240,29 @@ async def test_an_account_id_cannot_alias_another_accounts_session_set(charging)
     results = await same_batch(charging, other, victim)
     assert not any(isinstance(result, Exception) for result in results)
     assert (await charging.balance("u275")).reserved_micros == 300_000
+
+
+async def test_a_repeated_start_refused_for_a_blocked_account_stays_refused(charging):
+    # Refusals are stored like any answer: unblocking the account does not turn a retransmitted CCR-I into a session.
+    await charging.account("blk", balance=TEN_EUR)
+    await charging.admin.UpdateAccount(admin.UpdateAccountRequest(id="blk", status=admin.BLOCKED))
+    first = await charging.charging.StartSession(session("b1", 0, "blk", voice(requested=60)))
+    assert first.result_code == pb.END_USER_SERVICE_DENIED
+    await charging.admin.UpdateAccount(admin.UpdateAccountRequest(id="blk", status=admin.ACTIVE))
+    assert await charging.charging.StartSession(session("b1", 0, "blk", voice(requested=60))) == first
+    assert (await charging.balance("blk")).reserved_micros == 0
+    fresh = await charging.charging.StartSession(session("b2", 0, "blk", voice(requested=60)))
+    assert fresh.result_code == pb.SUCCESS
+
+
+async def test_a_repeated_debit_refused_for_a_blocked_account_charges_nothing(charging):
+    await charging.account("blk2", balance=TEN_EUR)
+    await charging.admin.UpdateAccount(admin.UpdateAccountRequest(id="blk2", status=admin.BLOCKED))
+    event = pb.EventRequest(
+        session_id="sms-b", subscriber="blk2", action=pb.DIRECT_DEBIT, service=pb.MESSAGE, units=1, called_party=LONDON
+    )
+    first = await charging.charging.ChargeEvent(event)
+    assert first.result_code == pb.END_USER_SERVICE_DENIED
+    await charging.admin.UpdateAccount(admin.UpdateAccountRequest(id="blk2", status=admin.ACTIVE))
+    assert (await charging.charging.ChargeEvent(event)).result_code == pb.END_USER_SERVICE_DENIED
+    assert (await charging.balance("blk2")).balance_micros == TEN_EUR
