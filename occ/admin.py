@@ -8,14 +8,14 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import grpc
 
-from occ import keys
 from occ.sessions import close_request
 from occ.store import Store
-from occ.tariffs import TariffHolder
+from occ.tariffs import CurrencyChange, TariffHolder
 from occ.v1 import admin_pb2 as pb
 from occ.v1 import admin_pb2_grpc
 from rating_engine import TariffError
@@ -58,8 +58,15 @@ def _credit_limit(value: int) -> int:
 
 
 class AdminService(admin_pb2_grpc.AdminServicer):
-    def __init__(self, store: Store, tariffs: TariffHolder, *, validity_time_s: int) -> None:
-        self.store, self.tariffs, self.validity_time_s = store, tariffs, validity_time_s
+    def __init__(
+        self,
+        store: Store,
+        tariffs: TariffHolder,
+        *,
+        validity_time_s: int,
+        notify: Callable[[str, str, str, str], Awaitable[None]],
+    ) -> None:
+        self.store, self.tariffs, self.validity_time_s, self.notify = store, tariffs, validity_time_s, notify
 
     def _check_plan(self, plan: str) -> None:
         if not plan:
@@ -177,18 +184,27 @@ class AdminService(admin_pb2_grpc.AdminServicer):
                 grpc.StatusCode.FAILED_PRECONDITION,
                 "idempotency_key: already used for a different transaction on this account",
             )
-        if outcome == "ok" and sign * amount > 0 and not self.store.cluster:
+        if outcome == "limit":
+            raise AdminError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"amount_micros: the balance would leave ±{MAX_AMOUNT_MICROS}, the range OCC keeps exact",
+            )
+        if outcome == "ok" and sign * amount > 0:
             await self._ask_for_reauthorization(account_id)
         return pb.TransactionAnswer(transaction_id=transaction_id, balance_micros=balance, duplicate=outcome == "dup")
 
     async def _ask_for_reauthorization(self, account_id: str) -> None:
         """Credit was added: the account's open sessions may get more now (RFC 8506 re-auth), so tell their switches."""
-        sessions = await self.store.client.smembers(self.store.keys(account_id).sessions)
-        if sessions:
-            pipe = self.store.client.pipeline(transaction=False)
-            for session_id in sessions:
-                pipe.publish(keys.NOTICE_CHANNEL, f"reauth\n{session_id.decode()}")
-            await pipe.execute()
+        account = self.store.keys(account_id)
+        session_ids = [member.decode() for member in await self.store.client.smembers(account.sessions)]
+        if not session_ids:
+            return
+        pipe = self.store.client.pipeline(transaction=False)
+        for session_id in session_ids:
+            pipe.hget(account.session(session_id), "state")
+        for session_id, state in zip(session_ids, await pipe.execute(), strict=True):
+            if state == b"OPEN":  # an aborted session is being ended: it gets no more credit
+                await self.notify("reauth", account_id, session_id, "")
 
     async def ListSessions(self, request: pb.ListSessionsRequest, context) -> pb.ListSessionsAnswer:
         return await self._call(self._list_sessions, request, context)
@@ -221,8 +237,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         [result] = await self.store.run_batch("session", [abort])
         if result[0] != "ok":
             return pb.AbortSessionAnswer(aborted=False)
-        if not self.store.cluster:
-            await self.store.client.publish(keys.NOTICE_CHANNEL, f"abort\n{session_id}\n{request.reason}")
+        await self.notify("abort", account_id, session_id, request.reason)
         log.info("session aborted", extra={"session_id": session_id, "account": account_id})
         return pb.AbortSessionAnswer(aborted=True, cost_micros=int(result[1][3]))
 
@@ -238,6 +253,8 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             compiled, changed = await self.tariffs.publish(request.directory)
         except TariffError as exc:
             raise _invalid("directory", str(exc)) from None
+        except CurrencyChange as exc:
+            raise AdminError(grpc.StatusCode.FAILED_PRECONDITION, f"directory: {exc}") from None
         return pb.LoadTariffAnswer(
             tariff_hash=compiled.hash,
             changed=changed,

@@ -48,7 +48,9 @@ class App:
             on_count=metrics.OPEN_SESSIONS.set,
         )
         self.charging = ChargingService(self.batcher, self.tariffs, validity_time_s=settings.validity_time_s)
-        self.admin = AdminService(self.store, self.tariffs, validity_time_s=settings.validity_time_s)
+        self.admin = AdminService(
+            self.store, self.tariffs, validity_time_s=settings.validity_time_s, notify=self.notify
+        )
         self._aborts: asyncio.Task | None = None
 
     async def start(self) -> None:
@@ -75,6 +77,16 @@ class App:
                                       ledger_code=DEMO_LEDGER_CODE, description="demo credit")  # fmt: skip
             log.info("demo account created", extra={"account": account_id, "plan": tariff.plan_names[0]})
 
+    async def notify(self, kind: str, account_id: str, session_id: str, reason: str = "") -> None:
+        """Tell the switch carrying a session to end it (``abort``) or to come back (``reauth``), on every frontend.
+
+        On Redis Cluster (no pub/sub in redis-py's asyncio cluster client) only this frontend's streams are told.
+        """
+        if self.settings.redis_cluster:
+            self.charging.push_notice(kind, account_id, session_id, reason)
+        else:
+            await self.redis.publish(keys.NOTICE_CHANNEL, f"{kind}\n{account_id}\n{session_id}\n{reason}")
+
     async def _listen_for_notices(self) -> None:
         """Push notices (aborts, re-auth requests) to the switch on the stream that carries the session, if here.
 
@@ -85,8 +97,8 @@ class App:
                     await pubsub.subscribe(keys.NOTICE_CHANNEL)
                     async for message in pubsub.listen():
                         if message["type"] == "message":
-                            kind, session_id, *reason = message["data"].decode().split("\n", 2)
-                            self.charging.push_notice(kind, session_id, *reason)
+                            kind, account_id, session_id, reason = message["data"].decode().split("\n", 3)
+                            self.charging.push_notice(kind, account_id, session_id, reason)
             except (RedisError, OSError) as exc:
                 log.warning("notice listener lost Redis; subscribing again", extra={"error": str(exc)})
                 await asyncio.sleep(ABORT_RESUBSCRIBE_S)

@@ -357,7 +357,7 @@ def _replay(work: Work, answer: list, currency: str) -> Outcome:
         return EventOutcome(*answer[:5], currency=currency, reason=_REASONS.get(answer[0], ""))
     code, balance, available, cost, items = answer
     quotas = [QuotaOutcome(*item) for item in items or []]
-    reason = _REASONS.get(code, "") or next((q.reason for q in quotas if q.reason), "")
+    reason = next((q.reason for q in quotas if q.reason), "") or _REASONS.get(code, "")
     return SessionOutcome(code, balance, available, cost, quotas, currency, reason)
 
 

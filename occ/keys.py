@@ -24,9 +24,9 @@ import zlib
 PREFIX = "occ"
 TARIFF_CURRENT = f"{PREFIX}:tariff:current"
 NOTICE_CHANNEL = f"{PREFIX}:notices"
-"""Pub/sub channel of notices for switches: ``abort\n<session>\n<reason>`` (an administrator ended it) and
-``reauth\n<session>`` (credit was added: come back with an update); frontends push them on the stream carrying the
-session."""
+"""Pub/sub channel of notices for switches, ``<kind>\n<account>\n<session>\n<reason>``: ``abort`` (an administrator
+ended the session) or ``reauth`` (credit was added: come back with an update); frontends push them on the stream
+carrying that account's session."""
 
 
 def shard_of(account_id: str, shards: int) -> int:

@@ -28,7 +28,8 @@ STREAM_IN_FLIGHT = 1024
 class ChargingService(charging_pb2_grpc.ChargingServicer):
     def __init__(self, batcher: Batcher[Work, Outcome], tariffs: TariffHolder, *, validity_time_s: int) -> None:
         self.batcher, self.tariffs, self.validity_time_s = batcher, tariffs, validity_time_s
-        self.streams: dict[str, asyncio.Queue] = {}  # session id → the outgoing queue of the stream that carries it
+        # (account, session id) → the outgoing queue of the stream that carries it (session ids are not unique alone)
+        self.streams: dict[tuple[str, str], asyncio.Queue] = {}
         self._counters: dict[tuple[str, int], Callable[[], None]] = {}  # (kind, result code) → its metric's inc
 
     def _country_code(self) -> str:
@@ -90,7 +91,7 @@ class ChargingService(charging_pb2_grpc.ChargingServicer):
         outgoing: asyncio.Queue[pb.StreamAnswer | None] = asyncio.Queue()
         slots = asyncio.Semaphore(STREAM_IN_FLIGHT)
         tasks: set[asyncio.Task] = set()
-        sessions: set[str] = set()
+        sessions: set[tuple[str, str]] = set()
 
         async def handle(message: pb.StreamRequest) -> None:
             kind = message.WhichOneof("request")
@@ -123,13 +124,14 @@ class ChargingService(charging_pb2_grpc.ChargingServicer):
                         )
                         outgoing.put_nowait(pb.StreamAnswer(correlation_id=message.correlation_id, error=error))
                         continue
-                    if kind in ("start", "update"):
-                        session_id = getattr(message, kind).session_id
-                        sessions.add(session_id)
-                        self.streams[session_id] = outgoing
-                    elif kind == "end":
-                        sessions.discard(message.end.session_id)
-                        self.streams.pop(message.end.session_id, None)
+                    if kind in ("start", "update", "end"):
+                        carried = (getattr(message, kind).subscriber, getattr(message, kind).session_id)
+                        if kind == "end":
+                            sessions.discard(carried)
+                            self.streams.pop(carried, None)
+                        else:
+                            sessions.add(carried)
+                            self.streams[carried] = outgoing
                     await slots.acquire()
                     task = asyncio.create_task(handle(message))
                     tasks.add(task)
@@ -145,14 +147,14 @@ class ChargingService(charging_pb2_grpc.ChargingServicer):
                 yield answer
         finally:
             reader.cancel()
-            for session_id in sessions:
-                if self.streams.get(session_id) is outgoing:
-                    del self.streams[session_id]
+            for carried in sessions:
+                if self.streams.get(carried) is outgoing:
+                    del self.streams[carried]
 
-    def push_notice(self, kind: str, session_id: str, reason: str = "") -> bool:
+    def push_notice(self, kind: str, account_id: str, session_id: str, reason: str = "") -> bool:
         """Push an ``abort`` (end the session now) or a ``reauth`` (send an update now) to the switch on the stream
-        that carries ``session_id``; False when no stream of this frontend carries it."""
-        queue = self.streams.get(session_id)
+        that carries the account's session; False when no stream of this frontend carries it."""
+        queue = self.streams.get((account_id, session_id))
         if queue is None:
             return False
         if kind == "abort":

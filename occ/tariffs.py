@@ -30,6 +30,10 @@ class NoTariff(Exception):
     """No tariff has been loaded yet."""
 
 
+class CurrencyChange(Exception):
+    """A new tariff in another currency than the current one: it would price existing accounts in the wrong money."""
+
+
 class TariffHolder:
     """Current tariff and recently used versions, by content hash; owns the watch task (``start``/``close``)."""
 
@@ -55,10 +59,16 @@ class TariffHolder:
     async def publish(self, directory: str | Path) -> tuple[CompiledTariff, bool]:
         """Load, validate and compile ``directory``, store it in Redis and make it current for every frontend.
 
-        Returns the compiled tariff and whether it changed the current one. Raises ``TariffError`` (nothing is
-        written) when the directory does not validate.
+        Returns the compiled tariff and whether it changed the current one. Raises ``TariffError`` when the
+        directory does not validate and ``CurrencyChange`` when its currency differs from the current tariff's
+        (nothing is written either way).
         """
         compiled = await asyncio.to_thread(lambda: compile_tariff(load_tariff(directory)))
+        if self._current is not None and compiled.tariff.currency != self._current.tariff.currency:
+            raise CurrencyChange(
+                f"the tariff is in {compiled.tariff.currency}, the current one and its accounts in "
+                f"{self._current.tariff.currency}"
+            )
         await self.client.set(keys.tariff_blob(compiled.hash), msgspec.msgpack.encode(compiled.tariff), nx=True)
         previous = await self.client.getset(keys.TARIFF_CURRENT, compiled.hash)
         self._remember(compiled)

@@ -42,12 +42,14 @@ local results = {}
 local function int(x) return string.format('%.0f', x) end
 local function num(x) return tonumber(x) or 0 end
 
--- Release every hold of the session; returns the account's reserved amount after it.
-local function release_holds(sess, rgs, reserved)
+-- Release every hold of the session; returns the account's reserved amount after it. An abort keeps the granted
+-- units outstanding: usage within them, reported on the terminate, is not overuse.
+local function release_holds(sess, rgs, reserved, keep_granted)
   for rg in string.gmatch(rgs or '', '[^,]+') do
     local p = 'rg:' .. rg .. ':'
     reserved = reserved - num(redis.call('HGET', sess, p .. 'hold'))
-    redis.call('HSET', sess, p .. 'hold', 0, p .. 'granted', 0)
+    redis.call('HSET', sess, p .. 'hold', 0)
+    if not keep_granted then redis.call('HSET', sess, p .. 'granted', 0) end
   end
   return reserved
 end
@@ -112,15 +114,15 @@ local function apply(r)
          start_s = r.info.start_s, started_ms = int(r.now)}
   else
     local f = redis.call('HMGET', sess, 'version', 'rgs', 'cost', 'tariff', 'calling', 'called', 'start_s',
-      'started_ms', 'deadline_ms')
+      'started_ms', 'deadline_ms', 'abort_reason')
     if r.t ~= 'close' and num(f[1]) ~= r.ver then return {'retry'} end
     s = {version = num(f[1]), rgs = f[2] or '', cost = num(f[3]), tariff = f[4], calling = f[5], called = f[6],
-         start_s = f[7], started_ms = f[8]}
+         start_s = f[7], started_ms = f[8], abort_reason = f[10] or ''}
     if r.t == 'close' then
       if r.cause == 'TIMEOUT' and num(f[9]) > r.now then return {'gone'} end -- updated since: not lost
       if r.cause == 'ABORTED' then
         if state == 'ABORTING' then return {'gone'} end -- aborted already
-        reserved = release_holds(sess, s.rgs, reserved)
+        reserved = release_holds(sess, s.rgs, reserved, true)
         local deadline = r.now + 2000 * r.validity -- the switch's terminate may still report usage until then
         redis.call('HSET', sess, 'state', 'ABORTING', 'deadline_ms', int(deadline), 'abort_reason', r.reason or '')
         redis.call('ZADD', deadlines, int(deadline), r.sid)
@@ -145,7 +147,7 @@ local function apply(r)
     end
     local used_total, cost_total, hold_old = num(old[1]), num(old[2]), num(old[3])
     local outstanding, over = num(old[4]), num(old[5])
-    local code, granted, hold, final_unit = 2001, 0, 0, 0
+    local code, granted, hold, final_unit, reason = 2001, 0, 0, 0, it.reason or ''
     local kept = 0 -- granted units still outstanding after this request
     if it.fail then
       code, hold, kept = it.fail, hold_old, outstanding -- rating failed: nothing priced, the previous grant stays
@@ -167,8 +169,10 @@ local function apply(r)
       end
       if r.t ~= 'end' and it.requested > 0 then
         any_requested = true
-        if not active or state == 'ABORTING' then
-          code = 4010
+        if state == 'ABORTING' then
+          code, reason = 4010, 'the session was aborted' .. ((s.abort_reason ~= '') and (': ' .. s.abort_reason) or '')
+        elseif not active then
+          code, reason = 4010, 'the account is blocked'
         else
           local available = balance + limit - reserved
           for _, bp in ipairs(it.bp) do
@@ -197,7 +201,7 @@ local function apply(r)
     redis.call('HSET', sess, p .. 'svc', it.svc, p .. 'used', int(used_total), p .. 'cost', int(cost_total),
       p .. 'hold', int(hold), p .. 'granted', int(kept), p .. 'over', int(over), p .. 'group', it.group or '',
       p .. 'ledger', it.ledger or '', p .. 'rate', it.rate or '')
-    items[i] = {it.rg, code, granted, used_total, cost_total, over, final_unit, it.reason or ''}
+    items[i] = {it.rg, code, granted, used_total, cost_total, over, final_unit, reason}
   end
 
   local code = 2001
