@@ -44,7 +44,7 @@ class App:
         self.sweeper = Sweeper(
             self.store,
             interval_s=settings.sweep_interval_s,
-            on_close=metrics.SWEEPER_CLOSES.labels("TIMEOUT").inc,
+            on_close=lambda cause, closed: metrics.SWEEPER_CLOSES.labels(cause).inc(closed),
             on_count=metrics.OPEN_SESSIONS.set,
         )
         self.charging = ChargingService(self.batcher, self.tariffs, validity_time_s=settings.validity_time_s)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 
 from occ import keys
@@ -36,7 +37,7 @@ class Sweeper:
         *,
         interval_s: float,
         limit: int = 512,
-        on_close: Callable[[int], None] | None = None,
+        on_close: Callable[[str, int], None] | None = None,
         on_count: Callable[[int], None] | None = None,
     ) -> None:
         self.store, self.limit, self._on_close, self._on_count = store, limit, on_close, on_count
@@ -69,12 +70,12 @@ class Sweeper:
                 continue
             requests.append(close_request(self.store, owner.decode(), session_id, cause="TIMEOUT", now_ms=now_ms))
         results = await self.store.run_batch("session", requests)
-        closed = sum(1 for result in results if result[0] == "ok")
-        if closed:
-            log.info("sweeper closed sessions", extra={"closed": closed, "cause": "TIMEOUT"})
+        causes = Counter(result[2] for result in results if result[0] == "ok")  # TIMEOUT, or ABORTED
+        for cause, closed in causes.items():
+            log.info("sweeper closed sessions", extra={"closed": closed, "cause": cause})
             if self._on_close is not None:
-                self._on_close(closed)
-        return closed
+                self._on_close(cause, closed)
+        return sum(causes.values())
 
     def start(self) -> None:
         self._job.start()

@@ -20,6 +20,7 @@ ARGV[1] msgpack array of requests, each a map:
                bp = {{units_total, cost_total}, ...} largest first, fail = result code when rating failed, reason}
 Returns msgpack array, one entry per request:
         {"ok", answer} | {"dup", stored answer} | {"retry"} | {"short"} | {"gone"} | {"exists"} | {"fail", answer}
+        (a close answers {"ok", answer, cause}: ABORTING for an abort, else the cause the session closed with)
         answer = {code, balance, available, session_cost, items = {{rg, code, granted, used_total, cost, over,
                   final_unit, reason}, ...}}; an "ok" answer is stored (msgpack) as ans:<rn> and replayed on a repeat.
 Invariants
@@ -126,12 +127,13 @@ local function apply(r)
         local deadline = r.now + 2000 * r.validity -- the switch's terminate may still report usage until then
         redis.call('HSET', sess, 'state', 'ABORTING', 'deadline_ms', int(deadline), 'abort_reason', r.reason or '')
         redis.call('ZADD', deadlines, int(deadline), r.sid)
-      else
-        local cause = (state == 'ABORTING') and 'ABORTED' or r.cause
-        reserved = close_session(sess, open, events, deadlines, r, s, balance, reserved, currency, cause)
+        redis.call('HSET', acct, 'reserved', int(reserved))
+        return {'ok', {2001, balance, balance + limit - reserved, s.cost, {}}, 'ABORTING'}
       end
+      local cause = (state == 'ABORTING') and 'ABORTED' or r.cause
+      reserved = close_session(sess, open, events, deadlines, r, s, balance, reserved, currency, cause)
       redis.call('HSET', acct, 'reserved', int(reserved))
-      return {'ok', {2001, balance, balance + limit - reserved, s.cost, {}}}
+      return {'ok', {2001, balance, balance + limit - reserved, s.cost, {}}, cause}
     end
   end
 

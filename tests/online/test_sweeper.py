@@ -73,6 +73,9 @@ async def test_an_aborted_session_whose_terminate_never_comes_is_closed_as_abort
     aborted_ms = int(time.time() * 1000)
     await charging.admin.AbortSession(admin.AbortSessionRequest(account_id="ab2", session_id="x1"))
     assert (await charging.balance("ab2")).reserved_micros == 0  # released at the abort
-    assert await charging.app.sweeper.sweep_once(aborted_ms + 121_000) == 1
+    closes: list[tuple[str, int]] = []
+    sweeper = Sweeper(charging.app.store, interval_s=3600, on_close=lambda cause, n: closes.append((cause, n)))
+    assert await sweeper.sweep_once(aborted_ms + 121_000) == 1
+    assert closes == [("ABORTED", 1)]  # counted under its own cause, not TIMEOUT
     [close] = [e for e in await charging.events("ab2") if e["type"] == "session_close"]
     assert (close["cause"], close["cost"]) == ("ABORTED", "300834")
