@@ -30,7 +30,7 @@ import numpy as np
 
 from rating_engine.call import EARLIEST_START, LATEST_START
 from rating_engine.numbers import MAX_DIGITS, number_keys
-from rating_engine.tariff import ANY, MAX_USAGE, WEEK_MINUTES, Service, Tariff
+from rating_engine.tariff import ANY, MAX_USAGE, MAX_VOICE_SECONDS, WEEK_MINUTES, Service, Tariff
 
 WEEK_SECONDS = WEEK_MINUTES * 60
 NEVER = np.int64(2**62)
@@ -178,7 +178,8 @@ def tariff_hash(tariff: Tariff) -> str:
 
 @functools.lru_cache(maxsize=32)
 def utc_offsets(timezone: str) -> tuple[np.ndarray, np.ndarray]:
-    """Instants (Unix s) where ``timezone`` changes its UTC offset in 2000 … 2099, and the offset (s) from each on.
+    """Instants (Unix s) where ``timezone`` changes its UTC offset from 2000 until the last second a call that starts
+    in 2099 can reach, and the offset (s) from each on.
 
     The first entry starts at -2**62 and holds the offset in force at the start of 2000. Found by sampling every
     day and bisecting to the second where the offset differs, so it needs nothing but ``zoneinfo``.
@@ -190,7 +191,8 @@ def utc_offsets(timezone: str) -> tuple[np.ndarray, np.ndarray]:
 
     changes, offsets = [-int(NEVER)], [offset_at(EARLIEST_START)]
     day = 86400
-    for instant in range(EARLIEST_START, LATEST_START, day):
+    # A call may start late in 2099 and last MAX_VOICE_SECONDS: follow the zone until its last possible second.
+    for instant in range(EARLIEST_START, LATEST_START + MAX_VOICE_SECONDS + day, day):
         if offset_at(instant + day) == offsets[-1]:
             continue
         low, high = instant, instant + day  # offset differs at high, equals at low

@@ -97,6 +97,7 @@ class _Table:
 
     def __init__(self, directory: Path, name: str, issues: list[TariffIssue]) -> None:
         self.path, self.name, self.issues = directory / name, name, issues
+        self.unreadable = False  # set when the file could not be read to its end
 
     def report(self, line: int, column: str, message: str) -> None:
         if len(self.issues) < MAX_ISSUES:
@@ -111,28 +112,38 @@ class _Table:
             return
         with self.path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.reader(handle)
-            header: list[str] | None = None
-            for cells in reader:
-                if not cells or not "".join(cells).strip() or cells[0].lstrip().startswith("#"):
-                    continue
-                if header is None:
-                    header = [cell.strip().lower() for cell in cells]
-                    missing = [c for c in required if c not in header]
-                    unknown = [c for c in header if c not in required and c not in optional]
-                    for column in missing:
-                        self.report(reader.line_num, column, "required column is missing from the header")
-                    for column in unknown:
-                        expected = ", ".join(required + optional)
-                        self.report(reader.line_num, column, f"unknown column; expected {expected}")
-                    if missing:
-                        return
-                    continue
-                if len(cells) > len(header):
-                    self.report(reader.line_num, "", f"{len(cells)} cells but the header has {len(header)} columns")
-                    continue
-                yield _Row(self, reader.line_num, {h: c.strip() for h, c in zip(header, cells, strict=False)})
+            try:
+                yield from self._rows(reader, required, optional)
+            except (UnicodeDecodeError, csv.Error) as exc:  # bytes that are not UTF-8, a quote left open …
+                self.unreadable = True
+                self.report(reader.line_num + 1, "", f"cannot be read as UTF-8 CSV: {exc}")
+
+    def _rows(self, reader, required: tuple[str, ...], optional: tuple[str, ...]) -> Iterator[_Row]:
+        header: list[str] | None = None
+        for cells in reader:
+            if not cells or not "".join(cells).strip() or cells[0].lstrip().startswith("#"):
+                continue
             if header is None:
-                self.report(0, "", "file has no header row")
+                header = [cell.strip().lower() for cell in cells]
+                repeated = sorted({c for c in header if header.count(c) > 1})
+                missing = [c for c in required if c not in header]
+                unknown = [c for c in header if c not in required and c not in optional]
+                for column in repeated:
+                    self.report(reader.line_num, column, "column appears more than once in the header")
+                for column in missing:
+                    self.report(reader.line_num, column, "required column is missing from the header")
+                for column in unknown:
+                    expected = ", ".join(required + optional)
+                    self.report(reader.line_num, column, f"unknown column; expected {expected}")
+                if missing or repeated:
+                    return
+                continue
+            if len(cells) > len(header):
+                self.report(reader.line_num, "", f"{len(cells)} cells but the header has {len(header)} columns")
+                continue
+            yield _Row(self, reader.line_num, {h: c.strip() for h, c in zip(header, cells, strict=False)})
+        if header is None:
+            self.report(0, "", "file has no header row")
 
 
 def _int_in(low: int, high: int) -> Callable[[str], int]:
@@ -166,6 +177,8 @@ def _prefix(text: str) -> str:
     digits = text[1:] if text.startswith("+") else text
     if not digits.isascii() or not digits.isdigit() or not 1 <= len(digits) <= 18:
         raise ValueError(f"{text!r} is not a prefix of 1 to 18 digits")
+    if digits.startswith("00"):  # numbers lose their 00 before matching, so such a prefix could never match
+        raise ValueError(f"{text!r} starts with 00: write prefixes in international format ({digits[2:] or '…'})")
     return digits
 
 
@@ -208,16 +221,19 @@ def _read_meta(directory: Path, issues: list[TariffIssue]) -> tuple[str, str, st
         zoneinfo.ZoneInfo(row["timezone"])
     except (ValueError, zoneinfo.ZoneInfoNotFoundError):
         row.issue("timezone", f"{row['timezone']!r} is not an IANA time zone such as Europe/London")
-    if row["country_code"] and not (row["country_code"].isdigit() and len(row["country_code"]) <= 3):
+    code = row["country_code"]
+    if code and not (code.isascii() and code.isdigit() and len(code) <= 3 and not code.startswith("0")):
         row.issue("country_code", f"{row['country_code']!r} is not a country calling code of 1 to 3 digits")
     return row["name"], row["currency"], row["timezone"], row["country_code"]
 
 
-def _read_groups(directory: Path, issues: list[TariffIssue]) -> tuple[dict[str, DestinationGroup], set[str]]:
-    """The valid groups, and the names of all groups defined (references to a group with errors are not errors)."""
+def _read_groups(directory: Path, issues: list[TariffIssue]) -> tuple[dict[str, DestinationGroup], set[str] | None]:
+    """The valid groups, and the names of all groups defined (references to a group with errors are not errors);
+    ``None`` for the names when the file could not be read whole, so that references to it are not judged."""
     groups: dict[str, DestinationGroup] = {}
     first_line: dict[str, int] = {}
-    for row in _Table(directory, "groups.csv", issues).rows(("group", "ledger_code", "category"), ("description",)):
+    table = _Table(directory, "groups.csv", issues)
+    for row in table.rows(("group", "ledger_code", "category"), ("description",)):
         name = row["group"]
         if not name or name == ANY:
             row.issue("group", f"{name!r} is not a usable group name")
@@ -231,16 +247,16 @@ def _read_groups(directory: Path, issues: list[TariffIssue]) -> tuple[dict[str, 
             row.issue("category", "is empty")
         if ledger_code is not None:
             groups[name] = DestinationGroup(name, ledger_code, row["category"], row["description"])
-    return groups, set(first_line)
+    return groups, None if table.unreadable else set(first_line)
 
 
-def _read_prefixes(directory: Path, issues: list[TariffIssue], group_names: set[str]) -> dict[str, str]:
+def _read_prefixes(directory: Path, issues: list[TariffIssue], group_names: set[str] | None) -> dict[str, str]:
     prefixes: dict[str, str] = {}
     first_line: dict[str, int] = {}
     for row in _Table(directory, "destinations.csv", issues).rows(("prefix", "group")):
         prefix = row.parse("prefix", _prefix)
         group = row["group"]
-        if group not in group_names:
+        if group_names is not None and group not in group_names:
             row.issue("group", f"unknown group {group!r} (not in groups.csv)")
         if prefix is None:
             continue
@@ -284,10 +300,12 @@ def _read_rates(directory: Path, issues: list[TariffIssue]) -> dict[str, Rate]:
         start = row.parse("start", _int_in(0, MAX_USAGE))
         price = row.parse("price", _amount)
         per = row.parse("per", _int_in(1, 10**12))
-        increment = row.parse("increment", _int_in(1, 10**12))
+        increment = row.parse("increment", _int_in(1, MAX_USAGE))
         if start is None or price is None or per is None or increment is None:
             continue
-        if price * per >= _INT64_SAFE or price * MAX_USAGE // per >= _INT64_SAFE:
+        # Rounding can bill up to MAX_USAGE + increment - 1 ≤ 2 × MAX_USAGE: even that, plus a connect fee below 2^50,
+        # must stay inside int64.
+        if price * per >= _INT64_SAFE or price * 2 * MAX_USAGE // per >= _INT64_SAFE:
             row.issue("price", f"{row['price']} per {per} is too large to rate safely")
             continue
         if (name, start) in interval_line:
@@ -335,7 +353,7 @@ def _read_bands(directory: Path, issues: list[TariffIssue]) -> tuple[BandWindow,
         for minute in minutes:
             owner[minute] = row.line
         windows.append(BandWindow(row["band"], days, start, end))
-    if windows and 0 in owner and len(issues) == issues_at_start:  # a gap matters only when every row was valid
+    if 0 in owner and len(issues) == issues_at_start:  # a gap matters only when every row was valid
         gap = owner.index(0)
         end = next((m for m in range(gap, WEEK_MINUTES) if owner[m]), WEEK_MINUTES)
         table.report(0, "", f"{_week_time(gap)} to {_week_time(end)} is in no band; bands must cover the whole week")
@@ -348,7 +366,7 @@ def _week_time(minute: int) -> str:
 
 
 def _read_bindings(
-    directory: Path, issues: list[TariffIssue], groups: set[str], rates: set[str], bands: set[str]
+    directory: Path, issues: list[TariffIssue], groups: set[str] | None, rates: set[str], bands: set[str]
 ) -> tuple[Binding, ...]:
     bindings: list[Binding] = []
     first_line: dict[tuple[str, Service, str, str], int] = {}
@@ -361,7 +379,7 @@ def _read_bindings(
         if not row["plan"]:
             row.issue("plan", "is empty")
             ok = False
-        if row["group"] != ANY and row["group"] not in groups:
+        if row["group"] != ANY and groups is not None and row["group"] not in groups:
             row.issue("group", f"unknown group {row['group']!r} (not in groups.csv, and not *)")
             ok = False
         if row["group"] == ANY and not row["ledger_code"]:
