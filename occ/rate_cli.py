@@ -124,7 +124,7 @@ def rate_rows(tariff: CompiledTariff, rows: list[list[str]], at: Columns) -> int
     if at.plan is None:
         plans = [at.default_plan] * len(rows)
     else:
-        plans = [row[at.plan] or at.default_plan for row in rows]
+        plans = [row[at.plan].strip() or at.default_plan for row in rows]
         for i, plan in enumerate(plans):
             if not plan:
                 _add_error(errors, i, "plan: is empty (give --plan for a default)")

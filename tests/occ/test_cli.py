@@ -111,6 +111,13 @@ def test_rate_takes_the_plan_from_the_option_when_there_is_no_plan_column(tmp_pa
     assert read_rows(output)[0]["cost"] == "0.350000"
 
 
+def test_rate_trims_the_plan_cell_like_the_others(tmp_path):
+    body = "plan,service,called,start,usage\n retail ,voice,+44 20 7946 0000,2026-01-05T09:00:00Z,61\n"
+    result, output = rate_file(tmp_path, body)
+    assert result.exit_code == 0, result.output
+    assert (read_rows(output)[0]["cost_micros"], read_rows(output)[0]["error"]) == ("300834", "")
+
+
 @pytest.mark.parametrize(
     ("body", "options", "named"),
     [
