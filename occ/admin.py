@@ -19,6 +19,7 @@ from occ.tariffs import CurrencyChange, TariffHolder
 from occ.v1 import admin_pb2 as pb
 from occ.v1 import admin_pb2_grpc
 from rating_engine import TariffError
+from rating_engine.money import MAX_EXACT_MICROS
 
 log = logging.getLogger(__name__)
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -31,7 +32,6 @@ _TRANSACTIONS = {
     pb.ADJUSTMENT: ("adjustment", 1, False),
     pb.REFUND: ("refund", -1, True),
 }
-MAX_AMOUNT_MICROS = 2**53 - 1
 
 
 class AdminError(Exception):
@@ -52,8 +52,8 @@ def _account_id(value: str, field: str = "id") -> str:
 
 
 def _credit_limit(value: int) -> int:
-    if not 0 <= value <= MAX_AMOUNT_MICROS:
-        raise _invalid("credit_limit_micros", f"must be 0 to {MAX_AMOUNT_MICROS}")
+    if not 0 <= value <= MAX_EXACT_MICROS:
+        raise _invalid("credit_limit_micros", f"must be 0 to {MAX_EXACT_MICROS}")
     return value
 
 
@@ -163,8 +163,8 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         amount = request.amount_micros
         if positive and amount <= 0:
             raise _invalid("amount_micros", f"must be positive for {pb.TransactionType.Name(request.type)}")
-        if amount == 0 or abs(amount) > MAX_AMOUNT_MICROS:
-            raise _invalid("amount_micros", f"must be non-zero and at most {MAX_AMOUNT_MICROS} in size")
+        if amount == 0 or abs(amount) > MAX_EXACT_MICROS:
+            raise _invalid("amount_micros", f"must be non-zero and at most {MAX_EXACT_MICROS} in size")
         if not request.idempotency_key or len(request.idempotency_key) > 256:
             raise _invalid("idempotency_key", "is required (at most 256 characters)")
         if not 0 < request.ledger_code < 10**15:
@@ -187,7 +187,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         if outcome == "limit":
             raise AdminError(
                 grpc.StatusCode.FAILED_PRECONDITION,
-                f"amount_micros: the balance would leave ±{MAX_AMOUNT_MICROS}, the range OCC keeps exact",
+                f"amount_micros: the balance would leave ±{MAX_EXACT_MICROS}, the range OCC keeps exact",
             )
         if outcome == "ok" and sign * amount > 0:
             await self._ask_for_reauthorization(account_id)

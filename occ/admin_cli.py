@@ -18,7 +18,7 @@ import grpc
 
 from occ.v1 import admin_pb2 as admin
 from occ.v1 import admin_pb2_grpc, charging_pb2_grpc
-from rating_engine.money import format_micros, parse_micros
+from rating_engine.money import MAX_EXACT_MICROS, format_micros, parse_micros
 
 DEFAULT_SERVER = "127.0.0.1:50051"
 TIMEOUT_S = 10.0
@@ -34,9 +34,14 @@ class Amount(click.ParamType):
         if isinstance(value, int):
             return value
         try:
-            return parse_micros(str(value))
+            micros = parse_micros(str(value))
         except ValueError as error:
             self.fail(str(error), param, ctx)
+        if abs(micros) > MAX_EXACT_MICROS:
+            self.fail(
+                f"{value!r} is too large: OCC keeps amounts within ±{format_micros(MAX_EXACT_MICROS)}", param, ctx
+            )
+        return micros
 
 
 AMOUNT = Amount()

@@ -94,9 +94,11 @@ class EmbeddedRedis:
             return
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            # redis rewrites its process title, but it works in its data dir: that tells it is ours
+            ours = os.readlink(f"/proc/{pid}/cwd") == str(self.directory.resolve())
         except OSError:
-            cmdline = b"redis-server" if _alive(pid) else b""
-        if b"redis-server" in cmdline:
+            cmdline, ours = (b"redis-server", True) if _alive(pid) else (b"", False)
+        if b"redis-server" in cmdline and ours:
             raise RedisStartError(
                 f"a redis-server (pid {pid}) is still running on {self.directory}; "
                 f"stop it (kill {pid}) or use another data dir"

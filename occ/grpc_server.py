@@ -64,7 +64,7 @@ the batcher, not gRPC core, is where OCC queues work."""
 
 def server_options(settings: Settings) -> list[tuple[str, int]]:
     return [
-        ("grpc.so_reuseport", 1),
+        ("grpc.so_reuseport", int(settings.workers > 1)),  # workers share the port; a lone server owns it
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
         ("grpc.server.max_pending_requests", PENDING_REQUESTS),

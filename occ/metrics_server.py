@@ -7,6 +7,7 @@ itself. The order matters: :func:`prepare_multiprocess_dir` must run before any 
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -16,15 +17,24 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.multiprocess import mark_process_dead as _mark_process_dead
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_HELD_LOCKS: list = []
 
 
 def prepare_multiprocess_dir(directory: Path) -> Path:
     """Create ``directory`` (or empty it of an earlier run's ``*.db`` files); export it as ``PROMETHEUS_MULTIPROC_DIR``.
 
-    Returns the absolute directory.
+    Returns the absolute directory. Holds an exclusive lock on ``directory/.lock`` for the life of the process and
+    raises ``OSError`` when another server holds it, so a second server never deletes a running one's metrics.
     """
     directory = Path(directory).resolve()
     directory.mkdir(parents=True, exist_ok=True)
+    lock = (directory / ".lock").open("w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise OSError(f"metrics dir {directory} is in use by another occ serve (same data dir)") from None
+    _HELD_LOCKS.append(lock)  # released when the process exits
     for stale in directory.glob("*.db"):
         stale.unlink()
     os.environ[MULTIPROC_ENV] = str(directory)
@@ -47,7 +57,10 @@ def serve_metrics(port: int, multiprocess_dir: Path | None, *, host: str = "127.
     else:
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=str(multiprocess_dir))
-    httpd, thread = start_http_server(port, addr=host, registry=registry)
+    try:
+        httpd, thread = start_http_server(port, addr=host, registry=registry)
+    except OSError as error:
+        raise OSError(f"cannot serve /metrics on {host}:{port}: {error.strerror or error}") from None
 
     def stop() -> None:
         httpd.shutdown()

@@ -220,6 +220,8 @@ def rate(tariff_dir: Path, input_csv: Path, output: Path, batch_size: int, defau
                     bar.update(source.buffer.tell() - bar.pos)
         except (csv.Error, UnicodeDecodeError) as error:
             raise click.ClickException(f"{input_csv}, line {reader.line_num}: {error}") from None
+        except OSError as error:  # the output cannot be written (read-only, no permission, a full disk …)
+            raise click.ClickException(f"cannot write {output}: {error.strerror or error}") from None
     elapsed = time.perf_counter() - started
     click.echo(
         f"{total:,} rows: {total - failed:,} rated, {failed:,} failed in {elapsed:.2f} s "

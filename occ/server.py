@@ -21,6 +21,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -52,12 +53,16 @@ def run(settings: Settings, *, app_factory: AppFactory | None = None) -> int:
     (a module-level class or function).
     """
     logs.configure(settings.log_level, settings.log_json)
-    data_dir = settings.data_dir.resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    settings = replace(settings, data_dir=data_dir)
     with contextlib.ExitStack() as stack:
         embedded = None
         try:
+            data_dir = settings.data_dir.resolve()
+            try:
+                data_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise OSError(f"data dir {settings.data_dir}: {error.strerror or error}") from None
+            settings = replace(settings, data_dir=data_dir)
+            _refuse_taken_address(settings.host, settings.port)
             if not settings.redis_url:
                 embedded = EmbeddedRedis(data_dir, appendfsync=settings.redis_appendfsync)
                 embedded.start()
@@ -74,6 +79,23 @@ def run(settings: Settings, *, app_factory: AppFactory | None = None) -> int:
             return serve_worker(settings, 0, app_factory=app_factory)
         return _supervise(settings, multiprocess_dir, app_factory)
     raise AssertionError("unreachable")
+
+
+def _refuse_taken_address(host: str, port: int) -> None:
+    """Raise ``OSError`` if something already listens on host:port. gRPC would otherwise share it through
+    SO_REUSEPORT with another server, and clients would reach either one at random."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port in TIME_WAIT is free
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise OSError(f"gRPC address {grpc_address(host, port)} is already in use: {error.strerror}") from None
+
+
+def _worker_main(settings: Settings, worker_index: int, app_factory: AppFactory | None) -> None:
+    """A worker process's entry: its exit status is what ``serve_worker`` returned."""
+    sys.exit(serve_worker(settings, worker_index, app_factory=app_factory))
 
 
 def serve_worker(settings: Settings, worker_index: int = 0, *, app_factory: AppFactory | None = None) -> int:
@@ -122,8 +144,7 @@ def _supervise(settings: Settings, multiprocess_dir: Path | None, app_factory: A
     """Start the workers, forward stop signals to them, wait; return 1 if any died unasked or had to be killed."""
     context = multiprocessing.get_context("spawn")
     workers = [
-        context.Process(target=serve_worker, args=(settings, index), kwargs={"app_factory": app_factory},
-                        name=f"occ-worker-{index}")
+        context.Process(target=_worker_main, args=(settings, index, app_factory), name=f"occ-worker-{index}")
         for index in range(settings.workers)
     ]  # fmt: skip
     state = {"stopping": False, "failed": False}

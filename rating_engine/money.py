@@ -9,8 +9,10 @@ from __future__ import annotations
 import re
 
 MICROS_PER_UNIT = 1_000_000
+MAX_EXACT_MICROS = 2**53 - 1
+"""The largest amount (in size) OCC stores: balances, limits and movements stay exact in Redis Lua's doubles."""
 
-_AMOUNT = re.compile(r"^(?P<sign>-?)(?P<whole>\d+)(?:\.(?P<frac>\d{1,6}))?$")
+_AMOUNT = re.compile(r"^(?P<sign>-?)(?P<whole>[0-9]+)(?:\.(?P<frac>[0-9]{1,6}))?$")  # ASCII digits only
 
 
 def parse_micros(text: str) -> int:
