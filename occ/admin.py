@@ -235,6 +235,8 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         abort = close_request(self.store, account_id, session_id, cause="ABORTED", now_ms=now_ms)
         abort.payload.update(validity=self.validity_time_s, reason=request.reason)
         [result] = await self.store.run_batch("session", [abort])
+        if isinstance(result, Exception):
+            raise result
         if result[0] != "ok":
             return pb.AbortSessionAnswer(aborted=False)
         await self.notify("abort", account_id, session_id, request.reason)

@@ -91,13 +91,20 @@ class Engine:
 
     async def process(self, works: list[Work]) -> list[Outcome | Exception]:
         results: list[Any] = [None] * len(works)
-        pending = list(range(len(works)))
-        for attempt in range(MAX_ATTEMPTS):
-            if not pending:
-                break
-            pending = await self._attempt(works, pending, results, unread_starts=attempt == 0)
-        for position in pending:
-            results[position] = _failed(works[position], Code.TOO_BUSY, "the account changed during the request; retry")
+        attempts = [0] * len(works)
+        pending, first_round = list(range(len(works))), True
+        while pending:
+            # One request per session and round, lowest request number first: requests of one session would only
+            # make each other retry (each moves the session's version); the others wait for the next round.
+            now, later = _one_per_session(works, pending)
+            retry = await self._attempt(works, now, results, unread_starts=first_round)
+            first_round = False
+            for position in retry:
+                attempts[position] += 1
+            busy = [position for position in retry if attempts[position] >= MAX_ATTEMPTS]
+            for position in busy:
+                results[position] = _failed(works[position], Code.TOO_BUSY, "the account changed during the request")
+            pending = later + [position for position in retry if attempts[position] < MAX_ATTEMPTS]
         return [RuntimeError("no outcome for this request") if result is None else result for result in results]
 
     async def _attempt(self, works: list[Work], pending: list[int], results: list, *, unread_starts: bool) -> list[int]:
@@ -118,7 +125,11 @@ class Engine:
             rows[self.tariffs.current.hash].extend(self._rows(position, work, account, None, []))
         read = [position for position in pending if position not in unread]
         replies = await self.store.run_batch("read", [self._read_request(works[i]) for i in read])
-        for position, (account_fields, session, rgs, stored) in zip(read, replies, strict=True):
+        for position, reply in zip(read, replies, strict=True):
+            if isinstance(reply, Exception):  # its shard group's script failed: this request fails, not the batch
+                results[position] = reply
+                continue
+            account_fields, session, rgs, stored = reply
             work = works[position]
             account = _Account(account_fields) if account_fields else None
             currency = account.currency if account else ""
@@ -185,6 +196,9 @@ class Engine:
         for (position, _), reply in itertools.chain(
             zip(session_requests, session_replies, strict=True), zip(event_requests, event_replies, strict=True)
         ):
+            if isinstance(reply, Exception):
+                results[position] = reply
+                continue
             outcome = reply[0]
             if outcome in ("retry", "short"):  # the plan moved, or the credit must be read: read and go round again
                 retry.append(position)
@@ -338,6 +352,24 @@ class Engine:
             "start_s": work.event_time_s,
         }
         return KeyedRequest(keys.shard, [keys.account, keys.event_answers(work.session_id), keys.events], payload)
+
+
+def _one_per_session(works: list[Work], pending: list[int]) -> tuple[list[int], list[int]]:
+    """Split ``pending`` into requests to process now (at most one per session: the lowest request number) and
+    requests of the same sessions to process after them."""
+    first: dict[tuple[str, str], int] = {}
+    later = []
+    for position in sorted(pending, key=lambda p: works[p].request_number):
+        work = works[position]
+        if work.kind not in SESSION_KINDS:
+            continue
+        key = (work.subscriber, work.session_id)
+        if key in first:
+            later.append(position)
+        else:
+            first[key] = position
+    deferred = set(later)
+    return [position for position in pending if position not in deferred], later
 
 
 def _service_changed(work: Work, rgs: list) -> InvalidRequest | None:

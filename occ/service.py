@@ -98,6 +98,11 @@ class ChargingService(charging_pb2_grpc.ChargingServicer):
             request = getattr(message, kind)
             try:
                 answer = await self._answer(kind, request)
+                if kind == "end" and answer.result_code == 2001:  # ended: aborts no longer concern this stream
+                    carried = (request.subscriber, request.session_id)
+                    sessions.discard(carried)
+                    if self.streams.get(carried) is outgoing:
+                        del self.streams[carried]
                 field = "session" if kind in ("start", "update", "end") else kind
                 outgoing.put_nowait(pb.StreamAnswer(correlation_id=message.correlation_id, **{field: answer}))
             except Exception as exc:  # every request on a stream gets an answer, whatever went wrong
@@ -124,14 +129,10 @@ class ChargingService(charging_pb2_grpc.ChargingServicer):
                         )
                         outgoing.put_nowait(pb.StreamAnswer(correlation_id=message.correlation_id, error=error))
                         continue
-                    if kind in ("start", "update", "end"):
+                    if kind in ("start", "update"):
                         carried = (getattr(message, kind).subscriber, getattr(message, kind).session_id)
-                        if kind == "end":
-                            sessions.discard(carried)
-                            self.streams.pop(carried, None)
-                        else:
-                            sessions.add(carried)
-                            self.streams[carried] = outgoing
+                        sessions.add(carried)
+                        self.streams[carried] = outgoing
                     await slots.acquire()
                     task = asyncio.create_task(handle(message))
                     tasks.add(task)

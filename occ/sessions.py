@@ -70,7 +70,11 @@ class Sweeper:
                 continue
             requests.append(close_request(self.store, owner.decode(), session_id, cause="TIMEOUT", now_ms=now_ms))
         results = await self.store.run_batch("session", requests)
-        causes = Counter(result[2] for result in results if result[0] == "ok")  # TIMEOUT, or ABORTED
+        failed = [result for result in results if isinstance(result, Exception)]
+        if failed:
+            log.warning("sweeper could not close some sessions", extra={"failed": len(failed), "error": str(failed[0])})
+        done = [result for result in results if not isinstance(result, Exception) and result[0] == "ok"]
+        causes = Counter(result[2] for result in done)  # TIMEOUT, or ABORTED
         for cause, closed in causes.items():
             log.info("sweeper closed sessions", extra={"closed": closed, "cause": cause})
             if self._on_close is not None:

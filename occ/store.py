@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 import redis.asyncio as redis
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, RedisError
 
 from occ import metrics
 from occ.keys import AccountKeys
@@ -80,27 +80,38 @@ class Store:
         replies = await self._evalsha_all(SCRIPTS[script], calls)
         results: list[Any] = [None] * len(requests)
         for (_, _, _, positions), reply in zip(groups.values(), replies, strict=True):
-            for position, result in zip(positions, _decode(reply), strict=True):
+            # A group whose script failed fails its own requests only (each gets the exception).
+            answers = [reply] * len(positions) if isinstance(reply, Exception) else _decode(reply)
+            for position, result in zip(positions, answers, strict=True):
                 results[position] = result
         return results
 
-    async def _evalsha_all(self, script: Script, calls: list[tuple[list[str], bytes]]) -> list[bytes]:
-        for attempt in range(2):
-            try:
-                metrics.REDIS_ROUNDTRIPS.labels(script.name).inc()
-                with metrics.REDIS_ROUNDTRIP_SECONDS.time():
-                    if len(calls) == 1:
-                        keys, argument = calls[0]
-                        return [await self.client.evalsha(script.sha, len(keys), *keys, argument)]
-                    pipe = self.client.pipeline(transaction=False)
-                    for keys, argument in calls:
-                        pipe.evalsha(script.sha, len(keys), *keys, argument)
-                    return await pipe.execute()
-            except NoScriptError:
-                if attempt:
-                    raise
-                await self.load_scripts()  # the server restarted without its script cache
-        raise AssertionError("unreachable")
+    async def _evalsha_all(self, script: Script, calls: list[tuple[list[str], bytes]]) -> list[bytes | Exception]:
+        """One EVALSHA per call, all in one pipeline; a call's error is returned in its place. Calls that found the
+        script missing (the server restarted or flushed its script cache) are run once more after loading it."""
+        replies = await self._pipeline(script, calls)
+        missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if missing:
+            await self.load_scripts()
+            for i, reply in zip(missing, await self._pipeline(script, [calls[i] for i in missing]), strict=True):
+                replies[i] = reply
+        return replies
+
+    async def _pipeline(self, script: Script, calls: list[tuple[list[str], bytes]]) -> list[bytes | Exception]:
+        metrics.REDIS_ROUNDTRIPS.labels(script.name).inc()
+        with metrics.REDIS_ROUNDTRIP_SECONDS.time():
+            if len(calls) == 1:
+                keys, argument = calls[0]
+                try:
+                    return [await self.client.evalsha(script.sha, len(keys), *keys, argument)]
+                except RedisError as error:
+                    return [error]
+            pipe = self.client.pipeline(transaction=False)
+            for keys, argument in calls:
+                # execute_command, not pipe.evalsha: redis-py refuses evalsha in cluster pipelines but routes a
+                # plain EVALSHA by its first key, which is what a shard group needs.
+                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, argument)
+            return await pipe.execute(raise_on_error=False)
 
     # -- administration (not on the hot path: one call each) -------------------------------------------------
 

@@ -153,7 +153,7 @@ local function apply(r)
     local kept = 0 -- granted units still outstanding after this request
     if it.fail then
       code, hold, kept = it.fail, hold_old, outstanding -- rating failed: nothing priced, the previous grant stays
-      any_requested = true -- a failed item counts as asked and not granted
+      if r.t ~= 'end' and it.requested > 0 then any_requested = true end -- asked and not granted
     else
       local delta = it.cost_total - cost_total
       if it.used > outstanding then over = over + it.used - outstanding end
