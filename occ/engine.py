@@ -76,10 +76,11 @@ class _Row:
 
     ``call.usage`` is the session's cumulative usage including what is reported now."""
 
-    __slots__ = ("call", "credit", "position", "quota", "requested")
+    __slots__ = ("back", "call", "credit", "position", "quota", "requested")
 
-    def __init__(self, position: int, quota: int, call: Call, requested: int, credit: int) -> None:
+    def __init__(self, position: int, quota: int, call: Call, requested: int, credit: int, back: int = 0) -> None:
         self.position, self.quota, self.call, self.requested, self.credit = position, quota, call, requested, credit
+        self.back = back  # what applying this item gives back first: its old hold and its committed cost
 
 
 class Engine:
@@ -252,7 +253,8 @@ class Engine:
             call = Call(plan, quota.service, destination, start_s, used_total)
             # Credit for the grant as of the read: the session's own hold on this rating group is given back first,
             # and the usage reported now is debited first (``_rate`` subtracts its cumulative cost).
-            rows.append(_Row(position, index, call, requested, account.available + hold + cost_before))
+            back = hold + cost_before
+            rows.append(_Row(position, index, call, requested, account.available + back, back))
         return rows
 
     async def _rate(self, tariff_hash: str, rows: list[_Row], works: list[Work]) -> list[tuple[int, Any]]:
@@ -264,20 +266,33 @@ class Engine:
         ladder = breakpoints(tariff, batch, used, requested, LADDER_POINTS)
         base = ladder.base
         credit = np.array([row.credit for row in rows], dtype=np.int64) - base.cost_micros
-        # The exact largest grant is searched for only where the credit read cannot cover the whole request (the
-        # ladder's top), and for authorizations, which answer with it.
+        top = ladder.cost_micros[:, 0] - base.cost_micros  # what granting all that is asked costs
         authorize = np.array([works[row.position].kind is Kind.AUTHORIZE for row in rows])
-        # (A ladder that could not be rated whole, e.g. into a band without a rate, also falls back to the search.)
-        short = np.flatnonzero(
-            (requested > 0)
-            & ((ladder.cost_micros[:, 0] - base.cost_micros > credit) | authorize | (ladder.failure != 0))
-        )
         extra = np.zeros(len(rows), dtype=np.int64)
         extra_cost = np.zeros(len(rows), dtype=np.int64)
-        if len(short):
-            extra[short], extra_cost[short], _ = affordable_units(
-                tariff, batch.take(short), used[short], credit[short], requested[short]
-            )
+        # session.lua grants a request's items in order, each from what the earlier ones left: so go item by item
+        # (index 0 of every request, then index 1 …), taking from each request's credit what its earlier items take.
+        taken: dict[int, int] = defaultdict(int)  # by request position
+        indices = sorted({row.quota for row in rows})
+        for index in indices:
+            now = np.array([i for i, row in enumerate(rows) if row.quota == index])
+            credit[now] -= [taken[rows[i].position] for i in now]
+            # The exact largest grant is searched for only where the credit cannot cover the whole request (the
+            # ladder's top), for authorizations, which answer with it, and where the ladder could not be rated whole.
+            short = now[(requested[now] > 0) & ((top[now] > credit[now]) | authorize[now] | (ladder.failure[now] != 0))]
+            if len(short):
+                extra[short], extra_cost[short], _ = affordable_units(
+                    tariff, batch.take(short), used[short], credit[short], requested[short]
+                )
+            if index == indices[-1]:
+                break  # no later item is left to take from (single-item requests stop here)
+            for i in now.tolist():
+                if base.failure[i]:
+                    continue  # nothing is debited or held anew: the item keeps its old hold
+                hold = 0
+                if requested[i] > 0:  # the script grants the ladder's top when it fits, else the exact grant
+                    hold = int(top[i]) if top[i] <= credit[i] and ladder.failure[i] == 0 else int(extra_cost[i])
+                taken[rows[i].position] += int(base.cost_micros[i]) + hold - rows[i].back
         rated: dict[int, list] = defaultdict(list)
         for i, row in enumerate(rows):
             if base.failure[i]:

@@ -254,3 +254,18 @@ async def test_deadlines_follow_updates_and_ends_and_the_sweeper_boundary_is_inc
     await charging.charging.StartSession(session("dl-2", 0, "dl", voice(60)))
     await charging.charging.EndSession(session("dl-2", 1, "dl", voice(used=10)))
     assert await charging.app.redis.zscore(deadlines, "dl-2") is None
+
+
+async def test_each_item_of_a_multi_service_start_gets_what_the_remaining_credit_covers(charging):
+    # architecture.md (a batch, step 3-4): an item is granted "the largest candidate that balance + credit_limit −
+    # reserved covers", and an uncontended request "gets exactly what it can afford". With 0.35 EUR, voice (first)
+    # takes 60 s for 0.30; the 0.05 left buys 25 KiB of data (0.048828). Each item's
+    # exact grant is searched with the credit the items before it leave.
+    await charging.account("mix", balance=350_000)
+    answer = await charging.charging.StartSession(session("mix-1", 0, "mix", voice(60), data(10 * MIB)))
+    assert answer.result_code == pb.SUCCESS
+    voice_item, data_item = answer.quotas
+    assert (voice_item.result_code, voice_item.granted_units) == (pb.SUCCESS, 60)
+    assert (data_item.result_code, data_item.granted_units) == (pb.SUCCESS, 25 * 1024)
+    assert data_item.final_unit.action == pb.TERMINATE
+    assert answer.available_micros == 350_000 - 300_000 - data_cost(25 * 1024)
