@@ -5,14 +5,9 @@ Each case was found by an adversarial review and failed before its fix; each tes
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 import socket
-import subprocess
 import sys
 import textwrap
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +16,7 @@ import grpc
 import pytest
 from click.testing import CliRunner
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from served import Served, clean_environment
 
 from occ.cli import main
 from occ.embedded_redis import EmbeddedRedis
@@ -58,46 +54,11 @@ RUN_WITH_APP = textwrap.dedent(
 )
 
 
-class Served:
-    """A server process with its combined stdout/stderr in a file."""
-
-    def __init__(self, args: list[str], log_path: Path, env: dict[str, str]) -> None:
-        self.log_path = log_path
-        with log_path.open("wb") as log:
-            self.process = subprocess.Popen(args, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-
-    def text(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-    def records(self) -> list[dict]:
-        return [json.loads(line) for line in self.text().splitlines() if line.startswith("{")]
-
-    def messages(self, msg: str) -> list[dict]:
-        return [record for record in self.records() if record["msg"] == msg]
-
-    def wait_for(self, what: str, predicate: Callable[[], bool], timeout_s: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not predicate():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"server never got to {what!r}; log:\n{self.text()}")
-            time.sleep(0.05)
-
-    def listening(self, count: int = 1) -> None:
-        self.wait_for(f"{count} listening", lambda: len(self.messages("listening")) >= count)
-
-    def stop(self, timeout_s: float = 20.0) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout_s)
-
-
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
     """Start server processes (``occ serve …`` or a fake app); every one is killed after the test."""
     (tmp_path / "review_apps.py").write_text(APPS)
-    env = {key: value for key, value in os.environ.items() if not key.startswith("OCC_")}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(HERE), str(tmp_path)])
+    env = clean_environment(HERE, tmp_path)
     started: list[Served] = []
 
     def start(*args: str, app: str | None = None) -> Served:
@@ -108,9 +69,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
 
     yield start
     for served in started:
-        if served.process.poll() is None:
-            served.process.kill()
-            served.process.wait(10)
+        served.kill()
 
 
 def health_check(port: int) -> int:

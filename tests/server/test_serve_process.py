@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 import socket
-import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from served import Served, clean_environment
 
 from occ.cli import main
 from occ.redis_process import free_port
@@ -33,50 +29,20 @@ RUN_WITH_APP = (  # argv: port, metrics port, data dir, workers, app class in fa
 )
 
 
-class Served:
-    """A server process, its stderr log (a file) and its ports."""
-
-    def __init__(self, args: list[str], log_path: Path, port: int, metrics_port: int) -> None:
-        env = {key: value for key, value in os.environ.items() if not key.startswith("OCC_")}
-        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(HERE)])
-        self.log_path, self.port, self.metrics_port = log_path, port, metrics_port
-        with log_path.open("wb") as log:
-            self.process = subprocess.Popen(args, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stderr=log, stdout=log)
-
-    def lines(self) -> list[dict]:
-        text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
-
-    def messages(self, msg: str) -> list[dict]:
-        return [line for line in self.lines() if line["msg"] == msg]
-
-    def wait_for(self, what: str, predicate: Callable[[], bool], timeout_s: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not predicate():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"server never got to {what!r}; log:\n{self.log_path.read_text()}")
-            time.sleep(0.05)
-
-    def stop(self, timeout_s: float = 20.0) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout_s)
-
-
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
     started: list[Served] = []
 
+    env = clean_environment(HERE)
+
     def start(args: list[str], port: int, metrics_port: int) -> Served:
-        started.append(Served(args, tmp_path / f"serve-{len(started)}.log", port, metrics_port))
+        log_path = tmp_path / f"serve-{len(started)}.log"
+        started.append(Served(args, log_path, env, port=port, metrics_port=metrics_port))
         return started[-1]
 
     yield start
     for served in started:
-        if served.process.poll() is None:
-            served.process.kill()
-            served.process.wait()
+        served.kill()
 
 
 def health_status(port: int, service: str = "") -> int | None:
@@ -149,7 +115,7 @@ def test_occ_serve_runs_the_real_app(serve, tmp_path):
             str(tmp_path / "data"), "--tariff", str(REPO / "examples" / "tariff")]  # fmt: skip
     served = serve(args, port, metrics_port)
     served.wait_for("listening", lambda: bool(served.messages("listening")))
-    (announced,) = [line for line in served.lines() if line["msg"].startswith("occ serve: gRPC on")]
+    (announced,) = [line for line in served.records() if line["msg"].startswith("occ serve: gRPC on")]
     assert announced["address"] == f"127.0.0.1:{port}" and announced["redis_embedded"] is True
     assert announced["metrics_url"] == f"http://127.0.0.1:{metrics_port}/metrics"
     assert health_status(port, "occ.v1.Charging") == SERVING
