@@ -39,7 +39,6 @@ class Failure(enum.IntEnum):
     NO_RATE = 3
     BAD_USAGE = 4
     BAD_START = 5
-    BAD_NUMBER = 6
 
 
 class Rated(msgspec.Struct, frozen=True):

@@ -54,10 +54,6 @@ class CompiledTariff:
         self.utc_change_at, self.utc_offset = utc_offsets(tariff.timezone)
         self.utc_next_change = np.append(self.utc_change_at[1:], NEVER)  # [i]: when offset i stops applying
 
-    def plan_index(self, plan: str) -> int:
-        """Index of a plan in the binding table, -1 when the tariff has no such plan."""
-        return self._plan_index.get(plan, -1)
-
     def _compile_prefixes(self) -> None:
         prefixes = list(self.tariff.prefixes)
         group_index = {name: i for i, name in enumerate(self.group_names)}
@@ -133,7 +129,7 @@ class CompiledTariff:
                 self.step_increment[r, k] = step.increment
 
     def _compile_bindings(self) -> None:
-        self._plan_index = {name: i for i, name in enumerate(self.plan_names)}
+        plan_index = {name: i for i, name in enumerate(self.plan_names)}
         group_index = {name: i for i, name in enumerate(self.group_names)}
         band_index = {name: i for i, name in enumerate(self.band_names)}
         rate_index = {name: i for i, name in enumerate(self.rate_names)}
@@ -146,7 +142,7 @@ class CompiledTariff:
             return (binding.group != ANY) * 2 + (binding.band != ANY)
 
         for binding in sorted(self.tariff.bindings, key=specificity):
-            plan, service = self._plan_index[binding.plan], int(binding.service)
+            plan, service = plan_index[binding.plan], int(binding.service)
             groups = slice(None) if binding.group == ANY else group_index[binding.group] + 1
             bands = slice(None) if binding.band == ANY else band_index[binding.band]
             self.binding_rate[plan, service, groups, bands] = rate_index[binding.rate]

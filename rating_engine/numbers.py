@@ -42,13 +42,8 @@ def normalize_number(raw: str, country_code: str = "") -> str:
     return number
 
 
-def number_key(digits: str) -> int:
-    """The base-11 key of one normalised digit string (see the module docstring)."""
-    return sum((ord(ch) - 47) * 11 ** (MAX_DIGITS - 1 - i) for i, ch in enumerate(digits))
-
-
 def key_digits(key: int) -> str:
-    """The digits a key was made from (the inverse of ``number_key``)."""
+    """The digits a key was made from (its inverse; reasons name the number this way)."""
     digits = []
     for power in _POWERS.tolist():
         code, key = divmod(key, power)
@@ -58,13 +53,8 @@ def key_digits(key: int) -> str:
     return "".join(digits)
 
 
-def prefix_span(prefix: str) -> int:
-    """How many keys a prefix covers, from ``number_key(prefix)`` on."""
-    return 11 ** (MAX_DIGITS - len(prefix))
-
-
 def number_keys(digits: np.ndarray | list[str]) -> np.ndarray:
-    """Vectorised ``number_key`` for many normalised numbers (``""`` for none), as ``int64``.
+    """The keys (see the module docstring) of many normalised numbers (``""`` for none), as ``int64``.
 
     Reads the characters of a NumPy ``str`` or ``bytes`` array in place (as uint32 or uint8 codes), so no copy of the
     numbers is made; a list is converted to a ``str`` array first.
