@@ -342,8 +342,7 @@ class Engine:
                 "tariff": tariff_hash,
                 "start_s": work.event_time_s,
             }
-        session_keys = [keys.account, keys.session(work.session_id), keys.sessions, keys.events, keys.deadlines]
-        return KeyedRequest(keys.shard, session_keys, payload)
+        return KeyedRequest(keys.shard, keys.session_script(work.session_id), payload)
 
     def _event_request(self, work: Work, item: dict, account: _Account, tariff_hash: str) -> KeyedRequest:
         keys = self.store.keys(work.subscriber)

@@ -58,6 +58,10 @@ class AccountKeys:
     def session(self, session_id: str) -> str:
         return f"{PREFIX}:{tag(self.shard)}:sess:{session_id}"
 
+    def session_script(self, session_id: str) -> list[str]:
+        """The KEYS of ``lua/session.lua`` for one of this account's sessions, in the script's order."""
+        return [self.account, self.session(session_id), self.sessions, self.events, self.deadlines]
+
     def event_answers(self, session_id: str) -> str:
         return f"{self.account}:evt:{session_id}"
 

@@ -22,9 +22,8 @@ log = logging.getLogger(__name__)
 
 def close_request(store: Store, account_id: str, session_id: str, *, cause: str, now_ms: int) -> KeyedRequest:
     account = store.keys(account_id)
-    session_keys = [account.account, account.session(session_id), account.sessions, account.events, account.deadlines]
     payload = {"t": "close", "sid": session_id, "acct": account_id, "now": now_ms, "cause": cause}
-    return KeyedRequest(account.shard, session_keys, payload)
+    return KeyedRequest(account.shard, account.session_script(session_id), payload)
 
 
 class Sweeper:
