@@ -217,7 +217,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
                 session_id=session["session_id"],
                 account_id=account_id,
                 last_request_number=int(session["last_rn"] or 0),
-                reserved_micros=await self.store.session_holds(account_id, session["session_id"]),
+                reserved_micros=session["held"],
                 cost_micros=int(session["cost"] or 0),
                 called_party=session["called"],
                 started_unix_ms=int(session["started_ms"] or 0),

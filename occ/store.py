@@ -154,7 +154,8 @@ class Store:
             return outcome, reply[1].decode(), int(reply[2])
         return outcome, "", 0
 
-    async def open_sessions(self, account_id: str) -> list[dict[str, str]]:
+    async def open_sessions(self, account_id: str) -> list[dict[str, str | int]]:
+        """The account's open sessions: their fields, and ``held``, what they hold over all rating groups."""
         keys = self.keys(account_id)
         ids = sorted(member.decode() for member in await self.client.smembers(keys.sessions))
         if not ids:
@@ -167,13 +168,10 @@ class Store:
         for session_id, values in zip(ids, await pipe.execute(), strict=True):
             record = {name: (value or b"").decode() for name, value in zip(fields, values, strict=True)}
             sessions.append({"session_id": session_id, **record})
+        pipe = self.client.pipeline(transaction=False)
+        for session in sessions:  # every session asks for at least one field, so that replies line up
+            groups = [group for group in str(session["rgs"]).split(",") if group]
+            pipe.hmget(keys.session(str(session["session_id"])), "state", *(f"rg:{group}:hold" for group in groups))
+        for session, (_, *holds) in zip(sessions, await pipe.execute(), strict=True):
+            session["held"] = sum(int(hold or 0) for hold in holds)
         return sessions
-
-    async def session_holds(self, account_id: str, session_id: str) -> int:
-        """The total held for a session (all rating groups)."""
-        key = self.keys(account_id).session(session_id)
-        groups = (await self.client.hget(key, "rgs") or b"").decode()
-        if not groups:
-            return 0
-        holds = await self.client.hmget(key, *(f"rg:{rg}:hold" for rg in groups.split(",")))
-        return sum(int(h or 0) for h in holds)

@@ -358,7 +358,5 @@ async def check_reservations(client, accounts: list[str]) -> None:
     store = client.app.store
     for account_id in accounts:
         fields = await store.read_account(account_id)
-        holds = 0
-        for sid in await client.app.redis.smembers(store.keys(account_id).sessions):
-            holds += await store.session_holds(account_id, sid.decode())
+        holds = sum(session["held"] for session in await store.open_sessions(account_id))
         assert int(fields["reserved"]) == holds >= 0, (account_id, fields, holds)

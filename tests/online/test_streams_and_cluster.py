@@ -36,8 +36,7 @@ def data_cost(octets: int) -> int:
 async def holds_match_reserved(client, account_id: str) -> None:
     """account.reserved == Σ holds of its open sessions (session.lua's invariant)."""
     sessions = await client.app.store.open_sessions(account_id)
-    holds = [await client.app.store.session_holds(account_id, s["session_id"]) for s in sessions]
-    assert (await client.balance(account_id)).reserved_micros == sum(holds)
+    assert (await client.balance(account_id)).reserved_micros == sum(s["held"] for s in sessions)
 
 
 # ---- (4) Redis Cluster ---------------------------------------------------------------------------------------
