@@ -64,11 +64,9 @@ class _Account:
     @classmethod
     def assumed(cls, plan: str, currency: str) -> _Account:
         """An account known from earlier requests but not read now: its credit is left to the script."""
-        return cls([0, 0, 0, "ACTIVE", plan, currency])._unread()
-
-    def _unread(self) -> _Account:
-        self.available = NOT_READ
-        return self
+        account = cls([0, 0, 0, "ACTIVE", plan, currency])
+        account.available = NOT_READ
+        return account
 
 
 class _Row:
