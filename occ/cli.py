@@ -10,6 +10,7 @@ from occ.call_cli import call
 from occ.demo import demo
 from occ.rate_cli import rate
 from occ.serve_cli import serve
+from occ.settle_cli import db, settle
 from occ.tariff_cli import tariff
 
 
@@ -26,3 +27,5 @@ main.add_command(serve)
 main.add_command(account)
 main.add_command(sessions)
 main.add_command(call)
+main.add_command(settle)
+main.add_command(db)

@@ -20,6 +20,7 @@ from occ.redis_process import RedisProcess, RedisStartError, start_redis_server
 log = logging.getLogger(__name__)
 
 PID_NAME = "redis.pid"
+URL_NAME = "redis.url"  # where other commands (occ settle, occ reconcile) find the running server
 
 
 class EmbeddedRedis:
@@ -69,6 +70,7 @@ class EmbeddedRedis:
             timeout_s=self.timeout_s,
             extra_args=("--pidfile", str(self.directory / PID_NAME)),
         )
+        (self.directory / URL_NAME).write_text(self._server.url + "\n")
         log.info(
             "embedded redis-server started",
             extra={"url": self._server.url, "pid": self._server.process.pid, "dir": str(self.directory)},
@@ -79,6 +81,7 @@ class EmbeddedRedis:
         server, self._server = self._server, None
         if server is None:
             return
+        (self.directory / URL_NAME).unlink(missing_ok=True)
         status = server.stop(timeout_s=timeout_s)
         if status == 0:
             log.info("embedded redis-server stopped", extra={"pid": server.process.pid})
@@ -127,3 +130,19 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def running_url(data_dir: Path) -> str:
+    """The URL of the embedded Redis an ``occ serve`` runs under ``data_dir``; raises RedisStartError if none."""
+    directory = Path(data_dir).resolve() / "redis"
+    try:
+        url = (directory / URL_NAME).read_text().strip()
+        pid = int((directory / PID_NAME).read_text().strip())
+    except (OSError, ValueError):
+        url, pid = "", 0
+    if not url or not _alive(pid):
+        raise RedisStartError(
+            f"no redis_url is configured and no embedded Redis runs under {directory}: "
+            "start `occ serve` with the same data dir, or set --redis-url / OCC_REDIS_URL"
+        )
+    return url

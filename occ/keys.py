@@ -13,6 +13,7 @@ event stream share one slot and a single Lua call may change all of them atomica
 | ``occ:{sNNN}:acct:<account>:evt:<id>`` | hash | stored answers of one-shot events ``ans:<n>`` (a day) |
 | ``occ:{sNNN}:deadlines`` | zset | open session ids scored by the time (ms) the sweeper may close them |
 | ``occ:{sNNN}:events`` | stream | every balance change and session close, for settlement |
+| ``occ:{sNNN}:events:dead`` | stream | entries settlement could not book, with the reason (dead letters) |
 | ``occ:tariff:current`` | string | hash of the tariff in force |
 | ``occ:tariff:<hash>`` | string | the tariff (msgpack of its model) |
 """
@@ -70,3 +71,8 @@ def shard_keys(shard: int) -> tuple[str, str]:
     """(events stream, deadlines zset) of a shard, for the sweeper and settlement."""
     base = f"{PREFIX}:{tag(shard)}"
     return f"{base}:events", f"{base}:deadlines"
+
+
+def dead_letters(shard: int) -> str:
+    """The stream where settlement moves the entries of a shard it cannot book (``source_id``, ``reason``, fields)."""
+    return f"{PREFIX}:{tag(shard)}:events:dead"

@@ -23,6 +23,7 @@ ENV_PREFIX = "OCC_"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 APPENDFSYNC_MODES = ("everysec", "always")
 REDIS_URL_SCHEMES = ("redis://", "rediss://", "unix://")
+DB_URL_SCHEMES = ("sqlite:///", "postgresql://", "postgres://", "postgresql+psycopg://")
 
 T = TypeVar("T", bound=msgspec.Struct)
 
@@ -50,6 +51,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
         redis_url: ``redis://host:port/db`` (or ``unix://``); empty starts a private redis-server under ``data_dir``.
             For a cluster, one or more comma-separated ``redis://host:port`` startup nodes.
         redis_cluster: ``redis_url`` is a Redis Cluster.
+        db_url: the settlement SQL store, ``sqlite:///PATH`` or ``postgresql://user@host/db``; empty: the SQLite
+            file ``<data_dir>/occ.sqlite3``.
         redis_appendfsync: the embedded Redis's AOF fsync policy, ``everysec`` or ``always`` (no loss at all).
         redis_pool_size: most connections a worker process opens to Redis (per node in a cluster).
         redis_pool_timeout_s: how long a request waits for a free pooled connection before failing.
@@ -74,6 +77,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     data_dir: Path = Path("data")
     redis_url: str = ""
     redis_cluster: bool = False
+    db_url: str = ""
     redis_appendfsync: str = "everysec"
     redis_pool_size: int = 64
     redis_pool_timeout_s: float = 5.0
@@ -120,6 +124,12 @@ def validate(settings: Settings) -> list[tuple[str, str]]:
             "redis_url",
             not s.redis_url or s.redis_url.startswith(REDIS_URL_SCHEMES),
             f"redis_url must start with {schemes} (or be empty for the embedded Redis), got {s.redis_url!r}",
+        ),
+        (
+            "db_url",
+            not s.db_url or s.db_url.startswith(DB_URL_SCHEMES),
+            f"db_url must start with {', '.join(DB_URL_SCHEMES)} (or be empty for <data_dir>/occ.sqlite3), "
+            f"got {s.db_url!r}",
         ),
         (
             "redis_cluster",

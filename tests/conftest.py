@@ -3,6 +3,8 @@
 - ``redis_server`` / ``redis_url``: a fresh single server per test, in the test's ``tmp_path`` (no AOF).
 - ``redis_cluster_nodes`` / ``redis_cluster_url``: one 3-master cluster for the whole session, flushed around each
   test; connect with ``occ.redis_client.connect(redis_cluster_url, cluster=True)``.
+- ``postgres_server``: a private PostgreSQL for the session (``tests/postgres.py``); ``db_url``: an empty settlement
+  store, parametrised over SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from postgres import PostgresServer
 
 from occ.redis_client import cluster_url
 from occ.redis_process import RedisProcess, start_redis_cluster, start_redis_server
@@ -60,3 +63,21 @@ def redis_cluster_nodes(redis_cluster_processes: list[RedisProcess]) -> Iterator
 def redis_cluster_url(redis_cluster_nodes: list[tuple[str, int]]) -> str:
     """The cluster's startup nodes as a ``redis_url`` (``redis://127.0.0.1:p1,redis://127.0.0.1:p2,…``)."""
     return cluster_url(redis_cluster_nodes)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A private PostgreSQL for the whole run (started on first use, a second or two)."""
+    server = PostgresServer()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty settlement store: a SQLite file, then a fresh database on the private PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'occ.sqlite3'}"
+    return request.getfixturevalue("postgres_server").new_database()

@@ -56,7 +56,7 @@ local function apply(r)
     'id', r.sid .. ':' .. r.rn, 'account', r.acct, 'session_id', r.sid, 'request_number', r.rn, 'rg', r.rg,
     'service', r.svc, 'units', int(r.units), 'cost', int(r.cost), 'amount', int(amount), 'balance', int(balance),
     'currency', currency, 'group', r.group, 'ledger', r.ledger, 'rate', r.rate, 'tariff', r.tariff,
-    'calling', r.calling, 'called', r.called, 'start_s', r.start_s, 'time_ms', int(r.now))
+    'plan', r.plan, 'calling', r.calling, 'called', r.called, 'start_s', r.start_s, 'time_ms', int(r.now))
   return store(answers, r, 'ok', {2001, r.cost, true, balance, available + amount})
 end
 

@@ -65,8 +65,9 @@ local function close_session(sess, open, events, deadlines, r, s, balance, reser
     redis.call('XADD', events, '*', 'type', 'session_close', 'id', r.sid .. ':close:' .. rg, 'account', r.acct,
       'session_id', r.sid, 'rg', rg, 'service', f[2], 'units', f[3], 'cost', f[4], 'over', f[5] or '0',
       'amount', '0', 'balance', int(balance), 'currency', currency, 'group', f[6] or '', 'ledger', f[7] or '',
-      'rate', f[8] or '', 'tariff', s.tariff or '', 'calling', s.calling or '', 'called', s.called or '',
-      'start_s', s.start_s or '', 'started_ms', s.started_ms or '', 'time_ms', int(r.now), 'cause', cause)
+      'rate', f[8] or '', 'tariff', s.tariff or '', 'plan', s.plan or '', 'calling', s.calling or '',
+      'called', s.called or '', 'start_s', s.start_s or '', 'started_ms', s.started_ms or '', 'time_ms', int(r.now),
+      'cause', cause)
   end
   redis.call('HSET', sess, 'state', 'CLOSED', 'closed_ms', int(r.now), 'cause', cause)
   redis.call('ZREM', deadlines, r.sid)
@@ -112,13 +113,13 @@ local function apply(r)
   if r.t == 'start' then
     if not active then return fail_start(sess, r, {4010, balance, available_before, 0, {}}) end
     s = {rgs = '', cost = 0, tariff = r.info.tariff, calling = r.info.calling, called = r.info.called,
-         start_s = r.info.start_s, started_ms = int(r.now)}
+         start_s = r.info.start_s, started_ms = int(r.now), plan = r.plan}
   else
     local f = redis.call('HMGET', sess, 'version', 'rgs', 'cost', 'tariff', 'calling', 'called', 'start_s',
-      'started_ms', 'deadline_ms', 'abort_reason')
+      'started_ms', 'deadline_ms', 'abort_reason', 'plan')
     if r.t ~= 'close' and num(f[1]) ~= r.ver then return {'retry'} end
     s = {version = num(f[1]), rgs = f[2] or '', cost = num(f[3]), tariff = f[4], calling = f[5], called = f[6],
-         start_s = f[7], started_ms = f[8], abort_reason = f[10] or ''}
+         start_s = f[7], started_ms = f[8], abort_reason = f[10] or '', plan = f[11]}
     if r.t == 'close' then
       if r.cause == 'TIMEOUT' and num(f[9]) > r.now then return {'gone'} end -- updated since: not lost
       if r.cause == 'ABORTED' then

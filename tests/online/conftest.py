@@ -2,94 +2,17 @@
 
 ``charging`` serves the example tariff on a fresh single redis-server; tests that must also hold on Redis Cluster
 take ``backend_charging``, parametrised over both (the cluster is started once per session and flushed per test).
+The helpers live in ``tests/online_app.py`` and are re-exported here for the tests of this folder.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
-from pathlib import Path
 
-import grpc
 import pytest
+from online_app import EXAMPLE_TARIFF, LONDON, MONDAY_PEAK, Client, serving, session, voice
 
-from occ.app import App
-from occ.grpc_server import server_options
-from occ.settings import Settings
-from occ.v1 import admin_pb2 as admin
-from occ.v1 import admin_pb2_grpc, charging_pb2_grpc
-from occ.v1 import charging_pb2 as pb
-
-EXAMPLE_TARIFF = str(Path(__file__).resolve().parents[2] / "examples" / "tariff")
-LONDON = "+442079460000"
-MONDAY_PEAK = int(datetime(2026, 1, 5, 9, 0, tzinfo=UTC).timestamp())  # STANDARD rate: 0.20 + 0.10/min, then 0.05/min
-
-
-class Client:
-    """Stubs for one running server, and its App (for the sweeper, Redis and settings)."""
-
-    def __init__(self, app: App, channel: grpc.aio.Channel) -> None:
-        self.app, self.channel = app, channel
-        self.charging = charging_pb2_grpc.ChargingStub(channel)
-        self.admin = admin_pb2_grpc.AdminStub(channel)
-
-    async def account(self, account_id: str, *, balance: int, credit_limit: int = 0, plan: str = "retail") -> None:
-        await self.admin.CreateAccount(
-            admin.Account(id=account_id, currency="EUR", tariff_plan=plan, credit_limit_micros=credit_limit)
-        )
-        if balance:
-            await self.admin.Transact(
-                admin.TransactionRequest(
-                    account_id=account_id,
-                    type=admin.TOP_UP,
-                    amount_micros=balance,
-                    idempotency_key=f"opening-{account_id}",
-                    ledger_code=400000009,
-                )
-            )
-
-    async def balance(self, account_id: str) -> pb.BalanceAnswer:
-        return await self.charging.GetBalance(pb.BalanceRequest(subscriber=account_id))
-
-    async def events(self, account_id: str) -> list[dict[str, str]]:
-        """The account's entries on its shard's event stream, oldest first, decoded."""
-        stream = self.app.store.keys(account_id).events
-        entries = await self.app.redis.xrange(stream)
-        decoded = [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
-        return [entry for entry in decoded if entry["account"] == account_id]
-
-
-def session(
-    session_id: str, number: int, subscriber: str, *quotas: pb.QuotaRequest, at: int = MONDAY_PEAK, called: str = LONDON
-) -> pb.SessionRequest:
-    request = pb.SessionRequest(
-        session_id=session_id, request_number=number, subscriber=subscriber, called_party=called, quotas=list(quotas)
-    )
-    request.event_time.seconds = at
-    return request
-
-
-def voice(requested: int = 0, used: int = 0, rating_group: int = 100) -> pb.QuotaRequest:
-    return pb.QuotaRequest(rating_group=rating_group, service=pb.VOICE, requested_units=requested, used_units=used)
-
-
-@contextlib.asynccontextmanager
-async def serving(redis_url: str, data_dir: Path, *, cluster: bool = False, **settings) -> AsyncIterator[Client]:
-    options = {"validity_time_s": 60, "tariff_dir": EXAMPLE_TARIFF, "sweep_interval_s": 3600.0, **settings}
-    app = App(Settings.load(None, {}, redis_url=redis_url, redis_cluster=cluster, data_dir=data_dir, **options))
-    await app.start()
-    server = grpc.aio.server(options=server_options(app.settings))
-    app.add_to_server(server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    try:
-        yield Client(app, channel)
-    finally:
-        await channel.close()
-        await server.stop(0)
-        await app.close()
+__all__ = ["EXAMPLE_TARIFF", "LONDON", "MONDAY_PEAK", "Client", "serving", "session", "voice"]
 
 
 @pytest.fixture

@@ -1,0 +1,300 @@
+"""The settlement drain: shard streams → consumer group → booked rows in SQL → acknowledgement.
+
+Per batch: read up to ``read_count`` new entries of every shard (one pipelined round trip), book each
+(:func:`settlement.entries.book`), write the batch in one SQL transaction (:class:`settlement.writer.BatchWriter`),
+then acknowledge it shard by shard with ``lua/ack.lua``, which also moves malformed entries to the shard's
+dead-letter stream. Nothing is acknowledged before its rows are committed, and every insert is idempotent, so a
+worker killed at any point loses nothing and duplicates nothing: its unacknowledged entries stay pending in the
+group, and after ``claim_idle_s`` another worker (or its own restart) claims them with XAUTOCLAIM.
+
+Streams are trimmed (XTRIM MINID) below the oldest entry some group still needs: the oldest pending one, or the
+last delivered one, of every group on the stream, so another consumer group is never robbed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from redis.exceptions import RedisError, ResponseError
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
+
+from occ import keys
+from occ.redis_client import RedisClient
+from settlement import metrics
+from settlement.entries import Malformed, book, entry_key
+from settlement.writer import BatchWriter, Booked
+
+log = logging.getLogger(__name__)
+
+ACK_SCRIPT = (Path(__file__).parent / "lua" / "ack.lua").read_text()
+Entry = tuple[int, str, dict[str, str]]  # shard, entry id, fields
+
+
+class DrainOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """How a worker drains.
+
+    Attributes:
+        group: the consumer group all settlement workers share.
+        consumer: this worker's name in the group; empty: ``<host>-<pid>``.
+        read_count: most new entries read from one shard per batch.
+        claim_idle_s: entries pending this long with another consumer are taken over (its worker is presumed dead).
+        poll_s: pause between reads while the streams are empty.
+        trim: trim the streams below what every group has acknowledged.
+        trim_interval_s: how often to trim and to refresh the lag and pending gauges.
+    """
+
+    group: str = "settlement"
+    consumer: str = ""
+    read_count: int = 500
+    claim_idle_s: float = 30.0
+    poll_s: float = 0.2
+    trim: bool = True
+    trim_interval_s: float = 5.0
+
+
+class Backlog(msgspec.Struct, frozen=True):
+    """What is left to settle. Attributes: lag: entries not yet delivered; pending: delivered, unacknowledged."""
+
+    lag: int
+    pending: int
+
+
+class Drain:
+    """One settlement worker. ``await drain.setup()`` once, then :meth:`run` (until stopped) or :meth:`drain_once`."""
+
+    def __init__(
+        self, client: RedisClient, engine: Engine, *, shards: int, options: DrainOptions | None = None
+    ) -> None:
+        self.client = client
+        self.writer = BatchWriter(engine)
+        self.shards = shards
+        self.options = options or DrainOptions()
+        self.consumer = self.options.consumer or f"{socket.gethostname()}-{os.getpid()}"
+        self.streams = [keys.shard_keys(shard)[0] for shard in range(shards)]
+        self.booked = 0
+        self.dead_letters = 0
+        self._own_pending = True  # first read this consumer's own unacknowledged entries (a restart by name)
+        self._ack_sha = ""
+
+    async def setup(self) -> None:
+        """Create the consumer group on every shard's stream (from its first entry) and load the ack script."""
+        pipe = self.client.pipeline(transaction=False)
+        for stream in self.streams:
+            pipe.xgroup_create(stream, self.options.group, id="0", mkstream=True)
+        for reply in await pipe.execute(raise_on_error=False):
+            if isinstance(reply, ResponseError) and "BUSYGROUP" not in str(reply):
+                raise reply
+        self._ack_sha = await self.client.script_load(ACK_SCRIPT)
+
+    # -- one batch ---------------------------------------------------------------------------------------------
+
+    async def step(self) -> int:
+        """Read, book, write and acknowledge one batch of new entries (own pending ones first); returns its size."""
+        start = "0" if self._own_pending else ">"
+        entries = await self._read(start)
+        if start == "0" and not entries:
+            self._own_pending = False
+            entries = await self._read(">")
+        await self._settle(entries)
+        return len(entries)
+
+    async def claim(self) -> int:
+        """Take over and settle entries idle longer than ``claim_idle_s`` with any consumer; returns how many."""
+        idle_ms = int(self.options.claim_idle_s * 1000)
+        total = 0
+        for shard, stream in enumerate(self.streams):
+            cursor = "0-0"
+            while True:
+                reply = await self.client.xautoclaim(
+                    stream, self.options.group, self.consumer, idle_ms, start_id=cursor, count=self.options.read_count
+                )
+                cursor, claimed = _text(reply[0]), reply[1]
+                gone = [_text(i) for i in reply[2]] if len(reply) > 2 else []
+                if gone:  # deleted from the stream while pending: nothing left to book
+                    await self.client.xack(stream, self.options.group, *gone)
+                entries = [(shard, _text(i), _fields(f)) for i, f in claimed if f is not None]
+                await self._settle(entries)
+                total += len(entries)
+                if cursor == "0-0":
+                    break
+        if total:
+            log.info("claimed %d entries idle for more than %.1f s", total, self.options.claim_idle_s)
+        return total
+
+    async def _read(self, start: str) -> list[Entry]:
+        pipe = self.client.pipeline(transaction=False)
+        for stream in self.streams:
+            pipe.xreadgroup(self.options.group, self.consumer, {stream: start}, count=self.options.read_count)
+        entries: list[Entry] = []
+        for shard, reply in enumerate(await pipe.execute()):
+            for _stream, items in reply or ():
+                entries.extend((shard, _text(i), _fields(f)) for i, f in items)
+        return entries
+
+    async def _settle(self, entries: Sequence[Entry]) -> None:
+        if not entries:
+            return
+        started = time.perf_counter()
+        now_ms = int(time.time() * 1000)
+        batch: list[Booked] = []
+        dead: dict[str, str] = {}
+        where: dict[str, tuple[int, str, dict[str, str]]] = {}
+        for shard, entry_id, fields in entries:
+            key = entry_key(shard, entry_id)
+            where[key] = (shard, entry_id, fields)
+            try:
+                ledger, xdr = book(key, fields, now_ms)
+            except Malformed as error:
+                dead[key] = str(error)
+                continue
+            batch.append(Booked(key, ledger, xdr, (fields["account"], fields["currency"], ledger_time(ledger, xdr))))
+        written = self.writer.write(batch)
+        dead.update(written.refused)
+        await self._acknowledge(where, dead)
+        booked = len(entries) - len(dead)
+        self.booked += booked
+        self.dead_letters += len(dead)
+        metrics.ENTRIES.labels("booked").inc(booked)
+        metrics.ENTRIES.labels("dead_letter").inc(len(dead))
+        metrics.ROWS.labels("ledger").inc(written.ledger_rows)
+        metrics.ROWS.labels("xdrs").inc(written.xdr_rows)
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        for key, reason in dead.items():
+            log.warning("dead letter %s: %s", key, reason)
+
+    async def _acknowledge(self, where: dict[str, tuple[int, str, dict[str, str]]], dead: dict[str, str]) -> None:
+        by_shard: dict[int, tuple[list[Any], list[str]]] = {}
+        for key, (shard, entry_id, fields) in where.items():
+            letters, booked = by_shard.setdefault(shard, ([], []))
+            if key in dead:
+                letters.extend((entry_id, dead[key], msgspec.msgpack.encode(fields)))
+            else:
+                booked.append(entry_id)
+        pipe = self.client.pipeline(transaction=False)
+        for shard, (letters, booked) in by_shard.items():
+            stream = self.streams[shard]
+            pipe.execute_command(
+                "EVALSHA", self._ack_sha, 2, stream, keys.dead_letters(shard), self.options.group,
+                len(letters) // 3, *letters, *booked,
+            )  # fmt: skip
+        await pipe.execute()
+
+    # -- the backlog and trimming ------------------------------------------------------------------------------
+
+    async def backlog(self) -> Backlog:
+        """Entries not yet delivered to the group and entries delivered but unacknowledged, over all shards."""
+        lag = pending = 0
+        for stream, groups in zip(self.streams, await self._groups(), strict=True):
+            for group in groups:
+                if group["name"] == self.options.group:
+                    pending += int(group["pending"])
+                    lag += int(group["lag"]) if group.get("lag") is not None else await self._lag(stream)
+        metrics.LAG.set(lag)
+        metrics.PENDING.set(pending)
+        return Backlog(lag, pending)
+
+    async def _lag(self, stream: str) -> int:
+        """Undelivered entries when Redis cannot tell the lag (after a trim or deletion): count them."""
+        group = next(g for g in await self.client.xinfo_groups(stream) if _text(g["name"]) == self.options.group)
+        after = _text(group["last-delivered-id"])
+        return len(await self.client.xrange(stream, min=f"({after}", max="+"))
+
+    async def _groups(self) -> list[list[dict[str, Any]]]:
+        pipe = self.client.pipeline(transaction=False)
+        for stream in self.streams:
+            pipe.xinfo_groups(stream)
+        return [
+            [{k: _text(v) if isinstance(v, bytes) else v for k, v in g.items()} for g in r]
+            for r in await pipe.execute()
+        ]
+
+    async def trim(self) -> int:
+        """Trim every stream below the oldest entry any of its groups still needs; returns entries removed."""
+        removed = 0
+        for stream, groups in zip(self.streams, await self._groups(), strict=True):
+            if not groups:
+                continue
+            keep = []
+            for group in groups:
+                if int(group["pending"]):
+                    summary = await self.client.xpending(stream, group["name"])
+                    keep.append(_text(summary["min"]))
+                else:
+                    keep.append(group["last-delivered-id"])
+            oldest = min(keep, key=_id_order)
+            if oldest != "0-0":
+                removed += await self.client.xtrim(stream, minid=oldest, approximate=False)
+        return removed
+
+    # -- loops -------------------------------------------------------------------------------------------------
+
+    async def drain_once(self) -> Backlog:
+        """Settle everything there is now (claiming what idled past ``claim_idle_s``), then return what is left:
+        entries still pending with other live workers, and entries added meanwhile."""
+        await self.claim()
+        while await self.step():
+            pass
+        await self.claim()
+        while await self.step():
+            pass
+        if self.options.trim:
+            await self.trim()
+        return await self.backlog()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Settle until ``stop`` is set; Redis and SQL failures are logged, counted and retried with backoff."""
+        next_claim = next_trim = 0.0
+        backoff_s = self.options.poll_s
+        while not stop.is_set():
+            try:
+                now = time.monotonic()
+                if now >= next_claim:
+                    await self.claim()
+                    next_claim = now + max(self.options.claim_idle_s / 2, 0.5)
+                if now >= next_trim:
+                    if self.options.trim:
+                        await self.trim()
+                    await self.backlog()
+                    next_trim = now + self.options.trim_interval_s
+                if await self.step():
+                    backoff_s = self.options.poll_s
+                    continue
+                wait_s = self.options.poll_s
+            except (RedisError, OSError) as error:
+                metrics.ERRORS.labels("redis").inc()
+                log.error("settlement: Redis failed, retrying in %.1f s: %s", backoff_s, error)
+                wait_s, backoff_s = backoff_s, min(backoff_s * 2, 30.0)
+            except DBAPIError as error:
+                metrics.ERRORS.labels("sql").inc()
+                log.error("settlement: the SQL store failed, retrying in %.1f s: %s", backoff_s, error)
+                self._own_pending = True  # the batch stays pending with us: read it again first
+                wait_s, backoff_s = backoff_s, min(backoff_s * 2, 30.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), wait_s)
+
+
+def ledger_time(ledger: dict[str, Any] | None, xdr: dict[str, Any] | None) -> int:
+    return ledger["time_ms"] if ledger is not None else xdr["end_ms"]  # type: ignore[index]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _fields(raw: dict[bytes, bytes]) -> dict[str, str]:
+    return {k.decode(): v.decode(errors="replace") for k, v in raw.items()}
+
+
+def _id_order(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)

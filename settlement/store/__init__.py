@@ -1,0 +1,1 @@
+"""The settlement SQL store: one schema for SQLite and PostgreSQL, its migrations and its connections."""

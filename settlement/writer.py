@@ -1,0 +1,119 @@
+"""Write booked entries to the SQL store: one transaction per batch, idempotent on every row's id.
+
+Every insert is ``INSERT … ON CONFLICT DO NOTHING``: a batch written twice (re-delivered after a crash between the
+commit and the acknowledgement) changes nothing the second time. A batch the database refuses for a reason of its
+own data (a constraint, a value it cannot store) is retried entry by entry, so that one bad entry is set aside with
+the database's reason and never blocks the others; a connection or lock failure is raised for the caller to retry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+from sqlalchemy import Connection, Engine, Insert, Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from settlement.store.database import ensure_periods
+from settlement.store.schema import accounts, ledger, xdrs
+
+
+class Booked(msgspec.Struct, frozen=True):
+    """What one stream entry books.
+
+    Attributes:
+        key: the entry's identity ``s<shard>:<entry id>`` (the id of its rows).
+        ledger: the ledger row, or None (a session close changes no balance).
+        xdr: the xDR row, or None (a session charge is a ledger row only).
+        account: (account, currency, time_ms) to register the account on first sight.
+    """
+
+    key: str
+    ledger: dict[str, Any] | None
+    xdr: dict[str, Any] | None
+    account: tuple[str, str, int]
+
+
+class Written(msgspec.Struct, frozen=True):
+    """Outcome of :meth:`BatchWriter.write`.
+
+    Attributes:
+        ledger_rows, xdr_rows: rows offered (inserted, or already there from an earlier delivery).
+        refused: key → the database's reason, for entries it would not store (to be dead-lettered).
+    """
+
+    ledger_rows: int
+    xdr_rows: int
+    refused: dict[str, str]
+
+
+def _insert(table: Table, dialect: str) -> Insert:
+    module = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(table).on_conflict_do_nothing()
+
+
+class BatchWriter:
+    """Writes batches of :class:`Booked` to the store (create one per process; it caches known periods)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        dialect = engine.dialect.name
+        self._accounts = _insert(accounts, dialect)
+        self._ledger = _insert(ledger, dialect)
+        self._xdrs = _insert(xdrs, dialect)
+        self._periods: set[str] = set()
+
+    def write(self, batch: Sequence[Booked]) -> Written:
+        """Store ``batch`` in one transaction (or entry by entry if the database refuses the batch)."""
+        if not batch:
+            return Written(0, 0, {})
+        ensure_periods(self.engine, {b.xdr["period"] for b in batch if b.xdr is not None}, self._periods)
+        try:
+            with self.engine.begin() as connection:
+                counts = self._write(connection, batch)
+            return Written(*counts, {})
+        except DBAPIError as error:
+            if _transient(error):
+                raise
+        refused: dict[str, str] = {}
+        ledger_rows = xdr_rows = 0
+        for booked in batch:
+            try:
+                with self.engine.begin() as connection:
+                    one_ledger, one_xdr = self._write(connection, [booked])
+            except DBAPIError as error:
+                if _transient(error):
+                    raise
+                refused[booked.key] = f"the store refused it: {str(error.orig)[:300]}"
+                continue
+            ledger_rows += one_ledger
+            xdr_rows += one_xdr
+        return Written(ledger_rows, xdr_rows, refused)
+
+    def _write(self, connection: Connection, batch: Sequence[Booked]) -> tuple[int, int]:
+        seen: dict[str, dict[str, Any]] = {}
+        for b in batch:
+            account, currency, time_ms = b.account
+            if account not in seen:
+                seen[account] = {
+                    "account": account,
+                    "currency": currency,
+                    "opening_balance": 0,
+                    "first_seen_ms": time_ms,
+                }
+        connection.execute(self._accounts, list(seen.values()))
+        ledger_rows = [b.ledger for b in batch if b.ledger is not None]
+        xdr_rows = [b.xdr for b in batch if b.xdr is not None]
+        if ledger_rows:
+            connection.execute(self._ledger, ledger_rows)
+        if xdr_rows:
+            connection.execute(self._xdrs, xdr_rows)
+        return len(ledger_rows), len(xdr_rows)
+
+
+def _transient(error: DBAPIError) -> bool:
+    """A failure of the connection, a lock or the set-up (OperationalError: "database is locked", a lost server,
+    a missing table), not of the data: the same batch may succeed later, so it is retried, never dead-lettered."""
+    return error.connection_invalidated or isinstance(error, OperationalError | InterfaceError)
