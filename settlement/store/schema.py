@@ -13,7 +13,7 @@ nothing.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
 
 from settlement.store.money import Money
 
@@ -97,4 +97,29 @@ ledger = Table(
     Column("xdr_id", String(80)),
     Index("ledger_account_time", "account", "time_ms"),
     Index("ledger_period_account", "period", "account"),
+)
+
+OUTBOX_STATES = ("PENDING", "ACCEPTED", "DUPLICATE", "REJECTED")
+
+# Every document to send to the ERP, written in the same transaction as the invoice it comes from. The exporter
+# sends PENDING ones (attempts, next_attempt_ms, last_error track retries) until the middleware answers ACCEPTED or
+# DUPLICATE (both: it has the document, erp_document_number says which) or REJECTED (a validation fault: not retried).
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("idempotency_key", String(200), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("invoice_id", BigInteger),
+    Column("payload", Text, nullable=False),
+    Column("payload_sha256", String(64), nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_ms", BigInteger, nullable=False),
+    Column("last_error", Text, nullable=False, default=""),
+    Column("erp_document_number", String(100), nullable=False, default=""),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+    UniqueConstraint("idempotency_key", name="outbox_idempotency_key"),
+    Index("outbox_state_next", "state", "next_attempt_ms"),
 )

@@ -1,0 +1,53 @@
+"""The outbox: documents for the ERP, written in the transaction that creates them, sent later by the exporter.
+
+``enqueue`` is idempotent on the document's idempotency key: the same document twice is one row; another document
+under the same key (a changed invoice that kept its revision) is refused with :class:`OutboxConflict`, so nothing is
+ever sent as two different documents under one key.
+"""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+from sqlalchemy import Connection, insert, select
+
+from settlement.export.document import ErpDocument
+from settlement.store.schema import outbox
+
+
+class OutboxConflict(ValueError):
+    """A different document is already queued under this idempotency key."""
+
+
+def enqueue(connection: Connection, document: ErpDocument, *, invoice_id: int | None = None) -> int:
+    """Queue ``document`` in the caller's transaction; returns the outbox row id (the existing one for a repeat)."""
+    key, digest = document.idempotency_key, document.payload_sha256
+    existing = connection.execute(
+        select(outbox.c.id, outbox.c.payload_sha256).where(outbox.c.idempotency_key == key)
+    ).first()
+    if existing is not None:
+        if existing.payload_sha256 != digest:
+            raise OutboxConflict(f"{key} is already queued with another payload ({existing.payload_sha256[:12]}…)")
+        return existing.id
+    now_ms = int(time.time() * 1000)
+    row = {
+        "idempotency_key": key,
+        "kind": document.kind,
+        "invoice_id": invoice_id,
+        "payload": msgspec.json.encode(document).decode(),
+        "payload_sha256": digest,
+        "state": "PENDING",
+        "attempts": 0,
+        "next_attempt_ms": now_ms,
+        "last_error": "",
+        "erp_document_number": "",
+        "created_ms": now_ms,
+        "updated_ms": now_ms,
+    }
+    return connection.execute(insert(outbox).returning(outbox.c.id), row).scalar_one()
+
+
+def load(payload: str) -> ErpDocument:
+    """The document stored in an outbox row's ``payload``."""
+    return msgspec.json.decode(payload, type=ErpDocument)
