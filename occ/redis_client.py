@@ -24,11 +24,13 @@ def connect(
     cluster: bool | None = None,
     pool_size: int | None = None,
     timeout_s: float | None = None,
+    decode: bool = False,
 ) -> RedisClient:
     """A client for ``target`` (settings, or a ``redis://`` URL); connections open lazily on first use.
 
     With settings, ``cluster``, ``pool_size`` and ``timeout_s`` default to ``redis_cluster``, ``redis_pool_size``
     and ``redis_pool_timeout_s``; with a URL, to a single node, 64 and 5 s. Close it with ``await client.aclose()``.
+    ``decode`` makes replies ``str`` (decoded by hiredis in C; invalid UTF-8 becomes U+FFFD rather than an error).
     """
     if isinstance(target, Settings):
         url = target.redis_url
@@ -46,12 +48,15 @@ def connect(
         return RedisCluster(
             startup_nodes=startup_nodes(url),
             max_connections=pool_size,
-            decode_responses=False,
+            decode_responses=decode,
+            encoding_errors="replace",
             username=first.username,
             password=first.password,
             ssl=first.scheme == "rediss",
         )
-    pool = BlockingConnectionPool.from_url(url, max_connections=pool_size, timeout=timeout_s, decode_responses=False)
+    pool = BlockingConnectionPool.from_url(
+        url, max_connections=pool_size, timeout=timeout_s, decode_responses=decode, encoding_errors="replace"
+    )
     return Redis.from_pool(pool)
 
 

@@ -11,7 +11,6 @@ import time
 import click
 
 from occ.logs import configure as configure_logs
-from occ.redis_client import connect
 from occ.store_cli import load_settings, open_database, redis_url, store_options
 from settlement.drain import Drain, DrainOptions
 from settlement.store.migrate import current, head
@@ -78,10 +77,7 @@ def settle(config: object, once: bool, consumer: str, read_count: int, claim_idl
 
 
 async def _settle(url: str, cluster: bool, shards: int, engine: object, options: DrainOptions, once: bool) -> int:
-    client = connect(url, cluster=cluster)
-    try:
-        drain = Drain(client, engine, shards=shards, options=options)  # type: ignore[arg-type]
-        await drain.setup()
+    async with Drain(url, engine, shards=shards, cluster=cluster, options=options) as drain:  # type: ignore[arg-type]
         before = await drain.backlog()
         click.echo(f"settle: {before.lag:,} entries to settle, {before.pending:,} pending", err=True)
         reporter = asyncio.create_task(_report(drain))
@@ -105,8 +101,6 @@ async def _settle(url: str, cluster: bool, shards: int, engine: object, options:
             err=True,
         )
         return drain.dead_letters
-    finally:
-        await client.aclose()
 
 
 async def _report(drain: Drain, every_s: float = 1.0) -> None:

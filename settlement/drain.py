@@ -29,7 +29,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from occ import keys
-from occ.redis_client import RedisClient
+from occ.redis_client import RedisClient, connect
 from settlement import metrics
 from settlement.entries import Malformed, book, entry_key
 from settlement.writer import BatchWriter, Booked
@@ -70,12 +70,17 @@ class Backlog(msgspec.Struct, frozen=True):
 
 
 class Drain:
-    """One settlement worker. ``await drain.setup()`` once, then :meth:`run` (until stopped) or :meth:`drain_once`."""
+    """One settlement worker: ``async with Drain(url, engine, shards=…) as drain:`` then :meth:`run` (until stopped)
+    or :meth:`drain_once`."""
 
     def __init__(
-        self, client: RedisClient, engine: Engine, *, shards: int, options: DrainOptions | None = None
+        self, redis_url: str, engine: Engine, *, shards: int, cluster: bool = False, options: DrainOptions | None = None
     ) -> None:
-        self.client = client
+        # A client of its own: replies decoded by hiredis, stream reads left as the raw nested lists (redis-py's
+        # parsing of XREADGROUP into dicts costs more than booking the entries).
+        self.client: RedisClient = connect(redis_url, cluster=cluster, pool_size=4, decode=True)
+        for command in ("XREADGROUP", "XAUTOCLAIM"):
+            self.client.set_response_callback(command, _raw)
         self.writer = BatchWriter(engine)
         self.shards = shards
         self.options = options or DrainOptions()
@@ -85,6 +90,16 @@ class Drain:
         self.dead_letters = 0
         self._own_pending = True  # first read this consumer's own unacknowledged entries (a restart by name)
         self._ack_sha = ""
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def __aenter__(self) -> Drain:
+        await self.setup()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
     async def setup(self) -> None:
         """Create the consumer group on every shard's stream (from its first entry) and load the ack script."""
@@ -96,17 +111,44 @@ class Drain:
                 raise reply
         self._ack_sha = await self.client.script_load(ACK_SCRIPT)
 
-    # -- one batch ---------------------------------------------------------------------------------------------
+    # -- batches -----------------------------------------------------------------------------------------------
 
-    async def step(self) -> int:
-        """Read, book, write and acknowledge one batch of new entries (own pending ones first); returns its size."""
-        start = "0" if self._own_pending else ">"
-        entries = await self._read(start)
-        if start == "0" and not entries:
+    async def pump(self, max_s: float = 1.0) -> int:
+        """Settle new entries (this consumer's own pending ones first) until the streams are empty or ``max_s`` has
+        passed; returns how many. Reading and booking the next batch overlaps writing the previous one (the SQL
+        write runs in a thread); at most one batch waits in between, so memory stays bounded."""
+        queue: asyncio.Queue[_Batch | None] = asyncio.Queue(maxsize=1)
+        deadline = time.monotonic() + max_s
+        count = 0
+
+        async def read() -> None:
+            nonlocal count
+            try:
+                while time.monotonic() < deadline:
+                    entries = await self._next()
+                    if not entries:
+                        break
+                    count += len(entries)
+                    await queue.put(self._book(entries))
+            finally:
+                await queue.put(None)
+
+        async def write() -> None:
+            while (batch := await queue.get()) is not None:
+                await self._commit(batch)
+
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(read())
+            tasks.create_task(write())
+        return count
+
+    async def _next(self) -> list[Entry]:
+        if self._own_pending:
+            entries = await self._read("0")
+            if entries:
+                return entries
             self._own_pending = False
-            entries = await self._read(">")
-        await self._settle(entries)
-        return len(entries)
+        return await self._read(">")
 
     async def claim(self) -> int:
         """Take over and settle entries idle longer than ``claim_idle_s`` with any consumer; returns how many."""
@@ -118,12 +160,14 @@ class Drain:
                 reply = await self.client.xautoclaim(
                     stream, self.options.group, self.consumer, idle_ms, start_id=cursor, count=self.options.read_count
                 )
-                cursor, claimed = _text(reply[0]), reply[1]
-                gone = [_text(i) for i in reply[2]] if len(reply) > 2 else []
+                cursor, claimed = reply[0], reply[1]
+                gone = list(reply[2]) if len(reply) > 2 else []
+                gone += [entry_id for entry_id, fields in claimed if fields is None]
                 if gone:  # deleted from the stream while pending: nothing left to book
                     await self.client.xack(stream, self.options.group, *gone)
-                entries = [(shard, _text(i), _fields(f)) for i, f in claimed if f is not None]
-                await self._settle(entries)
+                entries = [(shard, entry_id, _fields(f)) for entry_id, f in claimed if f is not None]
+                if entries:
+                    await self._commit(self._book(entries))
                 total += len(entries)
                 if cursor == "0-0":
                     break
@@ -137,38 +181,39 @@ class Drain:
             pipe.xreadgroup(self.options.group, self.consumer, {stream: start}, count=self.options.read_count)
         entries: list[Entry] = []
         for shard, reply in enumerate(await pipe.execute()):
-            for _stream, items in reply or ():
-                entries.extend((shard, _text(i), _fields(f)) for i, f in items)
+            for _stream, items in _streams(reply):
+                entries.extend((shard, entry_id, _fields(f)) for entry_id, f in items)
         return entries
 
-    async def _settle(self, entries: Sequence[Entry]) -> None:
-        if not entries:
-            return
+    def _book(self, entries: Sequence[Entry]) -> _Batch:
         started = time.perf_counter()
         now_ms = int(time.time() * 1000)
-        batch: list[Booked] = []
-        dead: dict[str, str] = {}
-        where: dict[str, tuple[int, str, dict[str, str]]] = {}
+        batch = _Batch(started)
         for shard, entry_id, fields in entries:
             key = entry_key(shard, entry_id)
-            where[key] = (shard, entry_id, fields)
+            batch.where[key] = (shard, entry_id, fields)
             try:
                 ledger, xdr = book(key, fields, now_ms)
             except Malformed as error:
-                dead[key] = str(error)
+                batch.dead[key] = str(error)
                 continue
-            batch.append(Booked(key, ledger, xdr, (fields["account"], fields["currency"], ledger_time(ledger, xdr))))
-        written = self.writer.write(batch)
-        dead.update(written.refused)
-        await self._acknowledge(where, dead)
-        booked = len(entries) - len(dead)
+            account = (fields["account"], fields["currency"], ledger_time(ledger, xdr))
+            batch.booked.append(Booked(key, ledger, xdr, account))
+        return batch
+
+    async def _commit(self, batch: _Batch) -> None:
+        """Write the batch to SQL (in a thread: the event loop keeps reading), then acknowledge it."""
+        written = await asyncio.to_thread(self.writer.write, batch.booked)
+        dead = batch.dead | written.refused
+        await self._acknowledge(batch.where, dead)
+        booked = len(batch.where) - len(dead)
         self.booked += booked
         self.dead_letters += len(dead)
         metrics.ENTRIES.labels("booked").inc(booked)
         metrics.ENTRIES.labels("dead_letter").inc(len(dead))
         metrics.ROWS.labels("ledger").inc(written.ledger_rows)
         metrics.ROWS.labels("xdrs").inc(written.xdr_rows)
-        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - batch.started)
         for key, reason in dead.items():
             log.warning("dead letter %s: %s", key, reason)
 
@@ -205,18 +250,15 @@ class Drain:
 
     async def _lag(self, stream: str) -> int:
         """Undelivered entries when Redis cannot tell the lag (after a trim or deletion): count them."""
-        group = next(g for g in await self.client.xinfo_groups(stream) if _text(g["name"]) == self.options.group)
-        after = _text(group["last-delivered-id"])
+        group = next(g for g in await self.client.xinfo_groups(stream) if g["name"] == self.options.group)
+        after = group["last-delivered-id"]
         return len(await self.client.xrange(stream, min=f"({after}", max="+"))
 
     async def _groups(self) -> list[list[dict[str, Any]]]:
         pipe = self.client.pipeline(transaction=False)
         for stream in self.streams:
             pipe.xinfo_groups(stream)
-        return [
-            [{k: _text(v) if isinstance(v, bytes) else v for k, v in g.items()} for g in r]
-            for r in await pipe.execute()
-        ]
+        return await pipe.execute()
 
     async def trim(self) -> int:
         """Trim every stream below the oldest entry any of its groups still needs; returns entries removed."""
@@ -228,7 +270,7 @@ class Drain:
             for group in groups:
                 if int(group["pending"]):
                     summary = await self.client.xpending(stream, group["name"])
-                    keep.append(_text(summary["min"]))
+                    keep.append(summary["min"])
                 else:
                     keep.append(group["last-delivered-id"])
             oldest = min(keep, key=_id_order)
@@ -241,12 +283,10 @@ class Drain:
     async def drain_once(self) -> Backlog:
         """Settle everything there is now (claiming what idled past ``claim_idle_s``), then return what is left:
         entries still pending with other live workers, and entries added meanwhile."""
-        await self.claim()
-        while await self.step():
-            pass
-        await self.claim()
-        while await self.step():
-            pass
+        for _ in range(2):  # claim, drain; then once more for what was claimable only after the first pass
+            await self.claim()
+            while await self.pump():
+                pass
         if self.options.trim:
             await self.trim()
         return await self.backlog()
@@ -266,33 +306,55 @@ class Drain:
                         await self.trim()
                     await self.backlog()
                     next_trim = now + self.options.trim_interval_s
-                if await self.step():
+                if await self.pump():
                     backoff_s = self.options.poll_s
                     continue
                 wait_s = self.options.poll_s
-            except (RedisError, OSError) as error:
+            except* (RedisError, OSError) as group:
                 metrics.ERRORS.labels("redis").inc()
-                log.error("settlement: Redis failed, retrying in %.1f s: %s", backoff_s, error)
+                log.error("settlement: Redis failed, retrying in %.1f s: %s", backoff_s, group.exceptions[0])
+                self._own_pending = True  # what was read stays pending with us: read it again first
                 wait_s, backoff_s = backoff_s, min(backoff_s * 2, 30.0)
-            except DBAPIError as error:
+            except* DBAPIError as group:
                 metrics.ERRORS.labels("sql").inc()
-                log.error("settlement: the SQL store failed, retrying in %.1f s: %s", backoff_s, error)
-                self._own_pending = True  # the batch stays pending with us: read it again first
+                log.error("settlement: the SQL store failed, retrying in %.1f s: %s", backoff_s, group.exceptions[0])
+                self._own_pending = True
                 wait_s, backoff_s = backoff_s, min(backoff_s * 2, 30.0)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), wait_s)
+
+
+class _Batch:
+    """Entries read together: what they book, which are dead letters (key → reason), and where each came from."""
+
+    __slots__ = ("booked", "dead", "started", "where")
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.booked: list[Booked] = []
+        self.dead: dict[str, str] = {}
+        self.where: dict[str, tuple[int, str, dict[str, str]]] = {}
 
 
 def ledger_time(ledger: dict[str, Any] | None, xdr: dict[str, Any] | None) -> int:
     return ledger["time_ms"] if ledger is not None else xdr["end_ms"]  # type: ignore[index]
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+def _raw(response: Any, **_options: Any) -> Any:
+    return response
 
 
-def _fields(raw: dict[bytes, bytes]) -> dict[str, str]:
-    return {k.decode(): v.decode(errors="replace") for k, v in raw.items()}
+def _streams(reply: Any) -> Any:
+    """XREADGROUP's ``stream → entries`` (a map under RESP3, a list of pairs under RESP2, None when empty)."""
+    if not reply:
+        return ()
+    return reply.items() if isinstance(reply, dict) else reply
+
+
+def _fields(flat: list[str]) -> dict[str, str]:
+    """An entry's ``[field, value, field, value, …]`` as a dict."""
+    pairs = iter(flat)
+    return dict(zip(pairs, pairs, strict=True))
 
 
 def _id_order(entry_id: str) -> tuple[int, int]:

@@ -8,15 +8,18 @@ the database's reason and never blocks the others; a connection or lock failure 
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 import msgspec
-from sqlalchemy import Connection, Engine, Insert, Table
+from sqlalchemy import Connection, Engine, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from settlement.store.database import ensure_periods
+from settlement.store.money import Money
 from settlement.store.schema import accounts, ledger, xdrs
 
 
@@ -49,9 +52,43 @@ class Written(msgspec.Struct, frozen=True):
     refused: dict[str, str]
 
 
-def _insert(table: Table, dialect: str) -> Insert:
-    module = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(table).on_conflict_do_nothing()
+class _Insert:
+    """``INSERT … ON CONFLICT DO NOTHING`` into one table, compiled once and run with the driver's executemany.
+
+    Rows are dicts with every column; they are turned into tuples in the compiled statement's order, and Money
+    columns into what the dialect stores (SQLAlchemy's per-row bind processing costs more than the insert itself
+    at tens of thousands of rows a second).
+    """
+
+    def __init__(self, table: Table, engine: Engine) -> None:
+        dialect = engine.dialect
+        module = postgresql if dialect.name == "postgresql" else sqlite
+        compiled = module.insert(table).on_conflict_do_nothing().compile(dialect=dialect)
+        self.sql = compiled.string
+        self.positional = compiled.positiontup is not None
+        names = list(compiled.positiontup) if self.positional else list(compiled.params)
+        self.names = names
+        self.row = operator.itemgetter(*names)
+        money = [names.index(c.name) for c in table.columns if isinstance(c.type, Money) and c.name in names]
+        self.money = money if dialect.name != "sqlite" else []
+
+    def __call__(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        values = [self.row(r) for r in rows]
+        if self.money:
+            values = [_decimals(v, self.money) for v in values]
+        if not self.positional:
+            values = [dict(zip(self.names, v, strict=True)) for v in values]
+        connection.exec_driver_sql(self.sql, values)
+
+
+def _decimals(row: tuple[Any, ...], money: list[int]) -> tuple[Any, ...]:
+    values = list(row)
+    for i in money:
+        if values[i] is not None:
+            values[i] = Decimal(values[i]).scaleb(-6)
+    return tuple(values)
 
 
 class BatchWriter:
@@ -59,10 +96,9 @@ class BatchWriter:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        dialect = engine.dialect.name
-        self._accounts = _insert(accounts, dialect)
-        self._ledger = _insert(ledger, dialect)
-        self._xdrs = _insert(xdrs, dialect)
+        self._accounts = _Insert(accounts, engine)
+        self._ledger = _Insert(ledger, engine)
+        self._xdrs = _Insert(xdrs, engine)
         self._periods: set[str] = set()
 
     def write(self, batch: Sequence[Booked]) -> Written:
@@ -103,13 +139,11 @@ class BatchWriter:
                     "opening_balance": 0,
                     "first_seen_ms": time_ms,
                 }
-        connection.execute(self._accounts, list(seen.values()))
+        self._accounts(connection, list(seen.values()))
         ledger_rows = [b.ledger for b in batch if b.ledger is not None]
         xdr_rows = [b.xdr for b in batch if b.xdr is not None]
-        if ledger_rows:
-            connection.execute(self._ledger, ledger_rows)
-        if xdr_rows:
-            connection.execute(self._xdrs, xdr_rows)
+        self._ledger(connection, ledger_rows)
+        self._xdrs(connection, xdr_rows)
         return len(ledger_rows), len(xdr_rows)
 
 

@@ -59,6 +59,7 @@ def _sqlite_pragmas(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB: the xDR indexes stay in memory while draining
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -6,6 +6,7 @@ up-to-date store and safe to run from several processes (each migration runs in 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from alembic import command
@@ -38,5 +39,6 @@ def current(engine: Engine) -> str:
 def upgrade(engine: Engine, revision: str = "head") -> tuple[str, str]:
     """Migrate the store to ``revision``; returns (revision before, revision after)."""
     before = current(engine)
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # callers report what changed, once
     command.upgrade(_config(engine), revision)
     return before, current(engine)

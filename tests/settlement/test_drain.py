@@ -6,7 +6,6 @@ import pytest
 from online_app import serving, session, voice
 from sqlalchemy import func, select
 
-from occ.redis_client import connect
 from occ.v1 import admin_pb2 as admin
 from occ.v1 import charging_pb2 as pb
 from settlement.drain import Drain, DrainOptions
@@ -45,8 +44,8 @@ async def traffic(client) -> None:
 async def test_every_entry_is_booked_once_and_balances_replay(redis_url, tmp_path, store):
     async with serving(redis_url, tmp_path) as client:
         await traffic(client)
-        redis = connect(redis_url)
-        drain = Drain(redis, store, shards=client.app.settings.shards, options=DrainOptions(claim_idle_s=0))
+        redis = client.app.redis
+        drain = Drain(redis_url, store, shards=client.app.settings.shards, options=DrainOptions(claim_idle_s=0))
         await drain.setup()
         left = await drain.drain_once()
         assert (left.lag, left.pending) == (0, 0)
@@ -79,4 +78,4 @@ async def test_every_entry_is_booked_once_and_balances_replay(redis_url, tmp_pat
         with store.connect() as sql:
             assert sql.execute(select(func.count()).select_from(ledger)).scalar() == n_ledger
             assert sql.execute(select(func.count()).select_from(xdrs)).scalar() == len(all_xdrs) == 7
-        await redis.aclose()
+        await drain.close()

@@ -1,0 +1,150 @@
+"""Settlement reliability: dead letters, dead workers, trimming, and kill -9 in the middle of a batch."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from benchmarks.settle_backlog import fill_backlog
+from occ.keys import dead_letters, shard_keys
+from occ.redis_client import connect
+from settlement.drain import Drain, DrainOptions
+from settlement.store.database import open_store
+from settlement.store.migrate import upgrade
+from settlement.store.schema import ledger, xdrs
+
+SHARDS = 16
+OCC = str(Path(sys.executable).with_name("occ"))
+
+
+@pytest.fixture
+def store(db_url):
+    engine = open_store(db_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+async def redis(redis_url):
+    client = connect(redis_url)
+    yield client
+    await client.aclose()
+
+
+def counts(engine) -> tuple[int, int, dict[str, int]]:
+    """(ledger rows, xDRs, account → Σ ledger amount)."""
+    with engine.connect() as sql:
+        n_ledger = sql.execute(select(func.count()).select_from(ledger)).scalar()
+        n_xdrs = sql.execute(select(func.count()).select_from(xdrs)).scalar()
+        sums = dict(sql.execute(select(ledger.c.account, func.sum(ledger.c.amount)).group_by(ledger.c.account)).all())
+    return n_ledger, n_xdrs, sums
+
+
+async def test_malformed_entries_go_to_the_dead_letter_stream_with_the_reason(redis, redis_url, store):
+    backlog = await fill_backlog(redis, shards=SHARDS, accounts=5, calls=30)
+    stream = shard_keys(3)[0]
+    bad = [
+        ({"type": "bonus", "account": "x"}, "type 'bonus' is not one settlement knows"),
+        (
+            {"type": "topup", "account": "x", "currency": "EUR", "amount": "1e5", "balance": "0", "time_ms": "1"},
+            "amount must be an integer, got '1e5'",
+        ),
+        ({"type": "payment", "currency": "EUR", "amount": "5", "balance": "5", "time_ms": "1"}, "account is missing"),
+        (
+            {
+                "type": "topup",
+                "account": "x",
+                "currency": "EUR",
+                "amount": "5",
+                "balance": "5",
+                "time_ms": "1",
+                "ledger": b"\xff" * 20,  # not even UTF-8
+            },
+            "ledger is longer than 15 characters",
+        ),
+    ]
+    for fields, _ in bad:
+        await redis.xadd(stream, fields)
+    async with Drain(redis_url, store, shards=SHARDS) as drain:
+        left = await drain.drain_once()
+        assert (drain.dead_letters, drain.booked, left.pending) == (4, backlog.entries, 0)
+        assert await drain.drain_once() == left  # nothing re-delivered, nothing dead-lettered twice
+    letters = await redis.xrange(dead_letters(3))
+    assert [(f[b"reason"].decode(), f[b"type"].decode()) for _, f in letters] == [
+        (reason, fields["type"]) for fields, reason in bad
+    ]
+    assert all(f[b"source_id"] for _, f in letters)
+    n_ledger, n_xdrs, sums = counts(store)
+    assert (n_ledger, n_xdrs) == (backlog.ledger_rows, backlog.xdrs)
+    assert sums == backlog.balances
+
+
+async def test_entries_held_by_a_dead_worker_are_claimed_and_booked_once(redis, redis_url, store):
+    backlog = await fill_backlog(redis, shards=SHARDS, accounts=20, calls=200)
+    dead = Drain(redis_url, store, shards=SHARDS, options=DrainOptions(consumer="dead", read_count=10))
+    await dead.setup()
+    taken = await dead._next()  # read, never written or acknowledged: the worker "dies" here
+    await dead.close()
+    assert taken
+    patient = DrainOptions(consumer="patient", claim_idle_s=3600)
+    async with Drain(redis_url, store, shards=SHARDS, options=patient) as other:
+        left = await other.drain_once()
+    assert left.pending == len(taken)  # not idle long enough to be taken over
+    async with Drain(redis_url, store, shards=SHARDS, options=DrainOptions(consumer="b", claim_idle_s=0)) as other:
+        left = await other.drain_once()
+    assert (left.lag, left.pending) == (0, 0)
+    n_ledger, n_xdrs, sums = counts(store)
+    assert (n_ledger, n_xdrs, sums) == (backlog.ledger_rows, backlog.xdrs, backlog.balances)
+
+
+async def test_streams_are_trimmed_only_below_what_every_group_has_acknowledged(redis, redis_url, store):
+    await fill_backlog(redis, shards=SHARDS, accounts=20, calls=100)
+    streams = [shard_keys(s)[0] for s in range(SHARDS)]
+    await redis.xgroup_create(streams[0], "audit", id="0")  # another consumer, which has read nothing yet
+    before = [await redis.xlen(s) for s in streams]
+    async with Drain(redis_url, store, shards=SHARDS) as drain:
+        await drain.drain_once()
+    after = [await redis.xlen(s) for s in streams]
+    assert after[0] == before[0]  # "audit" still needs all of shard 0
+    assert all(n <= 1 for n in after[1:])  # the rest is trimmed up to the last delivered entry
+    assert sum(before[1:]) > 2 * SHARDS
+
+
+def settle_command(redis_url: str, db_url: str, *args: str) -> list[str]:
+    return [OCC, "settle", "--redis-url", redis_url, "--db-url", db_url, *args]
+
+
+async def test_kill_9_in_the_middle_of_a_batch_loses_and_duplicates_nothing(redis, redis_url, db_url, store, tmp_path):
+    backlog = await fill_backlog(redis, shards=256, accounts=500, calls=10_000)
+    env = {**os.environ, "OCC_SHARDS": "256"}
+    worker = subprocess.Popen(settle_command(redis_url, db_url, "--batch", "5"), env=env, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while counts(store)[1] == 0:
+            assert worker.poll() is None and time.monotonic() < deadline, "the worker never wrote anything"
+            time.sleep(0.02)
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+    n_ledger, n_xdrs, _ = counts(store)
+    assert 0 < n_xdrs < backlog.xdrs  # killed mid-way
+    done = subprocess.run(
+        settle_command(redis_url, db_url, "--once", "--claim-idle-s", "0"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "0 dead-lettered" in done.stderr and "0 undelivered, 0 pending" in done.stderr
+    n_ledger, n_xdrs, sums = counts(store)
+    assert (n_ledger, n_xdrs) == (backlog.ledger_rows, backlog.xdrs)
+    assert sums == backlog.balances
