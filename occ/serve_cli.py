@@ -23,12 +23,16 @@ from occ.settings import Settings, SettingsError
 @click.option("--redis-url", help="redis://host:port/db of a running Redis [none: start one under the data dir]")
 @click.option("--workers", type=int, help="server processes sharing the port [1]")
 @click.option("--tariff", "tariff_dir", help="tariff directory to load at start if none is current")
+@click.option("--settle/--no-settle", default=None, help="run a settlement worker beside the server [on]")
+@click.option("--db-url", help="settlement store: sqlite:///PATH or postgresql://… [<data dir>/occ.sqlite3]")
 @click.option("--demo", "demo_account", flag_value="demo", default=None, help="create account 'demo' with 10.00 credit")
 def serve(config: Path | None, **flags: object) -> None:
     """Run the online charging gRPC server until Ctrl-C or SIGTERM.
 
     Settings come from defaults, then --config, then OCC_<SETTING> environment variables (OCC_PORT=50052,
-    OCC_REDIS_URL=…), then these flags. With no Redis configured, a private redis-server runs under the data dir.
+    OCC_REDIS_URL=…), then these flags. With no Redis configured, a private redis-server runs under the data dir;
+    a settlement worker (occ settle) drains the balance events into the SQL store, a SQLite file in the data dir
+    unless --db-url says otherwise.
     """
     try:
         settings = Settings.load(config, **flags)

@@ -1,9 +1,10 @@
 """``occ serve``: the process model of the charging frontend.
 
 The parent process configures logging, starts the embedded Redis when no ``redis_url`` is set (and stops it last),
-serves ``/metrics``, and runs the gRPC server: in itself when ``workers`` is 1, otherwise in ``workers`` spawned
-processes that all bind the same port (SO_REUSEPORT) and share ``/metrics`` through prometheus-client's
-multi-process directory ``<data_dir>/metrics``. SIGINT/SIGTERM stop it gracefully: health turns NOT_SERVING,
+starts the settlement worker (``occ settle``, a child process; see :mod:`occ.settle_process`), serves
+``/metrics``, and runs the gRPC server: in itself when ``workers`` is 1, otherwise in ``workers`` spawned processes
+that all bind the same port (SO_REUSEPORT) and share ``/metrics`` through prometheus-client's multi-process
+directory ``<data_dir>/metrics``. SIGINT/SIGTERM stop it gracefully: health turns NOT_SERVING,
 in-flight calls get ``grace_s`` to finish, then the app closes. A worker that dies on its own stops the others and
 the parent exits 1.
 
@@ -38,6 +39,7 @@ from occ.grpc_server import AppFactory, GrpcServer, grpc_address
 from occ.metrics_server import mark_process_dead, prepare_multiprocess_dir, serve_metrics
 from occ.redis_process import RedisStartError
 from occ.settings import Settings
+from occ.settle_process import start_settlement
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,8 @@ def run(settings: Settings, *, app_factory: AppFactory | None = None) -> int:
                 embedded.start()
                 stack.callback(embedded.stop)
                 settings = replace(settings, redis_url=embedded.url)
+            if settings.settle:
+                stack.callback(start_settlement(settings))  # stopped before the embedded Redis (LIFO)
             multiprocess_dir = prepare_multiprocess_dir(data_dir / "metrics") if settings.workers > 1 else None
             if settings.metrics_port:
                 stack.callback(serve_metrics(settings.metrics_port, multiprocess_dir, host=settings.host))

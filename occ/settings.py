@@ -51,6 +51,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
         redis_url: ``redis://host:port/db`` (or ``unix://``); empty starts a private redis-server under ``data_dir``.
             For a cluster, one or more comma-separated ``redis://host:port`` startup nodes.
         redis_cluster: ``redis_url`` is a Redis Cluster.
+        settle: run a settlement worker (``occ settle``) beside the server, draining the event streams into
+            ``db_url``; turn it off when settlement workers run elsewhere.
         db_url: the settlement SQL store, ``sqlite:///PATH`` or ``postgresql://user@host/db``; empty: the SQLite
             file ``<data_dir>/occ.sqlite3``.
         redis_appendfsync: the embedded Redis's AOF fsync policy, ``everysec`` or ``always`` (no loss at all).
@@ -77,6 +79,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     data_dir: Path = Path("data")
     redis_url: str = ""
     redis_cluster: bool = False
+    settle: bool = True
     db_url: str = ""
     redis_appendfsync: str = "everysec"
     redis_pool_size: int = 64

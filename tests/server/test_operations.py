@@ -5,7 +5,9 @@ Each case was found by an adversarial review and failed before its fix; each tes
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import sqlite3
 import sys
 import textwrap
 import urllib.request
@@ -214,3 +216,27 @@ def test_occ_rate_into_an_unwritable_directory_is_an_error_not_a_traceback(tmp_p
     )
     assert not isinstance(result.exception, OSError), repr(result.exception)
     assert result.exit_code == 1
+
+
+def test_occ_serve_settles_into_a_sqlite_file_in_its_data_dir(serve, tmp_path):
+    """The embedded defaults: a private Redis and a settlement worker writing <data_dir>/occ.sqlite3."""
+    port, data = free_port(), tmp_path / "data"
+    served = serve("--port", str(port), "--metrics-port", "0", "--data-dir", str(data), "--settle",
+                   "--tariff", str(REPO / "examples" / "tariff"))  # fmt: skip
+    served.listening()
+    server = ["--server", f"127.0.0.1:{port}"]
+    for args in (["create", "acme", "--plan", "retail", *server], ["topup", "acme", "12.5", "--ledger", "400000009",
+                                                                    *server]):  # fmt: skip
+        assert CliRunner().invoke(main, ["account", *args]).exit_code == 0
+    store = data / "occ.sqlite3"
+    served.wait_for("the top-up settled", lambda: store.exists() and _ledger_total(store) == 12_500_000)
+    assert served.stop() == 0
+    assert "settlement worker started" in served.text()
+
+
+def _ledger_total(path: Path) -> int | None:
+    with contextlib.closing(sqlite3.connect(path, timeout=5)) as connection:
+        try:
+            return connection.execute("SELECT SUM(amount) FROM ledger").fetchone()[0]
+        except sqlite3.OperationalError:  # not migrated yet
+            return None

@@ -1,0 +1,5 @@
+"""``python -m occ``: the ``occ`` command line."""
+
+from occ.cli import main
+
+main()

@@ -1,0 +1,48 @@
+"""The settlement worker ``occ serve`` runs beside itself (setting ``settle``, on by default).
+
+It is a child process, ``occ settle``, on the server's Redis and settlement store, so that draining never takes CPU
+time from the gRPC event loop. It is stopped (SIGTERM: the batch in hand is finished) before the embedded Redis.
+If it dies, the server goes on charging and logs the exit status: the streams keep every entry until a settlement
+worker acknowledges it, so nothing is lost, only late.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+
+from occ.settings import Settings
+from settlement.store.database import default_url
+
+log = logging.getLogger(__name__)
+STOP_TIMEOUT_S = 15.0
+
+
+def start_settlement(settings: Settings) -> Callable[[], None]:
+    """Start ``occ settle`` for ``settings`` (whose ``redis_url`` is resolved); returns the function that stops it."""
+    db_url = settings.db_url or default_url(settings.data_dir)
+    command = [sys.executable, "-m", "occ", "settle", "--redis-url", settings.redis_url, "--db-url", db_url]
+    env = {
+        **os.environ,
+        "OCC_SHARDS": str(settings.shards),
+        "OCC_REDIS_CLUSTER": str(settings.redis_cluster).lower(),
+        "OCC_LOG_LEVEL": settings.log_level,
+    }
+    process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
+    log.info("settlement worker started", extra={"pid": process.pid, "db_url": db_url})
+
+    def stop() -> None:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if process.returncode not in (0, -15):
+            log.warning("settlement worker exited with status %s", process.returncode)
+
+    return stop
