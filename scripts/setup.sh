@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make a ready dev environment (system packages, .venv, editable install with dev extras). Idempotent.
 #   scripts/setup.sh            run from any directory
+#   scripts/setup.sh --with-postgres   also the PostgreSQL server binaries the tests use (scripts/test.sh)
 #   . scripts/setup.sh          (bash) the same, then activates .venv in the current shell
 
 if [[ "${BASH_SOURCE[0]}" != "$0" ]]; then
@@ -29,8 +30,20 @@ log "using $(command -v "$py") ($py_ver)"
 # venv needs ensurepip too; Debian/Ubuntu ship both only with pythonX.Y-venv.
 venv_ok() { "$py" -m venv --help >/dev/null 2>&1 && "$py" -c 'import ensurepip' >/dev/null 2>&1; }
 
+with_postgres=false
+for arg in "$@"; do
+    case $arg in
+        --with-postgres) with_postgres=true ;;  # the tests start a private PostgreSQL server of their own
+        *) die "unknown option $arg (known: --with-postgres)" ;;
+    esac
+done
+has_initdb() { command -v initdb >/dev/null 2>&1 || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; }
+
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+if $with_postgres && ! has_initdb; then
+    missing+=(postgresql)
+fi
 if [[ ! -x .venv/bin/python ]] && ! venv_ok; then
     missing+=(venv)
 fi

@@ -2,6 +2,6 @@
 # Prepare the environment, lint, then run pytest (extra arguments go to pytest).
 set -euo pipefail
 cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.."
-scripts/setup.sh
+scripts/setup.sh --with-postgres
 .venv/bin/ruff check .
 exec .venv/bin/python -m pytest "$@"
