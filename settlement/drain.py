@@ -88,7 +88,9 @@ class Drain:
         self.streams = [keys.shard_keys(shard)[0] for shard in range(shards)]
         self.booked = 0
         self.dead_letters = 0
-        self._own_pending = True  # first read this consumer's own unacknowledged entries (a restart by name)
+        # Where to go on reading this consumer's own unacknowledged entries, per shard (None: read new ones). A
+        # restart by name starts there, and so does the loop after a failed batch.
+        self._pending_from: list[str] | None = ["0"] * shards
         self._ack_sha = ""
 
     async def close(self) -> None:
@@ -123,15 +125,13 @@ class Drain:
 
         async def read() -> None:
             nonlocal count
-            try:
-                while time.monotonic() < deadline:
-                    entries = await self._next()
-                    if not entries:
-                        break
-                    count += len(entries)
-                    await queue.put(self._book(entries))
-            finally:
-                await queue.put(None)
+            while time.monotonic() < deadline:
+                entries = await self._next()
+                if not entries:
+                    break
+                count += len(entries)
+                await queue.put(self._book(entries))
+            await queue.put(None)  # on failure the task group cancels the writer instead
 
         async def write() -> None:
             while (batch := await queue.get()) is not None:
@@ -143,11 +143,13 @@ class Drain:
         return count
 
     async def _next(self) -> list[Entry]:
-        if self._own_pending:
-            entries = await self._read("0")
+        if self._pending_from is not None:
+            entries = await self._read(self._pending_from)
             if entries:
+                for shard, entry_id, _ in entries:  # in order: the last one of each shard is where to go on
+                    self._pending_from[shard] = entry_id
                 return entries
-            self._own_pending = False
+            self._pending_from = None
         return await self._read(">")
 
     async def claim(self) -> int:
@@ -175,10 +177,12 @@ class Drain:
             log.info("claimed %d entries idle for more than %.1f s", total, self.options.claim_idle_s)
         return total
 
-    async def _read(self, start: str) -> list[Entry]:
+    async def _read(self, start: str | list[str]) -> list[Entry]:
+        """One XREADGROUP per shard, pipelined: from ``start`` (an id per shard, or ``>`` for new entries)."""
+        starts = [start] * self.shards if isinstance(start, str) else start
         pipe = self.client.pipeline(transaction=False)
-        for stream in self.streams:
-            pipe.xreadgroup(self.options.group, self.consumer, {stream: start}, count=self.options.read_count)
+        for stream, after in zip(self.streams, starts, strict=True):
+            pipe.xreadgroup(self.options.group, self.consumer, {stream: after}, count=self.options.read_count)
         entries: list[Entry] = []
         for shard, reply in enumerate(await pipe.execute()):
             for _stream, items in _streams(reply):
@@ -313,12 +317,12 @@ class Drain:
             except* (RedisError, OSError) as group:
                 metrics.ERRORS.labels("redis").inc()
                 log.error("settlement: Redis failed, retrying in %.1f s: %s", backoff_s, group.exceptions[0])
-                self._own_pending = True  # what was read stays pending with us: read it again first
+                self._pending_from = ["0"] * self.shards  # what was read stays pending with us: read it again first
                 wait_s, backoff_s = backoff_s, min(backoff_s * 2, 30.0)
             except* DBAPIError as group:
                 metrics.ERRORS.labels("sql").inc()
                 log.error("settlement: the SQL store failed, retrying in %.1f s: %s", backoff_s, group.exceptions[0])
-                self._own_pending = True
+                self._pending_from = ["0"] * self.shards
                 wait_s, backoff_s = backoff_s, min(backoff_s * 2, 30.0)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), wait_s)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ from sqlalchemy import func, select
 from benchmarks.settle_backlog import fill_backlog
 from occ.keys import dead_letters, shard_keys
 from occ.redis_client import connect
+from settlement import metrics
 from settlement.drain import Drain, DrainOptions
 from settlement.store.database import open_store
 from settlement.store.migrate import upgrade
@@ -148,3 +150,29 @@ async def test_kill_9_in_the_middle_of_a_batch_loses_and_duplicates_nothing(redi
     n_ledger, n_xdrs, sums = counts(store)
     assert (n_ledger, n_xdrs) == (backlog.ledger_rows, backlog.xdrs)
     assert sums == backlog.balances
+
+
+async def test_an_unusable_store_is_retried_not_dead_lettered(redis, redis_url, db_url):
+    """A store that cannot take the batch (here: not migrated yet, as when the database is down) is a reason to wait
+    and retry; once it can, every entry read in the meantime is settled from this worker's pending list."""
+    backlog = await fill_backlog(redis, shards=SHARDS, accounts=10, calls=100)
+    engine = open_store(db_url)
+    errors_before = metrics.ERRORS.labels("sql")._value.get()
+    options = DrainOptions(poll_s=0.05, claim_idle_s=3600)
+    async with Drain(redis_url, engine, shards=SHARDS, options=options) as drain:
+        stop = asyncio.Event()
+        worker = asyncio.create_task(drain.run(stop))
+        await asyncio.sleep(0.5)
+        assert metrics.ERRORS.labels("sql")._value.get() > errors_before
+        assert (drain.booked, drain.dead_letters) == (0, 0)
+        assert (await drain.backlog()).pending == backlog.entries  # read, held, not lost
+        upgrade(engine)
+        for _ in range(200):
+            if drain.booked == backlog.entries:
+                break
+            await asyncio.sleep(0.05)
+        stop.set()
+        await worker
+    assert (drain.booked, drain.dead_letters) == (backlog.entries, 0)
+    assert counts(engine) == (backlog.ledger_rows, backlog.xdrs, backlog.balances)
+    engine.dispose()
