@@ -15,8 +15,11 @@ from occ.cli import main
 from occ.v1 import admin_pb2 as admin
 from occ.v1 import charging_pb2 as pb
 from settlement.drain import Drain, DrainOptions
+from settlement.entries import book
 from settlement.reconcile import Report, reconcile
+from settlement.writer import BatchWriter, Booked
 
+JAN = 1_767_258_000_000  # 2026-01-01T09:00:00Z
 NUMBERS = ("+442079460000", "+447700900123", "+33142685300", "+12125550100")
 
 
@@ -36,6 +39,18 @@ async def occ(*args: str, redis_url: str, db_url: str, data_dir: Path) -> Result
     """Run ``occ ARGS`` against this Redis and store (in a thread: the commands run their own event loop)."""
     flags = ["--redis-url", redis_url, "--db-url", db_url, "--data-dir", str(data_dir)]
     return await asyncio.to_thread(CliRunner().invoke, main, [*args, *flags], catch_exceptions=False)
+
+
+def sms(engine: Engine, key: str, *, account: str = "alice", ledger: str = "400000004") -> str:
+    """Book one SMS charge (an event_charge xDR) under ``key``; an empty ledger code makes it RAW_EXCEPTED."""
+    fields = {
+        "type": "event_charge", "id": key, "account": account, "amount": "-50000", "balance": "950000",
+        "currency": "EUR", "time_ms": str(JAN), "session_id": key, "rg": "0", "units": "1", "service": "message",
+        "cost": "50000", "ledger": ledger, "tariff": "t", "plan": "retail", "called": "+447700900123",
+    }  # fmt: skip
+    ledger_row, xdr = book(key, fields, JAN)
+    BatchWriter(engine).write([Booked(key, ledger_row, xdr, (account, "EUR", JAN))])
+    return key
 
 
 async def transact(client: Client, account: str, kind: int, amount: int, key: str, ledger: int = 400000010) -> None:

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from books import sms
 from click.testing import CliRunner
 from sqlalchemy import select, update
 
 from occ.cli import main
-from settlement.entries import book
 from settlement.store.database import open_store
 from settlement.store.migrate import upgrade
 from settlement.store.schema import xdrs
-from settlement.writer import BatchWriter, Booked
 from settlement.xdr_status import StatusError, _set, except_xdr, find, list_xdrs, restore_xdr
-
-JAN = 1_767_258_000_000  # 2026-01-01T09:00:00Z
 
 
 @pytest.fixture
@@ -23,18 +20,6 @@ def store(db_url):
     upgrade(engine)
     yield engine
     engine.dispose()
-
-
-def sms(engine, key: str, *, account: str = "alice", ledger: str = "400000004") -> str:
-    """Book one SMS charge (an event_charge xDR) under ``key``; an empty ledger code makes it RAW_EXCEPTED."""
-    fields = {
-        "type": "event_charge", "id": key, "account": account, "amount": "-50000", "balance": "950000",
-        "currency": "EUR", "time_ms": str(JAN), "session_id": key, "rg": "0", "units": "1", "service": "message",
-        "cost": "50000", "ledger": ledger, "tariff": "t", "plan": "retail", "called": "+447700900123",
-    }  # fmt: skip
-    ledger_row, xdr = book(key, fields, JAN)
-    BatchWriter(engine).write([Booked(key, ledger_row, xdr, (account, "EUR", JAN))])
-    return key
 
 
 def status(engine, key: str) -> tuple[str, str]:
