@@ -68,11 +68,9 @@ def reconcile_command(config: Path | None, allow_backlog: bool, **flags: object)
 
 
 async def _reconcile(settings: Settings, engine: Engine, allow_backlog: bool) -> Report:
-    client = connect(redis_url(settings), cluster=settings.redis_cluster)
-    try:
-        return await reconcile(client, engine, shards=settings.shards, allow_backlog=allow_backlog)
-    finally:
-        await client.aclose()
+    return await reconcile(
+        redis_url(settings), engine, shards=settings.shards, cluster=settings.redis_cluster, allow_backlog=allow_backlog
+    )
 
 
 @click.group()

@@ -92,18 +92,25 @@ class Report(msgspec.Struct, frozen=True):
 
 
 async def reconcile(
-    client: RedisClient, engine: Engine, *, shards: int, group: str = "settlement", allow_backlog: bool = False
+    redis_url: str,
+    engine: Engine,
+    *,
+    shards: int,
+    cluster: bool = False,
+    group: str = "settlement",
+    allow_backlog: bool = False,
 ) -> Report:
     """Compare every account; with a backlog (and not ``allow_backlog``) return at once with ``checked`` False."""
-    drain = Drain(client, engine, shards=shards, options=DrainOptions(group=group, trim=False))
-    await drain.setup()  # the group must exist to have a backlog; creating it is what ``occ settle`` does too
-    backlog = await drain.backlog()
-    if (backlog.lag or backlog.pending) and not allow_backlog:
-        return Report(backlog, checked=False)
-    marks = await stream_marks(client, drain.streams)
-    expected = ledger_totals(engine)
-    live = await live_balances(client)
-    moved = marks != await stream_marks(client, drain.streams)
+    options = DrainOptions(group=group, trim=False)
+    # The group must exist to have a backlog; creating it (``setup``) is what ``occ settle`` does too.
+    async with Drain(redis_url, engine, shards=shards, cluster=cluster, options=options) as drain:
+        backlog = await drain.backlog()
+        if (backlog.lag or backlog.pending) and not allow_backlog:
+            return Report(backlog, checked=False)
+        marks = await stream_marks(drain.client, drain.streams)
+        expected = ledger_totals(engine)
+        live = await live_balances(drain.client)
+        moved = marks != await stream_marks(drain.client, drain.streams)
     mismatches = compare(live, expected)
     return Report(backlog, True, len(live.keys() | expected.keys()), mismatches, moved)
 
@@ -144,7 +151,7 @@ async def live_balances(client: RedisClient) -> dict[str, tuple[int, str]]:
     """account → (balance in micro-units, currency) of every account hash in Redis (every node of a cluster)."""
     names: list[str] = []
     async for raw in client.scan_iter(match=ACCOUNT_PATTERN, count=SCAN_COUNT, _type="hash"):
-        key = raw.decode()
+        key = _text(raw)
         if ":" not in key.partition(":acct:")[2]:
             names.append(key)
     balances: dict[str, tuple[int, str]] = {}
@@ -154,7 +161,7 @@ async def live_balances(client: RedisClient) -> dict[str, tuple[int, str]]:
             pipe.hmget(key, "balance", "currency")
         for key, (balance, currency) in zip(chunk, await pipe.execute(), strict=True):
             if balance is not None:  # deleted between the scan and the read
-                balances[key.partition(":acct:")[2]] = (int(balance), (currency or b"").decode())
+                balances[key.partition(":acct:")[2]] = (int(balance), _text(currency or ""))
     return balances
 
 

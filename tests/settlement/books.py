@@ -25,14 +25,14 @@ NUMBERS = ("+442079460000", "+447700900123", "+33142685300", "+12125550100")
 
 async def settle(client: Client, engine: Engine) -> None:
     """Drain every shard's stream into the store; fails the test if anything is left or dead-lettered."""
-    drain = Drain(client.app.redis, engine, shards=client.app.settings.shards, options=DrainOptions(claim_idle_s=0))
-    await drain.setup()
-    left = await drain.drain_once()
+    settings = client.app.settings
+    async with Drain(settings.redis_url, engine, shards=settings.shards, options=DrainOptions(claim_idle_s=0)) as drain:
+        left = await drain.drain_once()
     assert (left.lag, left.pending, drain.dead_letters) == (0, 0, 0)
 
 
 async def check(client: Client, engine: Engine, **options: bool) -> Report:
-    return await reconcile(client.app.redis, engine, shards=client.app.settings.shards, **options)
+    return await reconcile(client.app.settings.redis_url, engine, shards=client.app.settings.shards, **options)
 
 
 async def occ(*args: str, redis_url: str, db_url: str, data_dir: Path) -> Result:
