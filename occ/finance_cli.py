@@ -201,8 +201,19 @@ def rerate_command(
             )
         raise click.exceptions.Exit(1 if plan.failures else 0)
     run_id = rerating.new_run_id()
+    accounts = len(plan.by_account())
+
+    def written_progress(done: int) -> None:
+        if done % 1000 == 0 or done == accounts:
+            print(f"rerate: {done:,} of {accounts:,} accounts written", file=sys.stderr, flush=True)
+
     written, conflicts = rerating.write(
-        engine, plan.corrections, run_id=run_id, tariff_hash=tariff.hash, ledger_code=ledger_code
+        engine,
+        plan.corrections,
+        run_id=run_id,
+        tariff_hash=tariff.hash,
+        ledger_code=ledger_code,
+        progress=written_progress,
     )
     for failed_account, reason in conflicts:
         click.echo(f"account {failed_account} not corrected: {reason}", err=True)

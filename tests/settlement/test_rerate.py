@@ -170,6 +170,7 @@ async def test_a_crash_before_the_balance_correction_is_repaired_once(redis_url,
         window = {"from_ms": int(time.time() * 1000) - 86_400_000, "to_ms": int(time.time() * 1000) + 86_400_000}
 
         plan = rerate.plan(store, tariff, **window)
+        assert rerate.plan(store, tariff, **window, batch=1).corrections == plan.corrections  # page by page
         written, conflicts = rerate.write(store, plan.corrections, run_id="run1", tariff_hash=tariff.hash)
         assert (written, conflicts) == (2, [])
         # … and the process dies here: the xDRs are corrected, the balances not yet, the corrections are owed.
