@@ -26,13 +26,19 @@ NUMBERS = ("+442079460000", "+447700900123", "+33142685300", "+12125550100")
 async def settle(client: Client, engine: Engine) -> None:
     """Drain every shard's stream into the store; fails the test if anything is left or dead-lettered."""
     settings = client.app.settings
-    async with Drain(settings.redis_url, engine, shards=settings.shards, options=DrainOptions(claim_idle_s=0)) as drain:
+    options = DrainOptions(claim_idle_s=0)
+    async with Drain(
+        settings.redis_url, engine, shards=settings.shards, cluster=settings.redis_cluster, options=options
+    ) as drain:
         left = await drain.drain_once()
     assert (left.lag, left.pending, drain.dead_letters) == (0, 0, 0)
 
 
 async def check(client: Client, engine: Engine, **options: bool) -> Report:
-    return await reconcile(client.app.settings.redis_url, engine, shards=client.app.settings.shards, **options)
+    settings = client.app.settings
+    return await reconcile(
+        settings.redis_url, engine, shards=settings.shards, cluster=settings.redis_cluster, **options
+    )
 
 
 async def occ(*args: str, redis_url: str, db_url: str, data_dir: Path) -> Result:

@@ -79,6 +79,20 @@ async def test_an_account_on_one_side_only(redis_url, db_url, tmp_path, store):
         assert report.accounts == 3 and report.outcome == Outcome.MISMATCHES
 
 
+async def test_reconcile_reads_every_node_of_a_cluster(redis_cluster_url, tmp_path):
+    engine = open_store(f"sqlite:///{tmp_path / 'occ.sqlite3'}")
+    upgrade(engine)
+    async with serving(redis_cluster_url, tmp_path, cluster=True) as client:
+        await random_workload(client, seed=7, accounts=10, operations=40)
+        await settle(client, engine)
+        report = await check(client, engine)
+        assert (report.outcome, report.accounts) == (Outcome.CLEAN, 10)
+        await client.app.redis.hincrby(client.app.store.keys("acct005").account, "balance", -3)
+        report = await check(client, engine)
+        assert [(m.account, m.difference_micros) for m in report.mismatches] == [("acct005", -3)]
+    engine.dispose()
+
+
 def test_compare_follows_the_one_side_rules():
     live = {"a": (0, "EUR"), "b": (5, "EUR"), "c": (3, "EUR")}
     expected = {"c": (1, 2, 4, "EUR"), "d": (0, 0, 2, "EUR"), "e": (0, 0, 0, "EUR")}
