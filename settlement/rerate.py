@@ -64,6 +64,7 @@ DEFAULT_LEDGER = 400000090
 """Ledger code of the balance corrections a rerate makes: "rating corrections" (change it with ``--ledger``)."""
 BATCH = 10_000
 IN_CHUNK = 500  # ids per ``IN (…)`` list
+WRITE_ROWS = 5_000  # corrections per SQL transaction (whole accounts; one account may exceed it)
 
 
 class Correction(msgspec.Struct, frozen=True):
@@ -181,7 +182,6 @@ def plan(
     """Price every selected xDR again and list the corrections; writes nothing."""
     result = Plan(tariff.hash)
     query = select(xdrs).where(
-        xdrs.c.period.in_(periods_between(from_ms, to_ms)),
         xdrs.c.end_ms >= from_ms,
         xdrs.c.end_ms < to_ms,
         xdrs.c.kind.in_(RERATED_KINDS),
@@ -190,19 +190,25 @@ def plan(
     )
     if account is not None:
         query = query.where(xdrs.c.account == account)
-    after: tuple[str, str] | None = None
-    with engine.connect() as connection:
+    # Month by month, in pages ordered by (account, id) that the (period, account, status) index serves; each page
+    # is its own short read, so a long rerate never holds the store (SQLite's lock) between pages.
+    for period in periods_between(from_ms, to_ms):
+        after: tuple[str, str] | None = None
         while True:
-            page = query if after is None else query.where(tuple_(xdrs.c.account, xdrs.c.id) > tuple_(*after))
-            rows = connection.execute(page.order_by(xdrs.c.account, xdrs.c.id).limit(batch)).all()
-            if not rows:
-                return result
-            latest = _latest_revisions(connection, [r.id for r in rows])
+            page = query.where(xdrs.c.period == period)
+            if after is not None:
+                page = page.where(tuple_(xdrs.c.account, xdrs.c.id) > tuple_(*after))
+            with engine.connect() as connection:
+                rows = connection.execute(page.order_by(xdrs.c.account, xdrs.c.id).limit(batch)).all()
+                if not rows:
+                    break
+                latest = _latest_revisions(connection, [r.id for r in rows])
             _price(tariff, rows, latest, result)
             result.examined += len(rows)
             after = (rows[-1].account, rows[-1].id)
             if progress is not None:
                 progress(result)
+    return result
 
 
 def _latest_revisions(connection: Connection, ids: list[str]) -> dict[str, Row[Any]]:
@@ -286,65 +292,101 @@ def write(
     ledger_code: int = DEFAULT_LEDGER,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[int, list[tuple[str, str]]]:
-    """Write each account's corrections in one transaction; returns (accounts written, [(account, why not)])."""
+    """Write the corrections, whole accounts at a time: up to :data:`WRITE_ROWS` corrections of several accounts
+    per transaction, and account by account when such a transaction meets a conflict, so that only the accounts in
+    conflict are left out. Returns (accounts written, [(account, why not)])."""
+    ordered = sorted(corrections, key=lambda c: (c.account, c.original))
+    accounts = [(account, list(group)) for account, group in groupby(ordered, lambda c: c.account)]
     written, conflicts = 0, []
-    for account, group in groupby(sorted(corrections, key=lambda c: (c.account, c.original)), lambda c: c.account):
+    for chunk in _account_chunks(accounts, WRITE_ROWS):
         try:
-            _write_account(engine, account, list(group), run_id, tariff_hash, ledger_code)
-            written += 1
-        except Conflict as error:
-            conflicts.append((account, str(error)))
+            _transaction(engine, chunk, run_id, tariff_hash, ledger_code)
+            written += len(chunk)
+        except Conflict:
+            for one in chunk:
+                try:
+                    _transaction(engine, [one], run_id, tariff_hash, ledger_code)
+                    written += 1
+                except Conflict as error:
+                    conflicts.append((one[0], str(error)))
         if progress is not None:
             progress(written + len(conflicts))
     return written, conflicts
 
 
+def _account_chunks(
+    accounts: list[tuple[str, list[Correction]]], max_rows: int
+) -> Iterable[list[tuple[str, list[Correction]]]]:
+    chunk: list[tuple[str, list[Correction]]] = []
+    rows = 0
+    for account in accounts:
+        if chunk and rows + len(account[1]) > max_rows:
+            yield chunk
+            chunk, rows = [], 0
+        chunk.append(account)
+        rows += len(account[1])
+    if chunk:
+        yield chunk
+
+
+def _transaction(
+    engine: Engine, accounts: list[tuple[str, list[Correction]]], run_id: str, tariff_hash: str, ledger_code: int
+) -> None:
+    try:
+        with engine.begin() as connection:
+            for account, corrections in accounts:
+                _write_account(connection, account, corrections, run_id, tariff_hash, ledger_code)
+    except IntegrityError as error:  # a correction id (or this run's adjustment) written meanwhile by another run
+        raise Conflict(f"another rerate corrected these xDRs meanwhile: {str(error.orig).splitlines()[0]}") from None
+
+
 def _write_account(
-    engine: Engine, account: str, corrections: list[Correction], run_id: str, tariff_hash: str, ledger_code: int
+    connection: Connection,
+    account: str,
+    corrections: list[Correction],
+    run_id: str,
+    tariff_hash: str,
+    ledger_code: int,
 ) -> None:
     now_ms = int(time.time() * 1000)
     wanted = sorted({c.original for c in corrections} | {c.reversed_id for c in corrections})
     rows: list[dict[str, Any]] = []
     invoices: set[int] = set()
-    try:
-        with engine.begin() as connection:
-            found = {}
-            for chunk in _chunks(wanted, IN_CHUNK):
-                query = select(xdrs).where(xdrs.c.id.in_(chunk)).with_for_update()
-                found.update({r.id: r._asdict() for r in connection.execute(query)})
-            for c in corrections:
-                reversed_row, original = found.get(c.reversed_id), found.get(c.original)
-                if reversed_row is None or original is None or reversed_row["cost"] != c.old_cost_micros:
-                    raise Conflict(f"xDR {c.reversed_id} changed since it was priced; re-run the rerate")
-                if reversed_row["status"] == "BILLED" and reversed_row["invoice_id"] is not None:
-                    invoices.add(reversed_row["invoice_id"])
-                common = {"revision": c.revision, "corrects": c.original, "status": "BILLABLE", "status_reason": "",
-                          "invoice_id": None, "created_ms": now_ms}  # fmt: skip
-                tax = reversed_row["tax_amount"]
-                rows.append({**reversed_row, **common, "id": f"{c.original}:r{c.revision}:rev", "kind": "correction",
-                             "cost": -c.old_cost_micros, "tax_amount": None if tax is None else -tax,
-                             "description": f"reverses {c.reversed_id} (rerate {run_id})"})  # fmt: skip
-                rows.append({**original, **common, "id": f"{c.original}:r{c.revision}", "cost": c.new_cost_micros,
-                             "tariff_hash": tariff_hash, "dest_group": c.group, "ledger_code": c.ledger_code,
-                             "rate_id": c.rate, "tax_amount": None, "description": f"rerate {run_id}"})  # fmt: skip
-            connection.execute(insert(xdrs), rows)  # a plain insert: a revision written meanwhile fails it
-            if invoices:
-                dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
-                reason = f"rerate {run_id} corrected xDRs of account {account}"
-                connection.execute(
-                    dialect.insert(reissue_requests).on_conflict_do_nothing(),
-                    [{"invoice_id": i, "requested_ms": now_ms, "reason": reason} for i in sorted(invoices)],
-                )
-            amount = sum(c.balance_change_micros for c in corrections)
-            if amount:
-                connection.execute(
-                    insert(rerate_adjustments),
-                    {"idempotency_key": f"{RERATE_KEY}{run_id}:{account}", "run_id": run_id, "account": account,
-                     "amount": amount, "ledger_code": str(ledger_code), "xdrs": len(corrections),
-                     "description": f"rerate {run_id}: {len(corrections)} xDRs re-rated", "created_ms": now_ms},
-                )  # fmt: skip
-    except IntegrityError as error:  # a correction id (or this run's adjustment) written meanwhile by another run
-        raise Conflict(f"another rerate corrected these xDRs meanwhile: {str(error.orig).splitlines()[0]}") from None
+    found = {}
+    for chunk in _chunks(wanted, IN_CHUNK):
+        query = select(xdrs).where(xdrs.c.id.in_(chunk)).with_for_update()
+        found.update({r.id: r._asdict() for r in connection.execute(query)})
+    for c in corrections:
+        reversed_row, original = found.get(c.reversed_id), found.get(c.original)
+        if reversed_row is None or original is None or reversed_row["cost"] != c.old_cost_micros:
+            raise Conflict(f"xDR {c.reversed_id} changed since it was priced; re-run the rerate")
+        if reversed_row["status"] == "BILLED" and reversed_row["invoice_id"] is not None:
+            invoices.add(reversed_row["invoice_id"])
+        common = {"revision": c.revision, "corrects": c.original, "status": "BILLABLE", "status_reason": "",
+                  "invoice_id": None, "created_ms": now_ms}  # fmt: skip
+        tax = reversed_row["tax_amount"]
+        rows.append({**reversed_row, **common, "id": f"{c.original}:r{c.revision}:rev", "kind": "correction",
+                     "cost": -c.old_cost_micros, "tax_amount": None if tax is None else -tax,
+                     "description": f"reverses {c.reversed_id} (rerate {run_id})"})  # fmt: skip
+        rows.append({**original, **common, "id": f"{c.original}:r{c.revision}", "cost": c.new_cost_micros,
+                     "tariff_hash": tariff_hash, "dest_group": c.group, "ledger_code": c.ledger_code,
+                     "rate_id": c.rate, "tax_amount": None, "description": f"rerate {run_id}"})  # fmt: skip
+    connection.execute(insert(xdrs), rows)  # a plain insert: a revision written meanwhile fails it
+    if invoices:
+        dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+        reason = f"rerate {run_id} corrected xDRs of account {account}"
+        connection.execute(
+            dialect.insert(reissue_requests).on_conflict_do_nothing(),
+            [{"invoice_id": i, "requested_ms": now_ms, "reason": reason} for i in sorted(invoices)],
+        )
+    amount = sum(c.balance_change_micros for c in corrections)
+    if amount:
+        connection.execute(
+            insert(rerate_adjustments),
+            {"idempotency_key": f"{RERATE_KEY}{run_id}:{account}", "run_id": run_id, "account": account,
+             "amount": amount, "ledger_code": str(ledger_code), "xdrs": len(corrections),
+             "description": f"rerate {run_id}: {len(corrections)} xDRs re-rated", "created_ms": now_ms},
+        )  # fmt: skip
 
 
 # -- 3. apply the balance corrections --------------------------------------------------------------------------
