@@ -7,7 +7,8 @@ from books import check, occ, random_workload, settle
 from online_app import serving
 from sqlalchemy import func, select, update
 
-from settlement.reconcile import Mismatch, Outcome, compare
+from occ.redis_client import connect
+from settlement.reconcile import Mismatch, Outcome, compare, stream_marks
 from settlement.store.database import open_store
 from settlement.store.migrate import upgrade
 from settlement.store.schema import ledger
@@ -91,6 +92,20 @@ async def test_reconcile_reads_every_node_of_a_cluster(redis_cluster_url, tmp_pa
         report = await check(client, engine)
         assert [(m.account, m.difference_micros) for m in report.mismatches] == [("acct005", -3)]
     engine.dispose()
+
+
+async def test_stream_marks_move_with_every_entry_even_after_a_trim(redis_url):
+    client = connect(redis_url, decode=True)
+    streams = ["occ:{s000}:events", "occ:{s001}:events"]
+    assert await stream_marks(client, streams) == ["", ""]  # no stream yet
+    first = await client.xadd(streams[1], {"type": "topup"})
+    marks = await stream_marks(client, streams)
+    assert marks == ["", first]
+    await client.xtrim(streams[1], maxlen=0)
+    assert await stream_marks(client, streams) == marks  # trimming is not a change
+    await client.xadd(streams[1], {"type": "topup"})
+    assert await stream_marks(client, streams) != marks
+    await client.aclose()
 
 
 def test_compare_follows_the_one_side_rules():
