@@ -26,17 +26,19 @@ movement (stream → ``occ settle`` → a ledger row), so ``occ reconcile`` stay
 **Order of effects**, so that a crash anywhere neither loses nor doubles a correction:
 
 1. Plan: read and rate; nothing is written (``--dry-run`` stops here).
-2. Per account, one SQL transaction: the correction xDRs, the re-issue requests, and a ``rerate_adjustments`` row
-   holding the balance correction owed (``applied_ms`` NULL). Correction ids are deterministic primary keys, and
-   the xDRs reversed are read again (locked on PostgreSQL) and must still have the cost planned: a concurrent
-   rerate of the same xDR makes this transaction fail instead of correcting twice.
+2. Whole accounts per SQL transaction (several, up to :data:`WRITE_ROWS` corrections): each account's correction
+   xDRs, re-issue requests and one ``rerate_adjustments`` row holding the balance correction owed (``applied_ms``
+   NULL) commit together. Correction ids are deterministic primary keys, and the xDRs reversed are read again
+   (locked on PostgreSQL) and must still have the cost planned: a concurrent rerate of the same xDR makes the
+   transaction fail instead of correcting twice (its accounts are then tried one by one, and only those in
+   conflict are left out, reported).
 3. Every ``rerate_adjustments`` row not yet applied (this run's and any a crashed run left) is sent to Redis with
    its idempotency key, then marked applied.
 
 A crash before 2 commits changes nothing. Between 2 and 3, the xDRs are corrected and the adjustment is owed in SQL:
-the next ``occ rerate`` (any range, also with nothing to re-rate) applies it first. In 3, after Redis took an
-adjustment but before it was marked, the next run sends it again with the same key and request and Redis answers
-"dup": nothing is moved twice. The other order (Redis first) could not be recovered: a re-run would see the old
+the next ``occ rerate`` (any range, also one with nothing to re-rate) applies it in its step 3. In 3, after Redis
+took an adjustment but before it was marked, the next run sends it again with the same key and request and Redis
+answers "dup": nothing is moved twice. The other order (Redis first) could not be recovered: a re-run would see the old
 xDRs again and correct the balance a second time under a new key.
 """
 
