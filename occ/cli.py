@@ -8,6 +8,7 @@ from occ import __version__
 from occ.admin_cli import account, sessions
 from occ.call_cli import call
 from occ.demo import demo
+from occ.finance_cli import reconcile_command, rerate_command, xdr
 from occ.rate_cli import rate
 from occ.serve_cli import serve
 from occ.settle_cli import db, settle
@@ -17,7 +18,8 @@ from occ.tariff_cli import tariff
 @click.group()
 @click.version_option(__version__, prog_name="occ")
 def main() -> None:
-    """OCC, the online charging server: check and load tariffs, rate CDR files, manage accounts, try a call."""
+    """OCC, the online charging server: check and load tariffs, rate CDR files, manage accounts, try a call, settle
+    and check the books."""
 
 
 main.add_command(tariff)
@@ -29,3 +31,6 @@ main.add_command(sessions)
 main.add_command(call)
 main.add_command(settle)
 main.add_command(db)
+main.add_command(reconcile_command)
+main.add_command(xdr)
+main.add_command(rerate_command)

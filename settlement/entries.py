@@ -3,6 +3,10 @@
 Pure: no Redis, no SQL. :func:`book` validates an entry completely before returning anything, so an entry is either
 booked whole or rejected whole with :class:`Malformed` naming the field (it then goes to the dead-letter stream).
 
+A balance correction made by ``occ rerate`` (an adjustment whose idempotency key starts with :data:`RERATE_KEY`)
+books its ledger row only: the correction xDRs the rerate wrote (a reversal and a new revision) already carry what
+the customer owes, so an xDR for the adjustment as well would invoice the difference twice.
+
 Signs: a ledger row's ``amount`` is the balance change (credit positive); an xDR's ``cost`` is what the customer
 owes for the item (a debit of 0.30 is an xDR of cost 0.30; a top-up of 10 is an xDR of cost −10).
 """
@@ -19,6 +23,8 @@ MONEY_MOVEMENTS = frozenset({"topup", "payment", "adjustment", "refund"})
 TYPES = USAGE | MONEY_MOVEMENTS | {"session_charge"}
 SERVICES = frozenset({"voice", "data", "message"})
 CAUSES = frozenset({"TERMINATE", "TIMEOUT", "ABORTED"})
+RERATE_KEY = "rerate:"
+"""Idempotency-key prefix of the adjustments ``occ rerate`` makes (see ``settlement/rerate.py``)."""
 MAX_TEXT = {"account": 200, "ledger": 15, "tariff": 64, "currency": 3}
 
 
@@ -90,6 +96,9 @@ def book(key: str, fields: dict[str, str], now_ms: int) -> tuple[dict[str, Any] 
             "description": fields.get("description", ""),
             "xdr_id": None if kind == "session_charge" else key,
         }
+    if kind == "adjustment" and fields.get("idempotency_key", "").startswith(RERATE_KEY):
+        ledger["xdr_id"] = None  # type: ignore[index]  (always a ledger row: a money movement)
+        return ledger, None
     if kind == "session_charge":
         if amount > 0:
             raise Malformed(f"amount of a session_charge must not be positive, got {amount}")

@@ -123,3 +123,32 @@ outbox = Table(
     UniqueConstraint("idempotency_key", name="outbox_idempotency_key"),
     Index("outbox_state_next", "state", "next_attempt_ms"),
 )
+
+# Invoices holding xDRs that a rerate corrected after they were billed: billing issues a new revision of each (to
+# the ERP a credit note plus a new invoice) and deletes the request. One row per invoice however many rerates ask.
+reissue_requests = Table(
+    "reissue_requests",
+    metadata,
+    Column("invoice_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("requested_ms", BigInteger, nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+)
+
+# The balance correction of one account by one rerate run, written in the transaction that writes its correction
+# xDRs and applied to the live balance afterwards (an ADJUSTMENT through Redis with idempotency_key): applied_ms is
+# NULL until Redis has taken it, and every rerate applies the ones a crashed run left (see settlement/rerate.py).
+rerate_adjustments = Table(
+    "rerate_adjustments",
+    metadata,
+    Column("idempotency_key", String(250), primary_key=True),
+    Column("run_id", String(40), nullable=False),
+    Column("account", String(200), nullable=False),
+    Column("amount", Money(), nullable=False),
+    Column("ledger_code", String(15), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("xdrs", Integer, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("applied_ms", BigInteger),
+    Column("transaction_id", String(64), nullable=False, default=""),
+    Index("rerate_adjustments_applied", "applied_ms"),
+)
