@@ -6,6 +6,7 @@ import click
 
 from occ import __version__
 from occ.admin_cli import account, sessions
+from occ.bill_cli import bill
 from occ.call_cli import call
 from occ.demo import demo
 from occ.rate_cli import rate
@@ -29,3 +30,4 @@ main.add_command(sessions)
 main.add_command(call)
 main.add_command(settle)
 main.add_command(db)
+main.add_command(bill)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from conftest import add_account, add_profiles, add_xdrs, euros, ms, xdr
+from billing_helpers import add_account, add_profiles, add_xdrs, euros, ms, xdr
 from sqlalchemy import select
 
 from settlement.billing.run import run
