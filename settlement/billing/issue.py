@@ -15,10 +15,12 @@ The issuing transaction, in order:
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import msgspec
-from sqlalchemy import Connection, Engine, and_, delete, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -71,24 +73,42 @@ def items_of(rows: Any) -> list[Item]:
             for r in rows if r[2] != "TEXT"]  # fmt: skip
 
 
+_SEQ_SELECT = select(invoice_sequences.c.next_number).where(invoice_sequences.c.tenant == bindparam("b_tenant"))
+_SEQ_UPDATE = update(invoice_sequences).where(invoice_sequences.c.tenant == bindparam("b_tenant"))
+_EXISTING = select(invoices.c.id, invoices.c.state, invoices.c.number).where(
+    invoices.c.account == bindparam("b_account"), invoices.c.period_start_ms == bindparam("b_start"),
+    invoices.c.revision == 0,
+)  # fmt: skip
+_BROUGHT_FORWARD = (
+    select(invoices.c.carried_forward)
+    .where(invoices.c.account == bindparam("b_account"), invoices.c.state.in_(ISSUED),
+           invoices.c.period_end_ms <= bindparam("b_before"))
+    .order_by(invoices.c.period_end_ms.desc(), invoices.c.revision.desc())
+    .limit(1)
+)  # fmt: skip
+_MARK = (
+    update(xdrs)
+    .where(xdrs.c.account == bindparam("b_account"), xdrs.c.status == "BILLABLE", xdrs.c.invoice_id.is_(None),
+           xdrs.c.end_ms < bindparam("b_end"))
+    .values(status="BILLED", invoice_id=bindparam("b_invoice"))
+    .returning(*ITEM_COLUMNS)
+)  # fmt: skip
+_INSERT_INVOICE = insert(invoices).returning(invoices.c.id)
+_UPDATE_INVOICE = update(invoices).where(invoices.c.id == bindparam("b_id"))
+CHUNK = 100  # invoices per transaction in a run (each in its own savepoint)
+
+
 def lock_sequence(connection: Connection, tenant: str) -> int:
     """Lock the tenant's number sequence for this transaction; returns the next number."""
     module = postgresql if connection.dialect.name == "postgresql" else sqlite
-    connection.execute(module.insert(invoice_sequences).values(tenant=tenant, next_number=1).on_conflict_do_nothing())
-    query = select(invoice_sequences.c.next_number).where(invoice_sequences.c.tenant == tenant)
-    if connection.dialect.name == "postgresql":
-        query = query.with_for_update()
-    return connection.execute(query).scalar_one()
+    connection.execute(module.insert(invoice_sequences).on_conflict_do_nothing(), {"tenant": tenant, "next_number": 1})
+    query = _SEQ_SELECT.with_for_update() if connection.dialect.name == "postgresql" else _SEQ_SELECT
+    return connection.execute(query, {"b_tenant": tenant}).scalar_one()
 
 
 def brought_forward(connection: Connection, account: str, before_ms: int) -> int:
     """The carried-forward of the account's latest issued invoice ending by ``before_ms`` (its newest revision)."""
-    row = connection.execute(
-        select(invoices.c.carried_forward)
-        .where(invoices.c.account == account, invoices.c.state.in_(ISSUED), invoices.c.period_end_ms <= before_ms)
-        .order_by(invoices.c.period_end_ms.desc(), invoices.c.revision.desc())
-        .limit(1)
-    ).first()
+    row = connection.execute(_BROUGHT_FORWARD, {"b_account": account, "b_before": before_ms}).first()
     return row[0] if row else 0
 
 
@@ -128,40 +148,44 @@ def tax_xdrs(invoice_id: int, account: BillingAccount, s: Statement, end_ms: int
 
 
 def finish(connection: Connection, invoice_id: int, account: BillingAccount, s: Statement, *, number: int,
-            end_ms: int, now_ms: int) -> None:  # fmt: skip
-    """Book tax xDRs and lines, number the invoice, set it COMPLETE."""
+           end_ms: int, now_ms: int) -> dict[str, Any]:  # fmt: skip
+    """Book tax xDRs and lines, number the invoice, set it COMPLETE; returns the header values set."""
     taxes = tax_xdrs(invoice_id, account, s, end_ms, now_ms)
     if taxes:
         connection.execute(insert(xdrs), taxes)
     if s.lines:
         connection.execute(insert(invoice_lines), line_rows(invoice_id, s))
-    connection.execute(
-        update(invoices).where(invoices.c.id == invoice_id)
-        .values(**header(account, s.profile, s), number=number, state="COMPLETE", state_reason="", updated_ms=now_ms)
-    )  # fmt: skip
+    values = {**header(account, s.profile, s), "number": number, "state": "COMPLETE", "state_reason": "",
+              "updated_ms": now_ms}  # fmt: skip
+    connection.execute(_UPDATE_INVOICE, {"b_id": invoice_id, **values})
+    return values
 
 
-def enqueue_documents(connection: Connection, invoice_id: int, *, credit_for: int | None = None) -> None:
-    """Queue the ERP documents: a credit note for the replaced revision first (if any), then the invoice."""
+def enqueue_documents(connection: Connection, invoice_id: int, *, credit_for: int | None = None,
+                      invoice: Any = None, lines: Any = None) -> None:  # fmt: skip
+    """Queue the ERP documents: a credit note for the replaced revision first (if any), then the invoice (built from
+    ``invoice`` and ``lines`` when given, else read back)."""
     for target, kind in ((credit_for, "CREDIT_NOTE"), (invoice_id, "INVOICE")):
         if target is None:
             continue
-        row = connection.execute(select(invoices).where(invoices.c.id == target)).one()
-        lines = connection.execute(
-            select(invoice_lines).where(invoice_lines.c.invoice_id == target).order_by(invoice_lines.c.line_number)
-        ).all()
-        document = erp.build(row, lines, kind=kind)  # type: ignore[arg-type]
+        if target == invoice_id and invoice is not None:
+            row, body = invoice, lines
+        else:
+            row = connection.execute(select(invoices).where(invoices.c.id == target)).one()
+            body = connection.execute(
+                select(invoice_lines).where(invoice_lines.c.invoice_id == target).order_by(invoice_lines.c.line_number)
+            ).all()
+        document = erp.build(row, body, kind=kind)  # type: ignore[arg-type]
         if document is not None:
             enqueue(connection, document, invoice_id=target)
 
 
-def store_draft(engine: Engine, values: dict[str, Any], s: Statement, problems: list[str]) -> int | None:
-    """Keep a DRAFT with its reasons (no number, no xDR marked). None if another process got there first."""
+def insert_draft(connection: Connection, values: dict[str, Any], s: Statement, problems: list[str]) -> int | None:
+    """Keep a DRAFT with its reasons (no number, no xDR marked), in a savepoint. None if one is there already."""
     try:
-        with engine.begin() as connection:
+        with connection.begin_nested():
             invoice_id = connection.execute(
-                insert(invoices).returning(invoices.c.id),
-                {**values, "state": "DRAFT", "state_reason": "\n".join(problems)},
+                _INSERT_INVOICE, {**values, "state": "DRAFT", "state_reason": "\n".join(problems)}
             ).scalar_one()
             if s.lines:
                 connection.execute(insert(invoice_lines), line_rows(invoice_id, s))
@@ -170,58 +194,98 @@ def store_draft(engine: Engine, values: dict[str, Any], s: Statement, problems: 
         return None
 
 
+def store_draft(engine: Engine, values: dict[str, Any], s: Statement, problems: list[str]) -> int | None:
+    with engine.begin() as connection:
+        return insert_draft(connection, values, s, problems)
+
+
+class Job(msgspec.Struct, frozen=True, kw_only=True):
+    """One invoice to issue: the account, its tax profile (and problems finding it), the period and the kind."""
+
+    account: BillingAccount
+    profile: TaxProfile
+    profile_problems: tuple[str, ...]
+    start_ms: int
+    end_ms: int
+    kind: str
+
+
+def _issue_one(connection: Connection, job: Job, now_ms: int) -> Outcome:
+    account, profile, start_ms, end_ms = job.account, job.profile, job.start_ms, job.end_ms
+    done = {"account": account.account, "period_start_ms": start_ms, "period_end_ms": end_ms}
+    values: dict[str, Any] = {}
+    savepoint = connection.begin_nested()
+    try:
+        number = lock_sequence(connection, account.tenant)
+        existing = connection.execute(_EXISTING, {"b_account": account.account, "b_start": start_ms}).first()
+        if existing is not None:
+            if existing.state != "DRAFT":
+                savepoint.commit()
+                return Outcome(**done, status="ALREADY", invoice_id=existing.id, number=existing.number)
+            connection.execute(delete(invoice_lines).where(invoice_lines.c.invoice_id == existing.id))
+            connection.execute(delete(invoices).where(invoices.c.id == existing.id))
+        bf = brought_forward(connection, account.account, start_ms)
+        values = {
+            "tenant": account.tenant, "account": account.account, "customer_code": account.customer_code,
+            "kind": job.kind, "period_start_ms": start_ms, "period_end_ms": end_ms, "timezone": account.timezone,
+            "currency": account.currency, "tax_profile": profile.name, "tax_mode": profile.mode,
+            "brought_forward": bf, "charges": 0, "payments": 0, "adjustments": 0, "tax": 0, "rounding": 0,
+            "carried_forward": bf, "xdr_count": 0, "created_ms": now_ms, "number": None, "revision": 0,
+            "replaces": None, "state": "DRAFT", "state_reason": "", "updated_ms": now_ms,
+        }  # fmt: skip
+        invoice_id = connection.execute(_INSERT_INVOICE, values).scalar_one()
+        marked = connection.execute(
+            _MARK, {"b_account": account.account, "b_end": end_ms, "b_invoice": invoice_id}
+        ).all()
+        s = compute(items_of(marked), currency=account.currency, profile=profile, brought_forward=bf)
+        problems = validate.problems(s, extra=list(job.profile_problems))
+        if problems:
+            raise Invalid(s, problems)
+        values.update(finish(connection, invoice_id, account, s, number=number, end_ms=end_ms, now_ms=now_ms))
+        connection.execute(_SEQ_UPDATE, {"b_tenant": account.tenant, "next_number": number + 1})
+        enqueue_documents(connection, invoice_id, invoice=SimpleNamespace(**values), lines=s.lines)
+        savepoint.commit()
+    except Invalid as invalid:
+        savepoint.rollback()
+        values.update(header(account, profile, invalid.statement))
+        draft_id = insert_draft(connection, values, invalid.statement, invalid.problems)
+        return Outcome(**done, status="DRAFT", invoice_id=draft_id, problems=tuple(invalid.problems))
+    except IntegrityError:
+        savepoint.rollback()
+        return Outcome(**done, status="ALREADY")
+    except BaseException:
+        savepoint.rollback()
+        raise
+    return Outcome(**done, status="ISSUED", invoice_id=invoice_id, number=number)
+
+
+def issue_many(engine: Engine, jobs: Sequence[Job], *, known_periods: set[str] | None = None,
+               now_ms: int | None = None) -> list[Outcome]:  # fmt: skip
+    """Issue ``jobs`` in one transaction, each in a savepoint (at most once each: see the module docstring).
+
+    Jobs of one account must come oldest first; once one stays DRAFT, the account's later periods are skipped.
+    """
+    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+    known = known_periods if known_periods is not None else set()
+    ensure_periods(engine, {period_of(job.end_ms - 1) for job in jobs}, known)
+    outcomes: list[Outcome] = []
+    stopped: set[str] = set()
+    with engine.begin() as connection:
+        for job in jobs:
+            if job.account.account in stopped:
+                continue
+            outcome = _issue_one(connection, job, now_ms)
+            outcomes.append(outcome)
+            if outcome.status == "DRAFT":
+                stopped.add(job.account.account)
+    return outcomes
+
+
 def issue(engine: Engine, account: BillingAccount, profile: TaxProfile, profile_problems: list[str], *,
           start_ms: int, end_ms: int, kind: str, known_periods: set[str] | None = None,
           now_ms: int | None = None) -> Outcome:  # fmt: skip
     """Issue the invoice of ``account`` for ``[start_ms, end_ms)`` (REGULAR or OUT_OF_TURN), at most once."""
-    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
-    ensure_periods(engine, [period_of(end_ms - 1)], known_periods if known_periods is not None else set())
-    where = (account.account, start_ms, end_ms)
-    key = and_(invoices.c.account == account.account, invoices.c.period_start_ms == start_ms, invoices.c.revision == 0)
-    values: dict[str, Any] = {}
-    try:
-        with engine.begin() as connection:
-            number = lock_sequence(connection, account.tenant)
-            existing = connection.execute(select(invoices.c.id, invoices.c.state, invoices.c.number).where(key)).first()
-            if existing is not None:
-                if existing.state != "DRAFT":
-                    return Outcome(account=where[0], period_start_ms=start_ms, period_end_ms=end_ms, status="ALREADY",
-                                   invoice_id=existing.id, number=existing.number)  # fmt: skip
-                connection.execute(delete(invoice_lines).where(invoice_lines.c.invoice_id == existing.id))
-                connection.execute(delete(invoices).where(invoices.c.id == existing.id))
-            bf = brought_forward(connection, account.account, start_ms)
-            values = {
-                "tenant": account.tenant, "account": account.account, "customer_code": account.customer_code,
-                "kind": kind, "period_start_ms": start_ms, "period_end_ms": end_ms, "timezone": account.timezone,
-                "currency": account.currency, "tax_profile": profile.name, "tax_mode": profile.mode,
-                "brought_forward": bf, "charges": 0, "payments": 0, "adjustments": 0, "tax": 0, "rounding": 0,
-                "carried_forward": bf, "xdr_count": 0, "created_ms": now_ms, "number": None, "revision": 0,
-                "replaces": None, "state": "DRAFT", "state_reason": "", "updated_ms": now_ms,
-            }  # fmt: skip
-            invoice_id = connection.execute(insert(invoices).returning(invoices.c.id), values).scalar_one()
-            marked = connection.execute(
-                update(xdrs)
-                .where(xdrs.c.account == account.account, xdrs.c.status == "BILLABLE", xdrs.c.invoice_id.is_(None),
-                       xdrs.c.end_ms < end_ms)
-                .values(status="BILLED", invoice_id=invoice_id)
-                .returning(*ITEM_COLUMNS)
-            ).all()  # fmt: skip
-            s = compute(items_of(marked), currency=account.currency, profile=profile, brought_forward=bf)
-            problems = validate.problems(s, extra=profile_problems)
-            if problems:
-                raise Invalid(s, problems)
-            finish(connection, invoice_id, account, s, number=number, end_ms=end_ms, now_ms=now_ms)
-            connection.execute(
-                update(invoice_sequences).where(invoice_sequences.c.tenant == account.tenant)
-                .values(next_number=number + 1)
-            )  # fmt: skip
-            enqueue_documents(connection, invoice_id)
-    except Invalid as invalid:
-        values.update(header(account, profile, invalid.statement))
-        draft_id = store_draft(engine, values, invalid.statement, invalid.problems)
-        return Outcome(account=where[0], period_start_ms=start_ms, period_end_ms=end_ms, status="DRAFT",
-                       invoice_id=draft_id, problems=tuple(invalid.problems))  # fmt: skip
-    except IntegrityError:
-        return Outcome(account=where[0], period_start_ms=start_ms, period_end_ms=end_ms, status="ALREADY")
-    return Outcome(account=where[0], period_start_ms=start_ms, period_end_ms=end_ms, status="ISSUED",
-                   invoice_id=invoice_id, number=number)  # fmt: skip
+    job = Job(account=account, profile=profile, profile_problems=tuple(profile_problems), start_ms=start_ms,
+              end_ms=end_ms, kind=kind)  # fmt: skip
+    [outcome] = issue_many(engine, [job], known_periods=known_periods, now_ms=now_ms)
+    return outcome

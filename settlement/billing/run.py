@@ -1,7 +1,8 @@
 """Billing runs (``occ bill run --date D``), out-of-turn invoices (``occ bill now``) and previews (dry runs).
 
 A run closes, for every account settlement has seen, each period that ended by the run date (at local midnight of
-that date in the account's time zone), oldest first, each in its own transaction (:func:`issue.issue`). An account
+that date in the account's time zone), oldest first, in transactions of up to ``CHUNK``
+invoices, each in its own savepoint (:func:`issue.issue_many`). An account
 whose statement stays DRAFT is not billed further until it is fixed. A preview computes the same statements from the
 same xDRs without marking anything and stores them in the ``preview_*`` tables.
 """
@@ -19,7 +20,19 @@ from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from settlement.billing import validate
 from settlement.billing.cycle import cycle_start, local_midnight_ms, next_boundary
-from settlement.billing.issue import ISSUED, ITEM_COLUMNS, Outcome, brought_forward, header, issue, items_of, line_rows
+from settlement.billing.issue import (
+    CHUNK,
+    ISSUED,
+    ITEM_COLUMNS,
+    Job,
+    Outcome,
+    brought_forward,
+    header,
+    issue,
+    issue_many,  # fmt: skip
+    items_of,
+    line_rows,
+)
 from settlement.billing.setup import BillingAccount, TaxSetup, load_accounts, load_tax_setup
 from settlement.billing.statement import compute
 from settlement.store.schema import billing_runs, invoices, preview_invoice_lines, preview_invoices, xdrs
@@ -106,19 +119,19 @@ def run(engine: Engine, run_date: date, *, preview: bool = False, accounts: list
         taxes = load_tax_setup(connection)
         ends = last_ends(connection, accounts)
     known: set[str] = set()
+    jobs: list[Job] = []
     for done, account in enumerate(everyone, 1):
         start = open_period_start(account, ends.get(account.account))
         periods = due_periods(account, start, run_date)
         if preview and periods:
             report.outcomes.append(preview_statement(engine, account, taxes, periods[0][0], periods[-1][1], run_id))
-        elif not preview:
+        elif not preview and periods:
             profile, problems = taxes.profile_of(account)
-            for begin, end in periods:
-                outcome = issue(engine, account, profile, problems, start_ms=begin, end_ms=end, kind="REGULAR",
-                                known_periods=known)  # fmt: skip
-                report.outcomes.append(outcome)
-                if outcome.status == "DRAFT":
-                    break
+            jobs.extend(Job(account=account, profile=profile, profile_problems=tuple(problems), start_ms=begin,
+                            end_ms=end, kind="REGULAR") for begin, end in periods)  # fmt: skip
+        if len(jobs) >= CHUNK or (done == len(everyone) and jobs):
+            report.outcomes.extend(issue_many(engine, jobs, known_periods=known))
+            jobs = []
         if progress is not None:
             progress(done, len(everyone))
     for outcome in report.outcomes:
