@@ -6,8 +6,8 @@ Run with ``.venv/bin/python benchmarks/bench_billing.py`` (``--help`` for the op
    VAT-exclusive 20 %, VAT-inclusive 19 %, exempt, prepaid 20 %) and their January xDRs: per account 90 % voice
    calls over three ledger codes, SMS, SMS refunds, a top-up or payment and an adjustment;
 2. times the baseline: a bare ``SELECT`` of every column billing reads of all the period's xDRs, fetched to Python;
-3. times ``run(date 2026-02-01)``: every account's invoice issued in its own transaction (number, xDRs marked BILLED,
-   taxation xDRs, lines, ERP document in the outbox), without PDFs;
+3. times ``run(date 2026-02-01)``: every account's invoice issued (in transactions of 100 invoices, a savepoint
+   each: number, xDRs marked BILLED, taxation xDRs, lines, ERP document in the outbox), without PDFs;
 4. times a second run of the same date (it must issue nothing) and PDF rendering of a sample of invoices;
 
 prints the figures with the ratio to the baseline and writes them to ``benchmarks/results/billing.json``.
@@ -86,14 +86,16 @@ def populate(engine, n_accounts: int, per_account: int, seed: int) -> int:
                     units = rng.randrange(1, 1200)
                     kind, rtype, service, code, cost = "session", "MAIN", "voice", \
                         f"40000000{1 + rng.randrange(3)}", 200_000 + units * 1_667  # fmt: skip
-                elif r < 0.98:
-                    kind, rtype, service, code, units, cost = "event_charge", "MAIN", "message", "400000004", 1, 105_000
                 else:
-                    kind, rtype, service, code, units, cost = "event_refund", "MAIN", "message", "400000004", 1, -105_000
+                    refund = r >= 0.98
+                    kind, rtype, service, code, units = ("event_refund" if refund else "event_charge"), "MAIN", \
+                        "message", "400000004", 1  # fmt: skip
+                    cost = -105_000 if refund else 105_000
                 n += 1
                 rows.append((f"s{a % 256:03d}:{t}-{n}", "2026-01", account, kind, rtype, f"sess-{n}", 100, account,
                              account, "+4420", service, "retail", t - units * 1000, t, units, 0, cost, "EUR", "g",
-                             code, "h", "r", "TERMINATE", "", None, None, None, "BILLABLE", "", None, 0, None, t))  # fmt: skip
+                             code, "h", "r", "TERMINATE", "", None, None, None, "BILLABLE", "", None, 0, None,
+                             t))  # fmt: skip
             cursor.executemany(sql, rows)
         cursor.execute("COMMIT")
         cursor.execute("ANALYZE")

@@ -14,10 +14,18 @@ import time
 from sqlalchemy import Engine, and_, delete, insert, select, update
 
 from settlement.billing import validate
-from settlement.billing.issue import ISSUED, ITEM_COLUMNS, Invalid, Outcome, header, items_of, lock_sequence
-from settlement.billing.issue import enqueue_documents as _enqueue
-from settlement.billing.issue import finish as _finish
-from settlement.billing.issue import store_draft as _store_draft
+from settlement.billing.issue import (
+    ISSUED,
+    ITEM_COLUMNS,
+    Invalid,
+    Outcome,
+    enqueue_documents,
+    finish,
+    header,
+    items_of,  # fmt: skip
+    lock_sequence,
+    store_draft,
+)
 from settlement.billing.run import BillingError
 from settlement.billing.setup import load_accounts, load_tax_setup
 from settlement.billing.statement import compute
@@ -86,11 +94,11 @@ def reissue(engine: Engine, invoice_id: int, *, now_ms: int | None = None) -> Ou
             problems = validate.problems(s, extra=profile_problems)
             if problems:
                 raise Invalid(s, problems)
-            _finish(connection, new_id, account, s, number=old.number, end_ms=old.period_end_ms, now_ms=now_ms)
-            _enqueue(connection, new_id, credit_for=old.id)
+            finish(connection, new_id, account, s, number=old.number, end_ms=old.period_end_ms, now_ms=now_ms)
+            enqueue_documents(connection, new_id, credit_for=old.id)
     except Invalid as invalid:
         values.update(header(account, profile, invalid.statement))
-        draft = _store_draft(engine, values, invalid.statement, invalid.problems)
+        draft = store_draft(engine, values, invalid.statement, invalid.problems)
         return Outcome(account=old.account, period_start_ms=old.period_start_ms, period_end_ms=old.period_end_ms,
                        status="DRAFT", invoice_id=draft, revision=old.revision + 1,
                        problems=tuple(invalid.problems))  # fmt: skip
