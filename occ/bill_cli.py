@@ -52,7 +52,10 @@ def run_command(config: object, run_date, dry_run: bool, accounts: tuple[str, ..
         if done == total or done % 1000 == 0:
             print(f"bill run: {done:,}/{total:,} accounts", file=sys.stderr, flush=True)
 
-    report = run(engine, run_date.date(), preview=dry_run, accounts=list(accounts) or None, progress=progress)
+    try:
+        report = run(engine, run_date.date(), preview=dry_run, accounts=list(accounts) or None, progress=progress)
+    except BillingError as error:
+        raise click.ClickException(str(error)) from None
     _print_report(report, quiet)
 
 

@@ -38,6 +38,7 @@ from settlement.billing.statement import compute
 from settlement.store.schema import billing_runs, invoices, preview_invoice_lines, preview_invoices, xdrs
 
 EXCEPTED = ("RAW_EXCEPTED", "BILLABLE_EXCEPTED")
+EARLIEST_ZONE = "Etc/GMT-14"  # UTC+14: where a date begins first
 
 
 class BillingError(ValueError):
@@ -109,9 +110,15 @@ def excepted_items(connection: Connection, before_ms: int) -> list[dict[str, Any
 
 
 def run(engine: Engine, run_date: date, *, preview: bool = False, accounts: list[str] | None = None,
-        progress: Callable[[int, int], None] | None = None) -> RunReport:  # fmt: skip
-    """Close every period that ended by ``run_date`` (or, with ``preview``, store what would be issued)."""
-    now_ms = int(time.time() * 1000)
+        progress: Callable[[int, int], None] | None = None, now_ms: int | None = None) -> RunReport:  # fmt: skip
+    """Close every period that ended by ``run_date`` (or, with ``preview``, store what would be issued).
+
+    Refuses a date whose midnight has not come anywhere on Earth yet (``now_ms``, default the clock): those periods
+    are still open and usage may still arrive for them.
+    """
+    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+    if local_midnight_ms(run_date, EARLIEST_ZONE) > now_ms:
+        raise BillingError(f"run date {run_date} is in the future: its periods have not ended yet")
     run_id = _begin_run(engine, run_date, preview, now_ms)
     report = RunReport(run_id=run_id, run_date=run_date.isoformat(), preview=preview)
     with engine.connect() as connection:

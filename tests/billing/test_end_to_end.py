@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from decimal import Decimal
 
+import pytest
 from online_app import serving, session, voice
 from sqlalchemy import func, select
 
@@ -17,7 +18,7 @@ from occ.v1 import admin_pb2 as admin
 from occ.v1 import charging_pb2 as pb
 from settlement.billing.amounts import round_micros
 from settlement.billing.cycle import local_date, next_boundary
-from settlement.billing.run import run
+from settlement.billing.run import BillingError, run
 from settlement.billing.setup import set_account, set_tax_profile
 from settlement.billing.tax import TaxProfile
 from settlement.drain import Drain, DrainOptions
@@ -50,7 +51,9 @@ async def test_online_events_end_on_exactly_one_invoice(redis_url, tmp_path, sto
         usage = sql.execute(select(func.sum(xdrs.c.cost)).where(xdrs.c.record_type == "MAIN")).scalar()
     # The first billing day after the traffic (UTC, day 1) closes its period.
     end = next_boundary(int(time.time() * 1000), 1, "UTC")
-    report = run(store, local_date(end, "UTC"))
+    with pytest.raises(BillingError, match="in the future"):
+        run(store, local_date(end, "UTC"))
+    report = run(store, local_date(end, "UTC"), now_ms=end + 1)  # as if run on that billing day
     assert report.issued == 1 and report.drafts == 0 and report.excepted == []
     with store.connect() as sql:
         invoice = sql.execute(select(invoices)).one()

@@ -8,6 +8,7 @@ import pytest
 from billing_helpers import add_account, add_profiles, add_xdrs, euros, ms, xdr
 from sqlalchemy import select
 
+from settlement.billing.posting import record_posting
 from settlement.billing.reissue import reissue
 from settlement.billing.run import BillingError, bill_now, run
 from settlement.export.outbox import load
@@ -48,6 +49,14 @@ def test_reissue_takes_the_corrections_and_sends_a_credit_note_then_the_new_revi
         reissue(store, first.invoice_id)
     third = reissue(store, second.invoice_id)  # nothing new: the same content again, revision 2
     assert (third.status, third.revision) == ("ISSUED", 2)
+
+    with store.begin() as c:  # the ERP refuses the credit note of revision 1: revision 2 is in POSTING_ERROR
+        assert record_posting(c, first.invoice_id, "ACCEPTED") == "POSTED"
+        assert record_posting(c, second.invoice_id, "ACCEPTED", document_kind="CREDIT_NOTE") == "COMPLETE"
+        assert record_posting(c, second.invoice_id, "REJECTED", "period closed",
+                              document_kind="CREDIT_NOTE") == "POSTING_ERROR"  # fmt: skip
+        reason = c.execute(select(invoices.c.state_reason).where(invoices.c.id == third.invoice_id)).scalar()
+    assert reason == f"credit note for invoice id {second.invoice_id}: period closed"
 
 
 def test_out_of_turn_ends_the_period_now_and_the_next_one_runs_to_the_billing_day(store):

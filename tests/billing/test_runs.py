@@ -126,6 +126,15 @@ def test_an_invalid_statement_stays_draft_without_a_number(store):
         assert c.execute(select(invoices.c.state).where(invoices.c.account == "acc1")).scalar() == "COMPLETE"
 
 
+def test_a_draft_cannot_be_posted(store):
+    populate(store, n_accounts=1)
+    with store.begin() as c:
+        c.execute(tax_profiles.delete())
+    [draft] = run(store, date(2026, 2, 1)).outcomes
+    with store.begin() as c, pytest.raises(StateError, match="DRAFT; it cannot become POSTED"):
+        record_posting(c, draft.invoice_id, "ACCEPTED")
+
+
 def test_posting_states(store):
     populate(store, n_accounts=1)
     run(store, date(2026, 2, 1))
