@@ -13,7 +13,6 @@ import pytest
 from online_app import serving, session, voice
 from sqlalchemy import func, select
 
-from occ.redis_client import connect
 from occ.v1 import admin_pb2 as admin
 from occ.v1 import charging_pb2 as pb
 from settlement.billing.amounts import round_micros
@@ -37,11 +36,11 @@ async def test_online_events_end_on_exactly_one_invoice(redis_url, tmp_path, sto
         await client.admin.Transact(admin.TransactionRequest(account_id="alice", type=admin.PAYMENT,
                                                              amount_micros=2_500_000, idempotency_key="pay-1",
                                                              ledger_code=400000010))  # fmt: skip
-        redis = connect(redis_url)
-        drain = Drain(redis, store, shards=client.app.settings.shards, options=DrainOptions(claim_idle_s=0))
+        drain = Drain(redis_url, store, shards=client.app.settings.shards, options=DrainOptions(claim_idle_s=0))
         await drain.setup()
-        await drain.drain_once()
-        await redis.aclose()
+        left = await drain.drain_once()
+        await drain.close()
+        assert (left.lag, left.pending, drain.dead_letters) == (0, 0, 0)
         live = (await client.balance("alice")).balance_micros
 
     with store.begin() as sql:
