@@ -56,7 +56,8 @@ def build(invoice: Any, lines: list[Any], *, kind: DocumentKind = "INVOICE") -> 
                 qty = Decimal(line.count) if invoice.tax_mode == "PREPAID" else Decimal(units[line.reference] or 1)
                 what = "Prepaid credit" if invoice.tax_mode == "PREPAID" else "Services"
                 text = f"{what} ({line.reference})"
-                raw.append((line.reference, text, qty, money(line.net), line.tax_code, money(line.tax)))
+                total = line.net + line.tax if gross_mode else line.net  # a TAX line's net is its base without tax
+                raw.append((line.reference, text, qty, money(total), line.tax_code, money(line.tax)))
     for line in lines:
         if line.category == "ADJUSTMENT":
             raw.append((line.ledger_code, line.description, Decimal(1), money(line.amount), NO_TAX_CODE, money(0)))

@@ -200,7 +200,8 @@ def compute(items: Iterable[Item], *, currency: str, profile: TaxProfile, brough
         how = "on" if added else "included in"
         lines.append(Line(category="TAX", ledger_code=profile.tax_ledger_code,
                           description=f"Tax {profile.label()} {how} {what}", count=group.count, units=0,
-                          amount=group.tax if added else 0, net=group.base_rounded, tax=group.tax,
+                          amount=group.tax if added else 0, net=group.base_rounded - (0 if added else group.tax),
+                          tax=group.tax,
                           tax_code=profile.tax_code, tax_rate_ppm=group.rate_ppm,
                           reference=group.ledger_code))  # fmt: skip
 

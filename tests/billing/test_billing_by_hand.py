@@ -10,7 +10,8 @@ from billing_helpers import add_account, add_profiles, add_xdrs, euros, ms, xdr
 from sqlalchemy import select
 
 from settlement.billing.run import run
-from settlement.store.schema import invoice_lines, invoices, xdrs
+from settlement.export.outbox import load
+from settlement.store.schema import invoice_lines, invoices, outbox, xdrs
 
 
 def invoice_of(store, account, revision=0, start=None):
@@ -76,8 +77,8 @@ def test_four_tax_modes_to_the_cent(store):
         ("CHARGE", "400000001", 1, 100, euros("1"), euros("0.84"), euros("0.16")),  # 1.004 × 0.19 / 1.19 = 0.1603
         ("CHARGE", "400000002", 1, 1, euros("2"), euros("1.68"), euros("0.32")),  # 2.004 × 0.19 / 1.19 = 0.3200
         ("PAYMENT", "400000009", 1, 0, euros("-20"), euros("-20"), 0),
-        ("TAX", "470000002", 1, 0, 0, euros("1"), euros("0.16")),  # included: shown, not added
-        ("TAX", "470000002", 1, 0, 0, euros("2"), euros("0.32")),
+        ("TAX", "470000002", 1, 0, 0, euros("0.84"), euros("0.16")),  # included: shown, not added
+        ("TAX", "470000002", 1, 0, 0, euros("1.68"), euros("0.32")),
         ("ROUNDING", "470000002", 0, 0, euros("0.01"), euros("0.01"), 0),  # round(3.008 − 20) − (3.00 − 20)
     ]
     assert (inv.charges, inv.tax, inv.payments, inv.rounding, inv.carried_forward) == (
@@ -96,7 +97,7 @@ def test_four_tax_modes_to_the_cent(store):
     assert lines == [
         ("CHARGE", "400000001", 1, 120, euros("3"), euros("3"), 0),  # usage is not taxed again
         ("PAYMENT", "400000009", 1, 0, euros("-12"), euros("-12"), 0),
-        ("TAX", "470000001", 1, 0, 0, euros("12"), euros("2")),  # 12 × 0.2 / 1.2 included in the top-up
+        ("TAX", "470000001", 1, 0, 0, euros("10"), euros("2")),  # 12 × 0.2 / 1.2 included in the top-up
     ]
     assert (inv.charges, inv.tax, inv.payments, inv.carried_forward) == (euros("3"), euros("2"), euros("-12"),
                                                                          euros("-9"))  # fmt: skip
@@ -112,6 +113,24 @@ def test_four_tax_modes_to_the_cent(store):
         ("pre", "topup_tax", 0, euros("2"), "BILLED"),
     ]
     assert "RAW_EXCEPTED" in statuses and feb == ["BILLABLE"]
+
+    # The ERP documents queued with them: what was sold, per ledger code (payments are not part of an A/R invoice).
+    with store.connect() as c:
+        docs = {d.customer_code: d for d in map(load, c.execute(select(outbox.c.payload)).scalars())}
+    expected = {
+        "C-EXCL": ("NET", "1.44", "0.39", "1.83", [("400000001", "90", "1.73", "S20", "0.35"),
+                                                   ("400000002", "2", "0.21", "S20", "0.04"),
+                                                   ("400000011", "1", "-0.50", "EXEMPT", "0.00")]),
+        "incl": ("GROSS", "2.52", "0.48", "3.00", [("400000001", "100", "1.00", "S19", "0.16"),
+                                                   ("400000002", "1", "2.00", "S19", "0.32")]),
+        "exempt": ("NET", "12.35", "0.00", "12.35", [("400000003", "600", "12.35", "E0", "0.00")]),
+        "pre": ("GROSS", "10.00", "2.00", "12.00", [("400000009", "1", "12.00", "S20", "2.00")]),
+    }  # fmt: skip
+    for customer, (mode, net, tax, gross, lines) in expected.items():
+        d = docs[customer]
+        assert (d.price_mode, str(d.net_total), str(d.tax_total), str(d.gross_total)) == (mode, net, tax, gross)
+        assert [(x.account_code, str(x.quantity), str(x.line_total), x.vat_group, str(x.tax_amount))
+                for x in d.lines] == lines  # fmt: skip
 
     # February: the balance comes forward; 2.00 + 20 % = 2.40.
     report = run(store, date(2026, 3, 1))
