@@ -2,7 +2,8 @@
 
 The issuing transaction, in order:
 1. lock the tenant's ``invoice_sequences`` row (PostgreSQL ``SELECT … FOR UPDATE``; SQLite's ``BEGIN IMMEDIATE``
-   already holds the store's write lock), so numbers are handed out one at a time and never skipped;
+   already holds the store's write lock), so numbers are handed out one at a time and never skipped (a run issues
+   up to ``CHUNK`` invoices per transaction, each in a savepoint, and writes the next number back before commit);
 2. look for the invoice of (account, period start, revision): if one is issued, stop (a second run issues nothing);
 3. insert the invoice (DRAFT) — the unique (account, period start, revision) is the last line of defence;
 4. ``UPDATE xdrs SET status='BILLED', invoice_id=… WHERE account=… AND status='BILLABLE' AND invoice_id IS NULL AND
@@ -210,13 +211,17 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     kind: str
 
 
-def _issue_one(connection: Connection, job: Job, now_ms: int) -> Outcome:
+def _issue_one(connection: Connection, job: Job, now_ms: int, numbers: dict[str, int]) -> Outcome:
+    """Issue one invoice in a savepoint. ``numbers``: each tenant's next number, its sequence row locked by this
+    transaction (outside any savepoint: PostgreSQL releases locks taken in a savepoint that is rolled back)."""
     account, profile, start_ms, end_ms = job.account, job.profile, job.start_ms, job.end_ms
     done = {"account": account.account, "period_start_ms": start_ms, "period_end_ms": end_ms}
     values: dict[str, Any] = {}
+    if account.tenant not in numbers:
+        numbers[account.tenant] = lock_sequence(connection, account.tenant)
+    number = numbers[account.tenant]
     savepoint = connection.begin_nested()
     try:
-        number = lock_sequence(connection, account.tenant)
         existing = connection.execute(_EXISTING, {"b_account": account.account, "b_start": start_ms}).first()
         if existing is not None:
             if existing.state != "DRAFT":
@@ -242,9 +247,9 @@ def _issue_one(connection: Connection, job: Job, now_ms: int) -> Outcome:
         if problems:
             raise Invalid(s, problems)
         values.update(finish(connection, invoice_id, account, s, number=number, end_ms=end_ms, now_ms=now_ms))
-        connection.execute(_SEQ_UPDATE, {"b_tenant": account.tenant, "next_number": number + 1})
         enqueue_documents(connection, invoice_id, invoice=SimpleNamespace(**values), lines=s.lines)
         savepoint.commit()
+        numbers[account.tenant] = number + 1
     except Invalid as invalid:
         savepoint.rollback()
         values.update(header(account, profile, invalid.statement))
@@ -271,13 +276,16 @@ def issue_many(engine: Engine, jobs: Sequence[Job], *, known_periods: set[str] |
     outcomes: list[Outcome] = []
     stopped: set[str] = set()
     with engine.begin() as connection:
+        numbers: dict[str, int] = {}
         for job in jobs:
             if job.account.account in stopped:
                 continue
-            outcome = _issue_one(connection, job, now_ms)
+            outcome = _issue_one(connection, job, now_ms, numbers)
             outcomes.append(outcome)
             if outcome.status == "DRAFT":
                 stopped.add(job.account.account)
+        for tenant, number in numbers.items():
+            connection.execute(_SEQ_UPDATE, {"b_tenant": tenant, "next_number": number})
     return outcomes
 
 
