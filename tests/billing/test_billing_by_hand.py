@@ -4,6 +4,7 @@ that brings the first one's balance forward."""
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 from billing_helpers import add_account, add_profiles, add_xdrs, euros, ms, xdr
@@ -11,7 +12,7 @@ from sqlalchemy import select
 
 from settlement.billing.run import run
 from settlement.export.outbox import load
-from settlement.store.schema import invoice_lines, invoices, outbox, xdrs
+from settlement.store.schema import billing_runs, invoice_lines, invoices, outbox, xdrs
 
 
 def invoice_of(store, account, revision=0, start=None):
@@ -56,7 +57,12 @@ def test_four_tax_modes_to_the_cent(store):
     setup_four(store)
     report = run(store, date(2026, 2, 1))
     assert (report.issued, report.already, report.drafts) == (4, 0, 0)
-    assert [e["account"] for e in report.excepted] == ["excl"]
+    assert [(e["account"], e["status"], e["reason"]) for e in report.excepted] == [
+        ("excl", "RAW_EXCEPTED", "no ledger code")]  # fmt: skip
+    with store.connect() as c:
+        stored = c.execute(select(billing_runs.c.excepted, billing_runs.c.report, billing_runs.c.issued)
+                           .where(billing_runs.c.id == report.run_id)).one()  # fmt: skip
+    assert (stored.excepted, stored.issued, json.loads(stored.report)) == (1, 4, report.excepted)
 
     inv, lines = invoice_of(store, "excl")
     assert lines == [
