@@ -1,4 +1,4 @@
-"""Issuing invoices: one transaction per invoice that numbers it, marks its xDRs BILLED and queues its ERP document.
+"""Issuing invoices: the transaction that numbers an invoice, marks its xDRs BILLED and queues its ERP document.
 
 The issuing transaction, in order:
 1. lock the tenant's ``invoice_sequences`` row (PostgreSQL ``SELECT … FOR UPDATE``; SQLite's ``BEGIN IMMEDIATE``
@@ -47,7 +47,7 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
 
     Attributes:
         account, period_start_ms, period_end_ms: which statement.
-        status: ISSUED, ALREADY (someone issued it before), DRAFT (validation failed) or EMPTY (nothing to bill).
+        status: ISSUED, ALREADY (someone issued it before), DRAFT (validation failed) or PREVIEW (a dry run's).
         invoice_id, number, revision: the invoice (number None for a DRAFT).
         problems: why it stayed DRAFT.
     """
@@ -182,9 +182,18 @@ def enqueue_documents(connection: Connection, invoice_id: int, *, credit_for: in
 
 
 def insert_draft(connection: Connection, values: dict[str, Any], s: Statement, problems: list[str]) -> int | None:
-    """Keep a DRAFT with its reasons (no number, no xDR marked), in a savepoint. None if one is there already."""
+    """Keep a DRAFT with its reasons (no number, no xDR marked), replacing an earlier DRAFT of the same invoice, in a
+    savepoint. None if an issued invoice is there already."""
     try:
         with connection.begin_nested():
+            old = connection.execute(
+                select(invoices.c.id).where(invoices.c.account == values["account"], invoices.c.state == "DRAFT",
+                                            invoices.c.period_start_ms == values["period_start_ms"],
+                                            invoices.c.revision == values["revision"])
+            ).scalars().all()  # fmt: skip
+            if old:
+                connection.execute(delete(invoice_lines).where(invoice_lines.c.invoice_id.in_(old)))
+                connection.execute(delete(invoices).where(invoices.c.id.in_(old)))
             invoice_id = connection.execute(
                 _INSERT_INVOICE, {**values, "state": "DRAFT", "state_reason": "\n".join(problems)}
             ).scalar_one()

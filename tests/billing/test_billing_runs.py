@@ -141,6 +141,12 @@ def test_an_invalid_statement_stays_draft_without_a_number(store):
         assert (row.state, row.number, row.state_reason) == ("DRAFT", None, "tax profile 'GONE' is not defined")
         assert set(c.execute(select(xdrs.c.status).where(xdrs.c.account == "acc1")).scalars()) == {"BILLABLE"}
     assert numbers(store) == {"t1": [1, 2], "t2": [1]}  # acc1 (t2) took no number
+    retry = run(store, date(2026, 2, 1))  # not fixed yet: the DRAFT is recomputed, still one, still no number
+    assert (retry.issued, retry.drafts) == (0, 1)
+    [again_draft] = [o for o in retry.outcomes if o.status == "DRAFT"]
+    with store.connect() as c:
+        assert c.execute(select(invoices.c.id).where(invoices.c.account == "acc1")).scalars().all() == [
+            again_draft.invoice_id]  # fmt: skip
 
     with store.begin() as c:
         set_account(c, "acc1", tax_profile="VAT20")
