@@ -6,6 +6,7 @@ import click
 
 from occ import __version__
 from occ.admin_cli import account, sessions
+from occ.bill_cli import bill
 from occ.call_cli import call
 from occ.demo import demo
 from occ.finance_cli import reconcile_command, rerate_command, xdr
@@ -34,3 +35,4 @@ main.add_command(db)
 main.add_command(reconcile_command)
 main.add_command(xdr)
 main.add_command(rerate_command)
+main.add_command(bill)

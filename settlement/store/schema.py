@@ -152,3 +152,147 @@ rerate_adjustments = Table(
     Column("transaction_id", String(64), nullable=False, default=""),
     Index("rerate_adjustments_applied", "applied_ms"),
 )
+# --- Billing (issue 5; docs/billing.md) -------------------------------------------------------------------------
+
+TAX_MODES = ("EXCLUSIVE", "INCLUSIVE", "PREPAID", "EXEMPT")
+INVOICE_KINDS = ("REGULAR", "OUT_OF_TURN", "REISSUE")
+INVOICE_STATES = ("DRAFT", "COMPLETE", "POSTED", "POSTING_ERROR")
+
+# How an account is taxed: rate_ppm is the exact rate in millionths (200000 = 20 %); tax lines post to tax_ledger_code.
+tax_profiles = Table(
+    "tax_profiles",
+    metadata,
+    Column("name", String(50), primary_key=True),
+    Column("mode", String(10), nullable=False),
+    Column("rate_ppm", Integer, nullable=False),
+    Column("tax_code", String(20), nullable=False),
+    Column("tax_ledger_code", String(15), nullable=False),
+)
+
+# A customer class names the tax profile its accounts have unless the account names its own.
+customer_classes = Table(
+    "customer_classes",
+    metadata,
+    Column("name", String(50), primary_key=True),
+    Column("tax_profile", String(50), nullable=False),
+)
+
+# Billing settings of an account (an account without a row bills with the defaults: day 1, UTC, tenant "default").
+billing_accounts = Table(
+    "billing_accounts",
+    metadata,
+    Column("account", String(200), primary_key=True),
+    Column("tenant", String(50), nullable=False),
+    Column("customer_code", String(50), nullable=False),
+    Column("customer_class", String(50), nullable=False, default=""),
+    Column("tax_profile", String(50), nullable=False, default=""),
+    Column("billing_day", Integer, nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+)
+
+# The next invoice number of each tenant; its row is locked by the transaction that issues an invoice.
+invoice_sequences = Table(
+    "invoice_sequences",
+    metadata,
+    Column("tenant", String(50), primary_key=True),
+    Column("next_number", BigInteger, nullable=False),
+)
+
+
+def _invoice_columns() -> list[Column]:
+    return [
+        Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+        Column("tenant", String(50), nullable=False),
+        Column("account", String(200), nullable=False),
+        Column("customer_code", String(50), nullable=False),
+        Column("kind", String(12), nullable=False),
+        Column("period_start_ms", BigInteger, nullable=False),
+        Column("period_end_ms", BigInteger, nullable=False),
+        Column("timezone", String(64), nullable=False),
+        Column("currency", String(3), nullable=False),
+        Column("tax_profile", String(50), nullable=False),
+        Column("tax_mode", String(10), nullable=False),
+        Column("brought_forward", Money(), nullable=False),
+        Column("charges", Money(), nullable=False),
+        Column("payments", Money(), nullable=False),
+        Column("adjustments", Money(), nullable=False),
+        Column("tax", Money(), nullable=False),
+        Column("rounding", Money(), nullable=False),
+        Column("carried_forward", Money(), nullable=False),
+        Column("xdr_count", Integer, nullable=False),
+        Column("created_ms", BigInteger, nullable=False),
+    ]
+
+
+def _line_columns(invoice_table: str) -> list[Column]:
+    from sqlalchemy import ForeignKey
+
+    return [
+        Column("invoice_id", BigInteger, ForeignKey(f"{invoice_table}.id", ondelete="CASCADE"), primary_key=True),
+        Column("line_number", Integer, primary_key=True),
+        Column("category", String(12), nullable=False),
+        Column("ledger_code", String(15), nullable=False),
+        Column("description", Text, nullable=False),
+        Column("count", Integer, nullable=False),
+        Column("units", BigInteger, nullable=False),
+        Column("amount", Money(), nullable=False),
+        Column("net", Money(), nullable=False),
+        Column("tax", Money(), nullable=False),
+        Column("tax_code", String(20), nullable=False),
+        Column("tax_rate_ppm", Integer, nullable=False),
+        Column("time_ms", BigInteger),
+        Column("reference", Text, nullable=False),
+    ]
+
+
+# Issued statements. number is NULL until the invoice is COMPLETE (gap-free per tenant); a re-issue is a new row with
+# the same number, revision + 1 and replaces = the row it replaces. Amounts are rounded to the currency, in the
+# customer-owes sign (payments negative); carried_forward = brought_forward + charges + payments + adjustments + tax
+# + rounding (tax counts only where it is added to the charges: tax-exclusive profiles).
+invoices = Table(
+    "invoices",
+    metadata,
+    *_invoice_columns(),
+    Column("number", BigInteger),
+    Column("revision", Integer, nullable=False),
+    Column("replaces", BigInteger),
+    Column("state", String(14), nullable=False),
+    Column("state_reason", Text, nullable=False, default=""),
+    Column("updated_ms", BigInteger, nullable=False),
+    UniqueConstraint("account", "period_start_ms", "revision", name="invoices_account_period_revision"),
+    UniqueConstraint("tenant", "number", "revision", name="invoices_tenant_number_revision"),
+    Index("invoices_account_period_end", "account", "period_end_ms"),
+)
+
+invoice_lines = Table("invoice_lines", metadata, *_line_columns("invoices"))
+
+# Previews (dry runs, occ bill preview): the same statement, in tables of their own; never numbered, never marks xDRs.
+preview_invoices = Table(
+    "preview_invoices",
+    metadata,
+    *_invoice_columns(),
+    Column("run_id", BigInteger),
+    Index("preview_invoices_account", "account"),
+)
+
+preview_invoice_lines = Table("preview_invoice_lines", metadata, *_line_columns("preview_invoices"))
+
+# One row per occ bill run: what it did, and the report of the items it could not bill (JSON).
+billing_runs = Table(
+    "billing_runs",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("run_date", String(10), nullable=False),
+    Column("preview", Integer, nullable=False),
+    Column("started_ms", BigInteger, nullable=False),
+    Column("finished_ms", BigInteger),
+    Column("issued", Integer, nullable=False, default=0),
+    Column("already_issued", Integer, nullable=False, default=0),
+    Column("drafts", Integer, nullable=False, default=0),
+    Column("excepted", Integer, nullable=False, default=0),
+    Column("report", Text, nullable=False, default=""),
+)
+
+# Billing finds an account's open items through this index (account, status, end time).
+Index("xdrs_account_status_end", xdrs.c.account, xdrs.c.status, xdrs.c.end_ms)

@@ -1,0 +1,145 @@
+"""An invoice (or preview) as people read it: loaded from SQL, printed as a statement, written as CSV of lines.
+
+The statement block reads top to bottom like a bank statement::
+
+    Balance brought forward            -8.17
+    Charges                             2.00
+    Tax added                           0.40
+    Payments                            0.00
+    Adjustments                         0.00
+    Balance carried forward            -5.77
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from sqlalchemy import Connection, select
+
+from settlement.billing.amounts import format_amount
+from settlement.billing.cycle import DUE_AFTER, describe, local_date
+from settlement.billing.erp import invoice_number
+from settlement.store.schema import invoice_lines, invoices, preview_invoice_lines, preview_invoices
+
+
+class InvoiceView(msgspec.Struct, frozen=True, kw_only=True):
+    """An invoice's header (an ``invoices`` / ``preview_invoices`` row as a dict) and its lines (dicts)."""
+
+    header: dict[str, Any]
+    lines: tuple[dict[str, Any], ...]
+    preview: bool
+
+    @property
+    def title(self) -> str:
+        h = self.header
+        if self.preview:
+            return f"PREVIEW {h['id']} (not an invoice)"
+        if h["number"] is None:
+            return f"DRAFT {h['id']} (not numbered)"
+        revision = f" revision {h['revision']}" if h["revision"] else ""
+        return f"Invoice {invoice_number(h['number'])}{revision}"
+
+    def money(self, micros: int) -> str:
+        return format_amount(micros, self.header["currency"])
+
+    def statement(self) -> list[tuple[str, int]]:
+        h = self.header
+        rows = [("Balance brought forward", h["brought_forward"]), ("Charges", h["charges"])]
+        if h["tax_mode"] == "EXCLUSIVE":
+            rows.append(("Tax added", h["tax"]))
+        rows += [("Payments", h["payments"]), ("Adjustments", h["adjustments"])]
+        if h["rounding"]:
+            rows.append(("Rounding", h["rounding"]))
+        rows.append(("Balance carried forward", h["carried_forward"]))
+        return rows
+
+    def dates(self) -> dict[str, str]:
+        h = self.header
+        issued = local_date(h["created_ms"], h["timezone"])
+        return {"period": describe(h["period_start_ms"], h["period_end_ms"], h["timezone"]),
+                "issued": issued.isoformat(), "due": (issued + DUE_AFTER).isoformat()}  # fmt: skip
+
+
+def load(connection: Connection, invoice_id: int, *, preview: bool = False) -> InvoiceView | None:
+    head, body = (preview_invoices, preview_invoice_lines) if preview else (invoices, invoice_lines)
+    row = connection.execute(select(head).where(head.c.id == invoice_id)).first()
+    if row is None:
+        return None
+    lines = connection.execute(select(body).where(body.c.invoice_id == invoice_id).order_by(body.c.line_number))
+    return InvoiceView(header=dict(row._mapping), lines=tuple(dict(r._mapping) for r in lines), preview=preview)
+
+
+def find(connection: Connection, reference: str) -> int | None:
+    """An invoice id from ``reference``: an id, or ``tenant:number`` / a number (its newest revision)."""
+    tenant, _, number = reference.rpartition(":")
+    if not number.isdigit():
+        return None
+    query = select(invoices.c.id).where(invoices.c.number == int(number))
+    if tenant:
+        query = query.where(invoices.c.tenant == tenant)
+    by_number = connection.execute(query.order_by(invoices.c.revision.desc()).limit(1)).scalar()
+    if tenant or len(number) == 8:
+        return by_number
+    by_id = connection.execute(select(invoices.c.id).where(invoices.c.id == int(number))).scalar()
+    return by_id if by_id is not None else by_number
+
+
+def _when(time_ms: int | None, tz: str) -> str:
+    return "" if time_ms is None else local_date(time_ms, tz).isoformat()
+
+
+def text(view: InvoiceView) -> str:
+    """The statement for a terminal."""
+    h, d = view.header, view.dates()
+    out = [view.title, "=" * len(view.title)]
+    out.append(f"Customer {h['customer_code']} (account {h['account']}), tenant {h.get('tenant', '')}")
+    out.append(f"Period {d['period']} ({h['timezone']}); issued {d['issued']}, due {d['due']}; {h['currency']}")
+    tax = h["tax_profile"] or "none"
+    out.append(f"Kind {h['kind']}; tax profile {tax} ({h['tax_mode']}); {h['xdr_count']} items")
+    if not view.preview:
+        reason = f": {h['state_reason']}" if h["state_reason"] else ""
+        replaces = f"; replaces invoice id {h['replaces']}" if h["replaces"] else ""
+        out.append(f"State {h['state']}{reason}{replaces}")
+    out.append("")
+    for label, amount in view.statement():
+        out.append(f"  {label:<40}{view.money(amount):>16}")
+    out.append("")
+    out.append(f"  {'#':>3} {'category':<11} {'ledger':<10} {'description':<44} {'count':>6} {'units':>10} "
+               f"{'net':>12} {'tax':>10} {'amount':>12}")  # fmt: skip
+    for line in view.lines:
+        desc = line["description"]
+        if line["time_ms"] is not None:
+            desc = f"{_when(line['time_ms'], h['timezone'])} {desc} {line['reference']}".strip()
+        out.append(f"  {line['line_number']:>3} {line['category']:<11} {line['ledger_code']:<10} {desc[:44]:<44} "
+                   f"{line['count']:>6} {line['units']:>10} {view.money(line['net']):>12} "
+                   f"{view.money(line['tax']):>10} {view.money(line['amount']):>12}")  # fmt: skip
+    return "\n".join(out) + "\n"
+
+
+CSV_FIELDS = ("invoice", "revision", "line", "category", "ledger_code", "description", "count", "units", "net", "tax",
+              "amount", "tax_code", "tax_rate", "date", "reference", "currency")  # fmt: skip
+
+
+def csv_text(view: InvoiceView) -> str:
+    """The lines as CSV (amounts rounded to the currency, as printed)."""
+    h = view.header
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_FIELDS)
+    label = invoice_number(h["number"]) if not view.preview and h["number"] is not None else f"{h['id']}"
+    for line in view.lines:
+        writer.writerow([
+            label, h.get("revision", 0), line["line_number"], line["category"], line["ledger_code"],
+            line["description"], line["count"], line["units"], view.money(line["net"]), view.money(line["tax"]),
+            view.money(line["amount"]), line["tax_code"], f"{line['tax_rate_ppm'] / 10_000:g}%",
+            _when(line["time_ms"], h["timezone"]), line["reference"], h["currency"],
+        ])  # fmt: skip
+    return buffer.getvalue()
+
+
+def now_utc() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")

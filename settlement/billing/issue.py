@@ -1,0 +1,309 @@
+"""Issuing invoices: the transaction that numbers an invoice, marks its xDRs BILLED and queues its ERP document.
+
+The issuing transaction, in order:
+1. lock the tenant's ``invoice_sequences`` row (PostgreSQL ``SELECT … FOR UPDATE``; SQLite's ``BEGIN IMMEDIATE``
+   already holds the store's write lock), so numbers are handed out one at a time and never skipped (a run issues
+   up to ``CHUNK`` invoices per transaction, each in a savepoint, and writes the next number back before commit);
+2. look for the invoice of (account, period start, revision): if one is issued, stop (a second run issues nothing);
+3. insert the invoice (DRAFT) — the unique (account, period start, revision) is the last line of defence;
+4. ``UPDATE xdrs SET status='BILLED', invoice_id=… WHERE account=… AND status='BILLABLE' AND invoice_id IS NULL AND
+   end_ms < period end RETURNING …``: what is counted is exactly what was marked, whatever arrives meanwhile;
+5. compute the statement, run the validators: on a problem, roll everything back and store a DRAFT with the reasons
+   (no number, nothing marked; the next run tries again);
+6. book taxation xDRs, write the lines, take the number, set COMPLETE, enqueue the ERP document; commit.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from types import SimpleNamespace
+from typing import Any
+
+import msgspec
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+
+from settlement.billing import erp, validate
+from settlement.billing.setup import BillingAccount
+from settlement.billing.statement import Item, Statement, compute
+from settlement.billing.tax import TaxProfile
+from settlement.entries import period_of
+from settlement.export.outbox import enqueue
+from settlement.store.database import ensure_periods
+from settlement.store.schema import invoice_lines, invoice_sequences, invoices, xdrs
+
+ITEM_COLUMNS = tuple(
+    xdrs.c[name]
+    for name in ("id", "kind", "record_type", "ledger_code", "service", "units", "cost", "currency", "revision",
+                 "end_ms", "session_id", "description")
+)  # fmt: skip
+ISSUED = ("COMPLETE", "POSTED", "POSTING_ERROR")
+
+
+class Outcome(msgspec.Struct, frozen=True, kw_only=True):
+    """What issuing one invoice did.
+
+    Attributes:
+        account, period_start_ms, period_end_ms: which statement.
+        status: ISSUED, ALREADY (someone issued it before), DRAFT (validation failed) or PREVIEW (a dry run's).
+        invoice_id, number, revision: the invoice (number None for a DRAFT).
+        problems: why it stayed DRAFT.
+    """
+
+    account: str
+    period_start_ms: int
+    period_end_ms: int
+    status: str
+    invoice_id: int | None = None
+    number: int | None = None
+    revision: int = 0
+    problems: tuple[str, ...] = ()
+
+
+class Invalid(Exception):
+    def __init__(self, statement: Statement, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.statement, self.problems = statement, problems
+
+
+def items_of(rows: Any) -> list[Item]:
+    return [Item(id=r[0], kind=r[1], record_type=r[2], ledger_code=r[3], service=r[4], units=r[5], cost=r[6],
+                 currency=r[7], revision=r[8], end_ms=r[9], reference=r[10], description=r[11])
+            for r in rows if r[2] != "TEXT"]  # fmt: skip
+
+
+_SEQ_SELECT = select(invoice_sequences.c.next_number).where(invoice_sequences.c.tenant == bindparam("b_tenant"))
+_SEQ_UPDATE = update(invoice_sequences).where(invoice_sequences.c.tenant == bindparam("b_tenant"))
+_EXISTING = select(invoices.c.id, invoices.c.state, invoices.c.number).where(
+    invoices.c.account == bindparam("b_account"), invoices.c.period_start_ms == bindparam("b_start"),
+    invoices.c.revision == 0,
+)  # fmt: skip
+_BROUGHT_FORWARD = (
+    select(invoices.c.carried_forward)
+    .where(invoices.c.account == bindparam("b_account"), invoices.c.state.in_(ISSUED),
+           invoices.c.period_end_ms <= bindparam("b_before"))
+    .order_by(invoices.c.period_end_ms.desc(), invoices.c.revision.desc())
+    .limit(1)
+)  # fmt: skip
+_MARK = (
+    update(xdrs)
+    .where(xdrs.c.account == bindparam("b_account"), xdrs.c.status == "BILLABLE", xdrs.c.invoice_id.is_(None),
+           xdrs.c.end_ms < bindparam("b_end"))
+    .values(status="BILLED", invoice_id=bindparam("b_invoice"))
+    .returning(*ITEM_COLUMNS)
+)  # fmt: skip
+_INSERT_INVOICE = insert(invoices).returning(invoices.c.id)
+_UPDATE_INVOICE = update(invoices).where(invoices.c.id == bindparam("b_id"))
+CHUNK = 100  # invoices per transaction in a run (each in its own savepoint)
+
+
+def lock_sequence(connection: Connection, tenant: str) -> int:
+    """Lock the tenant's number sequence for this transaction; returns the next number."""
+    module = postgresql if connection.dialect.name == "postgresql" else sqlite
+    connection.execute(module.insert(invoice_sequences).on_conflict_do_nothing(), {"tenant": tenant, "next_number": 1})
+    query = _SEQ_SELECT.with_for_update() if connection.dialect.name == "postgresql" else _SEQ_SELECT
+    return connection.execute(query, {"b_tenant": tenant}).scalar_one()
+
+
+def brought_forward(connection: Connection, account: str, before_ms: int) -> int:
+    """The carried-forward of the account's latest issued invoice ending by ``before_ms`` (its newest revision)."""
+    row = connection.execute(_BROUGHT_FORWARD, {"b_account": account, "b_before": before_ms}).first()
+    return row[0] if row else 0
+
+
+def header(account: BillingAccount, profile: TaxProfile, s: Statement) -> dict[str, Any]:
+    return {
+        "customer_code": account.customer_code, "timezone": account.timezone, "currency": account.currency,
+        "tax_profile": profile.name, "tax_mode": profile.mode, "brought_forward": s.brought_forward,
+        "charges": s.charges, "payments": s.payments, "adjustments": s.adjustments, "tax": s.tax,
+        "rounding": s.rounding, "carried_forward": s.carried_forward, "xdr_count": s.item_count,
+    }  # fmt: skip
+
+
+def line_rows(invoice_id: int, s: Statement) -> list[dict[str, Any]]:
+    return [{"invoice_id": invoice_id, "line_number": i, **msgspec.structs.asdict(line)}
+            for i, line in enumerate(s.lines, 1)]  # fmt: skip
+
+
+def tax_xdrs(invoice_id: int, account: BillingAccount, s: Statement, end_ms: int, now_ms: int) -> list[dict]:
+    """The taxation xDRs a period close books: EXCLUSIVE adds tax (cost = tax); PREPAID records the tax included in
+    the top-ups (cost 0, tax_amount = tax). INCLUSIVE and EXEMPT book none."""
+    if s.profile.mode not in ("EXCLUSIVE", "PREPAID"):
+        return []
+    rows = []
+    for g in s.tax_groups:
+        rows.append({
+            "id": f"tax:{invoice_id}:{g.ledger_code}:{g.rate_ppm}", "period": period_of(end_ms - 1),
+            "account": account.account, "kind": "tax" if s.profile.mode == "EXCLUSIVE" else "topup_tax",
+            "record_type": "TAX", "session_id": "", "rating_group": 0, "subscriber": account.account, "calling": "",
+            "called": "", "service": "", "plan": "", "start_ms": end_ms - 1, "end_ms": end_ms - 1, "units": 0,
+            "over_units": 0, "cost": g.tax if s.profile.mode == "EXCLUSIVE" else 0, "currency": s.currency,
+            "dest_group": "", "ledger_code": s.profile.tax_ledger_code, "tariff_hash": "", "rate_id": "", "cause": "",
+            "description": f"tax {s.profile.label()} on {g.ledger_code}", "tax_code": s.profile.tax_code,
+            "tax_rate_ppm": g.rate_ppm, "tax_amount": g.tax, "status": "BILLED", "status_reason": "",
+            "invoice_id": invoice_id, "revision": 0, "corrects": None, "created_ms": now_ms,
+        })  # fmt: skip
+    return rows
+
+
+def finish(connection: Connection, invoice_id: int, account: BillingAccount, s: Statement, *, number: int,
+           end_ms: int, now_ms: int) -> dict[str, Any]:  # fmt: skip
+    """Book tax xDRs and lines, number the invoice, set it COMPLETE; returns the header values set."""
+    taxes = tax_xdrs(invoice_id, account, s, end_ms, now_ms)
+    if taxes:
+        connection.execute(insert(xdrs), taxes)
+    if s.lines:
+        connection.execute(insert(invoice_lines), line_rows(invoice_id, s))
+    values = {**header(account, s.profile, s), "number": number, "state": "COMPLETE", "state_reason": "",
+              "updated_ms": now_ms}  # fmt: skip
+    connection.execute(_UPDATE_INVOICE, {"b_id": invoice_id, **values})
+    return values
+
+
+def enqueue_documents(connection: Connection, invoice_id: int, *, credit_for: int | None = None,
+                      invoice: Any = None, lines: Any = None) -> None:  # fmt: skip
+    """Queue the ERP documents: a credit note for the replaced revision first (if any), then the invoice (built from
+    ``invoice`` and ``lines`` when given, else read back)."""
+    for target, kind in ((credit_for, "CREDIT_NOTE"), (invoice_id, "INVOICE")):
+        if target is None:
+            continue
+        if target == invoice_id and invoice is not None:
+            row, body = invoice, lines
+        else:
+            row = connection.execute(select(invoices).where(invoices.c.id == target)).one()
+            body = connection.execute(
+                select(invoice_lines).where(invoice_lines.c.invoice_id == target).order_by(invoice_lines.c.line_number)
+            ).all()
+        document = erp.build(row, body, kind=kind)  # type: ignore[arg-type]
+        if document is not None:
+            enqueue(connection, document, invoice_id=target)
+
+
+def insert_draft(connection: Connection, values: dict[str, Any], s: Statement, problems: list[str]) -> int | None:
+    """Keep a DRAFT with its reasons (no number, no xDR marked), replacing an earlier DRAFT of the same invoice, in a
+    savepoint. None if an issued invoice is there already."""
+    try:
+        with connection.begin_nested():
+            old = connection.execute(
+                select(invoices.c.id).where(invoices.c.account == values["account"], invoices.c.state == "DRAFT",
+                                            invoices.c.period_start_ms == values["period_start_ms"],
+                                            invoices.c.revision == values["revision"])
+            ).scalars().all()  # fmt: skip
+            if old:
+                connection.execute(delete(invoice_lines).where(invoice_lines.c.invoice_id.in_(old)))
+                connection.execute(delete(invoices).where(invoices.c.id.in_(old)))
+            invoice_id = connection.execute(
+                _INSERT_INVOICE, {**values, "state": "DRAFT", "state_reason": "\n".join(problems)}
+            ).scalar_one()
+            if s.lines:
+                connection.execute(insert(invoice_lines), line_rows(invoice_id, s))
+            return invoice_id
+    except IntegrityError:
+        return None
+
+
+def store_draft(engine: Engine, values: dict[str, Any], s: Statement, problems: list[str]) -> int | None:
+    with engine.begin() as connection:
+        return insert_draft(connection, values, s, problems)
+
+
+class Job(msgspec.Struct, frozen=True, kw_only=True):
+    """One invoice to issue: the account, its tax profile (and problems finding it), the period and the kind."""
+
+    account: BillingAccount
+    profile: TaxProfile
+    profile_problems: tuple[str, ...]
+    start_ms: int
+    end_ms: int
+    kind: str
+
+
+def _issue_one(connection: Connection, job: Job, now_ms: int, numbers: dict[str, int]) -> Outcome:
+    """Issue one invoice in a savepoint. ``numbers``: each tenant's next number, its sequence row locked by this
+    transaction (outside any savepoint: PostgreSQL releases locks taken in a savepoint that is rolled back)."""
+    account, profile, start_ms, end_ms = job.account, job.profile, job.start_ms, job.end_ms
+    done = {"account": account.account, "period_start_ms": start_ms, "period_end_ms": end_ms}
+    values: dict[str, Any] = {}
+    if account.tenant not in numbers:
+        numbers[account.tenant] = lock_sequence(connection, account.tenant)
+    number = numbers[account.tenant]
+    savepoint = connection.begin_nested()
+    try:
+        existing = connection.execute(_EXISTING, {"b_account": account.account, "b_start": start_ms}).first()
+        if existing is not None:
+            if existing.state != "DRAFT":
+                savepoint.commit()
+                return Outcome(**done, status="ALREADY", invoice_id=existing.id, number=existing.number)
+            connection.execute(delete(invoice_lines).where(invoice_lines.c.invoice_id == existing.id))
+            connection.execute(delete(invoices).where(invoices.c.id == existing.id))
+        bf = brought_forward(connection, account.account, start_ms)
+        values = {
+            "tenant": account.tenant, "account": account.account, "customer_code": account.customer_code,
+            "kind": job.kind, "period_start_ms": start_ms, "period_end_ms": end_ms, "timezone": account.timezone,
+            "currency": account.currency, "tax_profile": profile.name, "tax_mode": profile.mode,
+            "brought_forward": bf, "charges": 0, "payments": 0, "adjustments": 0, "tax": 0, "rounding": 0,
+            "carried_forward": bf, "xdr_count": 0, "created_ms": now_ms, "number": None, "revision": 0,
+            "replaces": None, "state": "DRAFT", "state_reason": "", "updated_ms": now_ms,
+        }  # fmt: skip
+        invoice_id = connection.execute(_INSERT_INVOICE, values).scalar_one()
+        marked = connection.execute(
+            _MARK, {"b_account": account.account, "b_end": end_ms, "b_invoice": invoice_id}
+        ).all()
+        s = compute(items_of(marked), currency=account.currency, profile=profile, brought_forward=bf)
+        problems = validate.problems(s, extra=list(job.profile_problems))
+        if problems:
+            raise Invalid(s, problems)
+        values.update(finish(connection, invoice_id, account, s, number=number, end_ms=end_ms, now_ms=now_ms))
+        enqueue_documents(connection, invoice_id, invoice=SimpleNamespace(**values), lines=s.lines)
+        savepoint.commit()
+        numbers[account.tenant] = number + 1
+    except Invalid as invalid:
+        savepoint.rollback()
+        values.update(header(account, profile, invalid.statement))
+        draft_id = insert_draft(connection, values, invalid.statement, invalid.problems)
+        return Outcome(**done, status="DRAFT", invoice_id=draft_id, problems=tuple(invalid.problems))
+    except IntegrityError:
+        savepoint.rollback()
+        return Outcome(**done, status="ALREADY")
+    except BaseException:
+        savepoint.rollback()
+        raise
+    return Outcome(**done, status="ISSUED", invoice_id=invoice_id, number=number)
+
+
+def issue_many(engine: Engine, jobs: Sequence[Job], *, known_periods: set[str] | None = None,
+               now_ms: int | None = None) -> list[Outcome]:  # fmt: skip
+    """Issue ``jobs`` in one transaction, each in a savepoint (at most once each: see the module docstring).
+
+    Jobs of one account must come oldest first; once one stays DRAFT, the account's later periods are skipped.
+    """
+    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+    known = known_periods if known_periods is not None else set()
+    ensure_periods(engine, {period_of(job.end_ms - 1) for job in jobs}, known)
+    outcomes: list[Outcome] = []
+    stopped: set[str] = set()
+    with engine.begin() as connection:
+        # Every tenant's sequence row first, in one order for everybody: two runs never wait on each other in a cycle.
+        numbers = {tenant: lock_sequence(connection, tenant) for tenant in sorted({j.account.tenant for j in jobs})}
+        for job in jobs:
+            if job.account.account in stopped:
+                continue
+            outcome = _issue_one(connection, job, now_ms, numbers)
+            outcomes.append(outcome)
+            if outcome.status == "DRAFT":
+                stopped.add(job.account.account)
+        for tenant, number in numbers.items():
+            connection.execute(_SEQ_UPDATE, {"b_tenant": tenant, "next_number": number})
+    return outcomes
+
+
+def issue(engine: Engine, account: BillingAccount, profile: TaxProfile, profile_problems: list[str], *,
+          start_ms: int, end_ms: int, kind: str, known_periods: set[str] | None = None,
+          now_ms: int | None = None) -> Outcome:  # fmt: skip
+    """Issue the invoice of ``account`` for ``[start_ms, end_ms)`` (REGULAR or OUT_OF_TURN), at most once."""
+    job = Job(account=account, profile=profile, profile_problems=tuple(profile_problems), start_ms=start_ms,
+              end_ms=end_ms, kind=kind)  # fmt: skip
+    [outcome] = issue_many(engine, [job], known_periods=known_periods, now_ms=now_ms)
+    return outcome

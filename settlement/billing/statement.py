@@ -1,0 +1,231 @@
+"""A period's billable items → the statement: lines per ledger code, payments, adjustments, taxes, totals. Pure.
+
+All sums are exact (int micro-units, Decimal for tax); each line is rounded once to the currency (ROUND_HALF_UP);
+tax is computed on the unrounded sum of each (ledger code, rate); the total is the rounded unrounded-sum, and the
+difference between it and the sum of the rounded lines is an explicit ROUNDING line. Signs: amounts are what the
+customer owes (a payment is negative).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from decimal import Decimal
+
+import msgspec
+
+from settlement.billing.amounts import D, round_to_currency, to_micros
+from settlement.billing.tax import TaxProfile, tax_in_gross, tax_on_net
+
+USAGE_KINDS = frozenset({"session", "event_charge", "event_refund"})
+CATEGORIES = ("CHARGE", "CREDIT", "CORRECTION", "ADJUSTMENT", "PAYMENT", "TAX", "ROUNDING")
+SERVICE_UNITS = {"voice": "s", "data": "octets", "message": "msgs", "": ""}
+
+
+class Item(msgspec.Struct, frozen=True, kw_only=True):
+    """One billable item (an xDR) as billing reads it.
+
+    Attributes:
+        id: the xDR id.
+        kind: session, event_charge, event_refund, topup, payment, adjustment, refund (or tax).
+        record_type: MAIN, PAYMENT, TAX or TEXT.
+        ledger_code: the G/L code.
+        service: voice, data, message or "".
+        units: usage units (seconds, octets, messages).
+        cost: what the customer owes, micro-units (negative: a credit).
+        currency: ISO 4217 code.
+        revision: 0 for an original item, > 0 for a re-rating correction.
+        end_ms: when it happened (Unix ms).
+        reference: session id or idempotency key.
+        description: free text.
+    """
+
+    id: str
+    kind: str
+    record_type: str
+    ledger_code: str
+    service: str
+    units: int
+    cost: int
+    currency: str
+    revision: int
+    end_ms: int
+    reference: str = ""
+    description: str = ""
+
+
+class Line(msgspec.Struct, frozen=True, kw_only=True):
+    """One statement line (stored in ``invoice_lines``).
+
+    Attributes:
+        category: CHARGE, CREDIT, CORRECTION, ADJUSTMENT, PAYMENT, TAX or ROUNDING.
+        ledger_code: the G/L code it posts to.
+        description: for people.
+        count: items summed into it; units: their units.
+        amount: what it adds to the balance, rounded micro-units (0 for tax that is included, not added).
+        net: the amount without tax; tax: the line's tax (rounded); tax_code and tax_rate_ppm: how it is taxed.
+        time_ms: for single movements (payments, adjustments), when; reference: their key, or a TAX line's base code.
+    """
+
+    category: str
+    ledger_code: str
+    description: str
+    count: int
+    units: int
+    amount: int
+    net: int
+    tax: int
+    tax_code: str
+    tax_rate_ppm: int
+    time_ms: int | None = None
+    reference: str = ""
+
+
+class TaxGroup(msgspec.Struct, frozen=True, kw_only=True):
+    """The tax of one (ledger code, rate): the base is the unrounded sum; tax is rounded once."""
+
+    ledger_code: str
+    rate_ppm: int
+    count: int
+    units: int
+    base: int  # unrounded sum of the items' cost, micro-units
+    base_rounded: int
+    tax_exact: Decimal
+    tax: int  # rounded micro-units
+
+
+class Statement(msgspec.Struct, frozen=True, kw_only=True):
+    """The computed statement of one account and period (amounts rounded micro-units)."""
+
+    currency: str
+    profile: TaxProfile
+    brought_forward: int
+    lines: tuple[Line, ...]
+    tax_groups: tuple[TaxGroup, ...]
+    charges: int
+    payments: int
+    adjustments: int
+    tax: int
+    rounding: int
+    carried_forward: int
+    item_count: int
+    foreign_currency: tuple[str, ...]  # ids of items in another currency than the account's (a validation problem)
+
+
+def _round(micros: int | Decimal, currency: str) -> int:
+    return to_micros(round_to_currency(D(micros) if isinstance(micros, int) else micros.scaleb(-6), currency))
+
+
+def category(item: Item) -> str:
+    if item.record_type == "PAYMENT":
+        return "PAYMENT"
+    if item.kind == "adjustment":
+        return "ADJUSTMENT"
+    if item.revision > 0:
+        return "CORRECTION"
+    return "CREDIT" if item.kind == "event_refund" else "CHARGE"
+
+
+def _taxable(item: Item, profile: TaxProfile) -> bool:
+    if profile.mode in ("EXCLUSIVE", "INCLUSIVE"):
+        return item.kind in USAGE_KINDS
+    if profile.mode == "PREPAID":
+        return item.kind == "topup"
+    return False
+
+
+def _describe(cat: str, ledger_code: str, service: str) -> str:
+    label = {"CHARGE": "Usage", "CREDIT": "Usage credits", "CORRECTION": "Corrections after re-rating"}[cat]
+    return f"{label} {service} ({ledger_code})" if service else f"{label} ({ledger_code})"
+
+
+def compute(items: Iterable[Item], *, currency: str, profile: TaxProfile, brought_forward: int) -> Statement:
+    """The statement of ``items`` for an account taxed by ``profile`` whose previous balance is ``brought_forward``."""
+    inclusive = profile.mode in ("INCLUSIVE", "PREPAID")
+    groups: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0])  # (cat, code, service) → n, u, Σ
+    taxed: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])  # ledger code → n, units, Σ cost
+    singles: list[Line] = []
+    foreign: list[str] = []
+    exact_total = brought_forward
+    n = 0
+    for item in items:
+        n += 1
+        if item.currency != currency:
+            foreign.append(item.id)
+        exact_total += item.cost
+        cat = category(item)
+        if _taxable(item, profile):
+            t = taxed[item.ledger_code]
+            base = -item.cost if profile.mode == "PREPAID" else item.cost  # prepaid: the money that came in
+            t[0], t[1], t[2] = t[0] + 1, t[1] + item.units, t[2] + base
+        if cat in ("PAYMENT", "ADJUSTMENT"):
+            amount = _round(item.cost, currency)
+            title = item.description or item.kind.replace("_", " ").capitalize()
+            singles.append(Line(category=cat, ledger_code=item.ledger_code, description=title, count=1, units=0,
+                                amount=amount, net=amount, tax=0, tax_code="", tax_rate_ppm=0, time_ms=item.end_ms,
+                                reference=item.reference))  # fmt: skip
+        else:
+            g = groups[(cat, item.ledger_code, item.service)]
+            g[0], g[1], g[2] = g[0] + 1, g[1] + item.units, g[2] + item.cost
+
+    tax_groups = []
+    for code in sorted(taxed):
+        count, units, base = taxed[code]
+        exact = tax_in_gross(D(base), profile) if inclusive else tax_on_net(D(base), profile)
+        tax_groups.append(TaxGroup(ledger_code=code, rate_ppm=profile.rate_ppm, count=count, units=units, base=base,
+                                   base_rounded=_round(base, currency), tax_exact=exact,
+                                   tax=to_micros(round_to_currency(exact, currency))))  # fmt: skip
+
+    order = {c: i for i, c in enumerate(CATEGORIES)}
+    lines: list[Line] = []
+    usage_taxed = profile.mode in ("EXCLUSIVE", "INCLUSIVE")
+    for (cat, code, service), (count, units, total) in sorted(groups.items(), key=lambda kv: (order[kv[0][0]], kv[0])):
+        amount = _round(total, currency)
+        tax = 0
+        if usage_taxed:
+            exact = tax_in_gross(D(total), profile) if inclusive else tax_on_net(D(total), profile)
+            tax = to_micros(round_to_currency(exact, currency))
+        net = amount - tax if inclusive else amount
+        lines.append(Line(category=cat, ledger_code=code, description=_describe(cat, code, service), count=count,
+                          units=units, amount=amount, net=net, tax=tax, tax_code=profile.tax_code,
+                          tax_rate_ppm=profile.rate_ppm))  # fmt: skip
+    lines.extend(sorted(singles, key=lambda line: (order[line.category], line.time_ms or 0, line.reference)))
+
+    added_tax = Decimal(0)
+    for group in tax_groups:
+        added = profile.mode == "EXCLUSIVE"
+        if added:
+            added_tax += group.tax_exact
+        what = "top-ups" if profile.mode == "PREPAID" else group.ledger_code
+        how = "on" if added else "included in"
+        lines.append(Line(category="TAX", ledger_code=profile.tax_ledger_code,
+                          description=f"Tax {profile.label()} {how} {what}", count=group.count, units=0,
+                          amount=group.tax if added else 0, net=group.base_rounded - (0 if added else group.tax),
+                          tax=group.tax,
+                          tax_code=profile.tax_code, tax_rate_ppm=group.rate_ppm,
+                          reference=group.ledger_code))  # fmt: skip
+
+    def total(*cats: str, field: str = "amount") -> int:
+        return sum(getattr(line, field) for line in lines if line.category in cats)
+
+    charges = total("CHARGE", "CREDIT", "CORRECTION")
+    payments, adjustments = total("PAYMENT"), total("ADJUSTMENT")
+    tax_total = total("TAX", field="tax")
+    added_total = total("TAX")
+    carried = to_micros(round_to_currency(D(exact_total) + added_tax, currency))
+    rounding = carried - (brought_forward + charges + payments + adjustments + added_total)
+    if rounding:
+        lines.append(Line(category="ROUNDING", ledger_code=profile.tax_ledger_code or _first_code(lines),
+                          description="Rounding difference", count=0, units=0, amount=rounding, net=rounding, tax=0,
+                          tax_code="", tax_rate_ppm=0))  # fmt: skip
+    return Statement(currency=currency, profile=profile, brought_forward=brought_forward, lines=tuple(lines),
+                     tax_groups=tuple(tax_groups), charges=charges, payments=payments, adjustments=adjustments,
+                     tax=tax_total, rounding=rounding, carried_forward=carried, item_count=n,
+                     foreign_currency=tuple(foreign))  # fmt: skip
+
+
+ROUNDING_LEDGER_CODE = "0"
+
+
+def _first_code(lines: list[Line]) -> str:
+    return next((line.ledger_code for line in lines if line.ledger_code), ROUNDING_LEDGER_CODE)

@@ -1,0 +1,82 @@
+"""Invoice checks: named validators, each returning a list of problems (empty = fine). Pure.
+
+An invoice becomes COMPLETE only when :func:`problems` is empty; otherwise it stays DRAFT with the problems as its
+``state_reason`` (and takes no number, marks no xDR).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from settlement.billing.amounts import quantum, to_micros
+from settlement.billing.statement import Statement
+from settlement.billing.tax import check_profile
+
+Validator = Callable[[Statement], list[str]]
+
+
+def balances(s: Statement) -> list[str]:
+    added = s.tax if s.profile.mode == "EXCLUSIVE" else 0
+    expected = s.brought_forward + s.charges + s.payments + s.adjustments + added + s.rounding
+    if expected != s.carried_forward:
+        return [f"balance does not carry: brought forward + movements = {expected}, carried forward "
+                f"{s.carried_forward} (micro-units)"]  # fmt: skip
+    return []
+
+
+def totals_match_lines(s: Statement) -> list[str]:
+    sums = {"charges": 0, "payments": 0, "adjustments": 0, "tax": 0, "rounding": 0}
+    field = {"CHARGE": "charges", "CREDIT": "charges", "CORRECTION": "charges", "PAYMENT": "payments",
+             "ADJUSTMENT": "adjustments", "ROUNDING": "rounding"}  # fmt: skip
+    for line in s.lines:
+        if line.category == "TAX":
+            sums["tax"] += line.tax
+        else:
+            sums[field[line.category]] += line.amount
+    return [f"{name} total {getattr(s, name)} differs from its lines' sum {value}"
+            for name, value in sums.items() if getattr(s, name) != value]  # fmt: skip
+
+
+def every_line_has_a_ledger_code(s: Statement) -> list[str]:
+    return [f"line {i} ({line.description}) has no ledger code" for i, line in enumerate(s.lines, 1)
+            if not line.ledger_code]  # fmt: skip
+
+
+def amounts_are_rounded(s: Statement) -> list[str]:
+    step = to_micros(quantum(s.currency)) if quantum(s.currency).as_tuple().exponent >= -6 else 1
+    problems = []
+    for i, line in enumerate(s.lines, 1):
+        for name in ("amount", "net", "tax"):
+            if getattr(line, name) % step:
+                problems.append(f"line {i} {name} {getattr(line, name)} is not rounded to {s.currency}")
+    return problems
+
+
+def one_currency(s: Statement) -> list[str]:
+    if not s.foreign_currency:
+        return []
+    shown = ", ".join(s.foreign_currency[:5])
+    return [f"{len(s.foreign_currency)} item(s) are not in {s.currency}: {shown}"]
+
+
+def tax_profile_usable(s: Statement) -> list[str]:
+    return [f"tax profile {s.profile.name!r}: {p}" for p in check_profile(s.profile)]
+
+
+VALIDATORS: tuple[Validator, ...] = (
+    tax_profile_usable,
+    one_currency,
+    every_line_has_a_ledger_code,
+    amounts_are_rounded,
+    totals_match_lines,
+    balances,
+)
+
+
+def problems(s: Statement, *, extra: list[str] | None = None) -> list[str]:
+    """Everything wrong with the statement (``extra``: problems found before it was computed, e.g. a missing
+    tax profile)."""
+    found = list(extra or [])
+    for validator in VALIDATORS:
+        found.extend(validator(s))
+    return found

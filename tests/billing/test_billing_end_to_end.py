@@ -1,0 +1,65 @@
+"""From real online events to an invoice: online core → Redis streams → Drain → SQL → bill run (SQLite, PostgreSQL).
+
+The statement of a postpaid account is its ledger seen from the customer's side: carried forward = −(live balance)
++ the tax the invoice adds, rounded to the cent.
+"""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+
+import pytest
+from online_app import serving, session, voice
+from sqlalchemy import func, select
+
+from occ.v1 import admin_pb2 as admin
+from occ.v1 import charging_pb2 as pb
+from settlement.billing.amounts import round_micros
+from settlement.billing.cycle import local_date, next_boundary
+from settlement.billing.run import BillingError, run
+from settlement.billing.setup import set_account, set_tax_profile
+from settlement.billing.tax import TaxProfile
+from settlement.drain import Drain, DrainOptions
+from settlement.store.schema import invoice_lines, invoices, xdrs
+
+
+async def test_online_events_end_on_exactly_one_invoice(redis_url, tmp_path, store):
+    async with serving(redis_url, tmp_path) as client:
+        await client.account("alice", balance=10_000_000)
+        c = client.charging
+        await c.StartSession(session("call-1", 0, "alice", voice(requested=60)))
+        await c.UpdateSession(session("call-1", 1, "alice", voice(requested=60, used=60)))
+        await c.EndSession(session("call-1", 2, "alice", voice(used=1)))  # 61 s: 0.300834
+        await c.ChargeEvent(pb.EventRequest(action=pb.DIRECT_DEBIT, session_id="sms-1", subscriber="alice",
+                                            service=pb.MESSAGE, units=1, called_party="+447900000000"))  # fmt: skip
+        await client.admin.Transact(admin.TransactionRequest(account_id="alice", type=admin.PAYMENT,
+                                                             amount_micros=2_500_000, idempotency_key="pay-1",
+                                                             ledger_code=400000010))  # fmt: skip
+        drain = Drain(redis_url, store, shards=client.app.settings.shards, options=DrainOptions(claim_idle_s=0))
+        await drain.setup()
+        left = await drain.drain_once()
+        await drain.close()
+        assert (left.lag, left.pending, drain.dead_letters) == (0, 0, 0)
+        live = (await client.balance("alice")).balance_micros
+
+    with store.begin() as sql:
+        set_tax_profile(sql, TaxProfile(name="VAT20", mode="EXCLUSIVE", rate_ppm=200_000, tax_code="S20",
+                                        tax_ledger_code="470000001"))  # fmt: skip
+        set_account(sql, "alice", tax_profile="VAT20", customer_code="C-ALICE")
+        usage = sql.execute(select(func.sum(xdrs.c.cost)).where(xdrs.c.record_type == "MAIN")).scalar()
+    # The first billing day after the traffic (UTC, day 1) closes its period.
+    end = next_boundary(int(time.time() * 1000), 1, "UTC")
+    with pytest.raises(BillingError, match="in the future"):
+        run(store, local_date(end, "UTC"))
+    report = run(store, local_date(end, "UTC"), now_ms=end + 1)  # as if run on that billing day
+    assert report.issued == 1 and report.drafts == 0 and report.excepted == []
+    with store.connect() as sql:
+        invoice = sql.execute(select(invoices)).one()
+        tax = sql.execute(select(invoice_lines.c.tax).where(invoice_lines.c.category == "TAX")).scalars().all()
+        statuses = sql.execute(select(xdrs.c.status, func.count()).group_by(xdrs.c.status)).all()
+    exact_tax = Decimal(usage) * Decimal("0.2")
+    assert sum(tax) == round_micros(exact_tax, "EUR")
+    assert invoice.carried_forward == round_micros(Decimal(-live) + exact_tax, "EUR")
+    assert invoice.payments == -12_500_000 and invoice.state == "COMPLETE" and invoice.customer_code == "C-ALICE"
+    assert dict(statuses) == {"BILLED": 4 + len(tax)}  # top-up, call, SMS, payment, and the taxation xDRs
