@@ -133,8 +133,11 @@ def business_errors(document: ErpDocument, sent_key: str) -> list[str]:
         errors.append(f"idempotencyKey {sent_key!r} does not name this document ({document.idempotency_key!r})")
     if [line.line_number for line in document.lines] != list(range(1, len(document.lines) + 1)):
         errors.append("lineNumber must run 1, 2, … in order")
-    if sum((line.line_total for line in document.lines), Decimal(0)) != document.net_total:
-        errors.append(f"netTotal {document.net_total} is not the sum of the line totals")
+    # Line totals are in the price mode: they add up to the net total (NET) or to the gross total (GROSS).
+    lines_total = document.gross_total if document.price_mode == "GROSS" else document.net_total
+    if sum((line.line_total for line in document.lines), Decimal(0)) != lines_total:
+        which = "grossTotal" if document.price_mode == "GROSS" else "netTotal"
+        errors.append(f"{which} {lines_total} is not the sum of the line totals")
     if sum((line.tax_amount for line in document.lines), Decimal(0)) != document.tax_total:
         errors.append(f"taxTotal {document.tax_total} is not the sum of the lines' tax amounts")
     if document.net_total + document.tax_total != document.gross_total:
