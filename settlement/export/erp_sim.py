@@ -247,9 +247,10 @@ class ErpSim:
     async def _soap(self, request: web.Request) -> web.StreamResponse:
         try:
             operation, payload = self._parse(await request.read())
+            self.requests[operation] += 1
+            self._validate(payload)
         except SoapFault as fault:
             return self._fault(fault)
-        self.requests[operation] += 1
         if operation in ("SubmitInvoice", "SubmitCreditNote"):
             injections = self.injections
             if injections.fail_next > 0:
@@ -281,11 +282,12 @@ class ErpSim:
         name = etree.QName(payload)
         if name.namespace != NAMESPACE or name.localname not in OPERATIONS:
             raise SoapFault("VALIDATION", f"unknown operation element {payload.tag}")
-        standalone = copy.deepcopy(payload)
-        if not self._schema.validate(standalone):
+        return OPERATIONS[name.localname], copy.deepcopy(payload)  # a root of its own, for the XSD
+
+    def _validate(self, payload: etree._Element) -> None:
+        if not self._schema.validate(payload):
             error = self._schema.error_log.last_error
             raise SoapFault("VALIDATION", f"{error.path}: {error.message}")
-        return OPERATIONS[name.localname], standalone
 
     def _answer(self, operation: str, payload: etree._Element) -> web.Response:
         try:
