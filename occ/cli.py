@@ -8,6 +8,7 @@ from occ import __version__
 from occ.admin_cli import account, sessions
 from occ.call_cli import call
 from occ.demo import demo
+from occ.export_cli import erp_sim, export
 from occ.rate_cli import rate
 from occ.serve_cli import serve
 from occ.settle_cli import db, settle
@@ -29,3 +30,5 @@ main.add_command(sessions)
 main.add_command(call)
 main.add_command(settle)
 main.add_command(db)
+main.add_command(export)
+main.add_command(erp_sim)
