@@ -188,3 +188,27 @@ async def test_a_failing_billing_hook_leaves_the_row_to_be_reconciled(store, sim
     assert (row.state, row.attempts) == ("ACCEPTED", 2) and later.outcomes[0].reconciled
     assert [(o.state, o.invoice_id) for o in calls] == [("ACCEPTED", 7), ("ACCEPTED", 7)]
     assert sim.submissions() == 1
+
+
+async def test_a_document_xml_cannot_carry_is_rejected_before_anything_is_sent(store, sim):
+    doc = broken(document(), description="Calls\x00")
+    queue(store, doc)
+    async with Exporter(store, sim.url, options=FAST) as exporter:
+        summary = await exporter.run_once()
+    row = rows(store)[doc.idempotency_key]
+    assert row.state == "REJECTED" and "cannot encode SubmitInvoice" in row.last_error
+    assert summary.rejected == 1 and sim.submissions() == 0
+
+
+async def test_the_background_loop_sends_what_arrives_while_it_runs(store, sim):
+    runs: list[int] = []
+    exporter = Exporter(store, sim.url, options=FAST, on_run=lambda summary: runs.append(len(summary.outcomes)))
+    await exporter.start()
+    try:
+        await asyncio.sleep(0.1)
+        queue(store, document(), document("00000002"))
+        await wait_for(lambda: len(sim.documents) == 2)
+        await wait_for(lambda: exporter.totals.accepted == 2)
+    finally:
+        await exporter.close()
+    assert {r.state for r in rows(store).values()} == {"ACCEPTED"} and sum(runs) == 2 and len(runs) > 2
