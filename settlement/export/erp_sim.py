@@ -56,7 +56,7 @@ class StoredDocument(msgspec.Struct, frozen=True, kw_only=True):
     document: ErpDocument
 
 
-class Injections(msgspec.Struct, kw_only=True):
+class Injections(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Faults still to inject (see the module docstring)."""
 
     fail_next: int = 0

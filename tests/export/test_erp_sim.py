@@ -58,9 +58,11 @@ async def test_the_control_endpoint_sets_faults_and_reports(sim):
     async with httpx.AsyncClient() as http:
         changed = await http.post(control, json={"fail_next": 2, "stall_s": 0.1})
         refused = await http.post(control, content=b'{"fail_next": "many"}')
+        typo = await http.post(control, json={"fail_nxt": 1})
     assert changed.status_code == 200 and changed.json()["injections"]["fail_next"] == 2
     assert sim.injections.fail_next == 2 and sim.injections.stall_s == 0.1
-    assert refused.status_code == 400 and sim.injections.fail_next == 2
+    assert refused.status_code == 400 and typo.status_code == 400 and "fail_nxt" in typo.text
+    assert sim.injections.fail_next == 2
 
 
 async def test_the_json_store_keeps_documents_and_numbers_across_restarts(tmp_path):
