@@ -89,23 +89,33 @@ async def _export(engine: Engine, erp_url: str, options: ExporterOptions, once: 
     backlog = await asyncio.to_thread(exporter.backlog)
     _say(f"{backlog.pending:,} documents pending ({backlog.retrying:,} tried before), {erp_url}")
     if once:
-        async with exporter:
-            totals = await exporter.run_once()
+        reporter = asyncio.create_task(_report(exporter))
+        try:
+            async with exporter:
+                totals = await exporter.run_once()
+        finally:
+            reporter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reporter
         _show(totals)
     else:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await exporter.start()
-        try:
-            await stop.wait()
-        finally:
-            await exporter.close()
+        await exporter.run_until(stop)
         totals = exporter.totals
     left = await asyncio.to_thread(exporter.backlog)
     _say(f"{_summary(totals)}; {left.pending:,} still pending, {left.rejected:,} rejected in the outbox")
     return totals
+
+
+async def _report(exporter: Exporter, every_s: float = 1.0) -> None:
+    """A progress line a second while a long --once run goes on."""
+    while True:
+        await asyncio.sleep(every_s)
+        if exporter.running is not None:
+            _say(f"{_summary(exporter.running)} so far")
 
 
 @click.command("erp-sim")

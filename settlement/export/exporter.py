@@ -177,6 +177,7 @@ class Exporter:
         self.on_outcome = on_outcome
         self.on_run = on_run
         self.totals = ExportSummary()  # of the background loop's runs
+        self.running: ExportSummary | None = None  # the counts of the run in progress (or the last one)
         self._client = ErpClient(erp_url, timeout_s=self.options.timeout_s)
         self._random = random.Random()
         self._stop = asyncio.Event()
@@ -212,6 +213,17 @@ class Exporter:
         finally:
             await self._client.close()
 
+    async def run_until(self, stop: asyncio.Event) -> None:
+        """:meth:`start`, run until ``stop`` is set (or the loop fails: then raise its error), :meth:`close`."""
+        await self.start()
+        assert self._task is not None
+        waiter = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait((waiter, self._task), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            await self.close()
+
     async def _loop(self) -> None:
         while not self._stop.is_set():
             try:
@@ -229,7 +241,7 @@ class Exporter:
     async def run_once(self) -> ExportSummary:
         """Send every document due now (in order per invoice number, each at most once in this run)."""
         cutoff_ms = _now_ms()  # rows retried in this run are due later than this, so the run ends
-        summary = ExportSummary()
+        summary = self.running = ExportSummary()
         await asyncio.gather(*(self._worker(cutoff_ms, summary) for _ in range(self.options.concurrency)))
         backlog = await asyncio.to_thread(self.backlog)
         metrics.PENDING.set(backlog.pending)

@@ -23,8 +23,10 @@ from settlement.store.database import open_store
 from settlement.store.migrate import upgrade
 from settlement.store.schema import outbox
 
-# Short everything: a stalled call gives up after 0.5 s, a retry comes 50 ms later.
-FAST = ExporterOptions(timeout_s=0.5, backoff_s=0.05, backoff_cap_s=0.2, jitter=0.0, poll_s=0.05)
+# Short everything: a retry comes 50 ms later; calls give up after 2 s (a loaded CI machine is slow, and a spurious
+# timeout would add an attempt), or after 0.5 s with IMPATIENT, for the tests that stall the middleware.
+FAST = ExporterOptions(timeout_s=2.0, backoff_s=0.05, backoff_cap_s=0.2, jitter=0.0, poll_s=0.05)
+IMPATIENT = msgspec.structs.replace(FAST, timeout_s=0.5)
 
 
 def document(number: str = "00000001", *, revision: int = 0, kind: str = "INVOICE", net: str = "10.00",

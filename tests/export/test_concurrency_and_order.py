@@ -32,7 +32,7 @@ async def test_two_exporters_racing_send_every_document_exactly_once(store, sim,
 async def test_a_worker_stalled_past_its_lease_cannot_overwrite_the_takeover(store, sim):
     doc = document()
     queue(store, doc)
-    sim.injections = Injections(stall_next=1, stall_s=0.6)
+    sim.injections = Injections(stall_next=1, stall_s=1.0)
     stuck_options = msgspec.structs.replace(FAST, timeout_s=2.0, lease_s=0.2)  # lease shorter than its own call
     async with Exporter(store, sim.url, options=stuck_options) as stuck, Exporter(store, sim.url, options=FAST) as ok:
         stalled = asyncio.create_task(stuck.run_once())

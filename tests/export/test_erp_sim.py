@@ -38,7 +38,7 @@ async def test_requests_that_are_not_the_contract_get_a_validation_fault(sim):
 
 async def test_ping_status_and_a_too_long_account_code(sim):
     doc = document()
-    async with ErpClient(sim.url, timeout_s=0.5) as client:
+    async with ErpClient(sim.url, timeout_s=2.0) as client:
         assert await client.ping() == "occ-erp-sim"
         assert not (await client.status(doc.idempotency_key)).found
         try:
@@ -69,13 +69,13 @@ async def test_the_json_store_keeps_documents_and_numbers_across_restarts(tmp_pa
     path = tmp_path / "erp.json"
     first = ErpSim(store_path=path)
     await first.start()
-    async with ErpClient(first.url, timeout_s=0.5) as client:
+    async with ErpClient(first.url, timeout_s=2.0) as client:
         original = await client.submit(document())
     await first.close()
     second = ErpSim(store_path=path)
     await second.start()
     try:
-        async with ErpClient(second.url, timeout_s=0.5) as client:
+        async with ErpClient(second.url, timeout_s=2.0) as client:
             replay = await client.submit(document())
             fresh = await client.submit(document("00000002"))
             try:
