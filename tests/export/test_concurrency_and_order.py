@@ -48,7 +48,8 @@ async def test_a_worker_stalled_past_its_lease_cannot_overwrite_the_takeover(sto
 async def test_a_credit_note_reaches_the_erp_before_the_replacement_invoice(store, sim):
     original = document("00000007")
     queue(store, original)
-    async with Exporter(store, sim.url, options=FAST) as exporter:
+    one_at_a_time = msgspec.structs.replace(FAST, concurrency=1)  # so the injected fault hits the credit note
+    async with Exporter(store, sim.url, options=one_at_a_time) as exporter:
         await exporter.run_once()
         # a re-issue: billing enqueues the credit note of revision 0, then revision 1 (another invoice in between)
         credit = msgspec.structs.replace(original, kind="CREDIT_NOTE")

@@ -100,16 +100,20 @@ async def test_transient_faults_are_retried_with_backoff_until_accepted(store, s
     doc = document()
     queue(store, doc)
     sim.injections.fail_next = 2
-    async with Exporter(store, sim.url, options=FAST) as exporter:
+    options = msgspec.structs.replace(FAST, backoff_s=0.3, backoff_cap_s=0.5)
+    delays = []
+    async with Exporter(store, sim.url, options=options) as exporter:
         first = await exporter.run_once()
+        assert (await exporter.run_once()).outcomes == []  # not due before the backoff has passed
         row = rows(store)[doc.idempotency_key]
         assert (row.state, row.attempts) == ("PENDING", 1) and row.last_error.startswith("transient fault:")
         assert first.retrying == 1 and first.sent == 1
-        assert (await exporter.run_once()).outcomes == []  # not due before the backoff has passed
-        for _ in range(2):
-            await asyncio.sleep(0.25)
+        for pause in (0.35, 0.55):
+            delays.append(row.next_attempt_ms - row.updated_ms)
+            await asyncio.sleep(pause)
             last = await exporter.run_once()
-    row = rows(store)[doc.idempotency_key]
+            row = rows(store)[doc.idempotency_key]
+    assert delays == [300, 500]  # 0.3 s, then 0.6 s capped at 0.5 s (no jitter here)
     assert (row.state, row.attempts) == ("ACCEPTED", 3) and last.accepted == 1
     assert sim.submissions() == 3 and sim.requests["GetSubmissionStatus"] == 2 and len(sim.documents) == 1
 
@@ -175,14 +179,14 @@ async def test_a_failing_billing_hook_leaves_the_row_to_be_reconciled(store, sim
         if len(calls) == 1:
             raise RuntimeError("invoices table locked")
 
-    options = msgspec.structs.replace(FAST, lease_s=0.2)
+    options = msgspec.structs.replace(FAST, lease_s=0.8)
     async with Exporter(store, sim.url, options=options, on_outcome=hook) as exporter:
         failed = await exporter.run_once()
         row = rows(store)[doc.idempotency_key]
         assert (row.state, row.erp_document_number) == ("PENDING", "")  # rolled back with the hook
         assert failed.outcomes == [] and doc.idempotency_key in sim.documents
         assert (await exporter.run_once()).outcomes == []  # still leased to the failed attempt
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.85)
         later = await exporter.run_once()
     row = rows(store)[doc.idempotency_key]
     assert (row.state, row.attempts) == ("ACCEPTED", 2) and later.outcomes[0].reconciled
