@@ -242,7 +242,12 @@ class Exporter:
         """Send every document due now (in order per invoice number, each at most once in this run)."""
         cutoff_ms = _now_ms()  # rows retried in this run are due later than this, so the run ends
         summary = self.running = ExportSummary()
-        await asyncio.gather(*(self._worker(cutoff_ms, summary) for _ in range(self.options.concurrency)))
+        try:
+            async with asyncio.TaskGroup() as workers:  # one failing (the store is away) stops the others
+                for _ in range(self.options.concurrency):
+                    workers.create_task(self._worker(cutoff_ms, summary))
+        except BaseExceptionGroup as failed:
+            raise failed.exceptions[0] from None
         backlog = await asyncio.to_thread(self.backlog)
         metrics.PENDING.set(backlog.pending)
         metrics.RETRYING.set(backlog.retrying)
