@@ -70,13 +70,14 @@ def _say(text: str) -> None:
 
 def _show(summary: ExportSummary) -> None:
     for outcome in summary.outcomes:
-        if outcome.state in ("REJECTED", "RETRYING"):
+        if outcome.state in ("REJECTED", "VOID", "RETRYING"):
             _say(f"{outcome.idempotency_key} {outcome.state} (attempt {outcome.attempts}): {outcome.error}")
 
 
 def _summary(totals: ExportSummary) -> str:
+    void = f", {totals.void:,} void" if totals.void else ""
     return (f"{totals.sent:,} sent, {totals.accepted:,} accepted, {totals.duplicate:,} duplicate, "
-            f"{totals.rejected:,} rejected, {totals.retrying:,} retrying")  # fmt: skip
+            f"{totals.rejected:,} rejected{void}, {totals.retrying:,} retrying")  # fmt: skip
 
 
 async def _export(engine: Engine, erp_url: str, options: ExporterOptions, once: bool) -> ExportSummary:

@@ -15,7 +15,7 @@ Rules (``docs/erp-export.md``):
   lease (stalled past it) cannot overwrite the newer attempt.
 - **Order.** A row waits while an earlier row of the same ``document_ref`` (tenant:invoice_number) is PENDING, or
   is a REJECTED credit note: a replacement invoice never reaches the ERP before the credit note of the revision it
-  replaces, nor without it.
+  replaces, nor without it. A credit note of an invoice the ERP REJECTED is not sent (VOID: nothing to credit).
 - **Reconcile.** Every attempt after the first asks GetSubmissionStatus before submitting: an earlier attempt
   may have reached the ERP (a timeout, a dropped reply, a worker that died mid-call). Found with the same payload
   hash → ACCEPTED (reconciled); found with another → REJECTED; not found → submit.
@@ -24,7 +24,7 @@ Rules (``docs/erp-export.md``):
   after ``backoff_s × 2^(attempt−1)`` (capped, minus up to ``jitter`` of it at random). Retries never stop: nothing
   is dropped; ``occ_export_oldest_pending_age_seconds`` is the alarm.
 - **Billing hook.** ``on_outcome(connection, outcome)`` runs for every final outcome (ACCEPTED, DUPLICATE,
-  REJECTED) inside the transaction that records it, so an invoice's POSTED / POSTING_ERROR state commits with the
+  REJECTED, VOID) inside the transaction that records it, so an invoice's POSTED / POSTING_ERROR state commits with the
   outbox row or not at all (then the row is reconciled again after its lease: the hook must be idempotent).
 """
 
@@ -49,8 +49,8 @@ from settlement.store.schema import outbox
 
 log = logging.getLogger(__name__)
 
-OutcomeState = Literal["ACCEPTED", "DUPLICATE", "REJECTED", "RETRYING"]
-FINAL_STATES = ("ACCEPTED", "DUPLICATE", "REJECTED")
+OutcomeState = Literal["ACCEPTED", "DUPLICATE", "REJECTED", "VOID", "RETRYING"]
+FINAL_STATES = ("ACCEPTED", "DUPLICATE", "REJECTED", "VOID")
 
 
 class ExporterOptions(msgspec.Struct, frozen=True, kw_only=True):
@@ -90,7 +90,8 @@ class ExportOutcome(msgspec.Struct, frozen=True, kw_only=True):
 
     Attributes:
         outbox_id, invoice_id, idempotency_key, kind: the row (``invoice_id`` as billing enqueued it).
-        state: ACCEPTED, DUPLICATE (the ERP already had it), REJECTED (final, see ``error``) or RETRYING.
+        state: ACCEPTED, DUPLICATE (the ERP already had it), REJECTED (final, see ``error``), VOID (a credit note
+            of an invoice the ERP rejected: nothing to credit, so not sent) or RETRYING.
         erp_document_number: the ERP's number for the document (ACCEPTED, DUPLICATE).
         attempts: attempts made so far, this one included.
         error: why REJECTED or RETRYING ("unknown outcome: …" when the request may have reached the ERP).
@@ -123,6 +124,7 @@ class ExportSummary(msgspec.Struct, kw_only=True):
     accepted: int = 0
     duplicate: int = 0
     rejected: int = 0
+    void: int = 0
     retrying: int = 0
     outcomes: list[ExportOutcome] = msgspec.field(default_factory=list)
 
@@ -133,7 +135,7 @@ class ExportSummary(msgspec.Struct, kw_only=True):
 
     def add(self, other: ExportSummary) -> None:
         """Add ``other``'s counts (not its outcomes) to these."""
-        for field in ("sent", "checked", "accepted", "duplicate", "rejected", "retrying"):
+        for field in ("sent", "checked", "accepted", "duplicate", "rejected", "void", "retrying"):
             setattr(self, field, getattr(self, field) + getattr(other, field))
 
 
@@ -154,6 +156,7 @@ class _Claim(msgspec.Struct, frozen=True):
     payload: str
     payload_sha256: str
     token: int
+    credited_state: str | None = None  # a credit note: the outbox state of the invoice it credits, if queued here
 
 
 def _now_ms() -> int:
@@ -300,8 +303,14 @@ class Exporter:
                 ).rowcount
                 if taken == 1:
                     row = connection.execute(select(outbox).where(outbox.c.id == row_id)).one()
+                    credited = None
+                    if row.kind == "CREDIT_NOTE":
+                        credited_key = row.idempotency_key.removesuffix(":credit")
+                        credited = connection.execute(
+                            select(outbox.c.state).where(outbox.c.idempotency_key == credited_key)
+                        ).scalar()
                     return _Claim(row.id, row.invoice_id, row.idempotency_key, row.kind, row.payload,
-                                  row.payload_sha256, row.attempts)  # fmt: skip
+                                  row.payload_sha256, row.attempts, credited)  # fmt: skip
         return None
 
     def _record(self, claim: _Claim, outcome: ExportOutcome) -> bool:
@@ -351,6 +360,9 @@ class Exporter:
                 reconciled=reconciled,
             )  # fmt: skip
 
+        if claim.kind == "CREDIT_NOTE" and claim.credited_state == "REJECTED":
+            credited = claim.idempotency_key.removesuffix(":credit")
+            return outcome("VOID", error=f"nothing to credit: the ERP rejected {credited}")
         try:
             document = load(claim.payload)
         except (msgspec.DecodeError, msgspec.ValidationError) as error:

@@ -9,7 +9,7 @@ REQUESTS = Counter(
 )
 OUTCOMES = Counter(
     "occ_export_outcomes_total",
-    "Outbox documents' outcomes per attempt (accepted, duplicate, rejected, retrying, lost_lease).",
+    "Outbox documents' outcomes per attempt (accepted, duplicate, rejected, void, retrying, lost_lease).",
     ["outcome"],
 )
 REQUEST_SECONDS = Histogram(

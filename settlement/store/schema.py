@@ -99,12 +99,13 @@ ledger = Table(
     Index("ledger_period_account", "period", "account"),
 )
 
-OUTBOX_STATES = ("PENDING", "ACCEPTED", "DUPLICATE", "REJECTED")
+OUTBOX_STATES = ("PENDING", "ACCEPTED", "DUPLICATE", "REJECTED", "VOID")
 
 # Every document to send to the ERP, written in the same transaction as the invoice it comes from. The exporter
 # sends PENDING ones (attempts, next_attempt_ms, last_error track retries) until the middleware answers ACCEPTED or
 # DUPLICATE (both: it has the document, erp_document_number says which) or REJECTED (a validation fault or an
-# idempotency conflict: not retried). document_ref is "tenant:invoice_number": the documents of one invoice number
+# idempotency conflict: not retried) or VOID (a credit note of an invoice the ERP rejected: nothing to credit, not
+# sent). document_ref is "tenant:invoice_number": the documents of one invoice number
 # (a credit note, then its replacement) go out one at a time in id order. attempts doubles as the claim token: a
 # worker claims a row by incrementing it (and leasing next_attempt_ms), and records its outcome only while it holds.
 outbox = Table(

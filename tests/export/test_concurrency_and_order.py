@@ -100,3 +100,20 @@ async def test_metrics_count_outcomes_and_age_the_backlog(store, sim):
     assert sample("occ_export_outcomes_total", outcome="accepted") - accepted == 2
     assert sample("occ_export_pending_documents") == 0 and sample("occ_export_oldest_pending_age_seconds") == 0
     assert sample("occ_export_requests_total", operation="status", result="ok") >= 1
+
+
+async def test_the_credit_note_of_a_rejected_invoice_is_void_and_its_replacement_goes_out(store, sim):
+    rejected = broken(document("00000011"), account_code="")
+    queue(store, rejected)
+    async with Exporter(store, sim.url, options=FAST) as exporter:
+        await exporter.run_once()
+        fixed = document("00000011", revision=1)  # a re-issue with the account code put right
+        queue(store, msgspec.structs.replace(rejected, kind="CREDIT_NOTE"), fixed)
+        summary = await exporter.run_once()
+    states = rows(store)
+    assert states[rejected.idempotency_key].state == "REJECTED"
+    credit = states[rejected.idempotency_key + ":credit"]
+    assert credit.state == "VOID"
+    assert credit.last_error == f"nothing to credit: the ERP rejected {rejected.idempotency_key}"
+    assert states[fixed.idempotency_key].state == "ACCEPTED" and (summary.void, summary.accepted) == (1, 1)
+    assert sim.requests["SubmitCreditNote"] == 0 and list(sim.documents) == [fixed.idempotency_key]
