@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import msgspec
 from conftest import document
 from lxml import etree
 
@@ -89,3 +90,19 @@ async def test_the_json_store_keeps_documents_and_numbers_across_restarts(tmp_pa
     assert (replay.status, replay.erp_document_number) == ("DUPLICATE", original.erp_document_number)
     assert fresh.erp_document_number == "AR00000002"
     assert second.documents[document().idempotency_key].document == document()
+
+
+async def test_a_gross_document_s_lines_add_up_to_the_gross_total(sim):
+    net = document()
+    gross_lines = tuple(msgspec.structs.replace(x, line_total=x.line_total + x.tax_amount) for x in net.lines)
+    gross = msgspec.structs.replace(net, price_mode="GROSS", lines=gross_lines, invoice_number="00000005")
+    wrong = msgspec.structs.replace(net, price_mode="GROSS", invoice_number="00000006")  # net line totals
+    async with ErpClient(sim.url, timeout_s=2.0) as client:
+        assert (await client.submit(gross)).status == "ACCEPTED"
+        try:
+            await client.submit(wrong)
+        except ErpValidationFault as fault:
+            assert "grossTotal 10.50 is not the sum of the line totals" in str(fault)
+        else:
+            raise AssertionError("a GROSS document with net line totals was accepted")
+    assert sim.documents[gross.idempotency_key].document == gross
