@@ -211,5 +211,3 @@ def class_set(config: object, name: str, tax_profile: str, **flags) -> None:
     except SetupError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"class {name}: tax profile {tax_profile}")
-
-

@@ -9,6 +9,7 @@ from occ.admin_cli import account, sessions
 from occ.bill_cli import bill
 from occ.call_cli import call
 from occ.demo import demo
+from occ.export_cli import erp_sim, export
 from occ.finance_cli import reconcile_command, rerate_command, xdr
 from occ.rate_cli import rate
 from occ.serve_cli import serve
@@ -36,3 +37,5 @@ main.add_command(reconcile_command)
 main.add_command(xdr)
 main.add_command(rerate_command)
 main.add_command(bill)
+main.add_command(export)
+main.add_command(erp_sim)

@@ -10,6 +10,7 @@ import time
 
 from sqlalchemy import Connection, select, update
 
+from settlement.export.exporter import ExportOutcome
 from settlement.store.schema import invoices
 
 TRANSITIONS = {
@@ -66,3 +67,11 @@ def record_posting(connection: Connection, invoice_id: int, outcome: str, messag
                 updated_ms=int(time.time() * 1000))
     )  # fmt: skip
     return target
+
+
+def on_export_outcome(connection: Connection, outcome: ExportOutcome) -> None:
+    """The exporter's hook (``Exporter(on_outcome=…)``): record each final ERP answer on its invoice, in the
+    transaction that records the outbox row. A VOID credit note (its invoice was rejected) changes nothing."""
+    if outcome.invoice_id is None or outcome.state not in OUTCOMES:
+        return
+    record_posting(connection, outcome.invoice_id, outcome.state, outcome.error, document_kind=outcome.kind)

@@ -78,13 +78,19 @@ def set_account(connection: Connection, account: str, **changes: object) -> Bill
         zone(str(row["timezone"]))
     except ValueError as error:
         raise SetupError(str(error)) from None
-    if row["tax_profile"] and connection.execute(
-        select(tax_profiles.c.name).where(tax_profiles.c.name == row["tax_profile"])
-    ).first() is None:
+    if (
+        row["tax_profile"]
+        and connection.execute(select(tax_profiles.c.name).where(tax_profiles.c.name == row["tax_profile"])).first()
+        is None
+    ):
         raise SetupError(f"tax profile {row['tax_profile']!r} is not defined")
-    if row["customer_class"] and connection.execute(
-        select(customer_classes.c.name).where(customer_classes.c.name == row["customer_class"])
-    ).first() is None:
+    if (
+        row["customer_class"]
+        and connection.execute(
+            select(customer_classes.c.name).where(customer_classes.c.name == row["customer_class"])
+        ).first()
+        is None
+    ):
         raise SetupError(f"customer class {row['customer_class']!r} is not defined")
     if not row["tenant"] or not row["customer_code"]:
         raise SetupError("tenant and customer code must not be empty")

@@ -29,7 +29,8 @@ class ErpLine(msgspec.Struct, frozen=True, kw_only=True):
         description: what was sold, for people.
         quantity: units (seconds, octets, messages, or 1 for a lump sum).
         unit_price: net price per unit, rounded to the currency (informational: ``line_total`` is authoritative).
-        line_total: the net amount of the line.
+        line_total: the amount of the line in the document's price mode: net in a NET document, tax included in a
+            GROSS one (so the line totals add up to ``net_total``, resp. ``gross_total``).
         vat_group: the tax code of the line (``EXEMPT`` when no tax applies).
         tax_amount: the tax of the line.
         period_start, period_end: the service period the line covers (end inclusive).
@@ -79,6 +80,11 @@ class ErpDocument(msgspec.Struct, frozen=True, kw_only=True):
     tax_total: Decimal
     gross_total: Decimal
     lines: tuple[ErpLine, ...]
+
+    @property
+    def document_ref(self) -> str:
+        """``tenant:invoice_number``: what all revisions and credit notes of one invoice share."""
+        return f"{self.tenant}:{self.invoice_number}"
 
     @property
     def idempotency_key(self) -> str:

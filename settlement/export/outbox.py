@@ -33,6 +33,7 @@ def enqueue(connection: Connection, document: ErpDocument, *, invoice_id: int | 
     now_ms = int(time.time() * 1000)
     row = {
         "idempotency_key": key,
+        "document_ref": document.document_ref,
         "kind": document.kind,
         "invoice_id": invoice_id,
         "payload": msgspec.json.encode(document).decode(),

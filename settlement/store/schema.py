@@ -99,16 +99,21 @@ ledger = Table(
     Index("ledger_period_account", "period", "account"),
 )
 
-OUTBOX_STATES = ("PENDING", "ACCEPTED", "DUPLICATE", "REJECTED")
+OUTBOX_STATES = ("PENDING", "ACCEPTED", "DUPLICATE", "REJECTED", "VOID")
 
 # Every document to send to the ERP, written in the same transaction as the invoice it comes from. The exporter
 # sends PENDING ones (attempts, next_attempt_ms, last_error track retries) until the middleware answers ACCEPTED or
-# DUPLICATE (both: it has the document, erp_document_number says which) or REJECTED (a validation fault: not retried).
+# DUPLICATE (both: it has the document, erp_document_number says which) or REJECTED (a validation fault or an
+# idempotency conflict: not retried) or VOID (a credit note of an invoice the ERP rejected: nothing to credit, not
+# sent). document_ref is "tenant:invoice_number": the documents of one invoice number
+# (a credit note, then its replacement) go out one at a time in id order. attempts doubles as the claim token: a
+# worker claims a row by incrementing it (and leasing next_attempt_ms), and records its outcome only while it holds.
 outbox = Table(
     "outbox",
     metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
     Column("idempotency_key", String(200), nullable=False),
+    Column("document_ref", String(200), nullable=False),
     Column("kind", String(20), nullable=False),
     Column("invoice_id", BigInteger),
     Column("payload", Text, nullable=False),
@@ -122,6 +127,7 @@ outbox = Table(
     Column("updated_ms", BigInteger, nullable=False),
     UniqueConstraint("idempotency_key", name="outbox_idempotency_key"),
     Index("outbox_state_next", "state", "next_attempt_ms"),
+    Index("outbox_document_ref", "document_ref", "id"),
 )
 
 # Invoices holding xDRs that a rerate corrected after they were billed: billing issues a new revision of each (to

@@ -30,8 +30,9 @@ def euros(text: str) -> int:
 
 PROFILES = {
     "VAT20": TaxProfile(name="VAT20", mode="EXCLUSIVE", rate_ppm=200_000, tax_code="S20", tax_ledger_code="470000001"),
-    "VAT19I": TaxProfile(name="VAT19I", mode="INCLUSIVE", rate_ppm=190_000, tax_code="S19",
-                         tax_ledger_code="470000002"),
+    "VAT19I": TaxProfile(
+        name="VAT19I", mode="INCLUSIVE", rate_ppm=190_000, tax_code="S19", tax_ledger_code="470000002"
+    ),
     "EXEMPT": TaxProfile(name="EXEMPT", mode="EXEMPT", rate_ppm=0, tax_code="E0", tax_ledger_code=""),
     "PRE20": TaxProfile(name="PRE20", mode="PREPAID", rate_ppm=200_000, tax_code="S20", tax_ledger_code="470000001"),
 }

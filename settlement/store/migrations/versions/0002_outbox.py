@@ -16,6 +16,7 @@ def upgrade() -> None:
         "outbox",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
         sa.Column("idempotency_key", sa.String(200), nullable=False),
+        sa.Column("document_ref", sa.String(200), nullable=False),
         sa.Column("kind", sa.String(20), nullable=False),
         sa.Column("invoice_id", sa.BigInteger),
         sa.Column("payload", sa.Text, nullable=False),
@@ -30,6 +31,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("idempotency_key", name="outbox_idempotency_key"),
     )
     op.create_index("outbox_state_next", "outbox", ["state", "next_attempt_ms"])
+    op.create_index("outbox_document_ref", "outbox", ["document_ref", "id"])
 
 
 def downgrade() -> None:

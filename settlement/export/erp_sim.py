@@ -1,0 +1,373 @@
+"""``occ erp-sim``: a small, real ERP middleware endpoint for demos and tests (aiohttp, loopback only).
+
+It speaks the SOAP service of ``erp.wsdl``: every request body is validated against ``erp.xsd`` (lxml), documents are
+checked like an ERP would (totals add up, the key names the document), stored in memory (and in a JSON file when
+given one), and answered ACCEPTED with a new ERP document number, or DUPLICATE with the original number when the
+same idempotency key comes again with the same payload hash; the same key with another hash is an
+IDEMPOTENCY_CONFLICT fault. GetSubmissionStatus looks a key up; Ping answers.
+
+Faults on demand, for the submissions only (SubmitInvoice, SubmitCreditNote), in this order:
+
+- ``fail_next`` N: answer the next N with a TRANSIENT fault (nothing stored);
+- ``stall_next`` N: hold the next N for ``stall_s`` seconds, then process and answer (a client with a shorter
+  timeout has given up by then: the document is stored all the same, "replying after the client gave up");
+- ``drop_next`` N: process the next N, then close the connection without an answer.
+
+Routes: ``POST /soap`` (the service), ``GET /soap?wsdl`` and ``GET /erp.xsd`` (the contract, with this endpoint's
+address), ``GET|POST /control`` (counters and fault injection as JSON: ``{"fail_next": 2}``), ``GET /documents``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+from collections import Counter
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from aiohttp import web
+from lxml import etree
+
+from settlement.export.document import ErpDocument, ErpLine
+from settlement.export.soap_client import NAMESPACE, WSDL_PATH, XSD_PATH
+
+SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
+SERVICE_NAME = "occ-erp-sim"
+OPERATIONS = {
+    "SubmitInvoiceRequest": "SubmitInvoice",
+    "SubmitCreditNoteRequest": "SubmitCreditNote",
+    "GetSubmissionStatusRequest": "GetSubmissionStatus",
+    "PingRequest": "Ping",
+}
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, remove_blank_text=True)
+
+
+class StoredDocument(msgspec.Struct, frozen=True, kw_only=True):
+    """A document the simulated ERP holds, with the number it gave it."""
+
+    erp_document_number: str
+    kind: str
+    payload_sha256: str
+    received_ms: int
+    document: ErpDocument
+
+
+class Injections(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Faults still to inject (see the module docstring)."""
+
+    fail_next: int = 0
+    stall_next: int = 0
+    stall_s: float = 0.0
+    drop_next: int = 0
+
+
+class SoapFault(Exception):
+    """Answer with an erp:ErpFault."""
+
+    def __init__(self, code: str, message: str, *, erp_document_number: str = "") -> None:
+        super().__init__(message)
+        self.code, self.message, self.erp_document_number = code, message, erp_document_number
+
+
+def _q(name: str) -> str:
+    return f"{{{NAMESPACE}}}{name}"
+
+
+def _text(node: etree._Element, name: str) -> str:
+    found = node.find(_q(name))
+    return "" if found is None or found.text is None else found.text
+
+
+def _period(node: etree._Element, name: str) -> tuple[date, date]:
+    period = node.find(_q(name))
+    return date.fromisoformat(_text(period, "start")), date.fromisoformat(_text(period, "end"))
+
+
+def document_from_xml(node: etree._Element, kind: str) -> ErpDocument:
+    """The :class:`ErpDocument` an ``erp:Document`` element (already valid against the XSD) carries."""
+    lines = []
+    for line in node.find(_q("lines")).iterfind(_q("line")):
+        start, end = _period(line, "servicePeriod")
+        lines.append(
+            ErpLine(
+                line_number=int(_text(line, "lineNumber")),
+                account_code=_text(line, "accountCode"),
+                description=_text(line, "description"),
+                quantity=Decimal(_text(line, "quantity")),
+                unit_price=Decimal(_text(line, "unitPrice")),
+                line_total=Decimal(_text(line, "lineTotal")),
+                vat_group=_text(line, "vatGroup"),
+                tax_amount=Decimal(_text(line, "taxAmount")),
+                period_start=start,
+                period_end=end,
+            )
+        )
+    start, end = _period(node, "billingPeriod")
+    return ErpDocument(
+        kind=kind,  # type: ignore[arg-type]
+        tenant=_text(node, "tenant"),
+        invoice_number=_text(node, "invoiceNumber"),
+        revision=int(_text(node, "revision")),
+        customer_code=_text(node, "customerCode"),
+        document_date=date.fromisoformat(_text(node, "documentDate")),
+        due_date=date.fromisoformat(_text(node, "dueDate")),
+        period_start=start,
+        period_end=end,
+        currency=_text(node, "currency"),
+        price_mode=_text(node, "priceMode"),  # type: ignore[arg-type]
+        net_total=Decimal(_text(node, "netTotal")),
+        tax_total=Decimal(_text(node, "taxTotal")),
+        gross_total=Decimal(_text(node, "grossTotal")),
+        lines=tuple(lines),
+    )
+
+
+def business_errors(document: ErpDocument, sent_key: str) -> list[str]:
+    """What an ERP would refuse in a schema-valid document: keys, numbering, totals, dates."""
+    errors = []
+    if sent_key != document.idempotency_key:
+        errors.append(f"idempotencyKey {sent_key!r} does not name this document ({document.idempotency_key!r})")
+    if [line.line_number for line in document.lines] != list(range(1, len(document.lines) + 1)):
+        errors.append("lineNumber must run 1, 2, … in order")
+    # Line totals are in the price mode: they add up to the net total (NET) or to the gross total (GROSS).
+    lines_total = document.gross_total if document.price_mode == "GROSS" else document.net_total
+    if sum((line.line_total for line in document.lines), Decimal(0)) != lines_total:
+        which = "grossTotal" if document.price_mode == "GROSS" else "netTotal"
+        errors.append(f"{which} {lines_total} is not the sum of the line totals")
+    if sum((line.tax_amount for line in document.lines), Decimal(0)) != document.tax_total:
+        errors.append(f"taxTotal {document.tax_total} is not the sum of the lines' tax amounts")
+    if document.net_total + document.tax_total != document.gross_total:
+        errors.append(f"grossTotal {document.gross_total} is not netTotal + taxTotal")
+    if document.due_date < document.document_date:
+        errors.append("dueDate is before documentDate")
+    periods = [(document.period_start, document.period_end), *((x.period_start, x.period_end) for x in document.lines)]
+    if any(start > end for start, end in periods):
+        errors.append("a period ends before it starts")
+    return errors
+
+
+def _envelope(payload: etree._Element) -> bytes:
+    envelope = etree.Element(f"{{{SOAP_ENV}}}Envelope", nsmap={"soap": SOAP_ENV, "erp": NAMESPACE})
+    etree.SubElement(envelope, f"{{{SOAP_ENV}}}Body").append(payload)
+    return etree.tostring(envelope, xml_declaration=True, encoding="utf-8")
+
+
+def _element(name: str, **children: str) -> etree._Element:
+    node = etree.Element(_q(name), nsmap={"erp": NAMESPACE})
+    for child, value in children.items():
+        if value:
+            etree.SubElement(node, _q(child)).text = value
+    return node
+
+
+class ErpSim:
+    """The simulated middleware; ``await start()``, use :attr:`url`, ``await close()``."""
+
+    def __init__(self, *, store_path: Path | None = None, injections: Injections | None = None) -> None:
+        self.injections = injections or Injections()
+        self.store_path = store_path
+        self.documents: dict[str, StoredDocument] = {}
+        self.requests: Counter[str] = Counter()  # arrivals per operation, faulted ones included
+        self.faults: Counter[str] = Counter()  # answered faults per code, plus "dropped" replies
+        self._sequence = 0
+        self._schema = etree.XMLSchema(etree.parse(str(XSD_PATH)))
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+        if store_path is not None and store_path.exists():
+            saved = msgspec.json.decode(store_path.read_bytes(), type=dict[str, StoredDocument])
+            self.documents.update(saved)
+            self._sequence = max((int(d.erp_document_number[2:]) for d in saved.values()), default=0)
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=16 * 1024 * 1024)
+        app.router.add_post("/soap", self._soap)
+        app.router.add_get("/soap", self._wsdl)
+        app.router.add_get("/erp.xsd", self._xsd)
+        app.router.add_get("/control", self._control)
+        app.router.add_post("/control", self._control)
+        app.router.add_get("/documents", self._documents)
+        return app
+
+    async def start(self, port: int = 0) -> str:
+        """Listen on 127.0.0.1:``port`` (0: any free port); returns the service URL."""
+        self._runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
+        await site.start()
+        host, bound = self._runner.addresses[0][:2]
+        self.url = f"http://{host}:{bound}/soap"
+        return self.url
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def submissions(self) -> int:
+        """Submit requests that arrived (whatever became of them)."""
+        return self.requests["SubmitInvoice"] + self.requests["SubmitCreditNote"]
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "documents": len(self.documents),
+            "requests": dict(self.requests),
+            "faults": dict(self.faults),
+            "injections": msgspec.to_builtins(self.injections),
+        }
+
+    # --- HTTP handlers -------------------------------------------------------------------------------------------
+
+    async def _wsdl(self, request: web.Request) -> web.Response:
+        if "wsdl" not in {key.lower() for key in request.query}:
+            raise web.HTTPNotFound(text="GET /soap?wsdl for the contract; POST /soap for the service\n")
+        text = WSDL_PATH.read_text().replace("http://127.0.0.1:8090/soap", str(request.url.with_query(None)))
+        return web.Response(text=text, content_type="text/xml")
+
+    async def _xsd(self, _request: web.Request) -> web.Response:
+        return web.Response(text=XSD_PATH.read_text(), content_type="text/xml")
+
+    async def _documents(self, _request: web.Request) -> web.Response:
+        return web.Response(body=msgspec.json.encode(self.documents), content_type="application/json")
+
+    async def _control(self, request: web.Request) -> web.Response:
+        if request.method == "POST":
+            try:
+                changes = msgspec.json.decode(await request.read(), type=dict[str, float])
+                merged = {**msgspec.to_builtins(self.injections), **changes}
+                self.injections = msgspec.convert(merged, Injections, strict=False)
+            except (msgspec.ValidationError, msgspec.DecodeError) as error:
+                raise web.HTTPBadRequest(text=f"{error}\n") from None
+        return web.json_response(self.state())
+
+    async def _soap(self, request: web.Request) -> web.StreamResponse:
+        try:
+            operation, payload = self._parse(await request.read())
+            self.requests[operation] += 1
+            self._validate(payload)
+        except SoapFault as fault:
+            return self._fault(fault)
+        if operation in ("SubmitInvoice", "SubmitCreditNote"):
+            injections = self.injections
+            if injections.fail_next > 0:
+                injections.fail_next -= 1
+                return self._fault(SoapFault("TRANSIENT", "the ERP is busy (injected); try again later"))
+            if injections.stall_next > 0:
+                injections.stall_next -= 1
+                await asyncio.sleep(injections.stall_s)
+            if injections.drop_next > 0:
+                injections.drop_next -= 1
+                self._answer(operation, payload)
+                self.faults["dropped"] += 1
+                assert request.transport is not None
+                request.transport.close()  # processed, but the client never hears of it
+                return web.Response(status=204)
+        return self._answer(operation, payload)
+
+    # --- SOAP ----------------------------------------------------------------------------------------------------
+
+    def _parse(self, body: bytes) -> tuple[str, etree._Element]:
+        try:
+            envelope = etree.fromstring(body, _PARSER)
+        except etree.XMLSyntaxError as error:
+            raise SoapFault("VALIDATION", f"the request is not XML: {error}") from None
+        soap_body = envelope.find(f"{{{SOAP_ENV}}}Body")
+        if envelope.tag != f"{{{SOAP_ENV}}}Envelope" or soap_body is None or len(soap_body) != 1:
+            raise SoapFault("VALIDATION", "expected a SOAP 1.1 Envelope whose Body holds one element")
+        payload = soap_body[0]
+        name = etree.QName(payload)
+        if name.namespace != NAMESPACE or name.localname not in OPERATIONS:
+            raise SoapFault("VALIDATION", f"unknown operation element {payload.tag}")
+        return OPERATIONS[name.localname], copy.deepcopy(payload)  # a root of its own, for the XSD
+
+    def _validate(self, payload: etree._Element) -> None:
+        if not self._schema.validate(payload):
+            error = self._schema.error_log.last_error
+            raise SoapFault("VALIDATION", f"{error.path}: {error.message}")
+
+    def _answer(self, operation: str, payload: etree._Element) -> web.Response:
+        try:
+            if operation == "Ping":
+                now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                return self._reply(_element("PingResponse", service=SERVICE_NAME, serverTime=now))
+            if operation == "GetSubmissionStatus":
+                return self._reply(self._status(_text(payload, "idempotencyKey")))
+            return self._reply(self._submit(operation, payload[0]))
+        except SoapFault as fault:
+            return self._fault(fault)
+
+    def _status(self, key: str) -> etree._Element:
+        stored = self.documents.get(key)
+        if stored is None:
+            return _element("GetSubmissionStatusResponse", status="NOT_FOUND", idempotencyKey=key)
+        return _element(
+            "GetSubmissionStatusResponse",
+            status="FOUND",
+            idempotencyKey=key,
+            kind=stored.kind,
+            erpDocumentNumber=stored.erp_document_number,
+            payloadSha256=stored.payload_sha256,
+        )
+
+    def _submit(self, operation: str, node: etree._Element) -> etree._Element:
+        kind = "CREDIT_NOTE" if operation == "SubmitCreditNote" else "INVOICE"
+        reply = f"{operation}Response"
+        key, digest = _text(node, "idempotencyKey"), _text(node, "payloadSha256")
+        try:
+            document = document_from_xml(node, kind)
+        except (ValueError, InvalidOperation) as error:
+            raise SoapFault("VALIDATION", f"unreadable document: {error}") from None
+        errors = business_errors(document, key)
+        if errors:
+            raise SoapFault("VALIDATION", "; ".join(errors))
+        stored = self.documents.get(key)
+        if stored is not None:
+            if stored.payload_sha256 != digest:
+                raise SoapFault(
+                    "IDEMPOTENCY_CONFLICT",
+                    f"{key} is already held as {stored.erp_document_number} with payload {stored.payload_sha256}",
+                    erp_document_number=stored.erp_document_number,
+                )
+            return _element(reply, status="DUPLICATE", idempotencyKey=key, erpDocumentNumber=stored.erp_document_number)
+        self._sequence += 1
+        number = f"{'CM' if kind == 'CREDIT_NOTE' else 'AR'}{self._sequence:08d}"
+        self.documents[key] = StoredDocument(
+            erp_document_number=number,
+            kind=kind,
+            payload_sha256=digest,
+            received_ms=int(time.time() * 1000),
+            document=document,
+        )
+        self._save()
+        return _element(reply, status="ACCEPTED", idempotencyKey=key, erpDocumentNumber=number)
+
+    def _save(self) -> None:
+        if self.store_path is None:
+            return
+        partial = self.store_path.with_name(self.store_path.name + ".tmp")
+        partial.write_bytes(msgspec.json.encode(self.documents))
+        partial.replace(self.store_path)
+
+    def _reply(self, payload: etree._Element) -> web.Response:
+        if not self._schema.validate(payload):  # the simulator keeps its own side of the contract too
+            raise RuntimeError(f"erp-sim built an invalid reply: {self._schema.error_log.last_error}")
+        return web.Response(body=_envelope(payload), content_type="text/xml", charset="utf-8")
+
+    def _fault(self, fault: SoapFault) -> web.Response:
+        self.faults[fault.code] += 1
+        node = etree.Element(f"{{{SOAP_ENV}}}Fault")
+        etree.SubElement(node, "faultcode").text = "soap:Server" if fault.code == "TRANSIENT" else "soap:Client"
+        etree.SubElement(node, "faultstring").text = fault.message
+        detail = _element(
+            "ErpFault",
+            code=fault.code,
+            retriable="true" if fault.code == "TRANSIENT" else "false",
+            message=fault.message or "-",
+            erpDocumentNumber=fault.erp_document_number,
+        )
+        etree.SubElement(node, "detail").append(detail)
+        return web.Response(status=500, body=_envelope(node), content_type="text/xml", charset="utf-8")

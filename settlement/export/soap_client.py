@@ -1,0 +1,231 @@
+"""The ERP middleware's SOAP client: zeep's AsyncClient over httpx, the WSDL read from the package, never fetched.
+
+::
+
+    async with ErpClient("http://127.0.0.1:8090/soap", timeout_s=10) as erp:
+        reply = await erp.submit(document)          # SubmitReply("ACCEPTED" | "DUPLICATE", "AR00000042")
+        found = await erp.status(document.idempotency_key)
+
+Every failure is one of three exceptions, by what the exporter must do next:
+
+- :class:`ErpValidationFault`: the middleware (or local encoding) refused the document; retrying cannot help.
+- :class:`ErpConflictFault`: the key is taken by another payload in the ERP; retrying cannot help.
+- :class:`ErpTransientError`: try again later. ``outcome_unknown`` says whether the request may have been processed
+  (a timeout, a dropped connection, a garbled reply): then the next attempt asks GetSubmissionStatus first. A
+  refused connection or a TRANSIENT fault means the middleware did not take the document.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+import msgspec
+import zeep
+from lxml import etree
+from zeep.exceptions import Error as ZeepError
+from zeep.exceptions import Fault, TransportError
+from zeep.proxy import AsyncServiceProxy
+from zeep.transports import AsyncTransport
+
+from settlement.export.document import ErpDocument
+
+WSDL_PATH = Path(__file__).with_name("erp.wsdl")
+XSD_PATH = Path(__file__).with_name("erp.xsd")
+NAMESPACE = "urn:occ:erp:v1"
+BINDING = "{urn:occ:erp:v1:service}ErpBinding"
+
+
+class ErpError(Exception):
+    """A call to the middleware failed; ``retriable`` says whether trying again can help."""
+
+    retriable = False
+
+
+class ErpValidationFault(ErpError):
+    """The document was refused as invalid (a VALIDATION fault, or it could not even be encoded)."""
+
+
+class ErpConflictFault(ErpError):
+    """The ERP holds another payload under this idempotency key (``erp_document_number``: that document)."""
+
+    def __init__(self, message: str, *, erp_document_number: str = "") -> None:
+        super().__init__(message)
+        self.erp_document_number = erp_document_number
+
+
+class ErpTransientError(ErpError):
+    """Try again later; ``outcome_unknown``: the middleware may have processed the request."""
+
+    retriable = True
+
+    def __init__(self, message: str, *, outcome_unknown: bool) -> None:
+        super().__init__(message)
+        self.outcome_unknown = outcome_unknown
+
+
+class SubmitReply(msgspec.Struct, frozen=True):
+    """The middleware has the document: ACCEPTED now, or DUPLICATE of what it already had (same key and hash)."""
+
+    status: Literal["ACCEPTED", "DUPLICATE"]
+    erp_document_number: str
+
+
+class SubmissionStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """GetSubmissionStatus: whether the ERP holds a document under the key, and which."""
+
+    found: bool
+    kind: str = ""
+    erp_document_number: str = ""
+    payload_sha256: str = ""
+
+
+def _period(start: Any, end: Any) -> dict[str, Any]:
+    return {"start": start, "end": end}
+
+
+def document_to_soap(document: ErpDocument) -> dict[str, Any]:
+    """The ``erp:Document`` of ``document``, as zeep takes it (Decimals are written in fixed-point notation)."""
+    return {
+        "idempotencyKey": document.idempotency_key,
+        "payloadSha256": document.payload_sha256,
+        "tenant": document.tenant,
+        "invoiceNumber": document.invoice_number,
+        "revision": document.revision,
+        "customerCode": document.customer_code,
+        "documentDate": document.document_date,
+        "dueDate": document.due_date,
+        "billingPeriod": _period(document.period_start, document.period_end),
+        "currency": document.currency,
+        "priceMode": document.price_mode,
+        "netTotal": document.net_total,
+        "taxTotal": document.tax_total,
+        "grossTotal": document.gross_total,
+        "lines": {
+            "line": [
+                {
+                    "lineNumber": line.line_number,
+                    "accountCode": line.account_code,
+                    "description": line.description,
+                    "quantity": line.quantity,
+                    "unitPrice": line.unit_price,
+                    "lineTotal": line.line_total,
+                    "vatGroup": line.vat_group,
+                    "taxAmount": line.tax_amount,
+                    "servicePeriod": _period(line.period_start, line.period_end),
+                }
+                for line in document.lines
+            ]
+        },
+    }
+
+
+def _fault_error(fault: Fault) -> ErpError:
+    detail = fault.detail
+    node = detail.find(f"{{{NAMESPACE}}}ErpFault") if isinstance(detail, etree._Element) else None
+    message = fault.message or "SOAP fault without a message"
+    if node is None:  # not one of ours: a client fault is the request's, anything else the server's
+        if fault.code and str(fault.code).endswith("Client"):
+            return ErpValidationFault(message)
+        return ErpTransientError(f"fault {fault.code}: {message}", outcome_unknown=True)
+    code = node.findtext(f"{{{NAMESPACE}}}code", "")
+    text = node.findtext(f"{{{NAMESPACE}}}message", "") or message
+    if code == "VALIDATION":
+        return ErpValidationFault(text)
+    if code == "IDEMPOTENCY_CONFLICT":
+        return ErpConflictFault(text, erp_document_number=node.findtext(f"{{{NAMESPACE}}}erpDocumentNumber", ""))
+    if code == "TRANSIENT":
+        return ErpTransientError(f"transient fault: {text}", outcome_unknown=False)
+    return ErpTransientError(f"unknown fault code {code!r}: {text}", outcome_unknown=True)
+
+
+class ErpClient:
+    """One middleware endpoint; open it (``async with`` or :meth:`open`) before calling, close it after."""
+
+    def __init__(self, url: str, *, timeout_s: float = 10.0) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"the ERP URL must be http:// or https://, got {url!r}")
+        if timeout_s <= 0:
+            raise ValueError(f"timeout_s must be positive, got {timeout_s}")
+        self.url = url
+        self.timeout_s = timeout_s
+        self._http: httpx.AsyncClient | None = None
+        self._wsdl_http: httpx.Client | None = None
+        self._zeep: zeep.AsyncClient | None = None
+        self._service: AsyncServiceProxy | None = None
+
+    async def open(self) -> ErpClient:
+        if self._service is not None:
+            return self
+        # zeep reads a local WSDL (and the XSD it imports) from disk; its sync client is only for remote WSDLs.
+        self._wsdl_http = httpx.Client(timeout=self.timeout_s)
+        self._http = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout_s))
+        transport = AsyncTransport(client=self._http, wsdl_client=self._wsdl_http)
+        self._zeep = await asyncio.to_thread(zeep.AsyncClient, str(WSDL_PATH), transport=transport)
+        # Client.create_service builds a sync proxy even on an AsyncClient; the async one is built directly.
+        self._service = AsyncServiceProxy(self._zeep, self._zeep.wsdl.bindings[BINDING], address=self.url)
+        return self
+
+    async def close(self) -> None:
+        http, wsdl_http = self._http, self._wsdl_http
+        self._http = self._wsdl_http = self._zeep = self._service = None
+        if http is not None:
+            await http.aclose()
+        if wsdl_http is not None:
+            wsdl_http.close()
+
+    async def __aenter__(self) -> ErpClient:
+        return await self.open()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def submit(self, document: ErpDocument) -> SubmitReply:
+        """SubmitInvoice or SubmitCreditNote, by the document's kind."""
+        if document.kind == "CREDIT_NOTE":
+            result = await self._call("SubmitCreditNote", creditNote=document_to_soap(document))
+        else:
+            result = await self._call("SubmitInvoice", invoice=document_to_soap(document))
+        return SubmitReply(result.status, result.erpDocumentNumber)
+
+    async def status(self, idempotency_key: str) -> SubmissionStatus:
+        """GetSubmissionStatus: does the ERP hold a document under this key?"""
+        result = await self._call("GetSubmissionStatus", idempotencyKey=idempotency_key)
+        if result.status != "FOUND":
+            return SubmissionStatus(found=False)
+        return SubmissionStatus(
+            found=True,
+            kind=result.kind or "",
+            erp_document_number=result.erpDocumentNumber or "",
+            payload_sha256=result.payloadSha256 or "",
+        )
+
+    async def ping(self) -> str:
+        """Ping: the middleware's service name."""
+        return (await self._call("Ping")).service
+
+    async def _call(self, operation: str, **body: Any) -> Any:
+        if self._service is None or self._zeep is None:
+            raise RuntimeError("ErpClient is not open")
+        try:  # encode first: a document zeep cannot write is refused here, before anything is sent
+            self._zeep.create_message(self._service, operation, **body)
+        except (ZeepError, ValueError, TypeError) as error:
+            raise ErpValidationFault(f"cannot encode {operation}: {error}") from error
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                return await getattr(self._service, operation)(**body)
+        except Fault as fault:
+            raise _fault_error(fault) from fault
+        except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+            raise ErpTransientError(f"{self.url} unreachable: {error or type(error).__name__}",
+                                    outcome_unknown=False) from error  # fmt: skip
+        except (TimeoutError, httpx.TimeoutException) as error:
+            raise ErpTransientError(f"no reply within {self.timeout_s:g} s", outcome_unknown=True) from error
+        except httpx.HTTPError as error:
+            raise ErpTransientError(f"{type(error).__name__}: {error}", outcome_unknown=True) from error
+        except TransportError as error:
+            raise ErpTransientError(f"HTTP {error.status_code} from {self.url}", outcome_unknown=True) from error
+        except (ZeepError, etree.XMLSyntaxError) as error:
+            raise ErpTransientError(f"unreadable reply: {error}", outcome_unknown=True) from error
