@@ -6,6 +6,7 @@ import click
 
 from occ import __version__
 from occ.admin_cli import account, sessions
+from occ.bench_cli import bench
 from occ.call_cli import call
 from occ.demo import demo
 from occ.rate_cli import rate
@@ -17,7 +18,7 @@ from occ.tariff_cli import tariff
 @click.group()
 @click.version_option(__version__, prog_name="occ")
 def main() -> None:
-    """OCC, the online charging server: check and load tariffs, rate CDR files, manage accounts, try a call."""
+    """OCC, the online charging server: check and load tariffs, rate CDR files, manage accounts, call, load-test."""
 
 
 main.add_command(tariff)
@@ -29,3 +30,4 @@ main.add_command(sessions)
 main.add_command(call)
 main.add_command(settle)
 main.add_command(db)
+main.add_command(bench)

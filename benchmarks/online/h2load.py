@@ -83,8 +83,8 @@ def measure(target: str, request: pb.AuthorizeRequest, *, seconds: float, client
         body = Path(temp) / "authorize.grpc"
         body.write_bytes(grpc_frame(request.SerializeToString()))
         command = [
-            executable, "-D", f"{seconds:g}", "--warm-up-time", f"{warmup_s:g}", "-c", str(clients),
-            "-m", str(streams), "-t", "1", "-d", str(body), "-H", "content-type: application/grpc",
+            executable, "-D", f"{round(seconds * 1000)}ms", "--warm-up-time", f"{round(warmup_s * 1000)}ms",
+            "-c", str(clients), "-m", str(streams), "-t", "1", "-d", str(body), "-H", "content-type: application/grpc",
             "-H", "te: trailers", f"http://{target}{PATH}",
         ]  # fmt: skip
         done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + warmup_s + TIMEOUT_MARGIN_S,
