@@ -196,7 +196,9 @@ class PhaseResult:
             "timeline": self.timeline(),
         }
         if self.workload.mode == "calls":
-            summary["calls"] = dict(total("calls").most_common())
+            summary["calls"] = calls = dict(total("calls").most_common())
+            summary["arrivals"] = arrivals = sum(count for outcome, count in calls.items() if outcome != "started")
+            summary["arrivals_per_s"] = round(arrivals / self.workload.seconds, 1)
             summary["unended_sessions"] = [list(item) for item in self.unended]
         if self.workload.mode == "open":
             summary["send_lag_ms"] = quantiles_ms(merged([part.send_lag for part in self.parts]))
@@ -213,7 +215,8 @@ async def _ticker(recorder: Recorder, index: int, ticks: multiprocessing.Queue) 
     while True:
         await asyncio.sleep(TICK_S)
         if recorder.measuring:
-            ticks.put((index, recorder.requests, sum(recorder.errors.values())))
+            elapsed_s = time.perf_counter() - recorder.started_s
+            ticks.put((index, elapsed_s, recorder.requests, sum(recorder.errors.values())))
 
 
 async def _run(workload: Workload, index: int, queues: tuple[multiprocessing.Queue, ...],
@@ -315,28 +318,29 @@ def _collect(messages: multiprocessing.Queue, processes: list, timeout_s: float,
 
 
 def run_phase(workload: Workload, *, on_release: Callable[[], None], on_finish: Callable[[], None],
-              on_progress: Callable[[int, int], None] = lambda requests, errors: None) -> PhaseResult:  # fmt: skip
+              on_progress: Callable[[float, int, int], None] = lambda *_: None) -> PhaseResult:  # fmt: skip
     """Run one phase in ``workload.processes`` load processes; ``on_release``/``on_finish`` bracket the measurement
-    (the caller samples the server's CPU time there); ``on_progress(requests, errors)`` gets the running totals
-    about once a second."""
+    (the caller samples the server's CPU time there); ``on_progress(elapsed_s, requests, errors)`` gets the
+    seconds since the release and the running totals about once a second."""
     context = multiprocessing.get_context("spawn")
     ready, results, ticks, start = context.Queue(), context.Queue(), context.Queue(), context.Event()
     processes = [
         context.Process(target=process_main, args=(workload, i, (ready, results, ticks), start), daemon=True)
         for i in range(workload.processes)
     ]
-    latest: dict[int, tuple[int, int]] = {}
+    latest: dict[int, tuple[float, int, int]] = {}
 
     def drain_ticks() -> None:
         changed = False
         while True:
             try:
-                index, answered, errors = ticks.get_nowait()
+                index, elapsed_s, answered, errors = ticks.get_nowait()
             except queue.Empty:
                 break
-            latest[index], changed = (answered, errors), True
+            latest[index], changed = (elapsed_s, answered, errors), True
         if changed:
-            on_progress(sum(a for a, _ in latest.values()), sum(e for _, e in latest.values()))
+            values = latest.values()
+            on_progress(max(v[0] for v in values), sum(v[1] for v in values), sum(v[2] for v in values))
 
     for process in processes:
         process.start()

@@ -34,18 +34,18 @@ class Progress:
 
     def __init__(self, label: str, seconds: float) -> None:
         self._label, self._seconds = label, seconds
-        self._started_s = time.perf_counter()
-        self._last = (self._started_s, 0)
+        self._last = (0.0, 0)
         self._printed_s = 0.0
         self._tty = sys.stderr.isatty()
 
-    def update(self, requests: int, errors: int) -> None:
+    def update(self, elapsed_s: float, requests: int, errors: int) -> None:
+        """The load processes' figures ``elapsed_s`` after their release: answered and failed requests so far."""
         now_s = time.perf_counter()
         last_s, last_requests = self._last
-        rate = (requests - last_requests) / max(now_s - last_s, 1e-9)
-        self._last = (now_s, requests)
+        rate = (requests - last_requests) / max(elapsed_s - last_s, 1e-9)
+        self._last = (elapsed_s, requests)
         line = (
-            f"  {self._label}: {now_s - self._started_s:5.1f}/{self._seconds:g} s, {requests:,} answered, "
+            f"  {self._label}: {elapsed_s:5.1f}/{self._seconds:g} s, {requests:,} answered, "
             f"{rate:,.0f}/s now, {errors:,} errors"
         )
         if self._tty:

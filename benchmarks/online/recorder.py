@@ -104,14 +104,18 @@ class Recorder:
             entry = self._seconds[second] = [0, 0, new_histogram()]
         return entry
 
-    def answer(self, kind: str, code: str, latency_ns: int, service_ns: int | None = None) -> None:
+    def answer(self, kind: str, code: str, latency_ns: int, service_ns: int | None = None, *,
+               headline: bool = True) -> None:  # fmt: skip
+        """One answered request. ``headline`` false keeps its latency out of the overall and per-second histograms
+        (it stays in its kind's): for the burst of ends a phase's hard stop forces."""
         if not self.measuring:
             return
         now_s = time.perf_counter()
         latency_us = clamp_us(latency_ns)
         self.requests += 1
         self.codes.setdefault(kind, Counter())[code] += 1
-        self.histogram.record_value(latency_us)
+        if headline:
+            self.histogram.record_value(latency_us)
         by_kind = self.by_kind.get(kind)
         if by_kind is None:
             by_kind = self.by_kind[kind] = new_histogram()
@@ -120,7 +124,8 @@ class Recorder:
             self.service.record_value(clamp_us(service_ns))
         entry = self._second(now_s)
         entry[0] += 1
-        entry[2].record_value(latency_us)
+        if headline:
+            entry[2].record_value(latency_us)
         self.last_answer_s = now_s
 
     def error(self, name: str) -> None:

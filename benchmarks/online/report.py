@@ -94,11 +94,15 @@ def markdown(results: Summary) -> list[str]:
         elif peak:
             lines.append(f"| h2load peak, {server} | {peak.get('reason', peak.get('status'))} |")
     if results["softswitch"]:
-        lines += ["", "| softswitch phase | offered calls/s | calls | req/s | p99 ms |", "|---|---|---|---|---|"]
+        lines += ["", "| softswitch phase | offered calls/s | arrivals/s | calls and messages | req/s | p99 ms "
+                  "| p99 ms, ends at the hard stop |", "|---|---|---|---|---|---|---|"]  # fmt: skip
         for summary in results["softswitch"]:
             calls = ", ".join(f"{name} {count:,}" for name, count in summary["calls"].items())
-            lines.append(f"| {summary['description']} | {summary['offered_calls_per_s']:,.0f} | {calls} "
-                         f"| {summary['throughput_per_s']:,.0f} | {summary['latency_ms']['p99']:.2f} |")  # fmt: skip
+            stop = summary["latency_ms_by_kind"].get("end_at_stop", {}).get("p99")
+            stop_shown = "—" if stop is None else f"{stop:.2f}"
+            lines.append(f"| {summary['description']} | {summary['offered_calls_per_s']:,.0f} "
+                         f"| {summary['arrivals_per_s']:,.0f} | {calls} | {summary['throughput_per_s']:,.0f} "
+                         f"| {summary['latency_ms']['p99']:.2f} | {stop_shown} |")  # fmt: skip
     correctness = results.get("correctness")
     if correctness:
         lines += ["", "| correctness check | result |", "|---|---|"]

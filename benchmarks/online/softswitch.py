@@ -173,8 +173,9 @@ class Switch:
         self.in_flight = 0
         self.unended: list[tuple[str, str]] = []  # (account, session) the switch started but could not end
 
-    async def _request(self, client: Client, kind: str, request: Any, due_s: float) -> Any | None:
-        """Send one request; record its latency from ``due_s`` and its result code; None on an error."""
+    async def _request(self, client: Client, kind: str, request: Any, due_s: float, label: str = "") -> Any | None:
+        """Send one request; record its latency from ``due_s`` and its result code (under ``label``, by default the
+        kind); None on an error."""
         try:
             answer = await client.send(kind, request)
         except grpc.aio.AioRpcError as error:
@@ -183,7 +184,9 @@ class Switch:
         except (StreamFailed, TimeoutError) as error:
             self.recorder.error(str(error) or "timeout")
             return None
-        self.recorder.answer(kind, code_name(answer.result_code), int((time.perf_counter() - due_s) * 1e9))
+        latency_ns = int((time.perf_counter() - due_s) * 1e9)
+        label = label or kind
+        self.recorder.answer(label, code_name(answer.result_code), latency_ns, headline=label != "end_at_stop")
         return answer
 
     async def place(self, due_s: float, stop_s: float) -> None:
@@ -236,8 +239,8 @@ class Switch:
                              validity_s=granted.validity_time_s or answer.validity_time_s, final=final,
                              guard_s=mix.guard_s)  # fmt: skip
             due_s, after_s = report_s + step.after_s / mix.time_scale, step.after_s
-            kind = step.kind
-            if due_s > stop_s:  # the run's hard stop: end the call with the usage up to then
+            kind, stopped = step.kind, due_s > stop_s
+            if stopped:  # the run's hard stop: end the call with the usage up to then
                 due_s, kind = stop_s, "end"
                 after_s = min(int((stop_s - report_s) * mix.time_scale), step.after_s)
             await asyncio.sleep(max(due_s - time.perf_counter(), 0))
@@ -247,17 +250,17 @@ class Switch:
                                      requested_units=mix.quota_s if kind == "update" else 0)  # fmt: skip
             request = pb.SessionRequest(session_id=session_id, request_number=number, subscriber=subscriber,
                                         called_party=called, quotas=[report])  # fmt: skip
-            answer = await self._request(client, kind, request, due_s)
+            # Ends forced by the hard stop come all at once: their latency is kept apart from the headline figures.
+            answer = await self._request(client, kind, request, due_s, label="end_at_stop" if stopped else kind)
             report_s = due_s
             if answer is None:
                 self.unended.append((subscriber, session_id))
                 return recorder.call("failed")
             if kind == "end":
-                outcome = "ended_at_stop" if step.kind != "end" else "cut_off" if final else "completed"
-                return recorder.call(outcome)
-            if answer.result_code != pb.SUCCESS:
-                # The session is refused more (e.g. 5002 after a sweep): the switch drops the call.
-                return recorder.call(_refusal(answer.result_code))
+                return recorder.call("ended_at_stop" if stopped else "cut_off" if used_s < duration_s else "completed")
+            if answer.result_code == pb.UNKNOWN_SESSION_ID:
+                return recorder.call(_refusal(answer.result_code))  # closed meanwhile (swept): nothing to end
+            # Any other refusal grants nothing, so the next step ends the call at once.
 
 
 def _refusal(code: int) -> str:

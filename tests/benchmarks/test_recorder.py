@@ -35,3 +35,16 @@ def test_records_merge_across_processes_by_kind_code_and_second() -> None:
     assert merged([part.by_kind["end"] for part in parts]).get_total_count() == 2
     second, answered, errors, encoded = parts[0].timeline[0]
     assert (second, answered, errors) == (0, 101, 1) and merged([encoded]).get_total_count() == 101
+
+
+def test_a_request_off_the_headline_keeps_its_count_but_not_its_latency() -> None:
+    recorder = Recorder()
+    recorder.start()
+    recorder.answer("end", "SUCCESS", 2_000_000)
+    recorder.answer("end_at_stop", "SUCCESS", 900_000_000, headline=False)  # the hard stop's burst
+    part = recorder.recorded(0.0, False, [])
+    assert part.requests == 2 and dict(part.codes["end_at_stop"]) == {"SUCCESS": 1}
+    assert quantiles_ms(merged([part.histogram]))["max"] == 2.0
+    assert abs(quantiles_ms(merged([part.by_kind["end_at_stop"]]))["max"] - 900.0) <= 0.9
+    _, answered, _, encoded = part.timeline[0]
+    assert answered == 2 and merged([encoded]).get_total_count() == 1
