@@ -103,6 +103,7 @@ def run_measured(pid: int | None, name: str, workload: Workload, quiet_wait_s: f
         summary["other_cpu_cores"] = round(machine["busy"] * cores - ours_s / stopped["window_s"], 3)
     if workload.mode == "calls":
         summary["offered_calls_per_s"] = workload.rate
+        summary["transport"] = workload.transport
         summary["arrival_window_s"] = workload.seconds
     latency = summary["latency_ms"]
     progress(

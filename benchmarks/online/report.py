@@ -131,32 +131,55 @@ def plots(results: Summary, directory: Path) -> list[str]:
     directory.mkdir(parents=True, exist_ok=True)
     occ = [*results["phases"].get("occ", {}).values(), *results["softswitch"]]
     written = []
-    for name, title, columns, unit in (
-        ("throughput_over_time.png", "OCC: answered requests per second", ("requests",), "requests/s"),
-        ("latency_over_time.png", "OCC: latency percentiles per second", ("p50", "p99"), "ms"),
-    ):
+
+    def whole_seconds(summary: Summary) -> list[dict]:
+        # Whole seconds only: the last, partial one would show as a fall that never happened.
+        return [row for row in summary["timeline"] if row["second"] + 1 <= summary["elapsed_s"]]
+
+    if occ:
         figure, axes = plt.subplots(figsize=(9, 4.5))
         for summary in occ:
-            for column in columns:
-                rows = summary["timeline"]
-                axes.plot([r["second"] for r in rows], [r[column] for r in rows],
-                          label=f"{summary['description']}" + (f" {column}" if len(columns) > 1 else ""))  # fmt: skip
-        axes.set(title=title, xlabel="seconds since the phase began", ylabel=unit)
-        if unit == "ms":
-            axes.set_yscale("log")
+            rows = whole_seconds(summary)
+            axes.plot([r["second"] for r in rows], [r["requests"] for r in rows], marker=".",
+                      label=summary["description"])  # fmt: skip
+        axes.set(title="OCC: answered requests per second", xlabel="seconds since the phase began", ylabel="req/s")
         axes.legend(fontsize=6)
         axes.grid(alpha=0.3)
         figure.tight_layout()
-        figure.savefig(directory / name, dpi=100)
+        figure.savefig(directory / "throughput_over_time.png", dpi=100)
         plt.close(figure)
-        written.append(name)
-    sweep = sorted(results["softswitch"], key=lambda s: s["offered_calls_per_s"])
-    sweep = [s for s in sweep if s["offered_calls_per_s"] > 0]
-    if sweep:
+        written.append("throughput_over_time.png")
+
+        columns = 2
+        rows_n = (len(occ) + columns - 1) // columns
+        figure, grid = plt.subplots(rows_n, columns, figsize=(10, 2.4 * rows_n), squeeze=False, sharex=True)
+        for place, summary in zip(grid.flat, occ, strict=False):
+            rows = whole_seconds(summary)
+            for percentile in ("p50", "p90", "p99", "p99.9"):
+                place.plot([r["second"] for r in rows], [r[percentile] for r in rows], marker=".", label=percentile)
+            place.set_title(summary["description"], fontsize=8)
+            place.set_yscale("log")
+            place.grid(alpha=0.3)
+        for place in list(grid.flat)[len(occ) :]:
+            place.axis("off")
+        grid.flat[0].legend(fontsize=6)
+        figure.supxlabel("seconds since the phase began", fontsize=8)
+        figure.supylabel("latency, ms", fontsize=8)
+        figure.suptitle("OCC: latency percentiles per second")
+        figure.tight_layout()
+        figure.savefig(directory / "latency_over_time.png", dpi=100)
+        plt.close(figure)
+        written.append("latency_over_time.png")
+    open_loop = sorted((s for s in results["softswitch"] if s["offered_calls_per_s"] > 0),
+                       key=lambda s: s["offered_calls_per_s"])  # fmt: skip
+    if open_loop:
         figure, axes = plt.subplots(figsize=(7, 4.5))
-        offered = [s["offered_calls_per_s"] for s in sweep]
-        for percentile in ("p50", "p90", "p99", "p99.9"):
-            axes.plot(offered, [s["latency_ms"][percentile] for s in sweep], marker="o", label=percentile)
+        for transport, style in (("unary", "-"), ("stream", ":")):
+            sweep = [s for s in open_loop if s["transport"] == transport]
+            offered = [s["offered_calls_per_s"] for s in sweep]
+            for color, percentile in enumerate(("p50", "p90", "p99", "p99.9")):
+                axes.plot(offered, [s["latency_ms"][percentile] for s in sweep], marker="o", linestyle=style,
+                          color=f"C{color}", label=f"{percentile} ({transport})" if sweep else None)  # fmt: skip
         axes.axhline(TARGET_P99_MS, color="grey", linestyle="--", linewidth=0.8, label=f"{TARGET_P99_MS:g} ms target")
         axes.set(title="Softswitch: latency vs offered load", xlabel="offered calls/s", ylabel="latency, ms")
         axes.set_yscale("log")
