@@ -5,9 +5,10 @@
   (``ListSessions``) except those the switch could not end because a request failed, and those must carry a
   deadline, i.e. the sweeper will close them; nothing stays reserved on an account without open sessions. The
   ceiling phases only start sessions, so theirs are all left to the sweeper: each must carry a deadline.
-- **Settlement.** ``occ settle --once`` drains the event streams and ``occ reconcile`` checks every balance against
-  its ledger; each is run (exit status 0 = clean) only when this ``occ`` has the command, and is reported as "not
-  available" otherwise — never assumed.
+- **Settlement.** ``occ settle --once`` drains the event streams into the SQL store and ``occ reconcile`` checks
+  every balance against its ledger; each is run (exit status 0 = clean) with the server's data dir (where ``occ
+  settle`` finds the embedded Redis and the SQLite store) only when this ``occ`` has the command, and is reported as
+  "not available" otherwise — never assumed.
 """
 
 from __future__ import annotations
@@ -98,16 +99,23 @@ def _run(command: list[str], env: dict[str, str]) -> dict[str, object]:
 
 
 def settle_and_reconcile(occ: Path, commands: set[str], env: dict[str, str] | None) -> dict[str, object]:
-    """``occ settle --once`` then ``occ reconcile`` with the server's settings in ``env``, if both exist.
+    """``occ settle --once``, then ``occ reconcile``, each run when this ``occ`` has it, with the server's settings in
+    ``env`` (None when the server is not one this run started: its settings are unknown here).
 
-    ``env`` is None when the server is not one this run started (its settings are unknown here)."""
-    missing = [name for name in ("settle", "reconcile") if name not in commands]
-    if missing:
-        return {"status": "not available", "reason": f"this occ has no {' or '.join(missing)} command"}
+    ``status`` is ``clean`` when both ran clean, ``failed`` when one that ran failed, ``incomplete`` when one is not
+    there yet (what did run was clean), ``not available`` when neither could run."""
     if env is None:
         return {"status": "not available", "reason": "an external OCC: run occ settle --once and occ reconcile there"}
-    settle = _run([str(occ), "settle", "--once"], env)
-    if settle["status"] != "clean":
-        return {"status": "failed", "settle": settle}
-    reconcile = _run([str(occ), "reconcile"], env)
-    return {"status": reconcile["status"], "settle": settle, "reconcile": reconcile}
+    steps: dict[str, object] = {}
+    for name, command in (("settle", [str(occ), "settle", "--once"]), ("reconcile", [str(occ), "reconcile"])):
+        if name not in commands:
+            steps[name] = {"status": "not available", "reason": f"this occ has no {name} command"}
+            continue
+        steps[name] = outcome = _run(command, env)
+        if outcome["status"] != "clean":
+            return {"status": "failed", **steps}
+    ran = [step for step in steps.values() if step["status"] == "clean"]  # type: ignore[index]
+    missing = [name for name, step in steps.items() if step["status"] == "not available"]  # type: ignore[index]
+    status = "clean" if not missing else "incomplete" if ran else "not available"
+    return {"status": status, **({"reason": f"this occ has no {' or '.join(missing)} command"} if missing else {}),
+            **steps}  # fmt: skip

@@ -112,8 +112,9 @@ def markdown(results: Summary) -> list[str]:
         lines.append(f"| sessions awaiting the sweeper (ceiling phases, failed requests) "
                      f"| {accounts['sessions_awaiting_sweeper']:,} |")  # fmt: skip
         settlement = correctness["settlement"]
-        lines.append(f"| settlement drained, occ reconcile clean | {settlement['status']}"
-                     f"{' (' + settlement['reason'] + ')' if 'reason' in settlement else ''} |")  # fmt: skip
+        for name, label in (("settle", "settlement drained (occ settle --once)"), ("reconcile", "occ reconcile clean")):
+            step = settlement.get(name, settlement)
+            lines.append(f"| {label} | {step['status']}{' (' + step['reason'] + ')' if 'reason' in step else ''} |")
     if results["targets"]:
         lines += ["", "| target | value | status |", "|---|---|---|"]
         for check in results["targets"]:

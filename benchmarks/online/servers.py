@@ -18,7 +18,7 @@ from pathlib import Path
 import grpc
 
 from benchmarks.online.machine import progress
-from benchmarks.online.procstat import CpuSample, process_tree, tree_cpu
+from benchmarks.online.procstat import CpuSample, tree_cpu
 from occ.v1 import admin_pb2, admin_pb2_grpc
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -141,19 +141,3 @@ def wait_until_serving(target: str, timeout_s: float, server: Server | External)
                 last = error.code().name
         time.sleep(0.25)
     raise RuntimeError(f"{server.name} not serving after {timeout_s:g} s ({last}):\n{server.log_tail()}")
-
-
-def embedded_redis_url(pid: int | None) -> str | None:
-    """The URL of the redis-server that ``occ serve`` (``pid``) started for itself, read from its command line."""
-    if pid is None:
-        return None
-    for stat in process_tree(pid):
-        if stat.comm != "redis-server":
-            continue
-        try:
-            args = Path(f"/proc/{stat.pid}/cmdline").read_bytes().decode().split("\0")
-        except OSError:
-            continue
-        if "--port" in args:
-            return f"redis://127.0.0.1:{args[args.index('--port') + 1]}/0"
-    return None
