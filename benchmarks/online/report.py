@@ -131,7 +131,13 @@ def plots(results: Summary, directory: Path) -> list[str]:
 
     directory.mkdir(parents=True, exist_ok=True)
     occ = [*results["phases"].get("occ", {}).values(), *results["softswitch"]]
-    written = []
+    written: list[str] = []
+
+    def save(figure: Any, name: str) -> None:
+        figure.tight_layout()
+        figure.savefig(directory / name, dpi=100)
+        plt.close(figure)
+        written.append(name)
 
     def whole_seconds(summary: Summary) -> list[dict]:
         # Whole seconds only: the last, partial one would show as a fall that never happened.
@@ -146,10 +152,7 @@ def plots(results: Summary, directory: Path) -> list[str]:
         axes.set(title="OCC: answered requests per second", xlabel="seconds since the phase began", ylabel="req/s")
         axes.legend(fontsize=6)
         axes.grid(alpha=0.3)
-        figure.tight_layout()
-        figure.savefig(directory / "throughput_over_time.png", dpi=100)
-        plt.close(figure)
-        written.append("throughput_over_time.png")
+        save(figure, "throughput_over_time.png")
 
         columns = 2
         rows_n = (len(occ) + columns - 1) // columns
@@ -167,10 +170,7 @@ def plots(results: Summary, directory: Path) -> list[str]:
         figure.supxlabel("seconds since the phase began", fontsize=8)
         figure.supylabel("latency, ms", fontsize=8)
         figure.suptitle("OCC: latency percentiles per second")
-        figure.tight_layout()
-        figure.savefig(directory / "latency_over_time.png", dpi=100)
-        plt.close(figure)
-        written.append("latency_over_time.png")
+        save(figure, "latency_over_time.png")
     open_loop = sorted((s for s in results["softswitch"] if s["offered_calls_per_s"] > 0),
                        key=lambda s: s["offered_calls_per_s"])  # fmt: skip
     if open_loop:
@@ -186,8 +186,5 @@ def plots(results: Summary, directory: Path) -> list[str]:
         axes.set_yscale("log")
         axes.legend(fontsize=7)
         axes.grid(alpha=0.3)
-        figure.tight_layout()
-        figure.savefig(directory / "latency_vs_load.png", dpi=100)
-        plt.close(figure)
-        written.append("latency_vs_load.png")
+        save(figure, "latency_vs_load.png")
     return written
