@@ -17,9 +17,10 @@ Run ``occ bench`` or ``.venv/bin/python -m benchmarks.bench_online`` (``--help``
                  sweeper with a deadline, then ``occ settle --once`` and ``occ reconcile`` where this ``occ`` has
                  them (``online/correctness.py``).
 
-OCC is started by the harness (``occ serve`` with its embedded Redis and the example tariff, in a temporary data
-dir) unless ``--target`` names one already running on this machine (loopback only; ``--server-pid`` for its CPU).
-Every phase is bounded in time and in requests; the run stops by itself.
+OCC is started by the harness (``occ serve`` with its embedded Redis, its settlement worker — off with
+``--no-settle-worker`` — and the example tariff, in a temporary data dir) unless ``--target`` names one already
+running on this machine (loopback only; ``--server-pid`` for its CPU). Every phase is bounded in time and in
+requests; the run stops by itself.
 
 Output, in ``--results-dir`` (default ``benchmarks/results/online/``): ``online.json`` (every figure),
 ``summary.md`` (the Markdown tables the README's performance section shows) and the plots
@@ -91,6 +92,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--target", help="host:port of a running OCC on loopback (default: start one)")
     add("--server-pid", type=int, help="with --target: the server's pid, for its CPU figures")
     add("--workers", type=int, default=1, help="server processes, echo and OCC alike (default 1)")
+    add("--no-settle-worker", action="store_true",
+        help="start occ serve with --no-settle: the online path alone, without its settlement worker")  # fmt: skip
     add("--loadgen-procs", type=int, default=1, help="load generator processes (default 1)")
     add("--channels", type=int, help="TCP connections per load process (default 2 per server worker)")
     add("--concurrency", type=int, default=64, help="ceiling: unary calls in flight, all processes (64)")
@@ -267,6 +270,8 @@ def run_occ(args: argparse.Namespace, results: Summary, temp_dir: Path, base: Wo
     port, data_dir = free_port(), temp_dir / "occ-data"
     command = [str(OCC), "serve", "--port", str(port), "--metrics-port", "0", "--data-dir", str(data_dir),
                "--tariff", str(TARIFF), "--workers", str(args.workers)]  # fmt: skip
+    if args.no_settle_worker:
+        command.append("--no-settle")
     progress(f"starting OCC on 127.0.0.1:{port} ({args.workers} worker(s)): {' '.join(command)}")
     with running(Server("occ serve", command, temp_dir / "occ.log")) as server:
         target = f"127.0.0.1:{port}"
