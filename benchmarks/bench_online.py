@@ -1,40 +1,39 @@
-"""Benchmark of the online path: OCC's StartSession against the gRPC framework's ceiling, unary and over Stream.
+"""OCC's load-testing harness: ceilings, a softswitch simulator, correctness, a report and plots, in one run.
 
-Run with ``.venv/bin/python benchmarks/bench_online.py`` (``--help`` for the options). In one run it
+Run ``occ bench`` or ``.venv/bin/python -m benchmarks.bench_online`` (``--help`` for the options). Phases
+(``--phases``, all by default):
 
-1. starts the echo server (``benchmarks/online/echo_server.py``: grpc.aio on uvloop, the same ``occ.v1.Charging``
-   contract and server options, canned answers, no Redis) and measures it with the load generator
-   (``benchmarks/online/loadgen.py``) in three phases: closed-loop unary ``StartSession``, closed-loop ``Stream``
-   and open-loop Poisson arrivals at ``--rate`` requests/s; then stops it;
-2. starts OCC (``occ serve --port P --metrics-port 0 --data-dir <tmp> --tariff examples/tariff --workers W``, with
-   its embedded Redis), creates ``--accounts`` prepaid accounts through the Admin API (plan ``retail``, EUR, a
-   large top-up) and runs the same three phases, every request a real reservation (CCR-INITIAL for 60 s of voice
-   to a called party of the example tariff) on an account drawn at random; then stops it;
-3. prints a Markdown table per phase (requests/s, latency percentiles, server CPU per request, result codes), the
-   ratios OCC ÷ echo with the targets, and writes everything to ``benchmarks/results/online.json``.
+``redis``        Redis's own limit for the reservation script: ``redis-benchmark`` calling ``session.lua`` with a
+                 realistic start on a private redis-server (``online/redis_ceiling.py``).
+``echo``         the gRPC framework's ceiling: the echo server (same contract, options and framing, canned
+                 answers) under closed-loop unary and ``Stream`` ``StartSession`` and open-loop Poisson at
+                 ``--rate`` requests/s (``online/startsession.py``); and, when h2load is installed, its peak.
+``occ``          the same three phases against OCC (every request a real reservation), and its h2load peak.
+``softswitch``   the softswitch simulator (``online/softswitch.py``): open-loop Poisson calls at each rate of
+                 ``--calls-rates`` (unary), one phase over ``Stream`` and, with ``--calls-closed N``, a closed loop
+                 of N calls at a time; calls are Authorize → StartSession → UpdateSession … → EndSession, with
+                 messages, and some accounts short of credit.
+``correctness``  after the load: no account below −credit limit, every started session ended or left to the
+                 sweeper with a deadline, then ``occ settle --once`` and ``occ reconcile`` where this ``occ`` has
+                 them (``online/correctness.py``).
+
+OCC is started by the harness (``occ serve`` with its embedded Redis, its settlement worker — off with
+``--no-settle-worker`` — and the example tariff, in a temporary data dir) unless ``--target`` names one already
+running on this machine (loopback only; ``--server-pid`` for its CPU). Every phase is bounded in time and in
+requests; the run stops by itself.
+
+Output, in ``--results-dir`` (default ``benchmarks/results/online/``): ``online.json`` (every figure),
+``summary.md`` (the Markdown tables the README's performance section shows) and the plots
+``throughput_over_time.png``, ``latency_over_time.png`` and ``latency_vs_load.png``. Progress goes to stderr.
 
 Targets (informational: a missed target does not fail the run): unary OCC ≥ 85 % of the unary echo ceiling,
-Stream OCC ≥ 75 % of the stream echo ceiling, p99 ≤ 5 ms at 1,000 requests/s offered open-loop. The exit status is
-non-zero only when errors dominate a phase (more failed than answered requests, or nothing answered).
+Stream OCC ≥ 75 % of the Stream echo ceiling, p99 ≤ 5 ms at 1,000 requests (and calls) per second offered, no
+correctness violation. The exit status is 1 when errors dominate a phase or a correctness check fails.
 
-Fairness on a small machine. The load generator runs in its own process(es), never in the server's, and both
-share the machine's cores (nothing is pinned). For every phase the run reports the server's CPU time (the server
-process and all its descendants, embedded Redis included, from ``/proc/<pid>/stat``: utime + stime of the live
-processes plus cutime + cstime of reaped ones), the load generator's own CPU time, the busiest single thread of the
-server, the machine's busy share and any other process that was busy meanwhile (``--wait-quiet`` waits for such
-work to stop before each phase).
-
-On a 2-core machine the default arrangement is 1 server worker + 1 load process with 2 connections, 64 unary calls
-in flight, or 4 streams × 16 messages in flight. Measured on the 2-core AMD EPYC this was written on, it keeps the
-machine ~95 % busy while no thread of either process goes above ~0.7 of a core: the limit is the two cores, not
-the server's event loop or the load generator's. More load does not raise the echo figure: 2 load processes give
-~10 % fewer req/s and a p99 several times higher, 128 in flight instead of 64 gives no more req/s and twice the
-latency, and a second server worker costs more CPU per request than it gains. The load generator's own CPU (about
-75–90 µs per unary call, 60–70 µs per Stream message) is thus part of every closed-loop figure on such a machine,
-for the echo server and OCC alike, and it dilutes the req/s ratio: a server twice as costly per request loses
-less than half its throughput. So the run prints, next to each req/s ratio, the ratio of server CPU per request
-(echo ÷ OCC), which does not depend on the load generator; both servers always run with the same workers, load
-processes, connections, concurrency and window, so the ratios compare like with like.
+Fairness on a small machine: the load generator runs in its own process(es) and shares the cores with the server,
+whose CPU per request (server process tree, Redis included, from ``/proc``) is reported next to every ratio, as it
+does not depend on the load generator's own cost. h2load (C) costs much less per request than the Python load
+processes, which is why its peak figure is higher.
 """
 
 from __future__ import annotations
@@ -43,351 +42,108 @@ import argparse
 import asyncio
 import json
 import os
-import platform
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-# The working tree's packages (occ.v1 generated code) ahead of whatever the environment has installed.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import grpc
-from online.loadgen import PhaseResult, Workload, run_phase
-from online.procstat import CpuSample, all_processes, busiest_outside, process_tree, tree_cpu
-
-from occ.v1 import admin_pb2, admin_pb2_grpc
-
-Summary = dict[str, Any]  # one phase's figures, as written to the JSON
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).resolve().parent / "results" / "online.json"
-ECHO_SERVER = Path(__file__).resolve().parent / "online" / "echo_server.py"
-OCC = Path(sys.executable).parent / "occ"
-TARIFF = ROOT / "examples" / "tariff"
-TARGET_UNARY_RATIO = 0.85
-TARGET_STREAM_RATIO = 0.75
-TARGET_P99_MS = 5.0
-TARGET_RATE = 1000.0
-TOP_UP_MICROS = 1_000_000 * 1_000_000  # 1,000,000 EUR per account: reservations never run short
-TOP_UP_LEDGER_CODE = 400000009
-# Called parties the example tariff prices on the retail plan: UK fixed, UK mobile, EU and world destinations.
-CALLED = (
-    "+442079460000",
-    "+442079460123",
-    "+441614960000",
-    "+447700900123",
-    "+447911123456",
-    "+33142685300",
-    "+34912345678",
-    "+4930123456",
-    "+12125550100",
-    "+61298765432",
+from benchmarks.online import correctness, h2load, redis_ceiling, report
+from benchmarks.online.accounts import ceiling_accounts, create_accounts, softswitch_accounts
+from benchmarks.online.loadgen import Workload
+from benchmarks.online.machine import (
+    QUIET_BUSY_SHARE,
+    check_loopback,
+    free_port,
+    machine_busy,
+    machine_info,
+    progress,
 )
-QUIET_BUSY_SHARE = 0.15  # more than this with nothing of ours running: someone else is using the machine
-SERVER_START_TIMEOUT_S = 90.0
-SERVER_STOP_TIMEOUT_S = 20.0
+from benchmarks.online.measure import Summary, cpu_window, run_measured
+from benchmarks.online.servers import (
+    ECHO_SERVER,
+    OCC,
+    ROOT,
+    SERVER_START_TIMEOUT_S,
+    External,
+    Server,
+    occ_commands,
+    running,
+    wait_until_serving,
+)
+from benchmarks.online.softswitch import CallMix
+from benchmarks.online.traffic import Destinations
 
-_T0 = time.perf_counter()
+RESULTS_DIR = ROOT / "benchmarks" / "results" / "online"
+TARIFF = ROOT / "examples" / "tariff"
+PHASES = ("redis", "echo", "occ", "softswitch", "correctness")
+# Called parties of the ceiling phases: UK fixed, UK mobile, EU and world destinations of the example tariff.
+CALLED = ("+442079460000", "+442079460123", "+441614960000", "+447700900123", "+447911123456", "+33142685300",
+          "+34912345678", "+4930123456", "+12125550100", "+61298765432")  # fmt: skip
 
 
-def progress(message: str) -> None:
-    print(f"[{time.perf_counter() - _T0:6.1f}s] {message}", flush=True)
-
-
-def machine_info() -> dict[str, object]:
-    cpu = platform.processor() or platform.machine()
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="occ bench", description=__doc__.split("\n\n")[0])
+    add = parser.add_argument
+    add("--phases", default=",".join(PHASES), help=f"comma-separated phases to run (default {','.join(PHASES)})")
+    add("--seconds", type=float, default=8.0, help="measured seconds per phase (default 8)")
+    add("--quick", action="store_true", help="2-second phases")
+    add("--target", help="host:port of a running OCC on loopback (default: start one)")
+    add("--server-pid", type=int, help="with --target: the server's pid, for its CPU figures")
+    add("--workers", type=int, default=1, help="server processes, echo and OCC alike (default 1)")
+    add("--no-settle-worker", action="store_true",
+        help="start occ serve with --no-settle: the online path alone, without its settlement worker")  # fmt: skip
+    add("--loadgen-procs", type=int, default=1, help="load generator processes (default 1)")
+    add("--channels", type=int, help="TCP connections per load process (default 2 per server worker)")
+    add("--concurrency", type=int, default=64, help="ceiling: unary calls in flight, all processes (64)")
+    add("--streams", type=int, default=4, help="ceiling: streams per load process; softswitch: per channel (4)")
+    add("--window", type=int, default=16, help="ceiling: messages in flight per stream (16)")
+    add("--rate", type=float, default=report.TARGET_RATE, help="ceiling: open-loop StartSession/s (1,000)")
+    add("--max-requests", type=int, default=2_000_000, help="cap per phase, requests or arrivals (2,000,000)")
+    add("--accounts", type=int, default=1000, help="accounts of the ceiling phases and of the softswitch (1,000)")
+    add("--calls-rates", default="250,500,1000", help="softswitch open-loop calls/s, one unary phase each")
+    add("--calls-stream-rate", type=float, default=500.0, help="softswitch calls/s over Stream (0: none; 500)")
+    add("--calls-closed", type=int, default=0, help="softswitch closed loop: calls at a time per process (0: none)")
+    add("--mean-call-s", type=float, default=90.0, help="mean call holding time, simulated seconds (90)")
+    add("--max-call-s", type=int, default=600, help="longest call, simulated seconds (600)")
+    add("--time-scale", type=float, default=30.0, help="simulated seconds per wall second (30)")
+    add("--message-share", type=float, default=0.1, help="share of arrivals that are messages (0.1)")
+    add("--poor-share", type=float, default=0.05, help="share of softswitch accounts short of credit (0.05)")
+    add("--drain-s", type=float, default=5.0, help="wall seconds after the arrivals by which calls are ended (5)")
+    add("--h2load-seconds", type=float, default=5.0, help="seconds of each h2load peak run (5; 0: none)")
+    add("--redis-requests", type=int, default=50_000, help="redis-benchmark starts per batch size (50,000)")
+    add("--repeat", type=int, default=1, help="runs per ceiling phase: best req/s of the closed loops, median p99")
+    add("--wait-quiet", type=float, default=0.0, metavar="SECONDS", help="wait up to this long for a quiet machine")
+    add("--seed", type=int, default=1, help="seed of every random draw (1)")
+    add("--results-dir", type=Path, default=RESULTS_DIR, help=f"where results go (default {RESULTS_DIR})")
+    args = parser.parse_args(argv)
+    args.phases = [p.strip() for p in args.phases.split(",") if p.strip()]
+    if unknown := set(args.phases) - set(PHASES):
+        parser.error(f"unknown phase(s) {', '.join(sorted(unknown))}: choose from {', '.join(PHASES)}")
+    if args.quick:
+        args.seconds = 2.0
+    args.channels = args.channels or 2 * args.workers
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "grpcio": grpc.__version__,
-        "platform": platform.platform(),
-    }
+        args.calls_rates = [float(rate) for rate in args.calls_rates.split(",") if rate.strip()]
+        if args.target:
+            check_loopback(args.target)
+    except ValueError as error:
+        parser.error(str(error))
+    counts = ("workers", "loadgen_procs", "channels", "concurrency", "streams", "window", "max_requests", "accounts",
+              "repeat")  # fmt: skip
+    for name in counts:
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if not 0 < args.seconds <= 600 or not 0 < args.rate <= 100_000 or not 0 <= args.drain_s <= 120:
+        parser.error("--seconds must be in (0, 600], --rate in (0, 100,000] and --drain-s in [0, 120]")
+    if any(not 0 < rate <= 100_000 for rate in args.calls_rates) or not 0 <= args.message_share <= 1:
+        parser.error("--calls-rates must be in (0, 100,000] and --message-share in [0, 1]")
+    return args
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def machine_jiffies() -> list[int]:
-    """Clock ticks of all cores since boot: user nice system idle iowait irq softirq steal (/proc/stat, line 1)."""
-    return [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-
-
-def machine_shares(before: list[int], after: list[int]) -> dict[str, float]:
-    """How the machine's time went between two samples, as shares of all cores (guest time is inside user)."""
-    delta = [b - a for a, b in zip(before, after, strict=True)]
-    total = max(sum(delta), 1)
-    user, nice, system, idle, iowait, irq, softirq, steal = delta
-    return {
-        "busy": round((total - idle - iowait) / total, 3),
-        "user": round((user + nice) / total, 3),
-        "system": round(system / total, 3),
-        "irq_softirq": round((irq + softirq) / total, 3),  # loopback TCP is mostly here: no process is charged
-        "iowait": round(iowait / total, 3),
-        "steal": round(steal / total, 3),
-    }
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Servers under test
-
-
-class Server:
-    """A server under test started as its own process group; stopped with SIGTERM, then SIGKILL if it lingers."""
-
-    def __init__(self, name: str, command: list[str], log_path: Path) -> None:
-        self.name = name
-        self.command = command
-        self.log_path = log_path
-        self._log = log_path.open("wb")
-        self.process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        self.pid = self.process.pid
-
-    def log_tail(self, lines: int = 20) -> str:
-        text = self.log_path.read_text(errors="replace").splitlines()
-        return "\n".join(text[-lines:])
-
-    def wait_for_log(self, marker: str, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}")
-            if marker in self.log_path.read_text(errors="replace"):
-                return
-            time.sleep(0.05)
-        raise RuntimeError(f"{self.name} not ready after {timeout_s:g} s:\n{self.log_tail()}")
-
-    def cpu(self) -> CpuSample:
-        return tree_cpu(self.pid)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(SERVER_STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                progress(f"{self.name} did not stop within {SERVER_STOP_TIMEOUT_S:g} s: killing its process group")
-        # Anything left in the group we created (a worker, an embedded redis-server) goes too.
-        for signum in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(self.pid, signum)
-            except ProcessLookupError:
-                break
-            time.sleep(1.0)
-        if self.process.poll() is None:
-            self.process.wait(5)
-        self._log.close()
-
-
-@contextmanager
-def running(server: Server) -> Iterator[Server]:
-    try:
-        yield server
-    finally:
-        server.stop()
-        progress(f"{server.name} stopped")
-
-
-def occ_serve_help() -> str | None:
-    """The help text of ``occ serve``, or None when this checkout has no such command yet."""
-    if not OCC.exists():
-        return None
-    done = subprocess.run([str(OCC), "serve", "--help"], capture_output=True, text=True, timeout=60, check=False)
-    return done.stdout if done.returncode == 0 else None
-
-
-def wait_until_serving(target: str, timeout_s: float, server: Server) -> None:
-    """Wait until the server answers gRPC (the health service if it has one, else any answer from Admin)."""
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    deadline = time.monotonic() + timeout_s
-    last = "no answer"
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"{server.name} exited with {server.process.returncode}:\n{server.log_tail()}")
-        with grpc.insecure_channel(target) as channel:
-            try:
-                status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
-                if status.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-                last = f"health {health_pb2.HealthCheckResponse.ServingStatus.Name(status.status)}"
-            except grpc.RpcError as error:
-                if error.code() == grpc.StatusCode.UNIMPLEMENTED:
-                    try:
-                        admin_pb2_grpc.AdminStub(channel).GetAccount(admin_pb2.GetAccountRequest(id="-"), timeout=2)
-                        return
-                    except grpc.RpcError as admin_error:
-                        if admin_error.code() != grpc.StatusCode.UNAVAILABLE:
-                            return
-                last = error.code().name
-        time.sleep(0.25)
-    raise RuntimeError(f"{server.name} not serving after {timeout_s:g} s ({last}):\n{server.log_tail()}")
-
-
-async def create_accounts(target: str, account_ids: list[str], in_flight: int = 32) -> dict[str, int]:
-    """Create prepaid accounts (retail, EUR) and top each up; returns counts of what happened."""
-    outcome = {"created": 0, "existed": 0, "topped_up": 0}
-    async with grpc.aio.insecure_channel(target) as channel:
-        admin = admin_pb2_grpc.AdminStub(channel)
-        todo = iter(account_ids)
-
-        async def worker() -> None:
-            for account_id in todo:
-                try:
-                    await admin.CreateAccount(
-                        admin_pb2.Account(id=account_id, currency="EUR", tariff_plan="retail", status=admin_pb2.ACTIVE),
-                        timeout=30,
-                    )
-                    outcome["created"] += 1
-                except grpc.aio.AioRpcError as error:
-                    if error.code() != grpc.StatusCode.ALREADY_EXISTS:
-                        raise
-                    outcome["existed"] += 1
-                await admin.Transact(
-                    admin_pb2.TransactionRequest(
-                        account_id=account_id,
-                        type=admin_pb2.TOP_UP,
-                        amount_micros=TOP_UP_MICROS,
-                        idempotency_key=f"bench-top-up-{account_id}",
-                        ledger_code=TOP_UP_LEDGER_CODE,
-                        description="bench_online top-up",
-                    ),
-                    timeout=30,
-                )
-                outcome["topped_up"] += 1
-
-        await asyncio.gather(*(worker() for _ in range(in_flight)))
-    return outcome
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Phases
-
-
-def machine_busy(seconds: float = 1.0) -> float:
-    """The machine's busy share over the next ``seconds``."""
-    before = machine_jiffies()
-    time.sleep(seconds)
-    return machine_shares(before, machine_jiffies())["busy"]
-
-
-def wait_until_quiet(max_wait_s: float) -> None:
-    """Wait (at most ``max_wait_s``) until the machine (an idle server under test included) is nearly idle."""
-    deadline = time.monotonic() + max_wait_s
-    while (busy := machine_busy()) > QUIET_BUSY_SHARE and time.monotonic() < deadline:
-        progress(f"  machine {busy:.0%} busy with other work: waiting for it to quieten …")
-        time.sleep(4.0)
-    if busy > QUIET_BUSY_SHARE:
-        progress(f"  machine still {busy:.0%} busy: measuring anyway")
-
-
-def run_measured(server: Server, name: str, workload: Workload, quiet_wait_s: float) -> Summary:
-    """One phase against a running server: load, server CPU and machine busy share over the same span."""
-    samples: dict[str, Any] = {}
-    if quiet_wait_s > 0:
-        wait_until_quiet(quiet_wait_s)
-
-    def sample(when: str) -> None:
-        samples[f"jiffies{when}"] = machine_jiffies()
-        samples[f"processes{when}"] = processes = all_processes()
-        samples[f"cpu{when}"] = tree_cpu(server.pid, processes)
-
-    def on_release() -> None:
-        sample("0")
-
-    def on_finish() -> None:
-        sample("1")
-
-    what = {
-        "unary": f"closed-loop unary, {workload.concurrency * workload.processes} in flight",
-        "stream": (
-            f"closed-loop Stream, {workload.streams * workload.processes} streams × {workload.concurrency} in flight"
-        ),
-        "open": f"open-loop Poisson unary at {workload.rate:,.0f} req/s",
-    }[workload.mode]
-    progress(f"{name}: {what}, {workload.processes} load process(es), {workload.seconds:g} s …")
-    result: PhaseResult = run_phase(workload, on_release=on_release, on_finish=on_finish)
-    cpu: CpuSample = samples["cpu1"].minus(samples["cpu0"])
-    machine = machine_shares(samples["jiffies0"], samples["jiffies1"])
-    # Everything of this run: the server's tree and ours (this process and the load processes).
-    ours = {
-        stat.pid
-        for when in ("0", "1")
-        for root in (server.pid, os.getpid())
-        for stat in process_tree(root, samples[f"processes{when}"])
-    }
-    outside = busiest_outside(samples["processes0"], samples["processes1"], ours)
-    cores = os.cpu_count() or 1
-    summary = result.summary()
-    answered = max(result.requests, 1)
-    elapsed = max(result.elapsed_s, 1e-9)
-    summary.update(
-        {
-            "mode": workload.mode,
-            "description": what,
-            "load_processes": workload.processes,
-            "server_cpu_s": round(cpu.total_s, 3),
-            "server_cpu_by_command_s": cpu.by_command,
-            "server_processes": cpu.processes,
-            "server_cpu_us_per_request": round(cpu.total_s * 1e6 / answered, 1),
-            "server_requests_per_cpu_s": round(answered / max(cpu.total_s, 1e-9)),  # capacity per core
-            "server_cpu_cores": round(cpu.total_s / elapsed, 3),
-            "server_busiest_thread_cores": round(cpu.busiest_thread_s / elapsed, 3),
-            "machine_share": machine,
-            # Busy time charged to neither side: kernel networking (softirq), fsync, anything else running.
-            "other_cpu_cores": round(machine["busy"] * cores - (cpu.total_s + result.loadgen_cpu_s) / elapsed, 3),
-            "busiest_other_processes_cpu_s": dict(outside),
-        }
-    )
-    latency = summary["latency_ms"]
-    lag = (
-        f" (from the actual send: p99 {summary['service_time_ms']['p99']:.2f} ms; send lag p99 "
-        f"{summary['send_lag_ms']['p99']:.2f} ms)"
-        if "send_lag_ms" in summary
-        else ""
-    )
-    progress(
-        f"  {result.throughput:,.0f} req/s; p50 {latency['p50']:.2f} ms, p99 {latency['p99']:.2f} ms, "
-        f"p99.9 {latency['p99.9']:.2f} ms{lag}"
-    )
-    progress(
-        f"  server {summary['server_cpu_us_per_request']:.0f} µs CPU/req, {summary['server_cpu_cores']:.2f} cores "
-        f"(busiest thread {summary['server_busiest_thread_cores']:.2f}; {cpu.by_command}); "
-        f"load generator {summary['loadgen_cpu_cores']:.2f} cores; other {summary['other_cpu_cores']:.2f} cores; "
-        f"machine {machine['busy']:.0%} busy ({machine['irq_softirq']:.0%} softirq, {machine['steal']:.0%} steal)"
-    )
-    busy_outside = [f"{name} {seconds / elapsed:.2f} cores" for name, seconds in outside if seconds / elapsed >= 0.05]
-    if busy_outside:
-        progress(f"  warning: other processes were busy during the phase ({', '.join(busy_outside)}): less reliable")
-    progress(
-        f"  result codes {dict(result.codes)}"
-        + (f"; errors {dict(result.errors)}" if result.errors else "")
-        + (f"; skipped {result.skipped}" if result.skipped else "")
-    )
-    return summary
-
-
-def run_phases(server: Server, label: str, base: Workload, args: argparse.Namespace) -> dict[str, Summary]:
-    """The three phases against one server, each ``--repeat`` times: the closed loops keep their best run (highest
+def run_ceiling_phases(pid: int | None, label: str, base: Workload, args: argparse.Namespace) -> dict[str, Summary]:
+    """Unary, Stream and open-loop StartSession, each ``--repeat`` times: the closed loops keep their best run (highest
     req/s), the open loop its median run by p99; every run's headline figures stay in ``runs``."""
     workloads = {
         "unary": replace(base, mode="unary", concurrency=max(1, args.concurrency // args.loadgen_procs)),
@@ -400,231 +156,181 @@ def run_phases(server: Server, label: str, base: Workload, args: argparse.Namesp
         for run in range(args.repeat):
             name = f"{label} {mode}" + (f" (run {run + 1} of {args.repeat})" if args.repeat > 1 else "")
             # Distinct session ids in every phase and run: a repeated (session, request number) would be a duplicate.
-            tagged = replace(workload, tag=f"{label[0]}{mode[0]}{run}")
-            runs.append(run_measured(server, name, tagged, args.wait_quiet))
+            runs.append(run_measured(pid, name, replace(workload, tag=f"{base.tag}{mode[0]}{run}"), args.wait_quiet))
         if mode == "open":
             chosen = sorted(runs, key=lambda summary: summary["latency_ms"]["p99"])[(len(runs) - 1) // 2]
+            chosen["offered_per_s"] = args.rate
         else:
             chosen = max(runs, key=lambda summary: summary["throughput_per_s"])
         if len(runs) > 1:
-            chosen["runs"] = [
-                {
-                    "throughput_per_s": summary["throughput_per_s"],
-                    "p99_ms": summary["latency_ms"]["p99"],
-                    "server_cpu_us_per_request": summary["server_cpu_us_per_request"],
-                    "other_cpu_cores": summary["other_cpu_cores"],
-                }
-                for summary in runs
-            ]
+            chosen["runs"] = [{"throughput_per_s": s["throughput_per_s"], "p99_ms": s["latency_ms"]["p99"]}
+                              for s in runs]  # fmt: skip
         phases[mode] = chosen
     return phases
 
 
-# --------------------------------------------------------------------------------------------------------------------
-# Report
+def run_peak(target: str, pid: int | None, subscriber: str, args: argparse.Namespace) -> dict[str, object]:
+    if args.h2load_seconds <= 0:
+        return {"status": "skipped", "reason": "--h2load-seconds 0"}
+    if not h2load.installed():
+        progress("h2load not installed: peak mode skipped")
+        return {"status": "skipped", "reason": "h2load not installed: peak mode skipped"}
+    progress(f"h2load peak against {target}: Authorize, {args.h2load_seconds:g} s …")
+    start, stop = cpu_window(pid)
+    start()
+    request = h2load.authorize_request(subscriber, CALLED[0])
+    result = h2load.measure(target, request, seconds=args.h2load_seconds, clients=args.channels, streams=64)
+    window = stop()
+    done = int(result.get("done", 0))
+    if "server_cpu_s" in window and done:
+        result["server_cpu_us_per_request"] = round(window["server_cpu_s"] * 1e6 / done, 1)
+    progress(f"  {result.get('requests_per_s', 0):,.0f} req/s ({result['status']}, gRPC check {result['grpc_check']})")
+    return result
 
 
-def markdown_table(phases: dict[str, dict[str, Summary]]) -> list[str]:
-    header = (
-        "| server | phase | req/s | p50 ms | p99 ms | p99.9 ms | max ms | server CPU µs/req | server cores "
-        "| load-gen cores | result codes | errors |"
+def run_softswitch(target: str, pid: int | None, subscribers: tuple[str, ...], args: argparse.Namespace,
+                   run_id: str) -> list[Summary]:  # fmt: skip
+    mix = CallMix(
+        destinations=Destinations.from_tariff(TARIFF, "retail"),
+        mean_call_s=args.mean_call_s,
+        max_call_s=args.max_call_s,
+        time_scale=args.time_scale,
+        message_share=args.message_share,
     )
-    lines = [header, "|---" * (header.count("|") - 1) + "|"]
-    for server, by_mode in phases.items():
-        for summary in by_mode.values():
-            latency = summary["latency_ms"]
-            codes = ", ".join(f"{code} {count:,}" for code, count in summary["result_codes"].items()) or "—"
-            errors = dict(summary["errors"]) | ({"skipped": summary["skipped"]} if summary["skipped"] else {})
-            lines.append(
-                f"| {server} | {summary['description']} | {summary['throughput_per_s']:,.0f} "
-                f"| {latency['p50']:.2f} | {latency['p99']:.2f} | {latency['p99.9']:.2f} | {latency['max']:.2f} "
-                f"| {summary['server_cpu_us_per_request']:,.0f} | {summary['server_cpu_cores']:.2f} "
-                f"| {summary['loadgen_cpu_cores']:.2f} | {codes} "
-                f"| {', '.join(f'{name} {count:,}' for name, count in errors.items()) or '0'} |"
-            )
-    return lines
-
-
-def targets(phases: dict[str, dict[str, Summary]], rate: float) -> list[Summary]:
-    """The issue's three targets (OCC against the echo ceiling of the same run), plus the server-CPU view of each
-    ratio: echo µs/request ÷ OCC µs/request, what the throughput ratio would be if the server had the cores alone."""
-    if "occ" not in phases:
-        return []
-    echo, occ = phases["echo"], phases["occ"]
-    checks = []
-    for mode, target, label in (
-        ("unary", TARGET_UNARY_RATIO, "unary OCC ÷ unary echo"),
-        ("stream", TARGET_STREAM_RATIO, "Stream OCC ÷ Stream echo"),
-    ):
-        value = occ[mode]["throughput_per_s"] / max(echo[mode]["throughput_per_s"], 1e-9)
-        cpu_ratio = echo[mode]["server_cpu_us_per_request"] / max(occ[mode]["server_cpu_us_per_request"], 1e-9)
-        checks.append(
-            {
-                "name": f"{mode}_ratio",
-                "label": f"{label} (req/s) ≥ {target:.0%}",
-                "value": round(value, 3),
-                "shown": f"{value:.1%} (server CPU per request: {cpu_ratio:.1%})",
-                "server_cpu_ratio": round(cpu_ratio, 3),
-                "target": target,
-                "pass": value >= target,
-            }
-        )
-    p99 = occ["open"]["latency_ms"]["p99"]
-    checks.append(
-        {
-            "name": "open_loop_p99_ms",
-            "label": f"OCC p99 at {rate:,.0f} req/s open-loop ≤ {TARGET_P99_MS:g} ms",
-            "value": p99,
-            "shown": f"{p99:.2f} ms (echo {echo['open']['latency_ms']['p99']:.2f} ms)",
-            "target": TARGET_P99_MS,
-            "pass": p99 <= TARGET_P99_MS,
-        }
-    )
-    return checks
+    base = Workload(target=target, mode="calls", processes=args.loadgen_procs, seconds=args.seconds,
+                    max_requests=args.max_requests, concurrency=1, channels=args.channels, subscribers=subscribers,
+                    warmup_s=0.0, seed=args.seed, calls=mix, drain_s=args.drain_s, streams=1)  # fmt: skip
+    phases = [replace(base, rate=rate, tag=f"{run_id}u{i}") for i, rate in enumerate(args.calls_rates)]
+    if args.calls_stream_rate > 0:
+        phases.append(replace(base, rate=args.calls_stream_rate, transport="stream", streams=args.streams,
+                              tag=f"{run_id}s"))  # fmt: skip
+    if args.calls_closed > 0:
+        phases.append(replace(base, rate=0.0, concurrency=args.calls_closed, tag=f"{run_id}c"))
+    return [run_measured(pid, f"softswitch {i + 1}/{len(phases)}", w, args.wait_quiet) for i, w in enumerate(phases)]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per phase (default 10)")
-    parser.add_argument("--quick", action="store_true", help="2-second phases")
-    parser.add_argument("--workers", type=int, default=1, help="server processes, echo and OCC alike (default 1)")
-    parser.add_argument("--loadgen-procs", type=int, default=1, help="load generator processes (default 1)")
-    parser.add_argument(
-        "--channels",
-        type=int,
-        help="channels (TCP connections) per load process (default 2 per server worker: SO_REUSEPORT spreads "
-        "connections, not requests, over the workers)",
-    )
-    parser.add_argument("--concurrency", type=int, default=64, help="unary calls in flight, all processes (64)")
-    parser.add_argument("--streams", type=int, default=4, help="streams per load process (default 4)")
-    parser.add_argument("--window", type=int, default=16, help="messages in flight per stream (default 16)")
-    parser.add_argument("--rate", type=float, default=TARGET_RATE, help="open-loop requests/s (default 1,000)")
-    parser.add_argument("--max-requests", type=int, default=2_000_000, help="cap per phase (default 2,000,000)")
-    parser.add_argument("--accounts", type=int, default=1000, help="bench accounts on OCC (default 1,000)")
-    parser.add_argument(
-        "--repeat", type=int, default=1, help="runs per phase: best req/s of the closed loops, median p99 of the open"
-    )
-    parser.add_argument("--echo-only", action="store_true", help="measure the echo ceiling only")
-    parser.add_argument(
-        "--wait-quiet",
-        type=float,
-        default=0.0,
-        metavar="SECONDS",
-        help="before each phase, wait up to this long for other work on the machine to stop (default 0: no wait)",
-    )
-    parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.seconds = 2.0
-    if args.channels is None:
-        args.channels = 2 * args.workers
-    counts = (
-        "workers", "loadgen_procs", "channels", "concurrency", "streams", "window", "max_requests", "accounts", "repeat"
-    )  # fmt: skip
-    for name in counts:
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    if not 0 < args.seconds <= 600 or not 0 < args.rate <= 100_000 or not 0 <= args.wait_quiet <= 3600:
-        parser.error("--seconds must be in (0, 600], --rate in (0, 100,000] and --wait-quiet in [0, 3600]")
-
+    args = parse_args(argv)
+    run_id = f"{int(time.time()) % 1_000_000:06d}"
     info = machine_info()
     progress(f"machine: {info['cpu']}, {info['cores']} cores, Python {info['python']}, grpcio {info['grpcio']}")
     info["busy_before_start"] = busy = machine_busy()
     if busy > QUIET_BUSY_SHARE:
         progress(f"warning: the machine is {busy:.0%} busy before the benchmark starts: figures will be low")
-    accounts = [f"bench-{i:05d}" for i in range(args.accounts)]
-    base = Workload(
-        target="",
-        mode="unary",
-        processes=args.loadgen_procs,
-        seconds=args.seconds,
-        max_requests=args.max_requests,
-        concurrency=1,
-        channels=args.channels,
-        subscribers=tuple(accounts),
-        called=CALLED,
-        warmup_s=min(1.0, args.seconds / 4),
-    )
-    results: Summary = {"machine": info, "parameters": {k: str(v) for k, v in vars(args).items()}}
-    phases: dict[str, dict[str, Summary]] = {}
-    notes: list[str] = []
+    ceiling_specs = ceiling_accounts(args.accounts)
+    switch_specs = softswitch_accounts(args.accounts, args.poor_share, run_id)
+    base = Workload(target="", mode="unary", processes=args.loadgen_procs, seconds=args.seconds,
+                    max_requests=args.max_requests, concurrency=1, channels=args.channels,
+                    subscribers=tuple(spec.id for spec in ceiling_specs), called=CALLED,
+                    warmup_s=min(1.0, args.seconds / 4), seed=args.seed)  # fmt: skip
+    results: Summary = {"machine": info, "run_id": run_id, "parameters": {k: str(v) for k, v in vars(args).items()},
+                        "phases": {}, "softswitch": [], "ceilings": {}, "notes": []}  # fmt: skip
+    phases: dict[str, dict[str, Summary]] = results["phases"]
 
-    with tempfile.TemporaryDirectory(prefix="bench_online_") as temp:
+    if "redis" in args.phases:
+        progress("Redis alone: redis-benchmark calling session.lua (1 and 16 starts per call) …")
+        results["ceilings"]["redis"] = redis = redis_ceiling.measure(requests=args.redis_requests, clients=16,
+                                                                     batches=(1, 16))  # fmt: skip
+        for run in redis.get("runs", []):
+            progress(f"  {run['batch']} per call: {run['starts_per_s']:,} starts/s")
+        if redis["status"] != "measured":
+            progress(f"  {redis['reason']}")
+
+    with tempfile.TemporaryDirectory(prefix="occ_bench_") as temp:
         temp_dir = Path(temp)
-
-        # 1. The echo ceiling.
-        port = free_port()
-        command = [sys.executable, str(ECHO_SERVER), "--port", str(port), "--workers", str(args.workers)]
-        progress(f"starting the echo server on 127.0.0.1:{port} ({args.workers} worker(s)) …")
-        with running(Server("echo server", command, temp_dir / "echo.log")) as server:
-            server.wait_for_log("READY", SERVER_START_TIMEOUT_S)
-            phases["echo"] = run_phases(server, "echo", replace(base, target=f"127.0.0.1:{port}"), args)
-
-        # 2. OCC with real reservations.
-        if args.echo_only:
-            pass
-        elif occ_serve_help() is None:
-            notes.append("occ serve not available yet: measured the echo ceiling only")
-            progress(notes[-1])
-        else:
+        if "echo" in args.phases:
             port = free_port()
-            data_dir = temp_dir / "occ-data"
-            data_dir.mkdir()
-            command = [
-                str(OCC), "serve", "--port", str(port), "--metrics-port", "0", "--data-dir", str(data_dir),
-                "--tariff", str(TARIFF), "--workers", str(args.workers),
-            ]  # fmt: skip
-            progress(f"starting OCC on 127.0.0.1:{port} ({args.workers} worker(s)): {' '.join(command)}")
-            with running(Server("occ serve", command, temp_dir / "occ.log")) as server:
+            command = [sys.executable, str(ECHO_SERVER), "--port", str(port), "--workers", str(args.workers)]
+            progress(f"starting the echo server on 127.0.0.1:{port} ({args.workers} worker(s)) …")
+            with running(Server("echo server", command, temp_dir / "echo.log")) as echo:
+                echo.wait_for_log("READY", SERVER_START_TIMEOUT_S)
                 target = f"127.0.0.1:{port}"
-                wait_until_serving(target, SERVER_START_TIMEOUT_S, server)
-                progress(f"creating and topping up {len(accounts):,} accounts through the Admin API …")
-                started = time.perf_counter()
-                results["accounts"] = asyncio.run(create_accounts(target, accounts))
-                progress(f"  {results['accounts']} in {time.perf_counter() - started:.1f} s")
-                phases["occ"] = run_phases(server, "occ", replace(base, target=target), args)
-                results["occ_log_tail"] = server.log_tail(40).splitlines()
+                phases["echo"] = run_ceiling_phases(echo.pid, "echo", replace(base, target=target, tag="e"), args)
+                results["ceilings"]["h2load_echo"] = run_peak(target, echo.pid, ceiling_specs[0].id, args)
+        if {"occ", "softswitch", "correctness"} & set(args.phases):
+            run_occ(args, results, temp_dir, base, run_id, ceiling_specs, switch_specs)
 
-    checks = targets(phases, args.rate)
-    results |= {"phases": phases, "targets": checks, "notes": notes}
+    results["targets"] = report.targets(phases, results["softswitch"], results.get("correctness", {}).get("violations"))
+    return finish(args, results)
 
-    print()
-    print(
-        f"Machine: {info['cpu']}, {info['cores']} cores, Python {info['python']}, grpcio {info['grpcio']}; "
-        f"{args.workers} server worker(s), {args.loadgen_procs} load process(es) × {args.channels} channel(s); "
-        f"{args.seconds:g} s per phase"
-    )
-    print()
-    print("\n".join(markdown_table(phases)))
-    if checks:
-        print()
-        print("| target | value | status |\n|---|---|---|")
-        for check in checks:
-            print(f"| {check['label']} | {check['shown']} | {'PASS' if check['pass'] else 'FAIL'} |")
-    for server, by_mode in phases.items():
-        for mode, summary in by_mode.items():
-            if summary["busiest_other_processes_cpu_s"] and summary["other_cpu_cores"] > 0.2:
-                others = summary["busiest_other_processes_cpu_s"].items()
-                busiest = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in others)
-                notes.append(
-                    f"{server} {mode}: {summary['other_cpu_cores']:.2f} cores of other work ran meanwhile ({busiest})"
-                )
-    for note in notes:
+
+def run_occ(args: argparse.Namespace, results: Summary, temp_dir: Path, base: Workload, run_id: str,
+            ceiling_specs: list, switch_specs: list) -> None:  # fmt: skip
+    """Start OCC (or use ``--target``), create the accounts, run its phases and the correctness checks."""
+    if args.target:
+        server: Server | External = External("occ", args.server_pid)
+        target, env = args.target, None
+        wait_until_serving(target, SERVER_START_TIMEOUT_S, server)
+        run_occ_phases(args, results, server, target, env, base, run_id, ceiling_specs, switch_specs)
+        return
+    if "serve" not in occ_commands():
+        results["notes"].append("occ serve not available: OCC phases skipped")
+        progress(results["notes"][-1])
+        return
+    port, data_dir = free_port(), temp_dir / "occ-data"
+    command = [str(OCC), "serve", "--port", str(port), "--metrics-port", "0", "--data-dir", str(data_dir),
+               "--tariff", str(TARIFF), "--workers", str(args.workers)]  # fmt: skip
+    if args.no_settle_worker:
+        command.append("--no-settle")
+    progress(f"starting OCC on 127.0.0.1:{port} ({args.workers} worker(s)): {' '.join(command)}")
+    with running(Server("occ serve", command, temp_dir / "occ.log")) as server:
+        target = f"127.0.0.1:{port}"
+        wait_until_serving(target, SERVER_START_TIMEOUT_S, server)
+        # occ settle and occ reconcile find the embedded Redis and the SQLite store under the server's data dir.
+        env = {key: value for key, value in os.environ.items() if not key.startswith("OCC_")}
+        env["OCC_DATA_DIR"] = str(data_dir)
+        run_occ_phases(args, results, server, target, env, base, run_id, ceiling_specs, switch_specs)
+        results["occ_log_tail"] = server.log_tail(20).splitlines()
+
+
+def run_occ_phases(args: argparse.Namespace, results: Summary, server: Server | External, target: str,
+                   env: dict[str, str] | None, base: Workload, run_id: str, ceiling_specs: list,
+                   switch_specs: list) -> None:  # fmt: skip
+    specs = (ceiling_specs if "occ" in args.phases else []) + (switch_specs if "softswitch" in args.phases else [])
+    progress(f"creating and topping up {len(specs):,} accounts through the Admin API …")
+    results["accounts"] = asyncio.run(create_accounts(target, specs))
+    if "occ" in args.phases:
+        workload = replace(base, target=target, tag=f"o{run_id}")
+        results["phases"]["occ"] = run_ceiling_phases(server.pid, "occ", workload, args)
+        results["ceilings"]["h2load_occ"] = run_peak(target, server.pid, ceiling_specs[0].id, args)
+    if "softswitch" in args.phases:
+        subscribers = tuple(spec.id for spec in switch_specs)
+        results["softswitch"] = run_softswitch(target, server.pid, subscribers, args, run_id)
+    if "correctness" in args.phases:
+        progress("correctness: accounts, sessions, settlement …")
+        unended = [tuple(item) for phase in results["softswitch"] for item in phase["unended_sessions"]]
+        accounts = correctness.check_accounts(
+            target,
+            softswitch_ids=[s.id for s in switch_specs] if "softswitch" in args.phases else [],
+            ceiling_ids=[s.id for s in ceiling_specs] if "occ" in args.phases else [],
+            unended=unended,
+        )
+        settlement = correctness.settle_and_reconcile(OCC, occ_commands(), env)
+        violations = accounts["violations"] + (settlement["status"] == "failed")
+        results["correctness"] = {"accounts": accounts, "settlement": settlement, "violations": violations}
+        progress(f"  {accounts['accounts_checked']:,} accounts: {violations} violation(s); {accounts['examples']}; "
+                 f"settlement {settlement['status']}")  # fmt: skip
+
+
+def finish(args: argparse.Namespace, results: Summary) -> int:
+    """Write the JSON, the Markdown summary and the plots; print the summary; the exit status."""
+    directory: Path = args.results_dir
+    directory.mkdir(parents=True, exist_ok=True)
+    lines = report.markdown(results)
+    results["plots"] = report.plots(results, directory)
+    (directory / "summary.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (directory / "online.json").write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+    for note in results["notes"]:
         print(f"\nNote: {note}")
-
-    results["total_s"] = round(time.perf_counter() - _T0, 1)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    print(f"\nResults written to {args.output} (run took {results['total_s']:.0f} s)")
-    failed = [
-        f"{server} {mode}"
-        for server, by_mode in phases.items()
-        for mode, summary in by_mode.items()
-        if summary["requests"] == 0 or sum(summary["errors"].values()) + summary["skipped"] > summary["requests"]
-    ]
+    progress(f"results in {directory}: online.json, summary.md, {', '.join(results['plots'])}")
+    all_phases: list[Any] = [s for by_mode in results["phases"].values() for s in by_mode.values()]
+    failed = [s["description"] for s in [*all_phases, *results["softswitch"]]
+              if s["requests"] == 0 or sum(s["errors"].values()) + s.get("skipped", 0) > s["requests"]]  # fmt: skip
     if failed:
         print(f"Errors dominate: {', '.join(failed)}", file=sys.stderr)
-    return 1 if failed else 0
+    violations = results.get("correctness", {}).get("violations", 0)
+    return 1 if failed or violations else 0
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import click
 
 from occ import __version__
 from occ.admin_cli import account, sessions
+from occ.bench_cli import bench
 from occ.bill_cli import bill
 from occ.call_cli import call
 from occ.demo import demo
@@ -22,6 +23,7 @@ from occ.tariff_cli import tariff
 def main() -> None:
     """OCC, the online charging server: check and load tariffs, rate CDR files, manage accounts, try a call, settle
     and check the books."""
+    """OCC, the online charging server: check and load tariffs, rate CDR files, manage accounts, call, load-test."""
 
 
 main.add_command(tariff)
@@ -39,3 +41,4 @@ main.add_command(rerate_command)
 main.add_command(bill)
 main.add_command(export)
 main.add_command(erp_sim)
+main.add_command(bench)

@@ -71,6 +71,20 @@ if [[ ! -x .venv/bin/python ]]; then
     "$py" -m venv .venv
 fi
 
+# Optional: h2load (Debian's nghttp2-client, ~1 MB) for the peak mode of `occ bench`, which works without it.
+# Tried once per .venv (a stamp file), never fatal; OCC_SKIP_H2LOAD=1 skips it.
+if [[ ${OCC_SKIP_H2LOAD:-} != 1 && ! -e .venv/.h2load-tried ]] && ! command -v h2load >/dev/null 2>&1 \
+    && command -v apt-get >/dev/null 2>&1; then
+    sudo=()
+    [[ $(id -u) -eq 0 ]] || sudo=(sudo -n)
+    log "apt-get install nghttp2-client (optional: h2load for occ bench's peak mode)"
+    if ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        nghttp2-client >/dev/null 2>&1; then
+        log "h2load not installed (optional): occ bench will skip its peak mode"
+    fi
+    touch .venv/.h2load-tried
+fi
+
 stamp=.venv/.occ-installed
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 # The editable install maps top-level packages present at install time; a package added since needs a reinstall.

@@ -7,7 +7,8 @@ Run as its own process (``bench_online.py`` starts it as a subprocess)::
 ``StartSession`` answers every request with a canned ``SessionAnswer`` (SUCCESS, one ``QuotaAnswer`` echoing the
 first quota's rating group, 60 units granted, validity 60 s; the session id and request number are echoed so the
 client can match answers). ``Stream`` answers each ``StreamRequest`` with its ``correlation_id`` and that same
-answer. There is no Redis, no rating and no validation: what is left is the cost of gRPC framing, protobuf
+answer. ``Authorize`` (the request of the h2load peak mode) gets a canned ``AuthorizeAnswer`` (SUCCESS, 3600 s).
+There is no Redis, no rating and no validation: what is left is the cost of gRPC framing, protobuf
 decoding and encoding and the event loop, which is the most any servicer on this stack can do.
 
 It uses the server options OCC uses (``SERVER_OPTIONS``: SO_REUSEPORT, message size and pending-request limits;
@@ -60,10 +61,13 @@ def _canned_quota(rating_group: int) -> pb.QuotaAnswer:
 
 
 class EchoCharging(pb_grpc.ChargingServicer):
-    """StartSession and Stream with canned answers; the other methods stay unimplemented (UNIMPLEMENTED)."""
+    """StartSession, Authorize and Stream with canned answers; the other methods stay unimplemented (UNIMPLEMENTED)."""
 
     def __init__(self) -> None:
         self._quotas = {100: _canned_quota(100)}
+        self._authorized = pb.AuthorizeAnswer(
+            result_code=pb.SUCCESS, max_units=3600, cost_micros=1_000_000, currency="EUR", destination_group="UK_FIXED"
+        )
 
     def _answer(self, request: pb.SessionRequest) -> pb.SessionAnswer:
         rating_group = request.quotas[0].rating_group if request.quotas else 100
@@ -79,6 +83,9 @@ class EchoCharging(pb_grpc.ChargingServicer):
 
     async def StartSession(self, request: pb.SessionRequest, context: grpc.aio.ServicerContext) -> pb.SessionAnswer:
         return self._answer(request)
+
+    async def Authorize(self, request: pb.AuthorizeRequest, context: grpc.aio.ServicerContext) -> pb.AuthorizeAnswer:
+        return self._authorized
 
     async def Stream(self, request_iterator, context: grpc.aio.ServicerContext):
         async for request in request_iterator:
