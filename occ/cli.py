@@ -21,9 +21,8 @@ from occ.tariff_cli import tariff
 @click.group()
 @click.version_option(__version__, prog_name="occ")
 def main() -> None:
-    """OCC, the online charging server: check and load tariffs, rate CDR files, manage accounts, try a call, settle
-    and check the books."""
-    """OCC, the online charging server: check and load tariffs, rate CDR files, manage accounts, call, load-test."""
+    """OCC, the online charging server: check and load tariffs, rate CDR files, manage accounts, try a call, settle,
+    bill and export to the ERP, check the books, load-test."""
 
 
 main.add_command(tariff)
