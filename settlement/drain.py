@@ -201,6 +201,10 @@ class Drain:
             except Malformed as error:
                 batch.dead[key] = str(error)
                 continue
+            except Exception as error:  # a bug must not stop every other entry behind this one
+                log.exception("booking %s failed", key)
+                batch.dead[key] = f"settlement could not book it: {type(error).__name__}: {error}"
+                continue
             account = (fields["account"], fields["currency"], ledger_time(ledger, xdr))
             batch.booked.append(Booked(key, ledger, xdr, account))
         return batch

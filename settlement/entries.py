@@ -13,6 +13,7 @@ owes for the item (a debit of 0.30 is an xDR of cost 0.30; a top-up of 10 is an 
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -26,6 +27,7 @@ CAUSES = frozenset({"TERMINATE", "TIMEOUT", "ABORTED"})
 RERATE_KEY = "rerate:"
 """Idempotency-key prefix of the adjustments ``occ rerate`` makes (see ``settlement/rerate.py``)."""
 MAX_TEXT = {"account": 200, "ledger": 15, "tariff": 64, "currency": 3}
+_INTEGER = re.compile(r"-?[0-9]{1,19}").fullmatch  # ASCII digits only: int() would take "٣", " 5", "+5", "1_0"
 
 
 class Malformed(ValueError):
@@ -45,9 +47,9 @@ def period_of(time_ms: int) -> str:
 
 def _int(fields: dict[str, str], name: str, *, low: int = -MAX_EXACT_MICROS, high: int = MAX_EXACT_MICROS) -> int:
     text = fields.get(name)
-    if text is None or text == "":
+    if not text:
         raise Malformed(f"{name} is missing")
-    if not (text.isascii() and text.lstrip("-").isdigit()):
+    if _INTEGER(text) is None:
         raise Malformed(f"{name} must be an integer, got {text[:40]!r}")
     value = int(text)
     if not low <= value <= high:

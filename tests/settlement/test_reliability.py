@@ -59,6 +59,10 @@ async def test_malformed_entries_go_to_the_dead_letter_stream_with_the_reason(re
             {"type": "topup", "account": "x", "currency": "EUR", "amount": "1e5", "balance": "0", "time_ms": "1"},
             "amount must be an integer, got '1e5'",
         ),
+        (
+            {"type": "refund", "account": "x", "currency": "EUR", "amount": "--5", "balance": "0", "time_ms": "1"},
+            "amount must be an integer, got '--5'",
+        ),
         ({"type": "payment", "currency": "EUR", "amount": "5", "balance": "5", "time_ms": "1"}, "account is missing"),
         (
             {
@@ -77,7 +81,7 @@ async def test_malformed_entries_go_to_the_dead_letter_stream_with_the_reason(re
         await redis.xadd(stream, fields)
     async with Drain(redis_url, store, shards=SHARDS) as drain:
         left = await drain.drain_once()
-        assert (drain.dead_letters, drain.booked, left.pending) == (4, backlog.entries, 0)
+        assert (drain.dead_letters, drain.booked, left.pending) == (len(bad), backlog.entries, 0)
         assert await drain.drain_once() == left  # nothing re-delivered, nothing dead-lettered twice
     letters = await redis.xrange(dead_letters(3))
     assert [(f[b"reason"].decode(), f[b"type"].decode()) for _, f in letters] == [
