@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
+import os
 import signal
+import socket
 import sys
 import time
+from multiprocessing.process import BaseProcess
 
 import click
+import msgspec
 
 from occ.logs import configure as configure_logs
-from occ.store_cli import load_settings, open_database, redis_url, store_options
+from occ.settings import Settings
+from occ.store_cli import database_url, load_settings, open_database, redis_url, store_options
 from settlement.drain import Drain, DrainOptions
+from settlement.store.database import open_store
 from settlement.store.migrate import current, head
 
 
@@ -49,14 +56,16 @@ def status(config: object, **flags: object) -> None:
 @store_options
 @click.option("--once", is_flag=True, help="Drain what is there, then exit (non-zero if entries were dead-lettered).")
 @click.option("--consumer", default="", help="This worker's name in the group [<host>-<pid>].")
-@click.option("--batch", "read_count", type=click.IntRange(1, 100_000), default=500, show_default=True,
+@click.option("--batch", "read_count", type=click.IntRange(1, 100_000), default=32, show_default=True,
               help="Most entries read from one shard per batch.")  # fmt: skip
 @click.option("--claim-idle-s", type=click.FloatRange(min=0), default=30.0, show_default=True,
               help="Take over entries another worker has held this long.")  # fmt: skip
 @click.option("--no-trim", is_flag=True, help="Keep settled entries on the streams.")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Worker processes sharing the streams (booking is CPU-bound: up to one per core).")  # fmt: skip
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=0, help="Serve Prometheus /metrics here [off].")
 def settle(config: object, once: bool, consumer: str, read_count: int, claim_idle_s: float, no_trim: bool,
-           metrics_port: int, **flags: object) -> None:  # fmt: skip
+           workers: int, metrics_port: int, **flags: object) -> None:  # fmt: skip
     """Drain the balance-event streams into ledger rows and xDRs in the SQL store.
 
     Runs until Ctrl-C or SIGTERM; several workers may share the streams (a consumer group). Entries that break the
@@ -71,16 +80,49 @@ def settle(config: object, once: bool, consumer: str, read_count: int, claim_idl
         from prometheus_client import start_http_server
 
         start_http_server(metrics_port, addr=settings.host)
-    dead = asyncio.run(_settle(url, settings.redis_cluster, settings.shards, engine, options, once))
-    if once and dead:
+    helpers = _start_helpers(workers - 1, url, settings, options, once)
+    try:
+        dead = asyncio.run(_settle(url, settings.redis_cluster, settings.shards, engine, options, once))
+    finally:
+        for helper in helpers:
+            if not once and helper.is_alive():
+                os.kill(helper.pid, signal.SIGTERM)  # a clean stop: the batch in hand is finished
+        for helper in helpers:
+            helper.join()  # with --once, each stops when nothing is left for it
+    if any(helper.exitcode not in (0, 3, -signal.SIGTERM) for helper in helpers):
+        raise click.ClickException("a settlement worker process failed (see its log above)")
+    if once and (dead or any(helper.exitcode == 3 for helper in helpers)):
         raise click.exceptions.Exit(3)
 
 
-async def _settle(url: str, cluster: bool, shards: int, engine: object, options: DrainOptions, once: bool) -> int:
+def _start_helpers(count: int, url: str, settings: Settings, options: DrainOptions, once: bool) -> list[BaseProcess]:
+    """``count`` more worker processes, each with a consumer name of its own; they report only their summary."""
+    context = multiprocessing.get_context("spawn")
+    helpers = []
+    base = options.consumer or f"{socket.gethostname()}-{os.getpid()}"
+    for index in range(1, count + 1):
+        own = msgspec.structs.replace(options, consumer=f"{base}-{index}")
+        helper = context.Process(target=_helper_main, args=(url, settings, own, once), name=f"settle-{index}")
+        helper.start()
+        helpers.append(helper)
+    return helpers
+
+
+def _helper_main(url: str, settings: Settings, options: DrainOptions, once: bool) -> None:
+    configure_logs(settings.log_level, json=False)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the first worker stops the rest
+    engine = open_store(database_url(settings))
+    dead = asyncio.run(_settle(url, settings.redis_cluster, settings.shards, engine, options, once, report=False))
+    sys.exit(3 if once and dead else 0)
+
+
+async def _settle(url: str, cluster: bool, shards: int, engine: object, options: DrainOptions, once: bool, *,
+                  report: bool = True) -> int:  # fmt: skip
     async with Drain(url, engine, shards=shards, cluster=cluster, options=options) as drain:  # type: ignore[arg-type]
-        before = await drain.backlog()
-        click.echo(f"settle: {before.lag:,} entries to settle, {before.pending:,} pending", err=True)
-        reporter = asyncio.create_task(_report(drain))
+        if report:
+            before = await drain.backlog()
+            click.echo(f"settle: {before.lag:,} entries to settle, {before.pending:,} pending", err=True)
+        reporter = asyncio.create_task(_report(drain) if report else asyncio.sleep(0))
         try:
             if once:
                 left = await drain.drain_once()
@@ -96,7 +138,7 @@ async def _settle(url: str, cluster: bool, shards: int, engine: object, options:
             with contextlib.suppress(asyncio.CancelledError):
                 await reporter
         click.echo(
-            f"settle: {drain.booked:,} entries booked, {drain.dead_letters:,} dead-lettered; "
+            f"settle ({drain.consumer}): {drain.booked:,} entries booked, {drain.dead_letters:,} dead-lettered; "
             f"left: {left.lag:,} undelivered, {left.pending:,} pending with other workers",
             err=True,
         )

@@ -54,9 +54,14 @@ def redis_url(settings: Settings) -> str:
         raise click.ClickException(str(error)) from None
 
 
+def database_url(settings: Settings) -> str:
+    """The configured store, or the SQLite file in the data dir."""
+    return settings.db_url or default_url(settings.data_dir)
+
+
 def open_database(settings: Settings, *, migrate: bool = True) -> Engine:
     """The settlement store, migrated to the newest schema unless ``migrate`` is false."""
-    url = settings.db_url or default_url(settings.data_dir)
+    url = database_url(settings)
     try:
         engine = open_store(url)
         if migrate:

@@ -46,7 +46,8 @@ class DrainOptions(msgspec.Struct, frozen=True, kw_only=True):
     Attributes:
         group: the consumer group all settlement workers share.
         consumer: this worker's name in the group; empty: ``<host>-<pid>``.
-        read_count: most new entries read from one shard per batch.
+        read_count: most new entries read from one shard per batch (all shards are read at once: 256 × 32 = 8,192
+            entries at most, small enough for several workers to share a backlog).
         claim_idle_s: entries pending this long with another consumer are taken over (its worker is presumed dead).
         poll_s: pause between reads while the streams are empty.
         trim: trim the streams below what every group has acknowledged.
@@ -55,7 +56,7 @@ class DrainOptions(msgspec.Struct, frozen=True, kw_only=True):
 
     group: str = "settlement"
     consumer: str = ""
-    read_count: int = 500
+    read_count: int = 32
     claim_idle_s: float = 30.0
     poll_s: float = 0.2
     trim: bool = True
@@ -276,11 +277,10 @@ class Drain:
                 continue
             keep = []
             for group in groups:
-                if int(group["pending"]):
-                    summary = await self.client.xpending(stream, group["name"])
-                    keep.append(summary["min"])
-                else:
-                    keep.append(group["last-delivered-id"])
+                oldest_pending = None
+                if int(group["pending"]):  # (may have been acknowledged since XINFO: then min is None)
+                    oldest_pending = (await self.client.xpending(stream, group["name"]))["min"]
+                keep.append(oldest_pending or group["last-delivered-id"])
             oldest = min(keep, key=_id_order)
             if oldest != "0-0":
                 removed += await self.client.xtrim(stream, minid=oldest, approximate=False)

@@ -16,6 +16,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+logging.getLogger("alembic").setLevel(logging.WARNING)  # callers report what changed, once
 
 
 def _config(engine: Engine | None = None) -> Config:
@@ -39,6 +40,5 @@ def current(engine: Engine) -> str:
 def upgrade(engine: Engine, revision: str = "head") -> tuple[str, str]:
     """Migrate the store to ``revision``; returns (revision before, revision after)."""
     before = current(engine)
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # callers report what changed, once
     command.upgrade(_config(engine), revision)
     return before, current(engine)
