@@ -20,6 +20,7 @@ from occ.v1 import admin_pb2 as pb
 from occ.v1 import admin_pb2_grpc
 from rating_engine import TariffError
 from rating_engine.money import MAX_EXACT_MICROS
+from settlement.entries import RERATE_KEY
 
 log = logging.getLogger(__name__)
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -167,6 +168,9 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             raise _invalid("amount_micros", f"must be non-zero and at most {MAX_EXACT_MICROS} in size")
         if not request.idempotency_key or len(request.idempotency_key) > 256:
             raise _invalid("idempotency_key", "is required (at most 256 characters)")
+        if request.idempotency_key.startswith(RERATE_KEY):
+            # occ rerate's balance corrections use these keys; settlement books them without an xDR of their own
+            raise _invalid("idempotency_key", f"must not start with {RERATE_KEY!r} (reserved for occ rerate)")
         if not 0 < request.ledger_code < 10**15:
             raise _invalid("ledger_code", "is required: 1 to 15 digits")
         outcome, transaction_id, balance = await self.store.transact(

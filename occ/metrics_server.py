@@ -41,6 +41,12 @@ def prepare_multiprocess_dir(directory: Path) -> Path:
     return directory
 
 
+def release_multiprocess_dirs() -> None:
+    """Release the locks :func:`prepare_multiprocess_dir` took (when the server stops)."""
+    while _HELD_LOCKS:
+        _HELD_LOCKS.pop().close()
+
+
 def mark_process_dead(pid: int, directory: Path) -> None:
     """Drop a finished worker's live gauges (``livesum``/``livemax``…) from the aggregate."""
     _mark_process_dead(pid, str(directory))

@@ -36,7 +36,12 @@ from msgspec.structs import replace
 from occ import logs
 from occ.embedded_redis import EmbeddedRedis
 from occ.grpc_server import AppFactory, GrpcServer, grpc_address
-from occ.metrics_server import mark_process_dead, prepare_multiprocess_dir, serve_metrics
+from occ.metrics_server import (
+    mark_process_dead,
+    prepare_multiprocess_dir,
+    release_multiprocess_dirs,
+    serve_metrics,
+)
 from occ.redis_process import RedisStartError
 from occ.settings import Settings
 from occ.settle_process import start_settlement
@@ -73,6 +78,7 @@ def run(settings: Settings, *, app_factory: AppFactory | None = None) -> int:
             if settings.settle:
                 stack.callback(start_settlement(settings))  # stopped before the embedded Redis (LIFO)
             multiprocess_dir = prepare_multiprocess_dir(data_dir / "metrics") if settings.workers > 1 else None
+            stack.callback(release_multiprocess_dirs)
             if settings.metrics_port:
                 stack.callback(serve_metrics(settings.metrics_port, multiprocess_dir, host=settings.host))
         except (RedisStartError, OSError) as error:

@@ -26,7 +26,7 @@ SERVICES = frozenset({"voice", "data", "message"})
 CAUSES = frozenset({"TERMINATE", "TIMEOUT", "ABORTED"})
 RERATE_KEY = "rerate:"
 """Idempotency-key prefix of the adjustments ``occ rerate`` makes (see ``settlement/rerate.py``)."""
-MAX_TEXT = {"account": 200, "ledger": 15, "tariff": 64, "currency": 3}
+MAX_TEXT = {"account": 256, "ledger": 15, "tariff": 64, "currency": 3}
 _INTEGER = re.compile(r"-?[0-9]{1,19}").fullmatch  # ASCII digits only: int() would take "٣", " 5", "+5", "1_0"
 
 

@@ -215,3 +215,20 @@ async def test_load_tariff_of_a_missing_directory_is_not_found(charging, tmp_pat
     assert "nowhere" in await rejected(charging.admin.LoadTariff(request), grpc.StatusCode.NOT_FOUND)
     empty = admin.LoadTariffRequest()
     assert (await rejected(charging.admin.LoadTariff(empty), grpc.StatusCode.INVALID_ARGUMENT)).startswith("directory")
+
+
+async def test_idempotency_keys_of_rerate_corrections_are_reserved(charging):
+    await charging.account("acme", balance=0)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await charging.admin.Transact(
+            admin.TransactionRequest(
+                account_id="acme",
+                type=admin.ADJUSTMENT,
+                amount_micros=5,
+                idempotency_key="rerate:run-1:acme",
+                ledger_code=400000010,
+            )
+        )
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "idempotency_key" in refused.value.details() and "rerate:" in refused.value.details()
+    assert (await charging.balance("acme")).balance_micros == 0

@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from occ import logs, metrics
-from occ.metrics_server import MULTIPROC_ENV, prepare_multiprocess_dir, serve_metrics
+from occ.metrics_server import MULTIPROC_ENV, prepare_multiprocess_dir, release_multiprocess_dirs, serve_metrics
 from occ.redis_process import free_port
 
 
@@ -83,3 +83,4 @@ def test_multiprocess_dir_is_cleaned_and_exported(tmp_path, monkeypatch):
             assert answer.status == 200  # empty aggregate: no worker wrote anything
     finally:
         stop()
+        release_multiprocess_dirs()

@@ -16,7 +16,7 @@ down_revision = None
 def upgrade() -> None:
     op.create_table(
         "accounts",
-        sa.Column("account", sa.String(200), primary_key=True),
+        sa.Column("account", sa.String(256), primary_key=True),
         sa.Column("currency", sa.String(3), nullable=False),
         sa.Column("opening_balance", Money(), nullable=False),
         sa.Column("first_seen_ms", sa.BigInteger, nullable=False),
@@ -25,7 +25,7 @@ def upgrade() -> None:
         "xdrs",
         sa.Column("id", sa.String(80), primary_key=True),
         sa.Column("period", sa.String(7), primary_key=True),
-        sa.Column("account", sa.String(200), nullable=False),
+        sa.Column("account", sa.String(256), nullable=False),
         sa.Column("kind", sa.String(20), nullable=False),
         sa.Column("record_type", sa.String(10), nullable=False),
         sa.Column("session_id", sa.Text, nullable=False),
@@ -66,7 +66,7 @@ def upgrade() -> None:
         "ledger",
         sa.Column("id", sa.String(80), primary_key=True),
         sa.Column("period", sa.String(7), nullable=False),
-        sa.Column("account", sa.String(200), nullable=False),
+        sa.Column("account", sa.String(256), nullable=False),
         sa.Column("time_ms", sa.BigInteger, nullable=False),
         sa.Column("kind", sa.String(20), nullable=False),
         sa.Column("amount", Money(), nullable=False),

@@ -24,7 +24,7 @@ def upgrade() -> None:
         "rerate_adjustments",
         sa.Column("idempotency_key", sa.String(250), primary_key=True),
         sa.Column("run_id", sa.String(40), nullable=False),
-        sa.Column("account", sa.String(200), nullable=False),
+        sa.Column("account", sa.String(256), nullable=False),
         sa.Column("amount", Money(), nullable=False),
         sa.Column("ledger_code", sa.String(15), nullable=False),
         sa.Column("description", sa.Text, nullable=False),

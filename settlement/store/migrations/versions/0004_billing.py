@@ -17,7 +17,7 @@ def _invoice_columns() -> list[sa.Column]:
     return [
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
         sa.Column("tenant", sa.String(50), nullable=False),
-        sa.Column("account", sa.String(200), nullable=False),
+        sa.Column("account", sa.String(256), nullable=False),
         sa.Column("customer_code", sa.String(50), nullable=False),
         sa.Column("kind", sa.String(12), nullable=False),
         sa.Column("period_start_ms", sa.BigInteger, nullable=False),
@@ -75,7 +75,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "billing_accounts",
-        sa.Column("account", sa.String(200), primary_key=True),
+        sa.Column("account", sa.String(256), primary_key=True),
         sa.Column("tenant", sa.String(50), nullable=False),
         sa.Column("customer_code", sa.String(50), nullable=False),
         sa.Column("customer_class", sa.String(50), nullable=False),
