@@ -4,7 +4,7 @@
 - ``redis_cluster_nodes`` / ``redis_cluster_url``: one 3-master cluster for the whole session, flushed around each
   test; connect with ``occ.redis_client.connect(redis_cluster_url, cluster=True)``.
 - ``postgres_server``: a private PostgreSQL for the session (``tests/postgres.py``); ``db_url``: an empty settlement
-  store, parametrised over SQLite and PostgreSQL.
+  store, parametrised over SQLite and PostgreSQL; ``store``: that store, migrated.
 """
 
 from __future__ import annotations
@@ -14,9 +14,12 @@ from pathlib import Path
 
 import pytest
 from postgres import PostgresServer
+from sqlalchemy import Engine
 
 from occ.redis_client import cluster_url
 from occ.redis_process import RedisProcess, start_redis_cluster, start_redis_server
+from settlement.store.database import open_store
+from settlement.store.migrate import upgrade
 
 
 @pytest.fixture
@@ -81,3 +84,12 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'occ.sqlite3'}"
     return request.getfixturevalue("postgres_server").new_database()
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Engine]:
+    """An empty settlement store migrated to the newest schema (SQLite, then PostgreSQL)."""
+    engine = open_store(db_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()

@@ -6,7 +6,7 @@ No mocks: documents go through zeep over HTTP into the simulator, which validate
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -19,8 +19,6 @@ from settlement.export.document import ErpDocument, ErpLine
 from settlement.export.erp_sim import ErpSim
 from settlement.export.exporter import ExporterOptions
 from settlement.export.outbox import enqueue
-from settlement.store.database import open_store
-from settlement.store.migrate import upgrade
 from settlement.store.schema import outbox
 
 # Short everything: a retry comes 50 ms later; calls give up after 2 s (a loaded CI machine is slow, and a spurious
@@ -75,15 +73,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Engine]:
-    """An empty, migrated settlement store (SQLite, then PostgreSQL)."""
-    engine = open_store(db_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

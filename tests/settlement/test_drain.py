@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
 from online_app import serving, session, voice
 from sqlalchemy import func, select
 
 from occ.v1 import admin_pb2 as admin
 from occ.v1 import charging_pb2 as pb
 from settlement.drain import Drain, DrainOptions
-from settlement.store.database import open_store
-from settlement.store.migrate import upgrade
 from settlement.store.schema import accounts, ledger, xdrs
-
-
-@pytest.fixture
-def store(db_url):
-    engine = open_store(db_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 async def traffic(client) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from books import check, occ, random_workload, settle
 from online_app import serving
 from sqlalchemy import func, select, update
@@ -12,14 +11,6 @@ from settlement.reconcile import Mismatch, Outcome, compare, stream_marks
 from settlement.store.database import open_store
 from settlement.store.migrate import upgrade
 from settlement.store.schema import ledger
-
-
-@pytest.fixture
-def store(db_url):
-    engine = open_store(db_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 async def test_a_random_workload_reconciles_clean_and_a_break_is_reported_exactly(redis_url, db_url, tmp_path, store):

@@ -27,14 +27,6 @@ OCC = str(Path(sys.executable).with_name("occ"))
 
 
 @pytest.fixture
-def store(db_url):
-    engine = open_store(db_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
 async def redis(redis_url):
     client = connect(redis_url)
     yield client

@@ -23,17 +23,7 @@ from occ.v1 import charging_pb2 as pb
 from rating_engine import compile_tariff, load_tariff
 from settlement import rerate
 from settlement.reconcile import Outcome
-from settlement.store.database import open_store
-from settlement.store.migrate import upgrade
 from settlement.store.schema import ledger, reissue_requests, rerate_adjustments, xdrs
-
-
-@pytest.fixture
-def store(db_url):
-    engine = open_store(db_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

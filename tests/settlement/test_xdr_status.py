@@ -8,18 +8,8 @@ from click.testing import CliRunner
 from sqlalchemy import select, update
 
 from occ.cli import main
-from settlement.store.database import open_store
-from settlement.store.migrate import upgrade
 from settlement.store.schema import xdrs
 from settlement.xdr_status import StatusError, _set, except_xdr, find, list_xdrs, restore_xdr
-
-
-@pytest.fixture
-def store(db_url):
-    engine = open_store(db_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def status(engine, key: str) -> tuple[str, str]:
