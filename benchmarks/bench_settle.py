@@ -75,9 +75,9 @@ async def booked_rows(url: str) -> list[list[Booked]]:
         for entry_id, flat in await client.xrange(shard_keys(shard)[0]):
             fields = _fields(flat)
             key = entry_key(shard, entry_id)
-            ledger, xdr = book(key, fields, 0)
+            ledger, xdrs = book(key, fields, 0)
             time_ms = int(fields["time_ms"])
-            batches[-1].append(Booked(key, ledger, xdr, (fields["account"], fields["currency"], time_ms)))
+            batches[-1].append(Booked(key, ledger, xdrs, (fields["account"], fields["currency"], time_ms)))
             if len(batches[-1]) == 10_000:
                 batches.append([])
     await client.aclose()

@@ -58,6 +58,26 @@ def _credit_limit(value: int) -> int:
     return value
 
 
+MAX_TAX_RATE_PPM = 1_000_000
+MAX_TAX_CODE = 20
+
+
+def prepaid_tax_fields(tax: pb.PrepaidTax) -> dict[str, str | int]:
+    """The account fields of a prepaid tax (always written together); validated, INVALID_ARGUMENT naming the field."""
+    if not 0 <= tax.rate_ppm <= MAX_TAX_RATE_PPM:
+        raise _invalid("prepaid_tax.rate_ppm", f"must be 0 to {MAX_TAX_RATE_PPM} (millionths: 200000 = 20 %)")
+    if tax.rate_ppm == 0:
+        if tax.ledger_code or tax.tax_code:
+            raise _invalid("prepaid_tax.rate_ppm", "is 0 (no tax): leave ledger_code and tax_code unset")
+        return {"prepaid_tax_ppm": 0, "prepaid_tax_ledger": "", "prepaid_tax_code": ""}
+    if not 0 < tax.ledger_code < 10**15:
+        raise _invalid("prepaid_tax.ledger_code", "is required with a rate: 1 to 15 digits")
+    if len(tax.tax_code) > MAX_TAX_CODE or not tax.tax_code.isprintable():
+        raise _invalid("prepaid_tax.tax_code", f"at most {MAX_TAX_CODE} printable characters")
+    return {"prepaid_tax_ppm": tax.rate_ppm, "prepaid_tax_ledger": str(tax.ledger_code),
+            "prepaid_tax_code": tax.tax_code}  # fmt: skip
+
+
 class AdminService(admin_pb2_grpc.AdminServicer):
     def __init__(
         self,
@@ -104,6 +124,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             "status": _STATUS.get(request.status, "ACTIVE"),
             "plan": request.tariff_plan,
             "tax_profile": request.tax_profile,
+            **prepaid_tax_fields(request.prepaid_tax),
             "created_ms": int(time.time() * 1000),
         }
         if await self.store.write_account(account_id, "create", fields) == "exists":
@@ -127,6 +148,8 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             fields["plan"] = request.tariff_plan
         if request.HasField("tax_profile"):
             fields["tax_profile"] = request.tax_profile
+        if request.HasField("prepaid_tax"):
+            fields.update(prepaid_tax_fields(request.prepaid_tax))
         if await self.store.write_account(account_id, "update", fields) == "missing":
             raise AdminError(grpc.StatusCode.NOT_FOUND, f"id: no account {account_id!r}")
         return await self._get(pb.GetAccountRequest(id=account_id))
@@ -151,6 +174,11 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             reserved_micros=reserved,
             available_micros=balance + limit - reserved,
             open_sessions=int(fields["open_sessions"]),
+            prepaid_tax=pb.PrepaidTax(
+                rate_ppm=int(fields.get("prepaid_tax_ppm") or 0),
+                ledger_code=int(fields.get("prepaid_tax_ledger") or 0),
+                tax_code=fields.get("prepaid_tax_code", ""),
+            ),
         )
 
     async def Transact(self, request: pb.TransactionRequest, context) -> pb.TransactionAnswer:
@@ -173,7 +201,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             raise _invalid("idempotency_key", f"must not start with {RERATE_KEY!r} (reserved for occ rerate)")
         if not 0 < request.ledger_code < 10**15:
             raise _invalid("ledger_code", "is required: 1 to 15 digits")
-        outcome, transaction_id, balance = await self.store.transact(
+        outcome, transaction_id, balance, tax = await self.store.transact(
             account_id,
             key=request.idempotency_key,
             kind=kind,
@@ -195,7 +223,9 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             )
         if outcome == "ok" and sign * amount > 0:
             await self._ask_for_reauthorization(account_id)
-        return pb.TransactionAnswer(transaction_id=transaction_id, balance_micros=balance, duplicate=outcome == "dup")
+        return pb.TransactionAnswer(
+            transaction_id=transaction_id, balance_micros=balance, duplicate=outcome == "dup", tax_micros=tax
+        )
 
     async def _ask_for_reauthorization(self, account_id: str) -> None:
         """Credit was added: the account's open sessions may get more now (RFC 8506 re-auth), so tell their switches."""

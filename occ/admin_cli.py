@@ -8,6 +8,7 @@ decimals in the account's currency (``10.50``), sent as micro-units and shown wi
 from __future__ import annotations
 
 import contextlib
+import re
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -44,7 +45,26 @@ class Amount(click.ParamType):
         return micros
 
 
+class Percent(click.ParamType):
+    """A tax rate in percent with at most 4 decimals (``20``, ``5.5``, ``20%``) → parts per million, exactly."""
+
+    name = "percent"
+    _PATTERN = re.compile(r"^(?P<whole>[0-9]{1,3})(?:\.(?P<frac>[0-9]{1,4}))?%?$")
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        match = self._PATTERN.match(str(value).strip())
+        if match is None:
+            self.fail(f"{value!r} is not a percentage with at most 4 decimals (e.g. 20 or 5.5)", param, ctx)
+        ppm = int(match["whole"]) * 10_000 + int((match["frac"] or "").ljust(4, "0"))
+        if ppm > 1_000_000:
+            self.fail(f"{value!r} is more than 100 %", param, ctx)
+        return ppm
+
+
 AMOUNT = Amount()
+PERCENT = Percent()
 server_option = click.option(
     "--server",
     envvar="OCC_SERVER",
@@ -93,8 +113,39 @@ def echo_account(account: admin.Account) -> None:
             ("available", format_micros(account.available_micros)),
             ("open sessions", str(account.open_sessions)),
             ("tax profile", account.tax_profile or "(none)"),
+            ("prepaid tax", _prepaid_tax(account.prepaid_tax)),
         ]
     )
+
+
+def _prepaid_tax(tax: admin.PrepaidTax) -> str:
+    if not tax.rate_ppm:
+        return "(none)"
+    whole, frac = divmod(tax.rate_ppm, 10_000)
+    percent = f"{whole}.{frac:04d}".rstrip("0").rstrip(".")
+    code = f", tax code {tax.tax_code}" if tax.tax_code else ""
+    return f"{percent} % taken from top-ups (ledger {tax.ledger_code}{code})"
+
+
+def prepaid_tax_options(command: Any) -> Any:
+    """--prepaid-tax-rate / --prepaid-tax-ledger / --prepaid-tax-code, set together."""
+    for option in reversed([
+        click.option("--prepaid-tax-rate", type=PERCENT, default=None,
+                     help="Tax taken from every top-up, in percent (20 = 20 %; 0 turns it off)."),
+        click.option("--prepaid-tax-ledger", type=click.IntRange(min=1), default=None,
+                     help="Ledger code the prepaid tax posts to (required with a rate above 0)."),
+        click.option("--prepaid-tax-code", default="", help="VAT group / tax code of the prepaid tax (for the ERP)."),
+    ]):  # fmt: skip
+        command = option(command)
+    return command
+
+
+def prepaid_tax_of(rate: int | None, ledger: int | None, code: str) -> admin.PrepaidTax | None:
+    if rate is None:
+        if ledger is not None or code:
+            raise click.UsageError("--prepaid-tax-ledger and --prepaid-tax-code go with --prepaid-tax-rate")
+        return None
+    return admin.PrepaidTax(rate_ppm=rate, ledger_code=ledger or 0, tax_code=code)
 
 
 def utc(unix_ms: int) -> str:
@@ -112,14 +163,60 @@ def account() -> None:
 @click.option("--currency", default="EUR", show_default=True, help="ISO 4217 code; must be the tariff's.")
 @click.option("--credit-limit", type=AMOUNT, default=0, help="How far below zero the balance may go.  [default: 0]")
 @click.option("--tax-profile", default="", help="Used by billing.")
+@prepaid_tax_options
 @server_option
-def create(account_id: str, plan: str, currency: str, credit_limit: int, tax_profile: str, server: str) -> None:
+def create(
+    account_id: str,
+    plan: str,
+    currency: str,
+    credit_limit: int,
+    tax_profile: str,
+    prepaid_tax_rate: int | None,
+    prepaid_tax_ledger: int | None,
+    prepaid_tax_code: str,
+    server: str,
+) -> None:
     """Create account ID (balance 0: credit it with `occ account topup`)."""
     request = admin.Account(
         id=account_id, tariff_plan=plan, currency=currency, credit_limit_micros=credit_limit, tax_profile=tax_profile
     )
+    tax = prepaid_tax_of(prepaid_tax_rate, prepaid_tax_ledger, prepaid_tax_code)
+    if tax is not None:
+        request.prepaid_tax.CopyFrom(tax)
     with connect(server) as stubs:
         echo_account(stubs.admin.CreateAccount(request, timeout=TIMEOUT_S))
+
+
+@account.command()
+@click.argument("account_id", metavar="ID")
+@click.option("--plan", default=None, help="A tariff plan of the server's current tariff.")
+@click.option("--credit-limit", type=AMOUNT, default=None, help="How far below zero the balance may go.")
+@click.option("--tax-profile", default=None, help="Used by billing.")
+@prepaid_tax_options
+@server_option
+def update(
+    account_id: str,
+    plan: str | None,
+    credit_limit: int | None,
+    tax_profile: str | None,
+    prepaid_tax_rate: int | None,
+    prepaid_tax_ledger: int | None,
+    prepaid_tax_code: str,
+    server: str,
+) -> None:
+    """Change the settings given of account ID (never its balance)."""
+    request = admin.UpdateAccountRequest(id=account_id)
+    if plan is not None:
+        request.tariff_plan = plan
+    if credit_limit is not None:
+        request.credit_limit_micros = credit_limit
+    if tax_profile is not None:
+        request.tax_profile = tax_profile
+    tax = prepaid_tax_of(prepaid_tax_rate, prepaid_tax_ledger, prepaid_tax_code)
+    if tax is not None:
+        request.prepaid_tax.CopyFrom(tax)
+    with connect(server) as stubs:
+        echo_account(stubs.admin.UpdateAccount(request, timeout=TIMEOUT_S))
 
 
 @account.command()
@@ -163,6 +260,9 @@ def _transact(account_id: str, kind: int, amount: int, ledger: int, key: str, de
             ("balance", format_micros(answer.balance_micros)),
         ]
     )
+    if answer.tax_micros:
+        net = amount - answer.tax_micros
+        echo_pairs([("prepaid tax", format_micros(answer.tax_micros)), ("credited", format_micros(net))])
     if answer.duplicate:
         click.echo("duplicate: this key was used before; nothing changed (the balance shown is the first answer's)")
 

@@ -143,16 +143,17 @@ class Store:
 
     async def transact(
         self, account_id: str, *, key: str, kind: str, amount_micros: int, ledger_code: int, description: str
-    ) -> tuple[str, str, int]:
-        """Apply a money movement once per idempotency key; returns (outcome, transaction id, balance)."""
+    ) -> tuple[str, str, int, int]:
+        """Apply a money movement once per idempotency key; returns (outcome, transaction id, balance, tax): tax is
+        the prepaid tax taken from a top-up (``lua/transaction.lua``), else 0."""
         keys = self.keys(account_id)
         digest = hashlib.sha256(_encode([kind, amount_micros, ledger_code, description])).hexdigest()[:16]
         args = [key, kind, amount_micros, ledger_code, description, int(time.time() * 1000), uuid.uuid4().hex, digest]
         reply = await self._script("transaction", [keys.account, keys.transactions, keys.events], args)
         outcome = reply[0].decode()
         if outcome in ("ok", "dup"):
-            return outcome, reply[1].decode(), int(reply[2])
-        return outcome, "", 0
+            return outcome, reply[1].decode(), int(reply[2]), int(reply[3])
+        return outcome, "", 0, 0
 
     async def open_sessions(self, account_id: str) -> list[dict[str, str | int]]:
         """The account's open sessions: their fields, and ``held``, what they hold over all rating groups."""

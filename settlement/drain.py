@@ -198,7 +198,7 @@ class Drain:
             key = entry_key(shard, entry_id)
             batch.where[key] = (shard, entry_id, fields)
             try:
-                ledger, xdr = book(key, fields, now_ms)
+                ledger, xdrs = book(key, fields, now_ms)
             except Malformed as error:
                 batch.dead[key] = str(error)
                 continue
@@ -206,8 +206,8 @@ class Drain:
                 log.exception("booking %s failed", key)
                 batch.dead[key] = f"settlement could not book it: {type(error).__name__}: {error}"
                 continue
-            account = (fields["account"], fields["currency"], ledger_time(ledger, xdr))
-            batch.booked.append(Booked(key, ledger, xdr, account))
+            account = (fields["account"], fields["currency"], ledger_time(ledger, xdrs))
+            batch.booked.append(Booked(key, ledger, xdrs, account))
         return batch
 
     async def _commit(self, batch: _Batch) -> None:
@@ -344,8 +344,8 @@ class _Batch:
         self.where: dict[str, tuple[int, str, dict[str, str]]] = {}
 
 
-def ledger_time(ledger: dict[str, Any] | None, xdr: dict[str, Any] | None) -> int:
-    return ledger["time_ms"] if ledger is not None else xdr["end_ms"]  # type: ignore[index]
+def ledger_time(ledger: Sequence[dict[str, Any]], xdrs: Sequence[dict[str, Any]]) -> int:
+    return ledger[0]["time_ms"] if ledger else xdrs[0]["end_ms"]
 
 
 def _raw(response: Any, **_options: Any) -> Any:

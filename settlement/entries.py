@@ -1,4 +1,4 @@
-"""One stream entry → the ledger row and the xDR it books (``docs/events.md`` is the contract read here).
+"""One stream entry → the ledger rows and the xDRs it books (``docs/events.md`` is the contract read here).
 
 Pure: no Redis, no SQL. :func:`book` validates an entry completely before returning anything, so an entry is either
 booked whole or rejected whole with :class:`Malformed` naming the field (it then goes to the dead-letter stream).
@@ -6,6 +6,14 @@ booked whole or rejected whole with :class:`Malformed` naming the field (it then
 A balance correction made by ``occ rerate`` (an adjustment whose idempotency key starts with :data:`RERATE_KEY`)
 books its ledger row only: the correction xDRs the rerate wrote (a reversal and a new revision) already carry what
 the customer owes, so an xDR for the adjustment as well would invoice the difference twice.
+
+A top-up with prepaid tax (its entry has ``tax`` > 0: the online core credited the balance net) books two of each:
+the top-up as paid (ledger +gross, PAYMENT xDR cost −gross, id = the entry key) and the tax taken from it (ledger
+``topup_tax`` −tax on the entry's tax ledger code, TAX xDR kind ``topup_tax`` cost +tax with tax code, rate and
+amount, id = ``<entry key>:tax``). The two ledger rows add up to the entry's ``amount``, the balance change, so
+``live balance == opening + Σ ledger`` holds; the TAX xDR's id is its top-up's id plus :data:`TAX_SUFFIX`.
+
+Every other entry books at most one ledger row and one xDR.
 
 Signs: a ledger row's ``amount`` is the balance change (credit positive); an xDR's ``cost`` is what the customer
 owes for the item (a debit of 0.30 is an xDR of cost 0.30; a top-up of 10 is an xDR of cost −10).
@@ -26,8 +34,11 @@ SERVICES = frozenset({"voice", "data", "message"})
 CAUSES = frozenset({"TERMINATE", "TIMEOUT", "ABORTED"})
 RERATE_KEY = "rerate:"
 """Idempotency-key prefix of the adjustments ``occ rerate`` makes (see ``settlement/rerate.py``)."""
-MAX_TEXT = {"account": 256, "ledger": 15, "tariff": 64, "currency": 3}
+MAX_TEXT = {"account": 256, "ledger": 15, "tariff": 64, "currency": 3, "tax_ledger": 15, "tax_code": 20}
 _INTEGER = re.compile(r"-?[0-9]{1,19}").fullmatch  # ASCII digits only: int() would take "٣", " 5", "+5", "1_0"
+TAX_SUFFIX = ":tax"
+"""The id of a top-up's tax rows: ``<entry key>:tax``."""
+Rows = tuple[dict[str, Any], ...]
 
 
 class Malformed(ValueError):
@@ -67,8 +78,8 @@ def _text(fields: dict[str, str], name: str, *, required: bool = False) -> str:
     return value
 
 
-def book(key: str, fields: dict[str, str], now_ms: int) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """(ledger row or None, xDR row or None) for one entry whose identity is ``key``; raises :class:`Malformed`."""
+def book(key: str, fields: dict[str, str], now_ms: int) -> tuple[Rows, Rows]:
+    """(ledger rows, xDR rows) for one entry whose identity is ``key``; raises :class:`Malformed`."""
     kind = fields.get("type", "")
     if kind not in TYPES:
         raise Malformed(f"type {kind[:40]!r} is not one settlement knows")
@@ -100,12 +111,12 @@ def book(key: str, fields: dict[str, str], now_ms: int) -> tuple[dict[str, Any] 
         }
     if kind == "adjustment" and fields.get("idempotency_key", "").startswith(RERATE_KEY):
         ledger["xdr_id"] = None  # type: ignore[index]  (always a ledger row: a money movement)
-        return ledger, None
+        return (ledger,), ()  # type: ignore[return-value]
     if kind == "session_charge":
         if amount > 0:
             raise Malformed(f"amount of a session_charge must not be positive, got {amount}")
         _usage(fields)  # validated, not kept: the session_close carries the totals
-        return ledger, None
+        return (ledger,) if ledger is not None else (), ()
 
     xdr: dict[str, Any] = {
         "id": key,
@@ -166,7 +177,29 @@ def book(key: str, fields: dict[str, str], now_ms: int) -> tuple[dict[str, Any] 
         if fields.get("start_s"):
             xdr["start_ms"] = _int(fields, "start_s", low=0, high=4_102_444_800) * 1000
     xdr["status"], xdr["status_reason"] = billable_status(xdr)
-    return ledger, xdr
+    if kind == "topup" and "tax" in fields:
+        return _taxed_topup(key, fields, ledger, xdr)  # type: ignore[arg-type]
+    return ((ledger,) if ledger is not None else ()), (xdr,)
+
+
+def _taxed_topup(key: str, fields: dict[str, str], ledger: dict[str, Any], xdr: dict[str, Any]) -> tuple[Rows, Rows]:
+    """A top-up the online core credited net: the top-up as paid and the tax taken from it, two rows of each."""
+    net = ledger["amount"]
+    tax = _int(fields, "tax", low=1)
+    gross = _int(fields, "gross", low=1)
+    if gross - tax != net:
+        raise Malformed(f"gross {gross} - tax {tax} must be the amount {net}")
+    rate = _int(fields, "tax_rate_ppm", low=1, high=1_000_000)
+    tax_ledger, tax_code = _text(fields, "tax_ledger"), _text(fields, "tax_code")
+    tax_key = key + TAX_SUFFIX
+    paid = {**ledger, "amount": gross, "balance": ledger["balance"] + tax}
+    taken = {**ledger, "id": tax_key, "kind": "topup_tax", "amount": -tax, "ledger_code": tax_ledger,
+             "xdr_id": tax_key}  # fmt: skip
+    xdr["cost"] = -gross
+    tax_xdr = {**xdr, "id": tax_key, "kind": "topup_tax", "record_type": "TAX", "cost": tax, "ledger_code": tax_ledger,
+               "tax_code": tax_code, "tax_rate_ppm": rate, "tax_amount": tax}  # fmt: skip
+    tax_xdr["status"], tax_xdr["status_reason"] = billable_status(tax_xdr)
+    return (paid, taken), (xdr, tax_xdr)
 
 
 def _usage(fields: dict[str, str]) -> dict[str, Any]:

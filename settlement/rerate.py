@@ -406,7 +406,7 @@ async def apply_adjustments(store: Store, engine: Engine) -> list[Adjustment]:
     """Send every owed balance correction to Redis (idempotently) and mark those Redis took; returns the outcomes."""
     outcomes = []
     for row in owed(engine):
-        outcome, transaction_id, _ = await store.transact(
+        outcome, transaction_id, _, _ = await store.transact(
             row.account,
             key=row.idempotency_key,
             kind="adjustment",

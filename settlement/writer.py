@@ -28,14 +28,15 @@ class Booked(msgspec.Struct, frozen=True):
 
     Attributes:
         key: the entry's identity ``s<shard>:<entry id>`` (the id of its rows).
-        ledger: the ledger row, or None (a session close changes no balance).
-        xdr: the xDR row, or None (a session charge is a ledger row only).
+        ledger: its ledger rows: none (a session close changes no balance), one, or two (a top-up with prepaid tax:
+            the top-up and the tax taken from it, ``settlement.entries``).
+        xdrs: its xDR rows: none (a session charge is a ledger row only), one, or two (that top-up's PAYMENT and TAX).
         account: (account, currency, time_ms) to register the account on first sight.
     """
 
     key: str
-    ledger: dict[str, Any] | None
-    xdr: dict[str, Any] | None
+    ledger: tuple[dict[str, Any], ...]
+    xdrs: tuple[dict[str, Any], ...]
     account: tuple[str, str, int]
 
 
@@ -105,7 +106,7 @@ class BatchWriter:
         """Store ``batch`` in one transaction (or entry by entry if the database refuses the batch)."""
         if not batch:
             return Written(0, 0, {})
-        ensure_periods(self.engine, {b.xdr["period"] for b in batch if b.xdr is not None}, self._periods)
+        ensure_periods(self.engine, {x["period"] for b in batch for x in b.xdrs}, self._periods)
         try:
             with self.engine.begin() as connection:
                 counts = self._write(connection, batch)
@@ -140,8 +141,8 @@ class BatchWriter:
                     "first_seen_ms": time_ms,
                 }
         self._accounts(connection, list(seen.values()))
-        ledger_rows = [b.ledger for b in batch if b.ledger is not None]
-        xdr_rows = [b.xdr for b in batch if b.xdr is not None]
+        ledger_rows = [row for b in batch for row in b.ledger]
+        xdr_rows = [row for b in batch for row in b.xdrs]
         self._ledger(connection, ledger_rows)
         self._xdrs(connection, xdr_rows)
         return len(ledger_rows), len(xdr_rows)

@@ -51,6 +51,8 @@ class InvoiceView(msgspec.Struct, frozen=True, kw_only=True):
         rows = [("Balance brought forward", h["brought_forward"]), ("Charges", h["charges"])]
         if h["tax_mode"] == "EXCLUSIVE":
             rows.append(("Tax added", h["tax"]))
+        elif h["tax_mode"] == "PREPAID" and h["tax"]:
+            rows.append(("Tax taken from top-ups", h["tax"]))
         rows += [("Payments", h["payments"]), ("Adjustments", h["adjustments"])]
         if h["rounding"]:
             rows.append(("Rounding", h["rounding"]))

@@ -2,7 +2,8 @@
 
 The A/R document carries what was sold in the period, not the statement's payments or balances:
 - EXCLUSIVE / INCLUSIVE: one line per taxed ledger code (the TAX line's base), NET resp. GROSS prices;
-- PREPAID: one line per top-up ledger code, GROSS (the tax is the one included in the top-ups);
+- PREPAID: one line per top-up ledger code (the TAX lines of the tax taken at top-up), GROSS: the top-ups as paid,
+  with the tax the online core took from them;
 - EXEMPT (or untaxed): one line per charged ledger code, tax 0;
 - every mode: one untaxed line per adjustment.
 Built only from stored rows, so a credit note for an old revision is rebuilt exactly as that revision was sent.

@@ -10,7 +10,8 @@ The issuing transaction, in order:
    end_ms < period end RETURNING …``: what is counted is exactly what was marked, whatever arrives meanwhile;
 5. compute the statement, run the validators: on a problem, roll everything back and store a DRAFT with the reasons
    (no number, nothing marked; the next run tries again);
-6. book taxation xDRs, write the lines, take the number, set COMPLETE, enqueue the ERP document; commit.
+6. book taxation xDRs (period close's, ids ``tax:…``), write the lines, take the number, set COMPLETE, enqueue the
+   ERP document; commit.
 """
 
 from __future__ import annotations
@@ -37,9 +38,12 @@ from settlement.store.schema import invoice_lines, invoice_sequences, invoices, 
 ITEM_COLUMNS = tuple(
     xdrs.c[name]
     for name in ("id", "kind", "record_type", "ledger_code", "service", "units", "cost", "currency", "revision",
-                 "end_ms", "session_id", "description")
+                 "end_ms", "session_id", "description", "tax_code", "tax_rate_ppm")
 )  # fmt: skip
 ISSUED = ("COMPLETE", "POSTED", "POSTING_ERROR")
+PERIOD_CLOSE_TAX = "tax:"
+"""Id prefix of the taxation xDRs a period close books (a re-issue books them afresh; settlement's prepaid-tax xDRs,
+``<entry key>:tax``, are items like any other)."""
 
 
 class Outcome(msgspec.Struct, frozen=True, kw_only=True):
@@ -70,7 +74,8 @@ class Invalid(Exception):
 
 def items_of(rows: Any) -> list[Item]:
     return [Item(id=r[0], kind=r[1], record_type=r[2], ledger_code=r[3], service=r[4], units=r[5], cost=r[6],
-                 currency=r[7], revision=r[8], end_ms=r[9], reference=r[10], description=r[11])
+                 currency=r[7], revision=r[8], end_ms=r[9], reference=r[10], description=r[11],
+                 tax_code=r[12] or "", tax_rate_ppm=r[13] or 0)
             for r in rows if r[2] != "TEXT"]  # fmt: skip
 
 
@@ -128,18 +133,18 @@ def line_rows(invoice_id: int, s: Statement) -> list[dict[str, Any]]:
 
 
 def tax_xdrs(invoice_id: int, account: BillingAccount, s: Statement, end_ms: int, now_ms: int) -> list[dict]:
-    """The taxation xDRs a period close books: EXCLUSIVE adds tax (cost = tax); PREPAID records the tax included in
-    the top-ups (cost 0, tax_amount = tax). INCLUSIVE and EXEMPT book none."""
-    if s.profile.mode not in ("EXCLUSIVE", "PREPAID"):
+    """The taxation xDRs a period close books: EXCLUSIVE adds tax (cost = tax). INCLUSIVE, EXEMPT and PREPAID book
+    none (PREPAID tax was taken at top-up and settlement booked its TAX xDRs then)."""
+    if s.profile.mode != "EXCLUSIVE":
         return []
     rows = []
     for g in s.tax_groups:
         rows.append({
-            "id": f"tax:{invoice_id}:{g.ledger_code}:{g.rate_ppm}", "period": period_of(end_ms - 1),
-            "account": account.account, "kind": "tax" if s.profile.mode == "EXCLUSIVE" else "topup_tax",
+            "id": f"{PERIOD_CLOSE_TAX}{invoice_id}:{g.ledger_code}:{g.rate_ppm}", "period": period_of(end_ms - 1),
+            "account": account.account, "kind": "tax",
             "record_type": "TAX", "session_id": "", "rating_group": 0, "subscriber": account.account, "calling": "",
             "called": "", "service": "", "plan": "", "start_ms": end_ms - 1, "end_ms": end_ms - 1, "units": 0,
-            "over_units": 0, "cost": g.tax if s.profile.mode == "EXCLUSIVE" else 0, "currency": s.currency,
+            "over_units": 0, "cost": g.tax, "currency": s.currency,
             "dest_group": "", "ledger_code": s.profile.tax_ledger_code, "tariff_hash": "", "rate_id": "", "cause": "",
             "description": f"tax {s.profile.label()} on {g.ledger_code}", "tax_code": s.profile.tax_code,
             "tax_rate_ppm": g.rate_ppm, "tax_amount": g.tax, "status": "BILLED", "status_reason": "",

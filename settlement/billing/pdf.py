@@ -83,7 +83,8 @@ def render(view: InvoiceView, *, issuer: str = "OCC billing") -> bytes:
     pdf.ln(3)
 
     pdf.set_font("Helvetica", "B", 10)
-    totals = [("Charges", h["charges"]), ("Tax" + (" (included)" if h["tax_mode"] != "EXCLUSIVE" else ""), h["tax"]),
+    tax_label = {"EXCLUSIVE": "Tax", "PREPAID": "Tax (taken from top-ups)"}.get(h["tax_mode"], "Tax (included)")
+    totals = [("Charges", h["charges"]), (tax_label, h["tax"]),
               ("Balance carried forward", h["carried_forward"])]  # fmt: skip
     for label, amount in totals:
         pdf.cell(150, 6, label, align="R", **RIGHT)

@@ -17,6 +17,7 @@ from settlement.billing import validate
 from settlement.billing.issue import (
     ISSUED,
     ITEM_COLUMNS,
+    PERIOD_CLOSE_TAX,
     Invalid,
     Outcome,
     enqueue_documents,
@@ -79,7 +80,7 @@ def reissue(engine: Engine, invoice_id: int, *, now_ms: int | None = None) -> Ou
             }  # fmt: skip
             new_id = connection.execute(insert(invoices).returning(invoices.c.id), values).scalar_one()
             originals = connection.execute(
-                update(xdrs).where(xdrs.c.invoice_id == old.id, xdrs.c.record_type != "TAX")
+                update(xdrs).where(xdrs.c.invoice_id == old.id, ~xdrs.c.id.startswith(PERIOD_CLOSE_TAX))
                 .values(invoice_id=new_id).returning(*ITEM_COLUMNS)
             ).all()  # fmt: skip
             originals_ids = select(xdrs.c.id).where(xdrs.c.invoice_id == new_id).scalar_subquery()

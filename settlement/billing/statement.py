@@ -1,5 +1,10 @@
 """A period's billable items → the statement: lines per ledger code, payments, adjustments, taxes, totals. Pure.
 
+Prepaid tax is not computed here: the online core took it at top-up and settlement recorded it as a TAX xDR (kind
+``topup_tax``, cost = the tax, id = its top-up's id + ``:tax``). Those xDRs become TAX lines as they are, one per
+(top-up ledger code, tax ledger code, rate, tax code): amount and tax = the tax taken (it is part of the balance
+change: the balance was credited net), net = the top-ups' gross less that tax, reference = the top-up ledger code.
+
 All sums are exact (int micro-units, Decimal for tax); each line is rounded once to the currency (ROUND_HALF_UP);
 tax is computed on the unrounded sum of each (ledger code, rate); the total is the rounded unrounded-sum, and the
 difference between it and the sum of the rounded lines is an explicit ROUNDING line. Signs: amounts are what the
@@ -38,6 +43,7 @@ class Item(msgspec.Struct, frozen=True, kw_only=True):
         end_ms: when it happened (Unix ms).
         reference: session id or idempotency key.
         description: free text.
+        tax_code, tax_rate_ppm: a TAX item's tax code and rate ("" and 0 otherwise).
     """
 
     id: str
@@ -52,6 +58,12 @@ class Item(msgspec.Struct, frozen=True, kw_only=True):
     end_ms: int
     reference: str = ""
     description: str = ""
+    tax_code: str = ""
+    tax_rate_ppm: int = 0
+
+
+PREPAID_TAX_KIND = "topup_tax"
+PREPAID_TAX_SUFFIX = ":tax"  # settlement.entries.TAX_SUFFIX
 
 
 class Line(msgspec.Struct, frozen=True, kw_only=True):
@@ -109,6 +121,7 @@ class Statement(msgspec.Struct, frozen=True, kw_only=True):
     rounding: int
     carried_forward: int
     item_count: int
+    prepaid_tax: int  # of ``tax``: the tax taken at top-up (TAX lines from settlement's topup_tax xDRs)
     foreign_currency: tuple[str, ...]  # ids of items in another currency than the account's (a validation problem)
 
 
@@ -129,9 +142,7 @@ def category(item: Item) -> str:
 def _taxable(item: Item, profile: TaxProfile) -> bool:
     if profile.mode in ("EXCLUSIVE", "INCLUSIVE"):
         return item.kind in USAGE_KINDS
-    if profile.mode == "PREPAID":
-        return item.kind == "topup"
-    return False
+    return False  # PREPAID: the tax was taken at top-up; its TAX xDRs are billed as they are
 
 
 def _describe(cat: str, ledger_code: str, service: str) -> str:
@@ -146,6 +157,8 @@ def compute(items: Iterable[Item], *, currency: str, profile: TaxProfile, brough
     taxed: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])  # ledger code → n, units, Σ cost
     singles: list[Line] = []
     foreign: list[str] = []
+    topups: dict[str, Item] = {}
+    prepaid_taxes: list[Item] = []
     exact_total = brought_forward
     n = 0
     for item in items:
@@ -153,6 +166,11 @@ def compute(items: Iterable[Item], *, currency: str, profile: TaxProfile, brough
         if item.currency != currency:
             foreign.append(item.id)
         exact_total += item.cost
+        if item.record_type == "TAX" and item.kind == PREPAID_TAX_KIND:
+            prepaid_taxes.append(item)
+            continue
+        if item.kind == "topup":
+            topups[item.id] = item
         cat = category(item)
         if _taxable(item, profile):
             t = taxed[item.ledger_code]
@@ -205,6 +223,9 @@ def compute(items: Iterable[Item], *, currency: str, profile: TaxProfile, brough
                           tax_code=profile.tax_code, tax_rate_ppm=group.rate_ppm,
                           reference=group.ledger_code))  # fmt: skip
 
+    prepaid_lines = _prepaid_tax_lines(prepaid_taxes, topups, currency, profile)
+    lines.extend(prepaid_lines)
+
     def total(*cats: str, field: str = "amount") -> int:
         return sum(getattr(line, field) for line in lines if line.category in cats)
 
@@ -221,10 +242,31 @@ def compute(items: Iterable[Item], *, currency: str, profile: TaxProfile, brough
     return Statement(currency=currency, profile=profile, brought_forward=brought_forward, lines=tuple(lines),
                      tax_groups=tuple(tax_groups), charges=charges, payments=payments, adjustments=adjustments,
                      tax=tax_total, rounding=rounding, carried_forward=carried, item_count=n,
+                     prepaid_tax=sum(line.tax for line in prepaid_lines),
                      foreign_currency=tuple(foreign))  # fmt: skip
 
 
 ROUNDING_LEDGER_CODE = "0"
+
+
+def _prepaid_tax_lines(taxes: list[Item], topups: dict[str, Item], currency: str, profile: TaxProfile) -> list[Line]:
+    """TAX lines for the tax taken at top-up: per (top-up ledger code, tax ledger code, rate, tax code), the tax and
+    the gross of the top-ups it was taken from (found by id: a tax xDR's id is its top-up's id + ``:tax``)."""
+    groups: dict[tuple[str, str, int, str], list[int]] = defaultdict(lambda: [0, 0, 0])  # → n, Σ tax, Σ gross
+    for item in taxes:
+        topup = topups.get(item.id.removesuffix(PREPAID_TAX_SUFFIX))
+        base_code = topup.ledger_code if topup is not None else ""
+        g = groups[(base_code, item.ledger_code, item.tax_rate_ppm, item.tax_code or profile.tax_code)]
+        g[0], g[1], g[2] = g[0] + 1, g[1] + item.cost, g[2] + (-topup.cost if topup is not None else item.cost)
+    lines = []
+    for (base_code, code, rate_ppm, tax_code), (count, tax, gross) in sorted(groups.items()):
+        tax_rounded = _round(tax, currency)
+        percent = (Decimal(rate_ppm) / 10_000).normalize()
+        lines.append(Line(category="TAX", ledger_code=code, count=count, units=0, amount=tax_rounded,
+                          description=f"Tax {tax_code} {percent:f} % taken from top-ups ({base_code or '?'})",
+                          net=_round(gross, currency) - tax_rounded, tax=tax_rounded, tax_code=tax_code,
+                          tax_rate_ppm=rate_ppm, reference=base_code))  # fmt: skip
+    return lines
 
 
 def _first_code(lines: list[Line]) -> str:

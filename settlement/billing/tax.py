@@ -3,8 +3,9 @@
 Modes:
     EXCLUSIVE: prices are net; at period close a taxation xDR per ledger code adds ``net × rate``.
     INCLUSIVE: prices include tax; the invoice back-calculates ``gross × rate / (1 + rate)`` (shown, not added).
-    PREPAID: tax is due on top-ups (money in), not on usage; the invoice shows the tax included in the period's
-        top-ups (``gross × rate / (1 + rate)``) and period close books it as a TAX xDR (cost 0, tax_amount set).
+    PREPAID: tax is due on top-ups (money in), not on usage. It is not computed here: the online core takes it at
+        top-up (the account's prepaid tax rate; the balance is credited net) and settlement books it as a TAX xDR
+        (kind ``topup_tax``, cost = the tax); the invoice bills those as TAX lines. Period close adds nothing.
     EXEMPT: no tax (lines carry the profile's tax code, e.g. ``EXEMPT``).
 """
 

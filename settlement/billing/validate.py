@@ -16,7 +16,7 @@ Validator = Callable[[Statement], list[str]]
 
 
 def balances(s: Statement) -> list[str]:
-    added = s.tax if s.profile.mode == "EXCLUSIVE" else 0
+    added = sum(line.amount for line in s.lines if line.category == "TAX")  # tax added (EXCLUSIVE) or taken at top-up
     expected = s.brought_forward + s.charges + s.payments + s.adjustments + added + s.rounding
     if expected != s.carried_forward:
         return [f"balance does not carry: brought forward + movements = {expected}, carried forward "
@@ -59,12 +59,24 @@ def one_currency(s: Statement) -> list[str]:
     return [f"{len(s.foreign_currency)} item(s) are not in {s.currency}: {shown}"]
 
 
+def prepaid_tax_under_a_prepaid_profile(s: Statement) -> list[str]:
+    """Tax taken at top-up (the online core's prepaid tax) belongs to a PREPAID profile: any other mode would tax the
+    usage as well, or not expect tax at all (the account's online and billing settings disagree)."""
+    if not s.prepaid_tax or s.profile.mode == "PREPAID":
+        return []
+    return [
+        f"tax was taken at top-up but tax profile {s.profile.name!r} is {s.profile.mode}, not PREPAID: make "
+        "the account's prepaid tax (occ account update) and its tax profile agree"
+    ]
+
+
 def tax_profile_usable(s: Statement) -> list[str]:
     return [f"tax profile {s.profile.name!r}: {p}" for p in check_profile(s.profile)]
 
 
 VALIDATORS: tuple[Validator, ...] = (
     tax_profile_usable,
+    prepaid_tax_under_a_prepaid_profile,
     one_currency,
     every_line_has_a_ledger_code,
     amounts_are_rounded,

@@ -1,6 +1,6 @@
 """Invoices computed by hand, checked line by line and to the cent: VAT-exclusive 20 %, VAT-inclusive 19 % (with a
-rounding line), exempt (ROUND_HALF_UP on a half cent), prepaid 20 % (tax included in top-ups), and a second period
-that brings the first one's balance forward."""
+rounding line), exempt (ROUND_HALF_UP on a half cent), prepaid 20 % (tax taken at top-up, as settlement recorded it,
+with a rounding line), and a second period that brings the first one's balance forward."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from billing_helpers import add_account, add_profiles, add_xdrs, euros, ms, xdr
 from sqlalchemy import select
 
 from settlement.billing.run import run
+from settlement.export.erp_sim import business_errors
 from settlement.export.outbox import load
 from settlement.store.schema import billing_runs, invoice_lines, invoices, outbox, xdrs
 
@@ -47,10 +48,21 @@ def setup_four(store):
         xdr("exempt", "session", euros("12.345"), "400000003", jan, units=600),
         xdr("exempt", "refund", euros("5"), "400000010", jan + 1),
         xdr("exempt", "payment", euros("-7.5"), "400000010", jan + 2),
-        xdr("pre", "topup", euros("-12"), "400000009", jan),
+        # Prepaid 20 %: two top-ups of 10.00 (on two ledger codes); the online core took 10 × 0.2 / 1.2 = 1.666667
+        # from each and credited 8.333333; settlement booked a PAYMENT xDR (−10) and a TAX xDR (+1.666667) for each.
+        xdr("pre", "topup", euros("-10"), "400000009", jan, id="pre-1"),
+        prepaid_tax("pre-1", euros("1.666667"), jan),
+        xdr("pre", "topup", euros("-10"), "400000008", jan + 2, id="pre-2"),
+        prepaid_tax("pre-2", euros("1.666667"), jan + 2),
         xdr("pre", "session", euros("3"), "400000001", jan + 1, units=120),
         xdr("excl", "session", euros("2"), "400000001", ms(2026, 2, 10), units=90),  # February: next invoice
     ])  # fmt: skip
+
+
+def prepaid_tax(topup_id, tax, end_ms):
+    """The TAX xDR settlement books for a top-up the online core taxed (``settlement.entries``)."""
+    return xdr("pre", "topup_tax", tax, "470000001", end_ms, id=f"{topup_id}:tax", record_type="TAX", tax_code="S20",
+               tax_rate_ppm=200_000, tax_amount=tax)  # fmt: skip
 
 
 def test_four_tax_modes_to_the_cent(store):
@@ -102,11 +114,15 @@ def test_four_tax_modes_to_the_cent(store):
     inv, lines = invoice_of(store, "pre")
     assert lines == [
         ("CHARGE", "400000001", 1, 120, euros("3"), euros("3"), 0),  # usage is not taxed again
-        ("PAYMENT", "400000009", 1, 0, euros("-12"), euros("-12"), 0),
-        ("TAX", "470000001", 1, 0, 0, euros("10"), euros("2")),  # 12 × 0.2 / 1.2 included in the top-up
+        ("PAYMENT", "400000009", 1, 0, euros("-10"), euros("-10"), 0),  # the top-ups as paid (gross)
+        ("PAYMENT", "400000008", 1, 0, euros("-10"), euros("-10"), 0),
+        ("TAX", "470000001", 1, 0, euros("1.67"), euros("8.33"), euros("1.67")),  # 1.666667 taken from 10.00 (…08)
+        ("TAX", "470000001", 1, 0, euros("1.67"), euros("8.33"), euros("1.67")),  # and from 10.00 (…09)
+        ("ROUNDING", "470000001", 0, 0, euros("-0.01"), euros("-0.01"), 0),  # round(3 − 20 + 3.333334) − (−13.66)
     ]
-    assert (inv.charges, inv.tax, inv.payments, inv.carried_forward) == (euros("3"), euros("2"), euros("-12"),
-                                                                         euros("-9"))  # fmt: skip
+    assert (inv.charges, inv.tax, inv.payments, inv.rounding, inv.carried_forward) == (
+        euros("3"), euros("3.34"), euros("-20"), euros("-0.01"), euros("-13.67"))  # fmt: skip
+    # The balance carried is the live balance's mirror: 8.333333 × 2 − 3 = 13.666666 of credit → −13.67.
 
     with store.connect() as c:
         taxes = c.execute(select(xdrs.c.account, xdrs.c.kind, xdrs.c.cost, xdrs.c.tax_amount, xdrs.c.status)
@@ -116,7 +132,8 @@ def test_four_tax_modes_to_the_cent(store):
     assert [tuple(t) for t in taxes] == [
         ("excl", "tax", euros("0.04"), euros("0.04"), "BILLED"),
         ("excl", "tax", euros("0.35"), euros("0.35"), "BILLED"),
-        ("pre", "topup_tax", 0, euros("2"), "BILLED"),
+        ("pre", "topup_tax", euros("1.666667"), euros("1.666667"), "BILLED"),  # settlement's, billed as they are:
+        ("pre", "topup_tax", euros("1.666667"), euros("1.666667"), "BILLED"),  # period close adds none for PREPAID
     ]
     assert "RAW_EXCEPTED" in statuses and feb == ["BILLABLE"]
 
@@ -130,13 +147,15 @@ def test_four_tax_modes_to_the_cent(store):
         "incl": ("GROSS", "2.52", "0.48", "3.00", [("400000001", "100", "1.00", "S19", "0.16"),
                                                    ("400000002", "1", "2.00", "S19", "0.32")]),
         "exempt": ("NET", "12.35", "0.00", "12.35", [("400000003", "600", "12.35", "E0", "0.00")]),
-        "pre": ("GROSS", "10.00", "2.00", "12.00", [("400000009", "1", "12.00", "S20", "2.00")]),
+        "pre": ("GROSS", "16.66", "3.34", "20.00", [("400000008", "1", "10.00", "S20", "1.67"),
+                                                   ("400000009", "1", "10.00", "S20", "1.67")]),
     }  # fmt: skip
     for customer, (mode, net, tax, gross, lines) in expected.items():
         d = docs[customer]
         assert (d.price_mode, str(d.net_total), str(d.tax_total), str(d.gross_total)) == (mode, net, tax, gross)
         assert [(x.account_code, str(x.quantity), str(x.line_total), x.vat_group, str(x.tax_amount))
                 for x in d.lines] == lines  # fmt: skip
+        assert business_errors(d, d.idempotency_key) == []  # what erp-sim checks besides the XSD
 
     # February: the balance comes forward; 2.00 + 20 % = 2.40.
     report = run(store, date(2026, 3, 1))

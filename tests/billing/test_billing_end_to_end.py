@@ -63,3 +63,46 @@ async def test_online_events_end_on_exactly_one_invoice(redis_url, tmp_path, sto
     assert invoice.carried_forward == round_micros(Decimal(-live) + exact_tax, "EUR")
     assert invoice.payments == -12_500_000 and invoice.state == "COMPLETE" and invoice.customer_code == "C-ALICE"
     assert dict(statuses) == {"BILLED": 4 + len(tax)}  # top-up, call, SMS, payment, and the taxation xDRs
+
+
+async def test_prepaid_tax_taken_online_is_billed_as_taken(redis_url, tmp_path, store):
+    """Top-up 10.00 at 20 %: the online core credits 8.333333 (tax 1.666667); a 61 s call costs 0.300834. The invoice
+    carries −(live balance) = −8.032499 → −8.03, with the tax as taken, not computed again."""
+    async with serving(redis_url, tmp_path) as client:
+        tax = admin.PrepaidTax(rate_ppm=200_000, ledger_code=470000001, tax_code="S20")
+        await client.admin.CreateAccount(admin.Account(id="pre", currency="EUR", tariff_plan="retail",
+                                                       prepaid_tax=tax))  # fmt: skip
+        await client.admin.Transact(admin.TransactionRequest(account_id="pre", type=admin.TOP_UP,
+                                                             amount_micros=10_000_000, idempotency_key="v-1",
+                                                             ledger_code=400000009))  # fmt: skip
+        c = client.charging
+        await c.StartSession(session("call-1", 0, "pre", voice(requested=60)))
+        await c.EndSession(session("call-1", 1, "pre", voice(used=61)))
+        drain = Drain(redis_url, store, shards=client.app.settings.shards, options=DrainOptions(claim_idle_s=0))
+        await drain.setup()
+        left = await drain.drain_once()
+        await drain.close()
+        assert (left.lag, left.pending, drain.dead_letters) == (0, 0, 0)
+        live = (await client.balance("pre")).balance_micros
+    assert live == 10_000_000 - 1_666_667 - 300_834
+
+    with store.begin() as sql:
+        set_tax_profile(sql, TaxProfile(name="PRE20", mode="PREPAID", rate_ppm=200_000, tax_code="S20",
+                                        tax_ledger_code="470000001"))  # fmt: skip
+        set_account(sql, "pre", tax_profile="PRE20")
+    end = next_boundary(int(time.time() * 1000), 1, "UTC")
+    report = run(store, local_date(end, "UTC"), now_ms=end + 1)
+    assert (report.issued, report.drafts, report.excepted) == (1, 0, [])
+    with store.connect() as sql:
+        invoice = sql.execute(select(invoices)).one()
+        lines = sql.execute(select(invoice_lines.c.category, invoice_lines.c.amount, invoice_lines.c.net,
+                                   invoice_lines.c.tax, invoice_lines.c.reference)
+                            .order_by(invoice_lines.c.line_number)).all()  # fmt: skip
+        period_close = sql.execute(select(func.count()).where(xdrs.c.id.startswith("tax:"))).scalar()
+    assert [tuple(x) for x in lines] == [
+        ("CHARGE", 300_000, 300_000, 0, ""),
+        ("PAYMENT", -10_000_000, -10_000_000, 0, "v-1"),
+        ("TAX", 1_670_000, 8_330_000, 1_670_000, "400000009"),
+    ]
+    assert invoice.carried_forward == round_micros(Decimal(-live), "EUR") == -8_030_000
+    assert (invoice.tax, invoice.rounding, period_close) == (1_670_000, 0, 0)

@@ -181,3 +181,22 @@ async def test_call_is_refused_without_credit(occ, charging):
     assert result.exit_code == 1 and "CREDIT_LIMIT_REACHED" in result.stdout
     assert "call refused" in result.stderr
     assert await charging.events("broke") == []
+
+
+async def test_account_prepaid_tax_create_update_and_a_taxed_topup(occ, charging):
+    created = await occ("account", "create", "cli-tax", "--plan", "retail", "--prepaid-tax-rate", "20",
+                        "--prepaid-tax-ledger", "470000001", "--prepaid-tax-code", "S20")  # fmt: skip
+    assert created.exit_code == 0, created.output
+    assert fields(created)["prepaid tax"] == "20 % taken from top-ups (ledger 470000001, tax code S20)"
+    topup = await occ("account", "topup", "cli-tax", "10", "--ledger", "400000009", "--key", "t-1")
+    assert (fields(topup)["balance"], fields(topup)["prepaid tax"], fields(topup)["credited"]) == (
+        "8.333333", "1.666667", "8.333333")  # fmt: skip
+
+    updated = await occ("account", "update", "cli-tax", "--prepaid-tax-rate", "5.5", "--prepaid-tax-ledger", "9")
+    assert updated.exit_code == 0, updated.output
+    assert fields(updated)["prepaid tax"] == "5.5 % taken from top-ups (ledger 9)"
+    missing = await occ("account", "update", "cli-tax", "--prepaid-tax-rate", "5")
+    assert missing.exit_code == 1 and "prepaid_tax.ledger_code" in missing.output
+    off = await occ("account", "update", "cli-tax", "--prepaid-tax-rate", "0")
+    assert fields(off)["prepaid tax"] == "(none)"
+    assert (await charging.admin.GetAccount(admin.GetAccountRequest(id="cli-tax"))).prepaid_tax.rate_ppm == 0

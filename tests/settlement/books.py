@@ -54,8 +54,7 @@ def sms(engine: Engine, key: str, *, account: str = "alice", ledger: str = "4000
         "currency": "EUR", "time_ms": str(JAN), "session_id": key, "rg": "0", "units": "1", "service": "message",
         "cost": "50000", "ledger": ledger, "tariff": "t", "plan": "retail", "called": "+447700900123",
     }  # fmt: skip
-    ledger_row, xdr = book(key, fields, JAN)
-    BatchWriter(engine).write([Booked(key, ledger_row, xdr, (account, "EUR", JAN))])
+    BatchWriter(engine).write([Booked(key, *book(key, fields, JAN), (account, "EUR", JAN))])
     return key
 
 
