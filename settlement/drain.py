@@ -49,7 +49,8 @@ class DrainOptions(msgspec.Struct, frozen=True, kw_only=True):
         read_count: most new entries read from one shard per batch (all shards are read at once: 256 × 32 = 8,192
             entries at most, small enough for several workers to share a backlog).
         claim_idle_s: entries pending this long with another consumer are taken over (its worker is presumed dead).
-        poll_s: pause between reads while the streams are empty.
+        poll_s: while the streams are empty, how long a read waits for an entry (single node: a blocking read) or
+            the pause between reads (cluster).
         trim: trim the streams below what every group has acknowledged.
         trim_interval_s: how often to trim and to refresh the lag and pending gauges.
     """
@@ -58,7 +59,7 @@ class DrainOptions(msgspec.Struct, frozen=True, kw_only=True):
     consumer: str = ""
     read_count: int = 32
     claim_idle_s: float = 30.0
-    poll_s: float = 0.2
+    poll_s: float = 0.5
     trim: bool = True
     trim_interval_s: float = 5.0
 
@@ -80,6 +81,7 @@ class Drain:
         # A client of its own: replies decoded by hiredis, stream reads left as the raw nested lists (redis-py's
         # parsing of XREADGROUP into dicts costs more than booking the entries).
         self.client: RedisClient = connect(redis_url, cluster=cluster, pool_size=4, decode=True)
+        self.cluster = cluster
         for command in ("XREADGROUP", "XAUTOCLAIM"):
             self.client.set_response_callback(command, _raw)
         self.writer = BatchWriter(engine)
@@ -87,6 +89,7 @@ class Drain:
         self.options = options or DrainOptions()
         self.consumer = self.options.consumer or f"{socket.gethostname()}-{os.getpid()}"
         self.streams = [keys.shard_keys(shard)[0] for shard in range(shards)]
+        self._shard_of = {stream: shard for shard, stream in enumerate(self.streams)}
         self.booked = 0
         self.dead_letters = 0
         # Where to go on reading this consumer's own unacknowledged entries, per shard (None: read new ones). A
@@ -116,18 +119,22 @@ class Drain:
 
     # -- batches -----------------------------------------------------------------------------------------------
 
-    async def pump(self, max_s: float = 1.0) -> int:
+    async def pump(self, max_s: float = 1.0, *, wait_ms: int = 0) -> int:
         """Settle new entries (this consumer's own pending ones first) until the streams are empty or ``max_s`` has
         passed; returns how many. Reading and booking the next batch overlaps writing the previous one (the SQL
-        write runs in a thread); at most one batch waits in between, so memory stays bounded."""
+        write runs in a thread); at most one batch waits in between, so memory stays bounded. With ``wait_ms``, the
+        first read waits that long for an entry to arrive (single-node Redis: one blocking XREADGROUP over every
+        stream, so an idle worker costs nothing)."""
         queue: asyncio.Queue[_Batch | None] = asyncio.Queue(maxsize=1)
         deadline = time.monotonic() + max_s
         count = 0
 
         async def read() -> None:
             nonlocal count
+            block_ms = wait_ms
             while time.monotonic() < deadline:
-                entries = await self._next()
+                entries = await self._next(block_ms)
+                block_ms = 0
                 if not entries:
                     break
                 count += len(entries)
@@ -143,7 +150,7 @@ class Drain:
             tasks.create_task(write())
         return count
 
-    async def _next(self) -> list[Entry]:
+    async def _next(self, block_ms: int = 0) -> list[Entry]:
         if self._pending_from is not None:
             entries = await self._read(self._pending_from)
             if entries:
@@ -151,7 +158,16 @@ class Drain:
                     self._pending_from[shard] = entry_id
                 return entries
             self._pending_from = None
-        return await self._read(">")
+        if self.cluster:  # streams in other slots cannot share one command
+            return await self._read(">")
+        # One XREADGROUP over every stream: cheaper than a command per shard, and it can wait for new entries.
+        reply = await self.client.xreadgroup(
+            self.options.group, self.consumer, dict.fromkeys(self.streams, ">"), count=self.options.read_count,
+            block=block_ms or None,
+        )  # fmt: skip
+        return [
+            (self._shard_of[stream], entry_id, _fields(f)) for stream, items in _streams(reply) for entry_id, f in items
+        ]
 
     async def claim(self) -> int:
         """Take over and settle entries idle longer than ``claim_idle_s`` with any consumer; returns how many."""
@@ -314,10 +330,10 @@ class Drain:
                         await self.trim()
                     await self.backlog()
                     next_trim = now + self.options.trim_interval_s
-                if await self.pump():
+                if await self.pump(wait_ms=0 if self.cluster else int(self.options.poll_s * 1000)):
                     backoff_s = self.options.poll_s
                     continue
-                wait_s = self.options.poll_s
+                wait_s = self.options.poll_s if self.cluster else 0.0  # a single node waited in XREADGROUP
             except* (RedisError, OSError) as group:
                 metrics.ERRORS.labels("redis").inc()
                 log.error("settlement: Redis failed, retrying in %.1f s: %s", backoff_s, group.exceptions[0])
