@@ -23,6 +23,7 @@ from occ.store_cli import load_settings, open_database, redis_url, store_options
 from occ.tariff_cli import load
 from rating_engine.money import format_micros
 from settlement import rerate as rerating
+from settlement.dead_letters import DeadLetter, read_dead_letters
 from settlement.reconcile import Outcome, Report, reconcile
 from settlement.store.schema import XDR_STATUSES
 from settlement.xdr_status import StatusError, except_xdr, find, list_xdrs, restore_xdr
@@ -134,6 +135,29 @@ def list_command(
             f"{r.ledger_code:<15} {r.status_reason}"
         )
     click.echo(f"{len(rows):,} xDRs{' (limit reached)' if len(rows) == limit else ''}", err=True)
+
+
+@xdr.command("dead-letters")
+@store_options
+@click.option("--limit", type=click.IntRange(1), default=100, show_default=True, help="At most this many.")
+def dead_letters_command(config: Path | None, limit: int, **flags: object) -> None:
+    """Stream entries settlement could not book (never billed): shard, entry id, type, account, reason."""
+    settings = load_settings(config, **flags)
+
+    async def read() -> tuple[list[DeadLetter], int]:
+        client = connect(redis_url(settings), cluster=settings.redis_cluster)
+        try:
+            return await read_dead_letters(client, settings.shards, limit=limit)
+        finally:
+            await client.aclose()
+
+    letters, total = asyncio.run(read())
+    for letter in letters:
+        kind, account = letter.fields.get("type", "?"), letter.fields.get("account", "?")
+        click.echo(f"s{letter.shard:03d}:{letter.source_id:<22} {kind:<15} {account:<20} {letter.reason}")
+    click.echo(f"{total:,} dead letters{f' (showing {len(letters):,})' if total > len(letters) else ''}", err=True)
+    if total:
+        raise click.exceptions.Exit(1)
 
 
 def _database(settings: Settings) -> Engine:

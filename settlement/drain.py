@@ -158,12 +158,12 @@ class Drain:
                     self._pending_from[shard] = entry_id
                 return entries
             self._pending_from = None
-        if self.cluster:  # streams in other slots cannot share one command
+        if self.cluster or not block_ms:  # (streams in other slots cannot share one command)
             return await self._read(">")
-        # One XREADGROUP over every stream: cheaper than a command per shard, and it can wait for new entries.
+        # One XREADGROUP over every stream, which waits for the first new entry (a backlog reads faster per shard).
         reply = await self.client.xreadgroup(
             self.options.group, self.consumer, dict.fromkeys(self.streams, ">"), count=self.options.read_count,
-            block=block_ms or None,
+            block=block_ms,
         )  # fmt: skip
         return [
             (self._shard_of[stream], entry_id, _fields(f)) for stream, items in _streams(reply) for entry_id, f in items

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import redis
 from click.testing import CliRunner
 
 from benchmarks.settle_backlog import fill_backlog
@@ -51,3 +52,19 @@ def test_settle_once_drains_and_reports(redis_url, tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert f"{backlog.entries:,} entries to settle" in result.output
     assert f"{backlog.entries:,} entries booked, 0 dead-lettered" in result.output
+
+
+def test_dead_letters_are_listed_with_their_reason(redis_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("OCC_SHARDS", "8")
+    asyncio.run(fill(redis_url))
+    client = redis.Redis.from_url(redis_url)
+    client.xadd("occ:{s003}:events", {"type": "bonus", "account": "acme"})
+    client.close()
+    db_url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
+    settled = CliRunner().invoke(main, ["settle", "--once", "--redis-url", redis_url, "--db-url", db_url])
+    assert settled.exit_code == 3  # something was dead-lettered
+    listed = CliRunner().invoke(main, ["xdr", "dead-letters", "--redis-url", redis_url, "--db-url", db_url])
+    assert listed.exit_code == 1
+    assert "s003:" in listed.output and "bonus" in listed.output and "acme" in listed.output
+    assert "type 'bonus' is not one settlement knows" in listed.output
+    assert "1 dead letters" in listed.output
