@@ -88,3 +88,13 @@ async def serving(redis_url: str, data_dir: Path, *, cluster: bool = False, **se
         await channel.close()
         await server.stop(0)
         await app.close()
+
+
+async def settle_everything(client: Client, redis_url: str, store) -> None:
+    """Drain every event the online core has written into ``store``; fail if anything is left or dead-lettered."""
+    from settlement.drain import Drain, DrainOptions
+
+    options = DrainOptions(claim_idle_s=0)
+    async with Drain(redis_url, store, shards=client.app.settings.shards, options=options) as drain:
+        left = await drain.drain_once()
+    assert (left.lag, left.pending, drain.dead_letters) == (0, 0, 0)

@@ -10,7 +10,7 @@ import time
 from decimal import Decimal
 
 import pytest
-from online_app import serving, session, voice
+from online_app import serving, session, settle_everything, voice
 from sqlalchemy import func, select
 
 from occ.v1 import admin_pb2 as admin
@@ -20,7 +20,6 @@ from settlement.billing.cycle import local_date, next_boundary
 from settlement.billing.run import BillingError, run
 from settlement.billing.setup import set_account, set_tax_profile
 from settlement.billing.tax import TaxProfile
-from settlement.drain import Drain, DrainOptions
 from settlement.store.schema import invoice_lines, invoices, xdrs
 
 
@@ -36,11 +35,7 @@ async def test_online_events_end_on_exactly_one_invoice(redis_url, tmp_path, sto
         await client.admin.Transact(admin.TransactionRequest(account_id="alice", type=admin.PAYMENT,
                                                              amount_micros=2_500_000, idempotency_key="pay-1",
                                                              ledger_code=400000010))  # fmt: skip
-        drain = Drain(redis_url, store, shards=client.app.settings.shards, options=DrainOptions(claim_idle_s=0))
-        await drain.setup()
-        left = await drain.drain_once()
-        await drain.close()
-        assert (left.lag, left.pending, drain.dead_letters) == (0, 0, 0)
+        await settle_everything(client, redis_url, store)
         live = (await client.balance("alice")).balance_micros
 
     with store.begin() as sql:
@@ -78,11 +73,7 @@ async def test_prepaid_tax_taken_online_is_billed_as_taken(redis_url, tmp_path, 
         c = client.charging
         await c.StartSession(session("call-1", 0, "pre", voice(requested=60)))
         await c.EndSession(session("call-1", 1, "pre", voice(used=61)))
-        drain = Drain(redis_url, store, shards=client.app.settings.shards, options=DrainOptions(claim_idle_s=0))
-        await drain.setup()
-        left = await drain.drain_once()
-        await drain.close()
-        assert (left.lag, left.pending, drain.dead_letters) == (0, 0, 0)
+        await settle_everything(client, redis_url, store)
         live = (await client.balance("pre")).balance_micros
     assert live == 10_000_000 - 1_666_667 - 300_834
 
