@@ -64,6 +64,7 @@ class ExporterOptions(msgspec.Struct, frozen=True, kw_only=True):
         jitter: the fraction (0–1) of each wait taken off at random, so workers do not retry in step.
         concurrency: documents in flight at once (of different invoice numbers).
         poll_s: how often the background loop looks for due documents.
+        close_grace_s: on close, how long the round in progress may go on finishing its documents.
     """
 
     timeout_s: float = 10.0
@@ -73,6 +74,7 @@ class ExporterOptions(msgspec.Struct, frozen=True, kw_only=True):
     jitter: float = 0.25
     concurrency: int = 4
     poll_s: float = 1.0
+    close_grace_s: float = 15.0
 
     def __post_init__(self) -> None:
         if self.timeout_s <= 0 or self.lease_s < 0 or self.backoff_s < 0 or self.poll_s <= 0:
@@ -205,11 +207,14 @@ class Exporter:
         self._task = asyncio.create_task(self._loop(), name="erp-exporter")
 
     async def close(self) -> None:
-        """Stop the loop (a row in flight keeps its lease and is reconciled later), close the client."""
+        """Stop the loop: the round in progress may finish its documents for up to ``close_grace_s``, then it is
+        cancelled (a row still in flight keeps its lease and is reconciled later); close the client."""
         task, self._task = self._task, None
         self._stop.set()
         try:
             if task is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(task), self.options.close_grace_s)
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task  # re-raises what crashed the loop
@@ -231,6 +236,10 @@ class Exporter:
         while not self._stop.is_set():
             try:
                 summary = await self.run_once()
+            except asyncio.CancelledError:  # closed mid-round: what was sent and recorded still counts
+                if self.running is not None:
+                    self.totals.add(self.running)
+                raise
             except SQLAlchemyError as error:  # the store is away: try again next round
                 metrics.ERRORS.inc()
                 log.warning("export round failed on the SQL store: %s", error)
