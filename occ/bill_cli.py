@@ -19,6 +19,7 @@ from settlement.billing.issue import Outcome
 from settlement.billing.run import BillingError, RunReport, bill_now, preview_now, run
 from settlement.billing.setup import SetupError, set_account, set_customer_class, set_tax_profile
 from settlement.billing.tax import MODES, TaxProfile
+from settlement.store.database import reading
 
 
 def _engine(config: object, flags: dict) -> object:
@@ -120,7 +121,7 @@ def show_command(config: object, invoice: str, preview: bool, csv_path: Path | N
                  **flags) -> None:  # fmt: skip
     """Print INVOICE (id, number or tenant:number) as a statement; optionally write its CSV and PDF."""
     engine = _engine(config, flags)
-    with engine.connect() as connection:  # type: ignore[attr-defined]
+    with reading(engine) as connection:  # type: ignore[arg-type]
         invoice_id = int(invoice) if preview and invoice.isdigit() else document.find(connection, invoice)
         view = document.load(connection, invoice_id, preview=preview) if invoice_id is not None else None
     if view is None:

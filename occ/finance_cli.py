@@ -25,6 +25,7 @@ from rating_engine.money import format_micros
 from settlement import rerate as rerating
 from settlement.dead_letters import DeadLetter, read_dead_letters
 from settlement.reconcile import Outcome, Report, reconcile
+from settlement.store.database import reading
 from settlement.store.schema import XDR_STATUSES
 from settlement.xdr_status import StatusError, except_xdr, find, list_xdrs, restore_xdr
 
@@ -110,7 +111,7 @@ def restore_command(config: Path | None, xdr_id: str, reason: str, ledger_code: 
 def show_command(config: Path | None, xdr_id: str, **flags: object) -> None:
     """Every field of one xDR."""
     engine = _database(load_settings(config, **flags))
-    with engine.connect() as connection:
+    with reading(engine) as connection:
         row = _status(lambda: find(connection, xdr_id))
     for name, value in row._asdict().items():
         text = format_micros(value) if name in ("cost", "tax_amount") and value is not None else value

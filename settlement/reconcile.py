@@ -27,6 +27,7 @@ from sqlalchemy import Engine, func, select
 from occ import keys
 from occ.redis_client import RedisClient
 from settlement.drain import Backlog, Drain, DrainOptions
+from settlement.store.database import reading
 from settlement.store.schema import accounts, ledger
 
 ACCOUNT_PATTERN = f"{keys.PREFIX}:{{s*}}:acct:*"
@@ -135,7 +136,7 @@ def compare(live: dict[str, tuple[int, str]], expected: dict[str, tuple[int | No
 def ledger_totals(engine: Engine) -> dict[str, tuple[int | None, int, int, str]]:
     """account → (opening balance or None, Σ ledger amount, ledger rows, currency), in two grouped queries."""
     totals: dict[str, tuple[int | None, int, int, str]] = {}
-    with engine.connect() as connection:
+    with reading(engine) as connection:
         for account, opening, currency in connection.execute(
             select(accounts.c.account, accounts.c.opening_balance, accounts.c.currency)
         ):

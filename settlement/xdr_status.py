@@ -26,6 +26,7 @@ import msgspec
 from sqlalchemy import Connection, Engine, Row, select, update
 
 from settlement.entries import billable_status
+from settlement.store.database import reading
 from settlement.store.schema import XDR_STATUSES, xdrs
 
 EXCEPTED = {"RAW": "RAW_EXCEPTED", "BILLABLE": "BILLABLE_EXCEPTED"}
@@ -116,7 +117,7 @@ def list_xdrs(
         query = query.where(xdrs.c.account == account)
     if period is not None:
         query = query.where(xdrs.c.period == period)
-    with engine.connect() as connection:
+    with reading(engine) as connection:
         return connection.execute(query.order_by(xdrs.c.end_ms, xdrs.c.id).limit(limit)).all()
 
 

@@ -7,15 +7,17 @@
 
 SQLite runs in WAL mode (readers never block the writer) with ``synchronous=NORMAL`` (a committed transaction
 survives a process crash; a power loss may lose the last ones, never corrupt the file), and every transaction
-starts ``BEGIN IMMEDIATE`` so that two writers queue on the lock (``busy_timeout``) instead of failing half-way.
+starts ``BEGIN IMMEDIATE`` so that two writers queue on the lock (``busy_timeout``) instead of failing half-way;
+connections from :func:`reading` begin DEFERRED instead, so reports never hold the write lock.
 PostgreSQL goes through psycopg 3. ``xdrs`` is partitioned by month there: :func:`ensure_periods` creates a month's
 partition before the first row of that month is written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
@@ -24,6 +26,7 @@ from sqlalchemy.exc import DBAPIError
 SQLITE_FILE = "occ.sqlite3"
 BUSY_TIMEOUT_MS = 30_000
 PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+READ_ONLY = "occ_read_only"
 
 
 class StoreError(RuntimeError):
@@ -64,7 +67,17 @@ def _sqlite_pragmas(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+@contextlib.contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A connection for reads only. On SQLite its transactions begin DEFERRED: in WAL mode a reader then never holds
+    the write lock, so a long report does not stall the drain (``BEGIN IMMEDIATE``, every writer's, would)."""
+    with engine.connect() as connection:
+        connection.execution_options(**{READ_ONLY: True})
+        yield connection
 
 
 def ensure_periods(engine: Engine, periods: Iterable[str], known: set[str]) -> None:
