@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import multiprocessing
 import os
 import signal
@@ -21,6 +22,8 @@ from occ.store_cli import database_url, load_settings, open_database, redis_url,
 from settlement.drain import Drain, DrainOptions
 from settlement.store.database import open_store
 from settlement.store.migrate import current, head
+
+log = logging.getLogger(__name__)
 
 
 @click.group()
@@ -64,15 +67,16 @@ def status(config: object, **flags: object) -> None:
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Worker processes sharing the streams (booking is CPU-bound: up to one per core).")  # fmt: skip
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=0, help="Serve Prometheus /metrics here [off].")
+@click.option("--quiet", is_flag=True, help="No progress lines on stderr, logs only (the worker beside occ serve).")
 def settle(config: object, once: bool, consumer: str, read_count: int, claim_idle_s: float, no_trim: bool,
-           workers: int, metrics_port: int, **flags: object) -> None:  # fmt: skip
+           workers: int, metrics_port: int, quiet: bool, **flags: object) -> None:  # fmt: skip
     """Drain the balance-event streams into ledger rows and xDRs in the SQL store.
 
     Runs until Ctrl-C or SIGTERM; several workers may share the streams (a consumer group). Entries that break the
     event contract go to the shard's dead-letter stream (occ:{sNNN}:events:dead) with the reason.
     """
     settings = load_settings(config, **flags)  # type: ignore[arg-type]
-    configure_logs(settings.log_level, json=False)
+    configure_logs(settings.log_level, json=settings.log_json)
     options = DrainOptions(consumer=consumer, read_count=read_count, claim_idle_s=claim_idle_s, trim=not no_trim)
     url = redis_url(settings)
     engine = open_database(settings)
@@ -82,7 +86,9 @@ def settle(config: object, once: bool, consumer: str, read_count: int, claim_idl
         start_http_server(metrics_port, addr=settings.host)
     helpers = _start_helpers(workers - 1, url, settings, options, once)
     try:
-        dead = asyncio.run(_settle(url, settings.redis_cluster, settings.shards, engine, options, once))
+        dead = asyncio.run(
+            _settle(url, settings.redis_cluster, settings.shards, engine, options, once, report=not quiet)
+        )
     finally:
         for helper in helpers:
             if not once and helper.is_alive():
@@ -109,7 +115,7 @@ def _start_helpers(count: int, url: str, settings: Settings, options: DrainOptio
 
 
 def _helper_main(url: str, settings: Settings, options: DrainOptions, once: bool) -> None:
-    configure_logs(settings.log_level, json=False)
+    configure_logs(settings.log_level, json=settings.log_json)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the first worker stops the rest
     engine = open_store(database_url(settings))
     dead = asyncio.run(_settle(url, settings.redis_cluster, settings.shards, engine, options, once, report=False))
@@ -122,7 +128,7 @@ async def _settle(url: str, cluster: bool, shards: int, engine: object, options:
         if report:
             before = await drain.backlog()
             click.echo(f"settle: {before.lag:,} entries to settle, {before.pending:,} pending", err=True)
-        reporter = asyncio.create_task(_report(drain) if report else asyncio.sleep(0))
+        reporter = asyncio.create_task(_report(drain, show=report))
         try:
             if once:
                 left = await drain.drain_once()
@@ -137,16 +143,20 @@ async def _settle(url: str, cluster: bool, shards: int, engine: object, options:
             reporter.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reporter
-        click.echo(
+        summary = (
             f"settle ({drain.consumer}): {drain.booked:,} entries booked, {drain.dead_letters:,} dead-lettered; "
-            f"left: {left.lag:,} undelivered, {left.pending:,} pending with other workers",
-            err=True,
+            f"left: {left.lag:,} undelivered, {left.pending:,} pending with other workers"
         )
+        if report:
+            click.echo(summary, err=True)
+        else:
+            log.info(summary)
         return drain.dead_letters
 
 
-async def _report(drain: Drain, every_s: float = 1.0) -> None:
-    """A progress line a second while entries are being settled: count, rate, what is left."""
+async def _report(drain: Drain, *, show: bool, every_s: float = 1.0) -> None:
+    """The throughput gauge, and (``show``) a progress line a second while entries are settled: count, rate, what
+    is left."""
     from settlement import metrics
 
     last, last_t = drain.booked + drain.dead_letters, time.monotonic()
@@ -155,7 +165,7 @@ async def _report(drain: Drain, every_s: float = 1.0) -> None:
         done, now = drain.booked + drain.dead_letters, time.monotonic()
         rate = (done - last) / (now - last_t)
         metrics.THROUGHPUT.set(rate)
-        if done != last:
+        if show and done != last:
             left = await drain.backlog()
             eta = f", about {left.lag / rate:,.0f} s left" if rate > 0 and left.lag else ""
             print(f"settle: {done:,} settled, {rate:,.0f}/s, {left.lag:,} to go{eta}", file=sys.stderr, flush=True)

@@ -24,12 +24,13 @@ STOP_TIMEOUT_S = 15.0
 def start_settlement(settings: Settings) -> Callable[[], None]:
     """Start ``occ settle`` for ``settings`` (whose ``redis_url`` is resolved); returns the function that stops it."""
     db_url = settings.db_url or default_url(settings.data_dir)
-    command = [sys.executable, "-m", "occ", "settle", "--redis-url", settings.redis_url, "--db-url", db_url]
+    command = [sys.executable, "-m", "occ", "settle", "--quiet", "--redis-url", settings.redis_url, "--db-url", db_url]
     env = {
         **os.environ,
         "OCC_SHARDS": str(settings.shards),
         "OCC_REDIS_CLUSTER": str(settings.redis_cluster).lower(),
         "OCC_LOG_LEVEL": settings.log_level,
+        "OCC_LOG_JSON": str(settings.log_json).lower(),
     }
     process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
     log.info("settlement worker started", extra={"pid": process.pid, "db_url": db_url})
