@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 ACK_SCRIPT = (Path(__file__).parent / "lua" / "ack.lua").read_text()
 Entry = tuple[int, str, dict[str, str]]  # shard, entry id, fields
+Groups = list[list[dict[str, Any]]]  # XINFO GROUPS of each shard's stream, in shard order
 
 
 class DrainOptions(msgspec.Struct, frozen=True, kw_only=True):
@@ -261,38 +262,38 @@ class Drain:
 
     # -- the backlog and trimming ------------------------------------------------------------------------------
 
-    async def backlog(self) -> Backlog:
-        """Entries not yet delivered to the group and entries delivered but unacknowledged, over all shards."""
+    async def backlog(self, groups: Groups | None = None) -> Backlog:
+        """Entries not yet delivered to the group and entries delivered but unacknowledged, over all shards
+        (from ``groups``, the streams' XINFO GROUPS, when the caller has just read them)."""
         lag = pending = 0
-        for stream, groups in zip(self.streams, await self._groups(), strict=True):
-            for group in groups:
+        for stream, stream_groups in zip(self.streams, groups or await self._groups(), strict=True):
+            for group in stream_groups:
                 if group["name"] == self.options.group:
                     pending += int(group["pending"])
-                    lag += int(group["lag"]) if group.get("lag") is not None else await self._lag(stream)
+                    lag += int(group["lag"]) if group.get("lag") is not None else await self._lag(stream, group)
         metrics.LAG.set(lag)
         metrics.PENDING.set(pending)
         return Backlog(lag, pending)
 
-    async def _lag(self, stream: str) -> int:
+    async def _lag(self, stream: str, group: dict[str, Any]) -> int:
         """Undelivered entries when Redis cannot tell the lag (after a trim or deletion): count them."""
-        group = next(g for g in await self.client.xinfo_groups(stream) if g["name"] == self.options.group)
         after = group["last-delivered-id"]
         return len(await self.client.xrange(stream, min=f"({after}", max="+"))
 
-    async def _groups(self) -> list[list[dict[str, Any]]]:
+    async def _groups(self) -> Groups:
         pipe = self.client.pipeline(transaction=False)
         for stream in self.streams:
             pipe.xinfo_groups(stream)
         return await pipe.execute()
 
-    async def trim(self) -> int:
+    async def trim(self, groups: Groups | None = None) -> int:
         """Trim every stream below the oldest entry any of its groups still needs; returns entries removed."""
         removed = 0
-        for stream, groups in zip(self.streams, await self._groups(), strict=True):
-            if not groups:
+        for stream, stream_groups in zip(self.streams, groups or await self._groups(), strict=True):
+            if not stream_groups:
                 continue
             keep = []
-            for group in groups:
+            for group in stream_groups:
                 oldest_pending = None
                 if int(group["pending"]):  # (may have been acknowledged since XINFO: then min is None)
                     oldest_pending = (await self.client.xpending(stream, group["name"]))["min"]
@@ -311,9 +312,15 @@ class Drain:
             await self.claim()
             while await self.pump():
                 pass
+        return await self._housekeep()
+
+    async def _housekeep(self) -> Backlog:
+        """Trim (unless told not to) and refresh the backlog gauges, from one XINFO GROUPS round trip. Trimming
+        removes only delivered, acknowledged entries, so it changes neither the lag nor the pending count."""
+        groups = await self._groups()
         if self.options.trim:
-            await self.trim()
-        return await self.backlog()
+            await self.trim(groups)
+        return await self.backlog(groups)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Settle until ``stop`` is set; Redis and SQL failures are logged, counted and retried with backoff."""
@@ -326,9 +333,7 @@ class Drain:
                     await self.claim()
                     next_claim = now + max(self.options.claim_idle_s / 2, 0.5)
                 if now >= next_trim:
-                    if self.options.trim:
-                        await self.trim()
-                    await self.backlog()
+                    await self._housekeep()
                     next_trim = now + self.options.trim_interval_s
                 if await self.pump(wait_ms=0 if self.cluster else int(self.options.poll_s * 1000)):
                     backoff_s = self.options.poll_s

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Sequence
-from decimal import Decimal
 from typing import Any
 
 import msgspec
@@ -19,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from settlement.store.database import ensure_periods
-from settlement.store.money import Money
+from settlement.store.money import Money, to_numeric
 from settlement.store.schema import accounts, ledger, xdrs
 
 
@@ -88,7 +87,7 @@ def _decimals(row: tuple[Any, ...], money: list[int]) -> tuple[Any, ...]:
     values = list(row)
     for i in money:
         if values[i] is not None:
-            values[i] = Decimal(values[i]).scaleb(-6)
+            values[i] = to_numeric(values[i])
     return tuple(values)
 
 

@@ -18,6 +18,11 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 MICROS = Decimal(1_000_000)
 
 
+def to_numeric(micros: int) -> Decimal:
+    """Micro-units as the NUMERIC(20, 6) value PostgreSQL stores (``300834`` → ``Decimal("0.300834")``)."""
+    return Decimal(micros).scaleb(-6)
+
+
 class Money(TypeDecorator[int]):
     """An amount: ``int`` micro-units in Python; NUMERIC(20, 6) on PostgreSQL, INTEGER micro-units on SQLite."""
 
@@ -34,7 +39,7 @@ class Money(TypeDecorator[int]):
             return None
         if type(value) is not int:
             raise TypeError(f"Money takes int micro-units, got {type(value).__name__}")
-        return value if dialect.name == "sqlite" else Decimal(value).scaleb(-6)
+        return value if dialect.name == "sqlite" else to_numeric(value)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> int | None:
         if value is None:
