@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import click
+from sqlalchemy import Engine
 
 from occ.store_cli import load_settings, open_database, store_options
 from settlement.billing import document
@@ -22,7 +23,7 @@ from settlement.billing.tax import MODES, TaxProfile
 from settlement.store.database import reading
 
 
-def _engine(config: object, flags: dict) -> object:
+def _engine(config: object, flags: dict) -> Engine:
     return open_database(load_settings(config, **flags))  # type: ignore[arg-type]
 
 
@@ -98,12 +99,12 @@ def reissue_command(config: object, invoice: str, **flags) -> None:
     from settlement.billing.reissue import reissue
 
     engine = _engine(config, flags)
-    with engine.connect() as connection:  # type: ignore[attr-defined]
+    with engine.connect() as connection:
         invoice_id = document.find(connection, invoice)
     if invoice_id is None:
         raise click.ClickException(f"no invoice {invoice!r}")
     try:
-        outcome = reissue(engine, invoice_id)  # type: ignore[arg-type]
+        outcome = reissue(engine, invoice_id)
     except BillingError as error:
         raise click.ClickException(str(error)) from None
     click.echo(_outcome(outcome) + f", revision {outcome.revision}")
@@ -121,7 +122,7 @@ def show_command(config: object, invoice: str, preview: bool, csv_path: Path | N
                  **flags) -> None:  # fmt: skip
     """Print INVOICE (id, number or tenant:number) as a statement; optionally write its CSV and PDF."""
     engine = _engine(config, flags)
-    with reading(engine) as connection:  # type: ignore[arg-type]
+    with reading(engine) as connection:
         invoice_id = int(invoice) if preview and invoice.isdigit() else document.find(connection, invoice)
         view = document.load(connection, invoice_id, preview=preview) if invoice_id is not None else None
     if view is None:
@@ -156,7 +157,7 @@ def account_set(config: object, account: str, **options) -> None:
     flags = {k: options.pop(k) for k in ("data_dir", "redis_url", "db_url")}
     engine = _engine(config, flags)
     try:
-        with engine.begin() as connection:  # type: ignore[attr-defined]
+        with engine.begin() as connection:
             result = set_account(connection, account, **options)
     except SetupError as error:
         raise click.ClickException(str(error)) from None
@@ -187,7 +188,7 @@ def tax_profile_set(config: object, name: str, mode: str, rate: str, tax_code: s
     engine = _engine(config, flags)
     profile = TaxProfile(name=name, mode=mode, rate_ppm=ppm, tax_code=tax_code, tax_ledger_code=tax_ledger_code)
     try:
-        with engine.begin() as connection:  # type: ignore[attr-defined]
+        with engine.begin() as connection:
             set_tax_profile(connection, profile)
     except SetupError as error:
         raise click.ClickException(str(error)) from None
@@ -207,7 +208,7 @@ def class_set(config: object, name: str, tax_profile: str, **flags) -> None:
     """Create or change customer class NAME."""
     engine = _engine(config, flags)
     try:
-        with engine.begin() as connection:  # type: ignore[attr-defined]
+        with engine.begin() as connection:
             set_customer_class(connection, name, tax_profile)
     except SetupError as error:
         raise click.ClickException(str(error)) from None

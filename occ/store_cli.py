@@ -60,7 +60,8 @@ def database_url(settings: Settings) -> str:
 
 
 def open_database(settings: Settings, *, migrate: bool = True) -> Engine:
-    """The settlement store, migrated to the newest schema unless ``migrate`` is false."""
+    """The settlement store, migrated to the newest schema unless ``migrate`` is false; inside a command, closed when
+    the command ends (however it ends)."""
     url = database_url(settings)
     try:
         engine = open_store(url)
@@ -70,4 +71,7 @@ def open_database(settings: Settings, *, migrate: bool = True) -> Engine:
         raise click.ClickException(str(error)) from None
     except OperationalError as error:
         raise click.ClickException(f"cannot open the settlement store {url}: {error.orig}") from None
+    context = click.get_current_context(silent=True)
+    if context is not None:
+        context.call_on_close(engine.dispose)
     return engine
