@@ -25,6 +25,7 @@ import re
 import time
 from typing import Any
 
+from occ.store.keys import RERATE_KEY
 from rating_engine.money import MAX_EXACT_MICROS
 
 USAGE = frozenset({"session_close", "event_charge", "event_refund"})
@@ -32,8 +33,6 @@ MONEY_MOVEMENTS = frozenset({"topup", "payment", "adjustment", "refund"})
 TYPES = USAGE | MONEY_MOVEMENTS | {"session_charge"}
 SERVICES = frozenset({"voice", "data", "message"})
 CAUSES = frozenset({"TERMINATE", "TIMEOUT", "ABORTED"})
-RERATE_KEY = "rerate:"
-"""Idempotency-key prefix of the adjustments ``occ rerate`` makes (see ``settlement/rerate.py``)."""
 MAX_TEXT = {"account": 256, "ledger": 15, "tariff": 64, "currency": 3, "tax_ledger": 15, "tax_code": 20}
 _INTEGER = re.compile(r"-?[0-9]{1,19}").fullmatch  # ASCII digits only: int() would take "٣", " 5", "+5", "1_0"
 TAX_SUFFIX = ":tax"

@@ -56,9 +56,10 @@ from sqlalchemy import Connection, Engine, Row, insert, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from occ.store.keys import RERATE_KEY
 from occ.store.scripts import Store
 from rating_engine import CallBatch, CompiledTariff, Service, normalize_number, rate_batch
-from settlement.entries import RERATE_KEY, period_of
+from settlement.entries import period_of
 from settlement.store.schema import reissue_requests, rerate_adjustments, xdrs
 
 RERATED_KINDS = ("session", "event_charge", "event_refund")

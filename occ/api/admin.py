@@ -15,12 +15,12 @@ import grpc
 
 from occ.core.sweeper import close_request
 from occ.core.tariffs import CurrencyChange, TariffHolder
+from occ.store.keys import RERATE_KEY
 from occ.store.scripts import Store
 from occ.v1 import admin_pb2 as pb
 from occ.v1 import admin_pb2_grpc
 from rating_engine import TariffError
 from rating_engine.money import MAX_EXACT_MICROS
-from settlement.entries import RERATE_KEY
 
 log = logging.getLogger(__name__)
 _CURRENCY = re.compile(r"^[A-Z]{3}$")

@@ -3,6 +3,9 @@
 Hot-path operations take whole batches: the requests of a batch are grouped (one group on a single Redis node, one
 group per shard on Redis Cluster, where a script may only touch one slot) and every group is one ``EVALSHA``, all
 groups of a batch in one pipeline: one network round trip per batch, whatever its size.
+
+Each round trip can be reported to an ``on_roundtrip(script name, seconds)`` hook (the server counts and times
+them in its metrics); this package imports no metrics of its own.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +21,6 @@ import msgspec
 import redis.asyncio as redis
 from redis.exceptions import NoScriptError, RedisError
 
-from occ import metrics
 from occ.store.keys import AccountKeys
 
 LUA_DIR = Path(__file__).with_name("lua")
@@ -47,11 +49,17 @@ class KeyedRequest:
         self.shard, self.keys, self.payload = shard, keys, payload
 
 
+RoundtripHook = Callable[[str, float], None]
+"""Called after each batch round trip with the script's name and how long the round trip took, in seconds."""
+
+
 class Store:
     """Runs OCC's scripts against Redis (a single node or a cluster)."""
 
-    def __init__(self, client: redis.Redis, *, shards: int, cluster: bool) -> None:
-        self.client, self.shards, self.cluster = client, shards, cluster
+    def __init__(
+        self, client: redis.Redis, *, shards: int, cluster: bool, on_roundtrip: RoundtripHook | None = None
+    ) -> None:
+        self.client, self.shards, self.cluster, self._on_roundtrip = client, shards, cluster, on_roundtrip
 
     def keys(self, account_id: str) -> AccountKeys:
         return AccountKeys(account_id, self.shards)
@@ -98,8 +106,8 @@ class Store:
         return replies
 
     async def _pipeline(self, script: Script, calls: list[tuple[list[str], bytes]]) -> list[bytes | Exception]:
-        metrics.REDIS_ROUNDTRIPS.labels(script.name).inc()
-        with metrics.REDIS_ROUNDTRIP_SECONDS.time():
+        started = time.perf_counter()
+        try:
             if len(calls) == 1:
                 keys, argument = calls[0]
                 try:
@@ -112,6 +120,9 @@ class Store:
                 # plain EVALSHA by its first key, which is what a shard group needs.
                 pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, argument)
             return await pipe.execute(raise_on_error=False)
+        finally:
+            if self._on_roundtrip is not None:
+                self._on_roundtrip(script.name, time.perf_counter() - started)
 
     # -- administration (not on the hot path: one call each) -------------------------------------------------
 
