@@ -15,9 +15,11 @@ import grpc
 
 from occ import metrics
 from occ.api import wire
+from occ.api.errors import abort, grpc_status
 from occ.core.batcher import Batcher
-from occ.core.requests import InvalidRequest, Kind, Outcome, Work
-from occ.core.tariffs import NoTariff, TariffHolder
+from occ.core.errors import OccError
+from occ.core.requests import Kind, Outcome, Work
+from occ.core.tariffs import TariffHolder
 from occ.v1 import charging_pb2 as pb
 from occ.v1 import charging_pb2_grpc
 
@@ -41,7 +43,7 @@ class ChargingService(charging_pb2_grpc.ChargingServicer):
         return wire.session_answer(request, outcome, self.validity_time_s)
 
     async def _answer(self, kind: str, request):
-        """The answer message for one request of any kind; raises ``InvalidRequest`` or ``NoTariff``."""
+        """The answer message for one request of any kind; raises an ``OccError`` (``occ.core.errors``)."""
         answer = await self._answer_of_kind(kind, request)
         key = (kind, answer.result_code)
         count = self._counters.get(key)
@@ -63,10 +65,8 @@ class ChargingService(charging_pb2_grpc.ChargingServicer):
     async def _unary(self, kind: str, request, context: grpc.aio.ServicerContext):
         try:
             return await self._answer(kind, request)
-        except InvalidRequest as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        except NoTariff as exc:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        except OccError as exc:
+            await abort(context, exc)
 
     async def Authorize(self, request, context):
         return await self._unary("authorize", request, context)
@@ -107,11 +107,8 @@ class ChargingService(charging_pb2_grpc.ChargingServicer):
                 field = "session" if kind in ("start", "update", "end") else kind
                 outgoing.put_nowait(pb.StreamAnswer(correlation_id=message.correlation_id, **{field: answer}))
             except Exception as exc:  # every request on a stream gets an answer, whatever went wrong
-                if isinstance(exc, InvalidRequest):
-                    code = grpc.StatusCode.INVALID_ARGUMENT
-                elif isinstance(exc, NoTariff):
-                    code = grpc.StatusCode.FAILED_PRECONDITION
-                else:
+                code = grpc_status(exc)
+                if code is None:
                     log.exception("stream request failed", extra={"correlation_id": message.correlation_id})
                     code = grpc.StatusCode.UNAVAILABLE
                 error = pb.StreamError(grpc_code=code.value[0], message=str(exc))

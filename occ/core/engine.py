@@ -19,13 +19,13 @@ from typing import Any
 
 import numpy as np
 
+from occ.core.errors import InvalidRequest
 from occ.core.requests import (
     Action,
     AuthorizeOutcome,
     BalanceOutcome,
     Code,
     EventOutcome,
-    InvalidRequest,
     Kind,
     Outcome,
     QuotaOutcome,
