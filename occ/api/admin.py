@@ -14,7 +14,7 @@ from pathlib import Path
 
 from occ.api.errors import abort
 from occ.core.errors import AlreadyExists, CurrencyChange, FailedPrecondition, InvalidRequest, NotFound, OccError
-from occ.core.sweeper import close_request
+from occ.core.payloads import close_request
 from occ.core.tariffs import TariffHolder
 from occ.store.keys import RERATE_KEY
 from occ.store.scripts import Store
@@ -254,16 +254,16 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         account_id = _account_id(request.account_id, "account_id")
         session_id = _account_id(request.session_id, "session_id")
         now_ms = int(time.time() * 1000)
-        abort = close_request(self.store, account_id, session_id, cause="ABORTED", now_ms=now_ms)
-        abort.payload.update(validity=self.validity_time_s, reason=request.reason)
+        abort = close_request(self.store, account_id, session_id, cause="ABORTED", now_ms=now_ms,
+                              validity_time_s=self.validity_time_s, reason=request.reason)  # fmt: skip
         [result] = await self.store.run_batch("session", [abort])
         if isinstance(result, Exception):
             raise result
-        if result[0] != "ok":
+        if result.outcome != "ok":
             return pb.AbortSessionAnswer(aborted=False)
         await self.notify("abort", account_id, session_id, request.reason)
         log.info("session aborted", extra={"session_id": session_id, "account": account_id})
-        return pb.AbortSessionAnswer(aborted=True, cost_micros=int(result[1][3]))
+        return pb.AbortSessionAnswer(aborted=True, cost_micros=int(result.answer[3]))
 
     async def LoadTariff(self, request: pb.LoadTariffRequest, context) -> pb.LoadTariffAnswer:
         return await self._call(self._load_tariff, request, context)
