@@ -51,11 +51,11 @@ async def run(accounts: int, batch: int, rounds: int, redis_url: str) -> dict[st
         cpu: dict[str, list[float]] = {"start": [], "update": [], "end": []}
         for round_ in range(rounds):
             chosen = [names[(round_ * batch + i) % accounts] for i in range(batch)]
-            sessions = [f"r{round_}-{i}" for i in range(batch)]
+            pairs = [(account, f"r{round_}-{i}") for i, account in enumerate(chosen)]
             steps = [
-                ("start", [work(Kind.START, a, s, 0, used=0, requested=60) for a, s in zip(chosen, sessions)]),
-                ("update", [work(Kind.UPDATE, a, s, 1, used=60, requested=60) for a, s in zip(chosen, sessions)]),
-                ("end", [work(Kind.END, a, s, 2, used=30, requested=0) for a, s in zip(chosen, sessions)]),
+                ("start", [work(Kind.START, a, s, 0, used=0, requested=60) for a, s in pairs]),
+                ("update", [work(Kind.UPDATE, a, s, 1, used=60, requested=60) for a, s in pairs]),
+                ("end", [work(Kind.END, a, s, 2, used=30, requested=0) for a, s in pairs]),
             ]
             for kind, works in steps:
                 started, started_cpu = time.perf_counter(), time.process_time()
