@@ -14,7 +14,7 @@ import asyncio
 
 import grpc
 import pytest
-from conftest import LONDON, MONDAY_PEAK, session, voice
+from online_app import LONDON, MONDAY_PEAK, session, voice
 
 from occ.api import wire
 from occ.core.errors import InvalidRequest
