@@ -17,7 +17,7 @@ from benchmarks.settle_backlog import fill_backlog
 from occ.keys import dead_letters, shard_keys
 from occ.redis_client import connect
 from settlement import metrics
-from settlement.drain import MAX_BLOCK_S, Backlog, Drain, DrainOptions
+from settlement.drain import Backlog, Drain, DrainOptions
 from settlement.store.database import open_store
 from settlement.store.migrate import upgrade
 from settlement.store.schema import ledger, xdrs
@@ -219,7 +219,6 @@ async def test_stop_ends_a_worker_blocked_on_an_empty_stream_within_a_second(red
             while not await blocked_reads():
                 assert time.monotonic() < deadline, "the idle worker never blocked in XREADGROUP"
                 await asyncio.sleep(0.02)
-            assert MAX_BLOCK_S <= 0.5
             assert await stopped_within_s(stop, worker) < 1.0
         finally:
             stop.set()
