@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable
 
 from occ.settings import Settings
+from occ.store.client import full_url
 from settlement.store.database import default_url
 
 log = logging.getLogger(__name__)
@@ -24,9 +25,10 @@ STOP_TIMEOUT_S = 15.0
 def start_settlement(settings: Settings) -> Callable[[], None]:
     """Start ``occ settle`` for ``settings`` (whose ``redis_url`` is resolved); returns the function that stops it."""
     db_url = settings.db_url or default_url(settings.data_dir)
-    command = [sys.executable, "-m", "occ", "settle", "--quiet", "--redis-url", settings.redis_url, "--db-url", db_url]
+    command = [sys.executable, "-m", "occ", "settle", "--quiet", "--db-url", db_url]
     env = {
         **os.environ,
+        "OCC_REDIS_URL": full_url(settings),  # in the environment, not the command line: it may hold a password
         "OCC_SHARDS": str(settings.shards),
         "OCC_REDIS_CLUSTER": str(settings.redis_cluster).lower(),
         "OCC_LOG_LEVEL": settings.log_level,

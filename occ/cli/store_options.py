@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from occ.settings import Settings, SettingsError
+from occ.store.client import full_url
 from occ.store.embedded import running_url
 from occ.store.process import RedisStartError
 from settlement.store.database import StoreError, default_url, open_store
@@ -45,9 +46,10 @@ def load_settings(config: Path | None, **flags: Any) -> Settings:
 
 
 def redis_url(settings: Settings) -> str:
-    """The configured Redis, or the embedded one an ``occ serve`` runs under the data dir."""
+    """The configured Redis (with the credentials and TLS files of the settings in the URL), or the embedded one an
+    ``occ serve`` runs under the data dir (with its password)."""
     if settings.redis_url:
-        return settings.redis_url
+        return full_url(settings)
     try:
         return running_url(settings.data_dir)
     except RedisStartError as error:
