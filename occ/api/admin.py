@@ -13,10 +13,19 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from occ.api.errors import abort
-from occ.core.errors import AlreadyExists, CurrencyChange, FailedPrecondition, InvalidRequest, NotFound, OccError
+from occ.core.errors import (
+    AlreadyExists,
+    CurrencyChange,
+    FailedPrecondition,
+    InvalidRequest,
+    NotFound,
+    OccError,
+    from_store,
+)
 from occ.core.payloads import close_request
 from occ.core.tariffs import TariffHolder
 from occ.store.keys import RERATE_KEY
+from occ.store.replication import NotReplicated
 from occ.store.scripts import Store
 from occ.v1 import admin_pb2 as pb
 from occ.v1 import admin_pb2_grpc
@@ -99,6 +108,8 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             return await handler(request)
         except OccError as exc:
             await abort(context, exc)
+        except NotReplicated as exc:
+            await abort(context, from_store(exc))  # type: ignore[arg-type]
 
     async def CreateAccount(self, request: pb.Account, context) -> pb.Account:
         return await self._call(self._create, request, context)
@@ -258,7 +269,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
                               validity_time_s=self.validity_time_s, reason=request.reason)  # fmt: skip
         [result] = await self.store.run_batch("session", [abort])
         if isinstance(result, Exception):
-            raise result
+            raise from_store(result)
         if result.outcome != "ok":
             return pb.AbortSessionAnswer(aborted=False)
         await self.notify("abort", account_id, session_id, request.reason)

@@ -12,6 +12,7 @@ that names the field at fault (``str(error)`` is ``"<field>: <message>"``), and 
 | ``failed_precondition`` | :class:`FailedPrecondition` | FAILED_PRECONDITION | no |
 | ``no_tariff`` | :class:`NoTariff` | FAILED_PRECONDITION | yes |
 | ``currency_change`` | :class:`CurrencyChange` | FAILED_PRECONDITION | no |
+| ``unavailable`` | :class:`Unavailable` | UNAVAILABLE | yes |
 
 "Retriable" says whether the same request may succeed later unchanged. Anything else that escapes (Redis down, a
 bug) is not in the table: a unary call fails with UNKNOWN, a ``Stream`` request is answered UNAVAILABLE.
@@ -21,6 +22,8 @@ The gRPC status is kept as its name so that this package imports no gRPC; ``occ.
 from __future__ import annotations
 
 from typing import ClassVar, NamedTuple
+
+from occ.store.replication import NotReplicated
 
 
 class OccError(Exception):
@@ -81,6 +84,24 @@ class CurrencyChange(OccError):
         super().__init__("", message)
 
 
+class Unavailable(OccError):
+    """The store could not take the request durably now: too few replicas confirmed its write in time
+    (``min_replicas_acked``). The same request again is safe (it is idempotent) and may succeed."""
+
+    code = "unavailable"
+
+    def __init__(self, message: str) -> None:
+        super().__init__("", message)
+
+
+def from_store(error: BaseException) -> BaseException:
+    """A store failure that OCC reports on purpose as the error of the table (:class:`NotReplicated` becomes
+    :class:`Unavailable`); any other error as it is."""
+    if isinstance(error, NotReplicated):
+        return Unavailable(str(error))
+    return error
+
+
 class Rule(NamedTuple):
     """A row of the table: the class raised, the gRPC status it becomes, whether a retry may succeed."""
 
@@ -98,6 +119,7 @@ ERRORS: dict[str, Rule] = {
         Rule(FailedPrecondition, "FAILED_PRECONDITION", retriable=False),
         Rule(NoTariff, "FAILED_PRECONDITION", retriable=True),
         Rule(CurrencyChange, "FAILED_PRECONDITION", retriable=False),
+        Rule(Unavailable, "UNAVAILABLE", retriable=True),
     )
 }
 

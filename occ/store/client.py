@@ -66,6 +66,14 @@ class SentinelBlockingPool(SentinelConnectionPool, BlockingConnectionPool):
     when ``max_connections`` are busy."""
 
 
+class SentinelPrimary(Redis):
+    """The client of a Sentinel primary; closing it also closes its connections to the sentinels."""
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        await self.connection_pool.sentinel_manager.aclose()  # type: ignore[attr-defined]
+
+
 def connect(
     target: RedisConfig | str,
     *,
@@ -100,7 +108,7 @@ def connect(
     if is_sentinel(url):
         address = sentinel_address(url)
         sentinel = Sentinel(address.sentinels, sentinel_kwargs=address.sentinel_options, **node_options(url))
-        return sentinel.master_for(address.service, connection_pool_class=SentinelBlockingPool, db=address.db,
+        return sentinel.master_for(address.service, SentinelPrimary, SentinelBlockingPool, db=address.db,
                                    max_connections=pool_size, timeout=timeout_s, check_connection=True,
                                    **common)  # fmt: skip
     pool = BlockingConnectionPool.from_url(url, max_connections=pool_size, timeout=timeout_s, **common)
