@@ -14,6 +14,8 @@ import subprocess
 import sys
 from collections.abc import Callable
 
+from sqlalchemy import make_url
+
 from occ.settings import Settings
 from occ.store.client import full_url
 from settlement.store.database import default_url
@@ -25,17 +27,20 @@ STOP_TIMEOUT_S = 15.0
 def start_settlement(settings: Settings) -> Callable[[], None]:
     """Start ``occ settle`` for ``settings`` (whose ``redis_url`` is resolved); returns the function that stops it."""
     db_url = settings.db_url or default_url(settings.data_dir)
-    command = [sys.executable, "-m", "occ", "settle", "--quiet", "--db-url", db_url]
+    command = [sys.executable, "-m", "occ", "settle", "--quiet"]
     env = {
         **os.environ,
-        "OCC_REDIS_URL": full_url(settings),  # in the environment, not the command line: it may hold a password
+        # In the environment, not on the command line (which every local user can read): both may hold a password.
+        "OCC_REDIS_URL": full_url(settings),
+        "OCC_DB_URL": db_url,
         "OCC_SHARDS": str(settings.shards),
         "OCC_REDIS_CLUSTER": str(settings.redis_cluster).lower(),
         "OCC_LOG_LEVEL": settings.log_level,
         "OCC_LOG_JSON": str(settings.log_json).lower(),
     }
     process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
-    log.info("settlement worker started", extra={"pid": process.pid, "db_url": db_url})
+    shown = make_url(db_url).render_as_string(hide_password=True)
+    log.info("settlement worker started", extra={"pid": process.pid, "db_url": shown})
 
     def stop() -> None:
         if process.poll() is None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from sqlalchemy import Engine
+from sqlalchemy import Engine, make_url
 from sqlalchemy.exc import OperationalError
 
 from occ.settings import Settings, SettingsError
@@ -62,17 +62,21 @@ def database_url(settings: Settings) -> str:
 
 
 def open_database(settings: Settings, *, migrate: bool = True) -> Engine:
-    """The settlement store, migrated to the newest schema unless ``migrate`` is false; inside a command, closed when
+    """The settlement store, reached once (so that a store that refuses us, e.g. a TLS certificate it does not trust,
+    is one clear line) and migrated to the newest schema unless ``migrate`` is false; inside a command, closed when
     the command ends (however it ends)."""
     url = database_url(settings)
     try:
         engine = open_store(url)
         if migrate:
             upgrade(engine)
+        else:
+            engine.connect().close()
     except StoreError as error:
         raise click.ClickException(str(error)) from None
     except OperationalError as error:
-        raise click.ClickException(f"cannot open the settlement store {url}: {error.orig}") from None
+        shown = make_url(url).render_as_string(hide_password=True)
+        raise click.ClickException(f"cannot open the settlement store {shown}: {error.orig}") from None
     context = click.get_current_context(silent=True)
     if context is not None:
         context.call_on_close(engine.dispose)
