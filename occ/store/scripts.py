@@ -90,6 +90,8 @@ class Store:
         on_roundtrip: RoundtripHook | None = None,
         replicas: ReplicaAck | None = None,
     ) -> None:
+        if cluster and replicas is not None:
+            raise ValueError("waiting for replicas (WAIT) is not supported on Redis Cluster")
         self.client, self.shards, self.cluster, self._on_roundtrip = client, shards, cluster, on_roundtrip
         self.replicas = replicas
 

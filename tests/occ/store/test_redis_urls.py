@@ -3,9 +3,12 @@ checks of TLS, Sentinel and replica options."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from occ.settings import Settings, SettingsError
+from occ.store.acl import setuser_command
 from occ.store.urls import Access, node_options, redacted, sentinel_address, with_access
 
 TLS = Access(tls_ca_file="/etc/occ/ca.pem", tls_cert_file="/etc/occ/occ.pem", tls_key_file="/etc/occ/occ.key")
@@ -68,3 +71,8 @@ def test_a_sentinel_url_with_replica_acks_is_accepted():
     settings = Settings.load(None, {"OCC_MIN_REPLICAS_ACKED": "1", "OCC_REDIS_PASSWORD": "pw"},
                              redis_url="rediss+sentinel://s:26379/occ", redis_tls_ca_file="/ca.pem")  # fmt: skip
     assert settings.min_replicas_acked == 1 and settings.redis_password == "pw"
+
+
+def test_the_acl_line_in_the_docs_is_the_one_the_code_gives():
+    docs = (Path(__file__).resolve().parents[3] / "docs" / "operations.md").read_text()
+    assert " ".join(setuser_command("occ", "PASSWORD")) in docs.splitlines()
