@@ -45,6 +45,22 @@ class Amount(click.ParamType):
         return micros
 
 
+class PositiveAmount(Amount):
+    """An amount that must be above zero (a top-up, payment or refund: the command says which way money moves).
+
+    Its commands take unknown options as arguments (``ignore_unknown_options``), so that ``-5`` reaches this type
+    and gets the amount's own error instead of click's "No such option '-5'".
+    """
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        micros = super().convert(value, param, ctx)
+        if micros <= 0:
+            command = ctx.info_name if ctx is not None else "this command"
+            hint = f"; {command} takes the amount without a sign" if micros < 0 else ""
+            self.fail(f"{value!r} must be positive{hint}", param, ctx)
+        return micros
+
+
 class Percent(click.ParamType):
     """A tax rate in percent with at most 4 decimals (``20``, ``5.5``, ``20%``) → parts per million, exactly."""
 
@@ -64,6 +80,9 @@ class Percent(click.ParamType):
 
 
 AMOUNT = Amount()
+POSITIVE_AMOUNT = PositiveAmount()
+MINUS_IS_A_VALUE = {"ignore_unknown_options": True}
+"""Context settings of a command whose AMOUNT may start with '-' (click would read it as an option)."""
 PERCENT = Percent()
 server_option = click.option(
     "--server",
@@ -268,9 +287,9 @@ def _transact(account_id: str, kind: int, amount: int, ledger: int, key: str, de
 
 
 def _money_command(name: str, kind: int, summary: str) -> None:
-    @account.command(name, help=summary)
+    @account.command(name, help=summary, context_settings=MINUS_IS_A_VALUE)
     @click.argument("account_id", metavar="ID")
-    @click.argument("amount", type=AMOUNT)
+    @click.argument("amount", type=POSITIVE_AMOUNT)
     @click.option("--ledger", type=click.IntRange(min=1), required=True, help="Ledger code of the movement.")
     @click.option("--key", default=None, help="Idempotency key: a repeat changes nothing.  [default: a new uuid4]")
     @click.option("--description", default="", help="Free text kept with the transaction.")
@@ -284,7 +303,7 @@ _money_command("payment", admin.PAYMENT, "Record a payment of AMOUNT received fr
 _money_command("refund", admin.REFUND, "Give AMOUNT back to the customer of account ID (lowers its balance).")
 
 
-@account.command(context_settings={"ignore_unknown_options": True})  # so that AMOUNT may be negative: -1.25
+@account.command(context_settings=MINUS_IS_A_VALUE)  # AMOUNT may be negative: -1.25
 @click.argument("account_id", metavar="ID")
 @click.argument("amount", type=AMOUNT)
 @click.option("--ledger", type=click.IntRange(min=1), required=True, help="Ledger code of the correction.")
