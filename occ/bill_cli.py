@@ -23,8 +23,9 @@ from settlement.billing.tax import MODES, TaxProfile
 from settlement.store.database import reading
 
 
-def _engine(config: object, flags: dict) -> Engine:
-    return open_database(load_settings(config, **flags))  # type: ignore[arg-type]
+def _engine(config: object, flags: dict, *, must_exist: bool = False) -> Engine:
+    """The store; ``must_exist`` for commands about what is already in it (a missing SQLite file is an error)."""
+    return open_database(load_settings(config, **flags), must_exist=must_exist)  # type: ignore[arg-type]
 
 
 def _outcome(o: Outcome, tz: str = "UTC") -> str:
@@ -81,7 +82,7 @@ def _print_report(report: RunReport, quiet: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Store a preview instead of issuing.")
 def now_command(config: object, account: str, dry_run: bool, **flags) -> None:
     """Issue an out-of-turn invoice for ACCOUNT up to now; its next period starts now."""
-    engine = _engine(config, flags)
+    engine = _engine(config, flags, must_exist=True)
     try:
         outcome = preview_now(engine, account) if dry_run else bill_now(engine, account)
     except BillingError as error:
@@ -98,7 +99,7 @@ def reissue_command(config: object, invoice: str, **flags) -> None:
     """Re-issue INVOICE (id, number or tenant:number) after re-rating, as a new revision (credit note + invoice)."""
     from settlement.billing.reissue import reissue
 
-    engine = _engine(config, flags)
+    engine = _engine(config, flags, must_exist=True)
     with engine.connect() as connection:
         invoice_id = document.find(connection, invoice)
     if invoice_id is None:
@@ -121,7 +122,7 @@ def reissue_command(config: object, invoice: str, **flags) -> None:
 def show_command(config: object, invoice: str, preview: bool, csv_path: Path | None, pdf_path: Path | None,
                  **flags) -> None:  # fmt: skip
     """Print INVOICE (id, number or tenant:number) as a statement; optionally write its CSV and PDF."""
-    engine = _engine(config, flags)
+    engine = _engine(config, flags, must_exist=True)
     with reading(engine) as connection:
         invoice_id = int(invoice) if preview and invoice.isdigit() else document.find(connection, invoice)
         view = document.load(connection, invoice_id, preview=preview) if invoice_id is not None else None
@@ -155,7 +156,7 @@ def account_group() -> None:
 def account_set(config: object, account: str, **options) -> None:
     """Create or change ACCOUNT's billing settings (only the options given change)."""
     flags = {k: options.pop(k) for k in ("data_dir", "redis_url", "db_url")}
-    engine = _engine(config, flags)
+    engine = _engine(config, flags, must_exist=True)
     try:
         with engine.begin() as connection:
             result = set_account(connection, account, **options)

@@ -59,12 +59,13 @@ def database_url(settings: Settings) -> str:
     return settings.db_url or default_url(settings.data_dir)
 
 
-def open_database(settings: Settings, *, migrate: bool = True) -> Engine:
+def open_database(settings: Settings, *, migrate: bool = True, must_exist: bool = False) -> Engine:
     """The settlement store, migrated to the newest schema unless ``migrate`` is false; inside a command, closed when
-    the command ends (however it ends)."""
+    the command ends (however it ends). With ``must_exist`` (commands that read the books, or change what is in
+    them), a SQLite file that is not there is an error naming its path instead of a new, empty store."""
     url = database_url(settings)
     try:
-        engine = open_store(url)
+        engine = open_store(url, create=not must_exist)
         if migrate:
             upgrade(engine)
     except StoreError as error:
