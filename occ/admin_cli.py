@@ -97,6 +97,7 @@ class Stubs:
     """The Charging and Admin stubs of one channel (pass ``timeout=TIMEOUT_S`` on every call)."""
 
     def __init__(self, channel: grpc.Channel) -> None:
+        self.channel = channel
         self.admin = admin_pb2_grpc.AdminStub(channel)
         self.charging = charging_pb2_grpc.ChargingStub(channel)
 

@@ -12,6 +12,7 @@ from occ.call_cli import call
 from occ.demo import demo
 from occ.export_cli import erp_sim, export
 from occ.finance_cli import reconcile_command, rerate_command, xdr
+from occ.health_cli import health
 from occ.rate_cli import rate
 from occ.serve_cli import serve
 from occ.settle_cli import db, settle
@@ -29,6 +30,7 @@ main.add_command(tariff)
 main.add_command(rate)
 main.add_command(demo)
 main.add_command(serve)
+main.add_command(health)
 main.add_command(account)
 main.add_command(sessions)
 main.add_command(call)
