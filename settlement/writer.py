@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import msgspec
-from sqlalchemy import Connection, Engine, Table
+from sqlalchemy import Connection, Engine, Table, and_, or_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
@@ -31,12 +31,15 @@ class Booked(msgspec.Struct, frozen=True):
             the top-up and the tax taken from it, ``settlement.entries``).
         xdrs: its xDR rows: none (a session charge is a ledger row only), one, or two (that top-up's PAYMENT and TAX).
         account: (account, currency, time_ms) to register the account on first sight.
+        settings: for an ``account`` entry (created, updated), the ``accounts`` row it upserts
+            (``settlement.entries.account_row``); None for money entries.
     """
 
     key: str
     ledger: tuple[dict[str, Any], ...]
     xdrs: tuple[dict[str, Any], ...]
     account: tuple[str, str, int]
+    settings: dict[str, Any] | None = None
 
 
 class Written(msgspec.Struct, frozen=True):
@@ -99,6 +102,7 @@ class BatchWriter:
         self._accounts = _Insert(accounts, engine)
         self._ledger = _Insert(ledger, engine)
         self._xdrs = _Insert(xdrs, engine)
+        self._settings = settings_upsert(engine)
         self._periods: set[str] = set()
 
     def write(self, batch: Sequence[Booked]) -> Written:
@@ -129,11 +133,19 @@ class BatchWriter:
         return Written(ledger_rows, xdr_rows, refused)
 
     def _write(self, connection: Connection, batch: Sequence[Booked]) -> tuple[int, int]:
+        newest: dict[str, dict[str, Any]] = {}  # one row per account (PostgreSQL updates a row once per statement)
+        for row in (b.settings for b in batch if b.settings is not None):
+            known = newest.get(row["account"])
+            if known is None or _position(known) < _position(row):
+                newest[row["account"]] = row
+        if newest:  # first: a new account's row then starts at its creation, not at a money entry of the batch
+            connection.execute(self._settings, list(newest.values()))
         seen: dict[str, dict[str, Any]] = {}
         for b in batch:
             account, currency, time_ms = b.account
-            if account not in seen:
+            if account not in seen and account not in newest:
                 seen[account] = {
+                    **UNKNOWN_SETTINGS,
                     "account": account,
                     "currency": currency,
                     "opening_balance": 0,
@@ -145,6 +157,34 @@ class BatchWriter:
         self._ledger(connection, ledger_rows)
         self._xdrs(connection, xdr_rows)
         return len(ledger_rows), len(xdr_rows)
+
+
+SETTINGS = ("plan", "credit_limit", "status", "prepaid_tax_ppm", "prepaid_tax_ledger", "prepaid_tax_code",
+            "created_ms", "settings_ms", "settings_seq")  # fmt: skip
+"""The ``accounts`` columns an ``account`` entry sets."""
+UNKNOWN_SETTINGS = dict.fromkeys(SETTINGS)
+"""An account registered from a money entry: its settings are not known until an ``account`` entry is booked."""
+
+
+def _position(row: dict[str, Any]) -> tuple[int, int]:
+    return row["settings_ms"], row["settings_seq"]
+
+
+def settings_upsert(engine: Engine) -> Any:
+    """Insert an account's row from an ``account`` entry, or update its settings if the entry is newer (by stream
+    position) than the one they came from: idempotent, and the newest entry wins whatever order workers book in.
+    Currency, opening balance and first sight of an existing row never change."""
+    module = postgresql if engine.dialect.name == "postgresql" else sqlite
+    statement = module.insert(accounts)
+    new, old = statement.excluded, accounts.c
+    newer = or_(
+        old.settings_ms.is_(None),
+        old.settings_ms < new.settings_ms,
+        and_(old.settings_ms == new.settings_ms, old.settings_seq < new.settings_seq),
+    )
+    return statement.on_conflict_do_update(
+        index_elements=[old.account], set_={name: new[name] for name in SETTINGS}, where=newer
+    )
 
 
 def _transient(error: DBAPIError) -> bool:

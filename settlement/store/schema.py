@@ -23,7 +23,9 @@ XDR_STATUSES = ("RAW", "BILLABLE", "BILLED", "RAW_EXCEPTED", "BILLABLE_EXCEPTED"
 RECORD_TYPES = ("MAIN", "PAYMENT", "TAX", "TEXT")
 
 # Accounts settlement has seen; opening_balance is the balance before the first settled entry (0 for an account
-# whose whole stream history was settled).
+# whose whole stream history was settled). The online settings (plan … created_ms) come from the account's `account`
+# entries (created, updated: docs/events.md), the newest one by stream position (settings_ms, settings_seq) winning;
+# they are NULL for an account known only from money entries (one made before those entries existed).
 accounts = Table(
     "accounts",
     metadata,
@@ -31,6 +33,15 @@ accounts = Table(
     Column("currency", String(3), nullable=False),
     Column("opening_balance", Money(), nullable=False, default=0),
     Column("first_seen_ms", BigInteger, nullable=False),
+    Column("plan", Text),
+    Column("credit_limit", Money()),
+    Column("status", String(10)),
+    Column("prepaid_tax_ppm", Integer),
+    Column("prepaid_tax_ledger", String(15)),
+    Column("prepaid_tax_code", String(20)),
+    Column("created_ms", BigInteger),
+    Column("settings_ms", BigInteger),
+    Column("settings_seq", BigInteger),
 )
 
 # Billable items: one per closed session's rating group, one-shot event, money movement, tax or correction. cost is
