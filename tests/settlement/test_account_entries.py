@@ -7,9 +7,12 @@ entry by stream position winning whatever order workers book them in, and it is 
 from __future__ import annotations
 
 import pytest
+from books import settle
+from online_app import serving
 from sqlalchemy import func, select
 
 from occ.redis_client import connect
+from occ.v1 import admin_pb2 as admin
 from settlement.drain import Drain, DrainOptions
 from settlement.entries import Malformed, account_row
 from settlement.store.schema import accounts, ledger, xdrs
@@ -110,3 +113,25 @@ async def test_account_entries_are_settled_not_dead_lettered_among_old_money_ent
     assert (left.lag, left.pending, drain.booked, drain.dead_letters) == (0, 0, 3, 0)
     assert settings_of(store)[:2] == ("retail", "BLOCKED")
     assert settings_of(store, "old") == (None, None, None, CREATED_MS)
+
+
+async def test_an_account_is_in_the_books_from_its_creation(redis_url, store, tmp_path):
+    async with serving(redis_url, tmp_path) as client:
+        await client.admin.CreateAccount(admin.Account(id="fresh1", currency="EUR", tariff_plan="retail",
+                                                       credit_limit_micros=2_500_000))  # fmt: skip
+        await client.admin.UpdateAccount(admin.UpdateAccountRequest(
+            id="fresh1", tariff_plan="wholesale", prepaid_tax=admin.PrepaidTax(rate_ppm=200_000,
+            ledger_code=470000001, tax_code="S20")))  # fmt: skip
+        await client.admin.UpdateAccount(admin.UpdateAccountRequest(id="fresh1"))  # names nothing: no entry
+        created, updated = await client.events("fresh1", settings=True)
+        assert (created["type"], created["change"], updated["change"]) == ("account", "created", "updated")
+        assert (updated["plan"], updated["credit_limit"], updated["prepaid_tax_ppm"]) == ("wholesale", "2500000",
+                                                                                         "200000")  # fmt: skip
+        assert await client.events("fresh1") == []  # no money moved
+        await settle(client, store)
+    with store.connect() as sql:
+        row = sql.execute(select(accounts).where(accounts.c.account == "fresh1")).one()
+        assert sql.execute(select(func.count()).select_from(ledger)).scalar() == 0
+    assert (row.plan, row.status, row.credit_limit, row.currency) == ("wholesale", "ACTIVE", 2_500_000, "EUR")
+    assert (row.prepaid_tax_ppm, row.prepaid_tax_ledger, row.prepaid_tax_code) == (200_000, "470000001", "S20")
+    assert row.first_seen_ms == row.created_ms == int(created["created_ms"]) == int(created["time_ms"])
