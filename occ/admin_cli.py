@@ -80,6 +80,7 @@ class Percent(click.ParamType):
 
 
 AMOUNT = Amount()
+TAX_LABEL_HELP = "A label kept on the online account; billing does not read it (occ bill account set --tax-profile)."
 POSITIVE_AMOUNT = PositiveAmount()
 MINUS_IS_A_VALUE = {"ignore_unknown_options": True}
 """Context settings of a command whose AMOUNT may start with '-' (click would read it as an option)."""
@@ -121,6 +122,9 @@ def echo_pairs(pairs: list[tuple[str, str]]) -> None:
 
 
 def echo_account(account: admin.Account) -> None:
+    """The online account. Billing settings (billing day, time zone, tax profile) live in the SQL store, so the
+    last line says where to see them rather than showing the online ``tax_profile`` label as if billing used it."""
+    label = [("tax label", f"{account.tax_profile} (online only; billing does not read it)")]
     echo_pairs(
         [
             ("account", account.id),
@@ -132,17 +136,23 @@ def echo_account(account: admin.Account) -> None:
             ("reserved", format_micros(account.reserved_micros)),
             ("available", format_micros(account.available_micros)),
             ("open sessions", str(account.open_sessions)),
-            ("tax profile", account.tax_profile or "(none)"),
             ("prepaid tax", _prepaid_tax(account.prepaid_tax)),
+            *(label if account.tax_profile else []),
+            ("billing", f"settings in the SQL store: occ bill account show {account.id}"),
         ]
     )
+
+
+def percent_of_ppm(ppm: int) -> str:
+    """A rate in millionths as a percentage, exactly: 200000 → ``20``, 55000 → ``5.5``."""
+    whole, frac = divmod(ppm, 10_000)
+    return f"{whole}.{frac:04d}".rstrip("0").rstrip(".")
 
 
 def _prepaid_tax(tax: admin.PrepaidTax) -> str:
     if not tax.rate_ppm:
         return "(none)"
-    whole, frac = divmod(tax.rate_ppm, 10_000)
-    percent = f"{whole}.{frac:04d}".rstrip("0").rstrip(".")
+    percent = percent_of_ppm(tax.rate_ppm)
     code = f", tax code {tax.tax_code}" if tax.tax_code else ""
     return f"{percent} % taken from top-ups (ledger {tax.ledger_code}{code})"
 
@@ -182,7 +192,7 @@ def account() -> None:
 @click.option("--plan", required=True, help="A tariff plan of the server's current tariff.")
 @click.option("--currency", default="EUR", show_default=True, help="ISO 4217 code; must be the tariff's.")
 @click.option("--credit-limit", type=AMOUNT, default=0, help="How far below zero the balance may go.  [default: 0]")
-@click.option("--tax-profile", default="", help="Used by billing.")
+@click.option("--tax-profile", default="", help=TAX_LABEL_HELP)
 @prepaid_tax_options
 @server_option
 def create(
@@ -211,7 +221,7 @@ def create(
 @click.argument("account_id", metavar="ID")
 @click.option("--plan", default=None, help="A tariff plan of the server's current tariff.")
 @click.option("--credit-limit", type=AMOUNT, default=None, help="How far below zero the balance may go.")
-@click.option("--tax-profile", default=None, help="Used by billing.")
+@click.option("--tax-profile", default=None, help=TAX_LABEL_HELP)
 @prepaid_tax_options
 @server_option
 def update(

@@ -12,8 +12,12 @@ from pathlib import Path
 import click
 from sqlalchemy import Engine
 
+from occ.admin_cli import percent_of_ppm
 from occ.store_cli import load_settings, open_database, store_options
+from rating_engine.money import format_micros
+from settlement.accounts import NotInBooks
 from settlement.billing import document
+from settlement.billing.account_view import AccountView, account_view
 from settlement.billing.amounts import parse_rate_ppm
 from settlement.billing.cycle import describe
 from settlement.billing.issue import Outcome
@@ -57,7 +61,7 @@ def run_command(config: object, run_date, dry_run: bool, accounts: tuple[str, ..
 
     try:
         report = run(engine, run_date.date(), preview=dry_run, accounts=list(accounts) or None, progress=progress)
-    except BillingError as error:
+    except (BillingError, NotInBooks) as error:
         raise click.ClickException(str(error)) from None
     _print_report(report, quiet)
 
@@ -85,7 +89,7 @@ def now_command(config: object, account: str, dry_run: bool, **flags) -> None:
     engine = _engine(config, flags, must_exist=True)
     try:
         outcome = preview_now(engine, account) if dry_run else bill_now(engine, account)
-    except BillingError as error:
+    except (BillingError, NotInBooks) as error:
         raise click.ClickException(str(error)) from None
     click.echo(_outcome(outcome))
     if outcome.status == "DRAFT":
@@ -160,11 +164,52 @@ def account_set(config: object, account: str, **options) -> None:
     try:
         with engine.begin() as connection:
             result = set_account(connection, account, **options)
-    except SetupError as error:
+    except (SetupError, NotInBooks) as error:
         raise click.ClickException(str(error)) from None
     r = result
     click.echo(f"{r.account}: day {r.billing_day} {r.timezone}, tenant {r.tenant}, customer {r.customer_code}, "
                f"class {r.customer_class or '-'}, tax {r.tax_profile or '-'}")  # fmt: skip
+
+
+@account_group.command("show")
+@store_options
+@click.argument("account")
+def account_show(config: object, account: str, **flags) -> None:
+    """Show ACCOUNT's billing settings (or the defaults it bills with), its tax profile, its open period and the
+    online settings settlement recorded for it."""
+    engine = _engine(config, flags, must_exist=True)
+    try:
+        with reading(engine) as connection:
+            view = account_view(connection, account)
+    except NotInBooks as error:
+        raise click.ClickException(str(error)) from None
+    for label, value in _account_lines(view):
+        click.echo(f"{label + ':':<16} {value}")
+
+
+def _account_lines(view: AccountView) -> list[tuple[str, str]]:
+    b, books, profile = view.billing, view.recorded, view.profile
+    settings = "" if view.has_settings else "  (defaults: occ bill account set to change them)"
+    if not profile.name:
+        tax = "none (untaxed)"
+    else:
+        tax = f"{profile.name}: {profile.mode} {profile.label()}, from the {view.profile_source}"
+    online = "not recorded yet (settled before account entries existed: it appears on the account's next update)"
+    if books.plan is not None:
+        prepaid = "none" if not books.prepaid_tax_ppm else (
+            f"{percent_of_ppm(books.prepaid_tax_ppm)} % (ledger {books.prepaid_tax_ledger}, "
+            f"tax code {books.prepaid_tax_code or '-'})")  # fmt: skip
+        online = (f"plan {books.plan}, {books.status}, credit limit {format_micros(books.credit_limit_micros or 0)}, "
+                  f"prepaid tax {prepaid}")  # fmt: skip
+    return [
+        ("account", f"{b.account} ({b.currency})"),
+        ("billing", f"day {b.billing_day}, {b.timezone}{settings}"),
+        ("tenant", b.tenant),
+        ("customer", f"{b.customer_code}, class {b.customer_class or '-'}"),
+        ("tax profile", tax + "".join(f"; problem: {p}" for p in view.problems)),
+        ("open period", f"{describe(view.open_start_ms, view.open_end_ms, b.timezone)} ({b.timezone})"),
+        ("online", online),
+    ]
 
 
 @bill.group("tax-profile")

@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 from occ.redis_client import connect
 from occ.settings import Settings
 from occ.store import Store
-from occ.store_cli import load_settings, open_database, redis_url, store_options
+from occ.store_cli import load_settings, open_database, redis_url, require_accounts, store_options
 from occ.tariff_cli import load
 from rating_engine.money import format_micros
 from settlement import rerate as rerating
@@ -129,6 +129,7 @@ def list_command(
 ) -> None:
     """xDRs in one status, oldest first: id, period, account, kind, cost, ledger code, reason."""
     engine = open_database(load_settings(config, **flags), must_exist=True)
+    require_accounts(engine, [account])
     rows = list_xdrs(engine, status=status, account=account, period=period, limit=limit)
     for r in rows:
         click.echo(
@@ -198,6 +199,7 @@ def rerate_command(
         raise click.BadParameter(f"must be after --from ({from_text})", param_hint="'--to'")
     settings = load_settings(config, **flags)
     engine = open_database(settings, must_exist=True)
+    require_accounts(engine, [account])
     tariff = load(tariff_dir).compiled
     started = time.monotonic()
 

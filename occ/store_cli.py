@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -13,7 +13,8 @@ from sqlalchemy.exc import OperationalError
 from occ.embedded_redis import running_url
 from occ.redis_process import RedisStartError
 from occ.settings import Settings, SettingsError
-from settlement.store.database import StoreError, default_url, open_store
+from settlement.accounts import NotInBooks, unknown
+from settlement.store.database import StoreError, default_url, open_store, reading
 from settlement.store.migrate import upgrade
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -57,6 +58,15 @@ def redis_url(settings: Settings) -> str:
 def database_url(settings: Settings) -> str:
     """The configured store, or the SQLite file in the data dir."""
     return settings.db_url or default_url(settings.data_dir)
+
+
+def require_accounts(engine: Engine, names: Iterable[str | None]) -> None:
+    """Exit with one line when the books do not know one of ``names`` (None: no account named) yet: a finance
+    command on an account created but not settled would otherwise answer about nothing."""
+    with reading(engine) as connection:
+        missing = unknown(connection, [name for name in names if name is not None])
+    if missing:
+        raise click.ClickException(str(NotInBooks(missing[0])))
 
 
 def open_database(settings: Settings, *, migrate: bool = True, must_exist: bool = False) -> Engine:

@@ -76,6 +76,17 @@ async def test_account_create_show_and_money_movements(occ, charging):
 
     shown = fields(await occ("account", "show", "cli-1"))
     assert (shown["balance"], shown["available"], shown["open sessions"]) == ("11.000000", "16.000000", "0")
+    # Issue 10: "tax profile: (none)" after `occ bill account set cli-1 --tax-profile VAT20` was one account with two
+    # truths; billing settings live in the SQL store, and the online account says where to see them.
+    assert "tax profile" not in shown and "tax label" not in shown
+    assert shown["billing"] == "settings in the SQL store: occ bill account show cli-1"
+
+
+async def test_an_online_tax_profile_is_shown_as_the_label_it_is(occ):
+    created = await occ("account", "create", "cli-label", "--plan", "retail", "--tax-profile", "VAT20")
+    assert created.exit_code == 0, created.output
+    assert fields(created)["tax label"] == "VAT20 (online only; billing does not read it)"
+    assert "billing does not read it" in " ".join((await occ("account", "create", "--help")).stdout.split())
 
 
 async def test_a_repeated_key_is_reported_as_a_duplicate(occ, charging):

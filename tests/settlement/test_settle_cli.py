@@ -39,6 +39,7 @@ READ_ONLY = [
     ("bill", "now", "alice"),
     ("bill", "reissue", "00000001"),
     ("bill", "account", "set", "alice", "--billing-day", "1"),
+    ("bill", "account", "show", "alice"),
     ("db", "status"),
 ]
 

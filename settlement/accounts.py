@@ -1,0 +1,77 @@
+"""Accounts in the books: whether settlement has recorded an account, and what it recorded of its online settings.
+
+The books know an account from the moment settlement books its ``account`` entry (its creation) or, for an
+account made before those entries existed, its first money entry. Until then every finance command that names the
+account refuses it with :class:`NotInBooks`, whose message says what to do: run settlement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import msgspec
+from sqlalchemy import Connection, select
+
+from settlement.store.schema import accounts
+
+
+class NotInBooks(LookupError):
+    """An account the SQL store does not know (yet); the message names it and says how to settle."""
+
+    def __init__(self, account: str) -> None:
+        super().__init__(
+            f"account {account!r} is not in the books yet: run `occ settle --once` "
+            "(or start occ serve's settlement worker)"
+        )
+        self.account = account
+
+
+class Recorded(msgspec.Struct, frozen=True, kw_only=True):
+    """An ``accounts`` row: what settlement recorded of an account.
+
+    Attributes:
+        account, currency: its id and ISO 4217 currency.
+        first_seen_ms: its creation (or its first settled money entry, for an account made before account entries).
+        plan, credit_limit_micros, status, prepaid_tax_ppm, prepaid_tax_ledger, prepaid_tax_code, created_ms: its
+            online settings as its newest settled ``account`` entry gave them; None until one is settled.
+    """
+
+    account: str
+    currency: str
+    first_seen_ms: int
+    plan: str | None = None
+    credit_limit_micros: int | None = None
+    status: str | None = None
+    prepaid_tax_ppm: int | None = None
+    prepaid_tax_ledger: str | None = None
+    prepaid_tax_code: str | None = None
+    created_ms: int | None = None
+
+
+def unknown(connection: Connection, names: Iterable[str]) -> list[str]:
+    """Those of ``names`` the books do not know, in the order given (each once)."""
+    wanted = list(dict.fromkeys(names))
+    if not wanted:
+        return []
+    query = select(accounts.c.account).where(accounts.c.account.in_(wanted))
+    known = set(connection.execute(query).scalars())
+    return [name for name in wanted if name not in known]
+
+
+def require_known(connection: Connection, names: Iterable[str]) -> None:
+    """Raise :class:`NotInBooks` for the first of ``names`` the books do not know."""
+    missing = unknown(connection, names)
+    if missing:
+        raise NotInBooks(missing[0])
+
+
+def recorded(connection: Connection, account: str) -> Recorded:
+    """What settlement recorded of ``account``; :class:`NotInBooks` if nothing."""
+    row = connection.execute(select(accounts).where(accounts.c.account == account)).first()
+    if row is None:
+        raise NotInBooks(account)
+    return Recorded(
+        account=row.account, currency=row.currency, first_seen_ms=row.first_seen_ms, plan=row.plan,
+        credit_limit_micros=row.credit_limit, status=row.status, prepaid_tax_ppm=row.prepaid_tax_ppm,
+        prepaid_tax_ledger=row.prepaid_tax_ledger, prepaid_tax_code=row.prepaid_tax_code, created_ms=row.created_ms,
+    )  # fmt: skip
