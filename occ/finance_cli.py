@@ -26,7 +26,7 @@ from settlement import rerate as rerating
 from settlement.dead_letters import DeadLetter, read_dead_letters
 from settlement.reconcile import Outcome, Report, reconcile
 from settlement.store.database import reading
-from settlement.store.schema import XDR_STATUSES
+from settlement.vocabulary import XdrStatus
 from settlement.xdr_status import StatusError, except_xdr, find, list_xdrs, restore_xdr
 
 T = TypeVar("T")
@@ -120,7 +120,7 @@ def show_command(config: Path | None, xdr_id: str, **flags: object) -> None:
 
 @xdr.command("list")
 @store_options
-@click.option("--status", required=True, type=click.Choice(XDR_STATUSES), help="Status to list.")
+@click.option("--status", required=True, type=click.Choice([s.value for s in XdrStatus]), help="Status to list.")
 @click.option("--account", help="Only this account.")
 @click.option("--period", help="Only this month, YYYY-MM.")
 @click.option("--limit", type=click.IntRange(1), default=1000, show_default=True, help="At most this many.")

@@ -60,8 +60,9 @@ from occ.store import Store
 from rating_engine import CallBatch, CompiledTariff, Service, normalize_number, rate_batch
 from settlement.entries import RERATE_KEY, period_of
 from settlement.store.schema import reissue_requests, rerate_adjustments, xdrs
+from settlement.vocabulary import USAGE_KINDS, XdrStatus
 
-RERATED_KINDS = ("session", "event_charge", "event_refund")
+RERATED_KINDS = tuple(sorted(USAGE_KINDS))
 DEFAULT_LEDGER = 400000090
 """Ledger code of the balance corrections a rerate makes: "rating corrections" (change it with ``--ledger``)."""
 BATCH = 10_000
@@ -187,7 +188,7 @@ def plan(
         xdrs.c.end_ms >= from_ms,
         xdrs.c.end_ms < to_ms,
         xdrs.c.kind.in_(RERATED_KINDS),
-        xdrs.c.status.in_(("BILLABLE", "BILLED")),
+        xdrs.c.status.in_((XdrStatus.BILLABLE, XdrStatus.BILLED)),
         xdrs.c.revision == 0,
     )
     if account is not None:
@@ -362,9 +363,9 @@ def _write_account(
         reversed_row, original = found.get(c.reversed_id), found.get(c.original)
         if reversed_row is None or original is None or reversed_row["cost"] != c.old_cost_micros:
             raise Conflict(f"xDR {c.reversed_id} changed since it was priced; re-run the rerate")
-        if reversed_row["status"] == "BILLED" and reversed_row["invoice_id"] is not None:
+        if reversed_row["status"] == XdrStatus.BILLED and reversed_row["invoice_id"] is not None:
             invoices.add(reversed_row["invoice_id"])
-        common = {"revision": c.revision, "corrects": c.original, "status": "BILLABLE", "status_reason": "",
+        common = {"revision": c.revision, "corrects": c.original, "status": XdrStatus.BILLABLE, "status_reason": "",
                   "invoice_id": None, "created_ms": now_ms}  # fmt: skip
         tax = reversed_row["tax_amount"]
         rows.append({**reversed_row, **common, "id": f"{c.original}:r{c.revision}:rev", "kind": "correction",

@@ -7,9 +7,11 @@ from fpdf.enums import XPos, YPos
 
 from settlement.billing.cycle import local_date
 from settlement.billing.document import InvoiceView, now_utc
+from settlement.vocabulary import TaxMode
 
 NEXT = {"new_x": XPos.LMARGIN, "new_y": YPos.NEXT}
 RIGHT = {"new_x": XPos.RIGHT, "new_y": YPos.TOP}
+TAX_LABELS = {TaxMode.EXCLUSIVE: "Tax", TaxMode.PREPAID: "Tax (taken from top-ups)"}  # else: "Tax (included)"
 
 
 def _latin1(text: str) -> str:
@@ -83,7 +85,7 @@ def render(view: InvoiceView, *, issuer: str = "OCC billing") -> bytes:
     pdf.ln(3)
 
     pdf.set_font("Helvetica", "B", 10)
-    tax_label = {"EXCLUSIVE": "Tax", "PREPAID": "Tax (taken from top-ups)"}.get(h["tax_mode"], "Tax (included)")
+    tax_label = TAX_LABELS.get(h["tax_mode"], "Tax (included)")
     totals = [("Charges", h["charges"]), (tax_label, h["tax"]),
               ("Balance carried forward", h["carried_forward"])]  # fmt: skip
     for label, amount in totals:

@@ -15,7 +15,6 @@ from sqlalchemy import Engine, and_, delete, insert, select, update
 
 from settlement.billing import validate
 from settlement.billing.issue import (
-    ISSUED,
     ITEM_COLUMNS,
     PERIOD_CLOSE_TAX,
     Invalid,
@@ -33,6 +32,7 @@ from settlement.billing.statement import compute
 from settlement.entries import period_of
 from settlement.store.database import ensure_periods
 from settlement.store.schema import invoice_lines, invoices, xdrs
+from settlement.vocabulary import ISSUED_STATES, InvoiceKind, InvoiceState, XdrStatus
 
 
 def reissue(engine: Engine, invoice_id: int, *, now_ms: int | None = None) -> Outcome:
@@ -55,7 +55,7 @@ def reissue(engine: Engine, invoice_id: int, *, now_ms: int | None = None) -> Ou
         with engine.begin() as connection:
             lock_sequence(connection, old.tenant)
             old = connection.execute(select(invoices).where(invoices.c.id == invoice_id)).one()
-            if old.state not in ISSUED:
+            if old.state not in ISSUED_STATES:
                 raise BillingError(f"invoice {invoice_id} is {old.state}: only an issued invoice can be re-issued")
             newer = connection.execute(
                 select(invoices.c.id, invoices.c.revision, invoices.c.state).where(
@@ -65,7 +65,7 @@ def reissue(engine: Engine, invoice_id: int, *, now_ms: int | None = None) -> Ou
                 )
             ).all()
             for row in newer:
-                if row.state in ISSUED:
+                if row.state in ISSUED_STATES:
                     raise BillingError(f"invoice {invoice_id} is not the account's latest (invoice {row.id} is); "
                                        "re-issue that one, or bill the corrections on the next invoice")  # fmt: skip
                 connection.execute(delete(invoice_lines).where(invoice_lines.c.invoice_id == row.id))
@@ -73,10 +73,10 @@ def reissue(engine: Engine, invoice_id: int, *, now_ms: int | None = None) -> Ou
             values = {
                 **{c: getattr(old, c) for c in ("tenant", "account", "customer_code", "period_start_ms",
                                                  "period_end_ms", "timezone", "currency", "brought_forward")},
-                "kind": "REISSUE", "tax_profile": profile.name, "tax_mode": profile.mode, "charges": 0, "payments": 0,
-                "adjustments": 0, "tax": 0, "rounding": 0, "carried_forward": old.brought_forward, "xdr_count": 0,
-                "created_ms": now_ms, "number": None, "revision": old.revision + 1, "replaces": old.id,
-                "state": "DRAFT", "state_reason": "", "updated_ms": now_ms,
+                "kind": InvoiceKind.REISSUE, "tax_profile": profile.name, "tax_mode": profile.mode, "charges": 0,
+                "payments": 0, "adjustments": 0, "tax": 0, "rounding": 0, "carried_forward": old.brought_forward,
+                "xdr_count": 0, "created_ms": now_ms, "number": None, "revision": old.revision + 1,
+                "replaces": old.id, "state": InvoiceState.DRAFT, "state_reason": "", "updated_ms": now_ms,
             }  # fmt: skip
             new_id = connection.execute(insert(invoices).returning(invoices.c.id), values).scalar_one()
             originals = connection.execute(
@@ -86,9 +86,9 @@ def reissue(engine: Engine, invoice_id: int, *, now_ms: int | None = None) -> Ou
             originals_ids = select(xdrs.c.id).where(xdrs.c.invoice_id == new_id).scalar_subquery()
             corrections = connection.execute(
                 update(xdrs)
-                .where(xdrs.c.account == old.account, xdrs.c.status == "BILLABLE", xdrs.c.invoice_id.is_(None),
-                       xdrs.c.revision > 0, xdrs.c.corrects.in_(originals_ids))
-                .values(status="BILLED", invoice_id=new_id).returning(*ITEM_COLUMNS)
+                .where(xdrs.c.account == old.account, xdrs.c.status == XdrStatus.BILLABLE,
+                       xdrs.c.invoice_id.is_(None), xdrs.c.revision > 0, xdrs.c.corrects.in_(originals_ids))
+                .values(status=XdrStatus.BILLED, invoice_id=new_id).returning(*ITEM_COLUMNS)
             ).all()  # fmt: skip
             s = compute(items_of([*originals, *corrections]), currency=old.currency, profile=profile,
                         brought_forward=old.brought_forward)  # fmt: skip

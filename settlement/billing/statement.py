@@ -21,8 +21,8 @@ import msgspec
 
 from settlement.billing.amounts import D, round_to_currency, to_micros
 from settlement.billing.tax import TaxProfile, tax_in_gross, tax_on_net
+from settlement.vocabulary import USAGE_KINDS, RecordType, TaxMode
 
-USAGE_KINDS = frozenset({"session", "event_charge", "event_refund"})
 CATEGORIES = ("CHARGE", "CREDIT", "CORRECTION", "ADJUSTMENT", "PAYMENT", "TAX", "ROUNDING")
 SERVICE_UNITS = {"voice": "s", "data": "octets", "message": "msgs", "": ""}
 
@@ -130,7 +130,7 @@ def _round(micros: int | Decimal, currency: str) -> int:
 
 
 def category(item: Item) -> str:
-    if item.record_type == "PAYMENT":
+    if item.record_type == RecordType.PAYMENT:
         return "PAYMENT"
     if item.kind == "adjustment":
         return "ADJUSTMENT"
@@ -140,7 +140,7 @@ def category(item: Item) -> str:
 
 
 def _taxable(item: Item, profile: TaxProfile) -> bool:
-    if profile.mode in ("EXCLUSIVE", "INCLUSIVE"):
+    if profile.mode in (TaxMode.EXCLUSIVE, TaxMode.INCLUSIVE):
         return item.kind in USAGE_KINDS
     return False  # PREPAID: the tax was taken at top-up; its TAX xDRs are billed as they are
 
@@ -152,7 +152,7 @@ def _describe(cat: str, ledger_code: str, service: str) -> str:
 
 def compute(items: Iterable[Item], *, currency: str, profile: TaxProfile, brought_forward: int) -> Statement:
     """The statement of ``items`` for an account taxed by ``profile`` whose previous balance is ``brought_forward``."""
-    inclusive = profile.mode in ("INCLUSIVE", "PREPAID")
+    inclusive = profile.mode in (TaxMode.INCLUSIVE, TaxMode.PREPAID)
     groups: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0])  # (cat, code, service) → n, u, Σ
     taxed: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])  # ledger code → n, units, Σ cost
     singles: list[Line] = []
@@ -166,7 +166,7 @@ def compute(items: Iterable[Item], *, currency: str, profile: TaxProfile, brough
         if item.currency != currency:
             foreign.append(item.id)
         exact_total += item.cost
-        if item.record_type == "TAX" and item.kind == PREPAID_TAX_KIND:
+        if item.record_type == RecordType.TAX and item.kind == PREPAID_TAX_KIND:
             prepaid_taxes.append(item)
             continue
         if item.kind == "topup":
@@ -174,7 +174,7 @@ def compute(items: Iterable[Item], *, currency: str, profile: TaxProfile, brough
         cat = category(item)
         if _taxable(item, profile):
             t = taxed[item.ledger_code]
-            base = -item.cost if profile.mode == "PREPAID" else item.cost  # prepaid: the money that came in
+            base = -item.cost if profile.mode == TaxMode.PREPAID else item.cost  # prepaid: the money that came in
             t[0], t[1], t[2] = t[0] + 1, t[1] + item.units, t[2] + base
         if cat in ("PAYMENT", "ADJUSTMENT"):
             amount = _round(item.cost, currency)
@@ -196,7 +196,7 @@ def compute(items: Iterable[Item], *, currency: str, profile: TaxProfile, brough
 
     order = {c: i for i, c in enumerate(CATEGORIES)}
     lines: list[Line] = []
-    usage_taxed = profile.mode in ("EXCLUSIVE", "INCLUSIVE")
+    usage_taxed = profile.mode in (TaxMode.EXCLUSIVE, TaxMode.INCLUSIVE)
     for (cat, code, service), (count, units, total) in sorted(groups.items(), key=lambda kv: (order[kv[0][0]], kv[0])):
         amount = _round(total, currency)
         tax = 0
@@ -211,10 +211,10 @@ def compute(items: Iterable[Item], *, currency: str, profile: TaxProfile, brough
 
     added_tax = Decimal(0)
     for group in tax_groups:
-        added = profile.mode == "EXCLUSIVE"
+        added = profile.mode == TaxMode.EXCLUSIVE
         if added:
             added_tax += group.tax_exact
-        what = "top-ups" if profile.mode == "PREPAID" else group.ledger_code
+        what = "top-ups" if profile.mode == TaxMode.PREPAID else group.ledger_code
         how = "on" if added else "included in"
         lines.append(Line(category="TAX", ledger_code=profile.tax_ledger_code,
                           description=f"Tax {profile.label()} {how} {what}", count=group.count, units=0,

@@ -46,11 +46,13 @@ from settlement.export import metrics
 from settlement.export.outbox import load
 from settlement.export.soap_client import ErpClient, ErpConflictFault, ErpTransientError, ErpValidationFault
 from settlement.store.schema import outbox
+from settlement.vocabulary import OutboxState
 
 log = logging.getLogger(__name__)
 
-OutcomeState = Literal["ACCEPTED", "DUPLICATE", "REJECTED", "VOID", "RETRYING"]
-FINAL_STATES = ("ACCEPTED", "DUPLICATE", "REJECTED", "VOID")
+OutcomeState = Literal["ACCEPTED", "DUPLICATE", "REJECTED", "VOID", "RETRYING"]  # a final OutboxState, or RETRYING
+PENDING, REJECTED = OutboxState.PENDING, OutboxState.REJECTED
+FINAL_STATES = (OutboxState.ACCEPTED, OutboxState.DUPLICATE, OutboxState.REJECTED, OutboxState.VOID)
 
 
 class ExporterOptions(msgspec.Struct, frozen=True, kw_only=True):
@@ -289,11 +291,11 @@ class Exporter:
         blocking = exists().where(
             earlier.c.document_ref == outbox.c.document_ref,
             earlier.c.id < outbox.c.id,
-            or_(earlier.c.state == "PENDING", and_(earlier.c.state == "REJECTED", earlier.c.kind == "CREDIT_NOTE")),
+            or_(earlier.c.state == PENDING, and_(earlier.c.state == REJECTED, earlier.c.kind == "CREDIT_NOTE")),
         )
         due = (
             select(outbox.c.id, outbox.c.attempts)
-            .where(outbox.c.state == "PENDING", outbox.c.next_attempt_ms <= cutoff_ms, ~blocking)
+            .where(outbox.c.state == PENDING, outbox.c.next_attempt_ms <= cutoff_ms, ~blocking)
             .order_by(outbox.c.id)
             .limit(self.options.concurrency)
         )
@@ -304,7 +306,7 @@ class Exporter:
                     update(outbox)
                     .where(
                         outbox.c.id == row_id,
-                        outbox.c.state == "PENDING",
+                        outbox.c.state == PENDING,
                         outbox.c.attempts == attempts,
                         outbox.c.next_attempt_ms <= cutoff_ms,
                     )
@@ -332,7 +334,7 @@ class Exporter:
         with self.engine.begin() as connection:
             held = connection.execute(
                 update(outbox)
-                .where(outbox.c.id == claim.id, outbox.c.state == "PENDING", outbox.c.attempts == claim.token)
+                .where(outbox.c.id == claim.id, outbox.c.state == PENDING, outbox.c.attempts == claim.token)
                 .values(**values)
             ).rowcount
             if held == 1 and outcome.final and self.on_outcome is not None:
@@ -346,14 +348,14 @@ class Exporter:
 
     def backlog(self) -> Backlog:
         """How much of the outbox is still to send (also the gauges' source)."""
-        pending = outbox.c.state == "PENDING"
+        pending = outbox.c.state == PENDING
         with self.engine.connect() as connection:
             count, tried, oldest, rejected = connection.execute(
                 select(
                     func.count().filter(pending),
                     func.count().filter(and_(pending, outbox.c.attempts > 0)),
                     func.min(case((pending, outbox.c.created_ms))),
-                    func.count().filter(outbox.c.state == "REJECTED"),
+                    func.count().filter(outbox.c.state == REJECTED),
                 )
             ).one()
         age_s = max(0.0, (_now_ms() - oldest) / 1000) if oldest is not None else 0.0
@@ -369,29 +371,29 @@ class Exporter:
                 reconciled=reconciled,
             )  # fmt: skip
 
-        if claim.kind == "CREDIT_NOTE" and claim.credited_state == "REJECTED":
+        if claim.kind == "CREDIT_NOTE" and claim.credited_state == REJECTED:
             credited = claim.idempotency_key.removesuffix(":credit")
-            return outcome("VOID", error=f"nothing to credit: the ERP rejected {credited}")
+            return outcome(OutboxState.VOID, error=f"nothing to credit: the ERP rejected {credited}")
         try:
             document = load(claim.payload)
         except (msgspec.DecodeError, msgspec.ValidationError) as error:
-            return outcome("REJECTED", error=f"unreadable outbox payload: {error}")
+            return outcome(REJECTED, error=f"unreadable outbox payload: {error}")
         try:
             if claim.token > 1:  # an earlier attempt may have reached the ERP
                 summary.checked += 1
                 found = await self._timed("status", self._client.status(claim.idempotency_key))
                 if found.found and found.payload_sha256 == claim.payload_sha256:
-                    return outcome("ACCEPTED", found.erp_document_number, reconciled=True)
+                    return outcome(OutboxState.ACCEPTED, found.erp_document_number, reconciled=True)
                 if found.found:
                     held = f"{found.erp_document_number} under this key with payload {found.payload_sha256}"
-                    return outcome("REJECTED", error=f"idempotency conflict: the ERP holds {held}")
+                    return outcome(REJECTED, error=f"idempotency conflict: the ERP holds {held}")
             summary.sent += 1
             reply = await self._timed("submit", self._client.submit(document))
             return outcome(reply.status, reply.erp_document_number)
         except ErpValidationFault as error:
-            return outcome("REJECTED", error=f"validation fault: {error}")
+            return outcome(REJECTED, error=f"validation fault: {error}")
         except ErpConflictFault as error:
-            return outcome("REJECTED", error=f"idempotency conflict: {error}")
+            return outcome(REJECTED, error=f"idempotency conflict: {error}")
         except ErpTransientError as error:
             return outcome("RETRYING", error=f"{'unknown outcome: ' if error.outcome_unknown else ''}{error}")
         except Exception as error:  # a bug, not the document's fault: keep it and try again later
