@@ -59,8 +59,10 @@ from sqlalchemy.exc import IntegrityError
 from occ.store import Store
 from rating_engine import CallBatch, CompiledTariff, Service, normalize_number, rate_batch
 from settlement.entries import RERATE_KEY, period_of
+from settlement.records import XdrRow
 from settlement.store.schema import reissue_requests, rerate_adjustments, xdrs
 from settlement.vocabulary import USAGE_KINDS, XdrStatus
+from settlement.writer import row_dicts
 
 RERATED_KINDS = tuple(sorted(USAGE_KINDS))
 DEFAULT_LEDGER = 400000090
@@ -352,29 +354,17 @@ def _write_account(
     ledger_code: int,
 ) -> None:
     now_ms = int(time.time() * 1000)
-    wanted = sorted({c.original for c in corrections} | {c.reversed_id for c in corrections})
-    rows: list[dict[str, Any]] = []
+    found = _locked(connection, sorted({c.original for c in corrections} | {c.reversed_id for c in corrections}))
+    rows: list[XdrRow] = []
     invoices: set[int] = set()
-    found = {}
-    for chunk in _chunks(wanted, IN_CHUNK):
-        query = select(xdrs).where(xdrs.c.id.in_(chunk)).with_for_update()
-        found.update({r.id: r._asdict() for r in connection.execute(query)})
     for c in corrections:
         reversed_row, original = found.get(c.reversed_id), found.get(c.original)
-        if reversed_row is None or original is None or reversed_row["cost"] != c.old_cost_micros:
+        if reversed_row is None or original is None or reversed_row.cost != c.old_cost_micros:
             raise Conflict(f"xDR {c.reversed_id} changed since it was priced; re-run the rerate")
-        if reversed_row["status"] == XdrStatus.BILLED and reversed_row["invoice_id"] is not None:
-            invoices.add(reversed_row["invoice_id"])
-        common = {"revision": c.revision, "corrects": c.original, "status": XdrStatus.BILLABLE, "status_reason": "",
-                  "invoice_id": None, "created_ms": now_ms}  # fmt: skip
-        tax = reversed_row["tax_amount"]
-        rows.append({**reversed_row, **common, "id": f"{c.original}:r{c.revision}:rev", "kind": "correction",
-                     "cost": -c.old_cost_micros, "tax_amount": None if tax is None else -tax,
-                     "description": f"reverses {c.reversed_id} (rerate {run_id})"})  # fmt: skip
-        rows.append({**original, **common, "id": f"{c.original}:r{c.revision}", "cost": c.new_cost_micros,
-                     "tariff_hash": tariff_hash, "dest_group": c.group, "ledger_code": c.ledger_code,
-                     "rate_id": c.rate, "tax_amount": None, "description": f"rerate {run_id}"})  # fmt: skip
-    connection.execute(insert(xdrs), rows)  # a plain insert: a revision written meanwhile fails it
+        if reversed_row.status == XdrStatus.BILLED and reversed_row.invoice_id is not None:
+            invoices.add(reversed_row.invoice_id)
+        rows.extend(_revision(c, reversed_row, original, run_id=run_id, tariff_hash=tariff_hash, now_ms=now_ms))
+    connection.execute(insert(xdrs), row_dicts(rows))  # a plain insert: a revision written meanwhile fails it
     if invoices:
         dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
         reason = f"rerate {run_id} corrected xDRs of account {account}"
@@ -390,6 +380,33 @@ def _write_account(
              "amount": amount, "ledger_code": str(ledger_code), "xdrs": len(corrections),
              "description": f"rerate {run_id}: {len(corrections)} xDRs re-rated", "created_ms": now_ms},
         )  # fmt: skip
+
+
+def _locked(connection: Connection, ids: list[str]) -> dict[str, XdrRow]:
+    """The xDRs with these ids, read again (and locked, on PostgreSQL) in the writing transaction."""
+    found = {}
+    for chunk in _chunks(ids, IN_CHUNK):
+        query = select(xdrs).where(xdrs.c.id.in_(chunk)).with_for_update()
+        found.update({r.id: XdrRow(**r._asdict()) for r in connection.execute(query)})
+    return found
+
+
+def _revision(
+    c: Correction, reversed_row: XdrRow, original: XdrRow, *, run_id: str, tariff_hash: str, now_ms: int
+) -> tuple[XdrRow, XdrRow]:
+    """Revision ``n`` of an xDR: the reversal of ``reversed_row`` (kind ``correction``) and the original at its new
+    price, both BILLABLE in the original's period."""
+    replace = msgspec.structs.replace
+    common = {"revision": c.revision, "corrects": c.original, "status": XdrStatus.BILLABLE, "status_reason": "",
+              "invoice_id": None, "created_ms": now_ms}  # fmt: skip
+    tax = reversed_row.tax_amount
+    reversal = replace(reversed_row, **common, id=f"{c.original}:r{c.revision}:rev", kind="correction",
+                       cost=-c.old_cost_micros, tax_amount=None if tax is None else -tax,
+                       description=f"reverses {c.reversed_id} (rerate {run_id})")  # fmt: skip
+    repriced = replace(original, **common, id=f"{c.original}:r{c.revision}", cost=c.new_cost_micros,
+                       tariff_hash=tariff_hash, dest_group=c.group, ledger_code=c.ledger_code, rate_id=c.rate,
+                       tax_amount=None, description=f"rerate {run_id}")  # fmt: skip
+    return reversal, repriced
 
 
 # -- 3. apply the balance corrections --------------------------------------------------------------------------

@@ -101,7 +101,7 @@ def restore_xdr(engine: Engine, xdr_id: str, reason: str, *, ledger_code: str | 
         code = row.ledger_code if ledger_code is None else ledger_code
         status, why = RESTORED[row.status], f"restored: {reason}"
         if status == XdrStatus.RAW:
-            status, check = billable_status({**row._asdict(), "ledger_code": code})
+            status, check = billable_status(code)
             if status != XdrStatus.BILLABLE:
                 why = check
         return _set(connection, row, status, why, code)

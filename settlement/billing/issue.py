@@ -32,9 +32,11 @@ from settlement.billing.statement import Item, Statement, compute
 from settlement.billing.tax import TaxProfile
 from settlement.entries import period_of
 from settlement.export.outbox import enqueue
+from settlement.records import XdrRow
 from settlement.store.database import ensure_periods
 from settlement.store.schema import invoice_lines, invoice_sequences, invoices, xdrs
 from settlement.vocabulary import ISSUED_STATES, InvoiceKind, InvoiceState, RecordType, TaxMode, XdrStatus
+from settlement.writer import row_dicts
 
 ITEM_COLUMNS = tuple(
     xdrs.c[name]
@@ -132,25 +134,21 @@ def line_rows(invoice_id: int, s: Statement) -> list[dict[str, Any]]:
             for i, line in enumerate(s.lines, 1)]  # fmt: skip
 
 
-def tax_xdrs(invoice_id: int, account: BillingAccount, s: Statement, end_ms: int, now_ms: int) -> list[dict]:
+def tax_xdrs(invoice_id: int, account: BillingAccount, s: Statement, end_ms: int, now_ms: int) -> list[XdrRow]:
     """The taxation xDRs a period close books: EXCLUSIVE adds tax (cost = tax). INCLUSIVE, EXEMPT and PREPAID book
     none (PREPAID tax was taken at top-up and settlement booked its TAX xDRs then)."""
     if s.profile.mode != TaxMode.EXCLUSIVE:
         return []
-    rows = []
-    for g in s.tax_groups:
-        rows.append({
-            "id": f"{PERIOD_CLOSE_TAX}{invoice_id}:{g.ledger_code}:{g.rate_ppm}", "period": period_of(end_ms - 1),
-            "account": account.account, "kind": "tax",
-            "record_type": "TAX", "session_id": "", "rating_group": 0, "subscriber": account.account, "calling": "",
-            "called": "", "service": "", "plan": "", "start_ms": end_ms - 1, "end_ms": end_ms - 1, "units": 0,
-            "over_units": 0, "cost": g.tax, "currency": s.currency,
-            "dest_group": "", "ledger_code": s.profile.tax_ledger_code, "tariff_hash": "", "rate_id": "", "cause": "",
-            "description": f"tax {s.profile.label()} on {g.ledger_code}", "tax_code": s.profile.tax_code,
-            "tax_rate_ppm": g.rate_ppm, "tax_amount": g.tax, "status": "BILLED", "status_reason": "",
-            "invoice_id": invoice_id, "revision": 0, "corrects": None, "created_ms": now_ms,
-        })  # fmt: skip
-    return rows
+    at_ms = end_ms - 1
+    return [
+        XdrRow(id=f"{PERIOD_CLOSE_TAX}{invoice_id}:{g.ledger_code}:{g.rate_ppm}", period=period_of(at_ms),
+               account=account.account, kind="tax", record_type=RecordType.TAX, subscriber=account.account,
+               start_ms=at_ms, end_ms=at_ms, cost=g.tax, currency=s.currency, ledger_code=s.profile.tax_ledger_code,
+               description=f"tax {s.profile.label()} on {g.ledger_code}", tax_code=s.profile.tax_code,
+               tax_rate_ppm=g.rate_ppm, tax_amount=g.tax, status=XdrStatus.BILLED, invoice_id=invoice_id,
+               created_ms=now_ms)
+        for g in s.tax_groups
+    ]  # fmt: skip
 
 
 def finish(connection: Connection, invoice_id: int, account: BillingAccount, s: Statement, *, number: int,
@@ -158,7 +156,7 @@ def finish(connection: Connection, invoice_id: int, account: BillingAccount, s: 
     """Book tax xDRs and lines, number the invoice, set it COMPLETE; returns the header values set."""
     taxes = tax_xdrs(invoice_id, account, s, end_ms, now_ms)
     if taxes:
-        connection.execute(insert(xdrs), taxes)
+        connection.execute(insert(xdrs), row_dicts(taxes))
     if s.lines:
         connection.execute(insert(invoice_lines), line_rows(invoice_id, s))
     values = {**header(account, s.profile, s), "number": number, "state": InvoiceState.COMPLETE, "state_reason": "",
