@@ -10,7 +10,7 @@ import time
 
 from sqlalchemy import Connection, select, update
 
-from settlement.export.exporter import ExportOutcome
+from settlement.export.outcomes import ExportOutcome
 from settlement.store.schema import invoices
 from settlement.vocabulary import InvoiceState, OutboxState
 
