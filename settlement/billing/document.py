@@ -24,6 +24,7 @@ from settlement.billing.amounts import format_amount
 from settlement.billing.cycle import DUE_AFTER, describe, local_date
 from settlement.billing.erp import invoice_number
 from settlement.store.schema import invoice_lines, invoices, preview_invoice_lines, preview_invoices
+from settlement.vocabulary import TaxMode
 
 
 class InvoiceView(msgspec.Struct, frozen=True, kw_only=True):
@@ -49,9 +50,9 @@ class InvoiceView(msgspec.Struct, frozen=True, kw_only=True):
     def statement(self) -> list[tuple[str, int]]:
         h = self.header
         rows = [("Balance brought forward", h["brought_forward"]), ("Charges", h["charges"])]
-        if h["tax_mode"] == "EXCLUSIVE":
+        if h["tax_mode"] == TaxMode.EXCLUSIVE:
             rows.append(("Tax added", h["tax"]))
-        elif h["tax_mode"] == "PREPAID" and h["tax"]:
+        elif h["tax_mode"] == TaxMode.PREPAID and h["tax"]:
             rows.append(("Tax taken from top-ups", h["tax"]))
         rows += [("Payments", h["payments"]), ("Adjustments", h["adjustments"])]
         if h["rounding"]:

@@ -20,6 +20,7 @@ from settlement.billing.amounts import D, round_to_currency
 from settlement.billing.cycle import DUE_AFTER, last_day, local_date
 from settlement.billing.tax import NO_TAX_CODE
 from settlement.export.document import DocumentKind, ErpDocument, ErpLine
+from settlement.vocabulary import TaxMode
 
 USAGE = ("CHARGE", "CREDIT", "CORRECTION")
 
@@ -33,7 +34,7 @@ def build(invoice: Any, lines: list[Any], *, kind: DocumentKind = "INVOICE") -> 
     """The document for ``invoice`` (an ``invoices`` row) and its ``invoice_lines`` rows; None if nothing to post."""
     currency, tz = invoice.currency, invoice.timezone
     start, end = local_date(invoice.period_start_ms, tz), last_day(invoice.period_end_ms, tz)
-    gross_mode = invoice.tax_mode in ("INCLUSIVE", "PREPAID")
+    gross_mode = invoice.tax_mode in (TaxMode.INCLUSIVE, TaxMode.PREPAID)
 
     def money(micros: int) -> Decimal:
         return round_to_currency(D(micros), currency)
@@ -43,7 +44,7 @@ def build(invoice: Any, lines: list[Any], *, kind: DocumentKind = "INVOICE") -> 
         if line.category in USAGE:
             units[line.ledger_code] += line.units
     raw: list[tuple[str, str, Decimal, Decimal, str, Decimal]] = []  # code, text, qty, total, vat, tax
-    if invoice.tax_mode == "EXEMPT":
+    if invoice.tax_mode == TaxMode.EXEMPT:
         totals: dict[str, int] = defaultdict(int)
         for line in lines:
             if line.category in USAGE:
@@ -54,8 +55,9 @@ def build(invoice: Any, lines: list[Any], *, kind: DocumentKind = "INVOICE") -> 
     else:
         for line in lines:
             if line.category == "TAX":
-                qty = Decimal(line.count) if invoice.tax_mode == "PREPAID" else Decimal(units[line.reference] or 1)
-                what = "Prepaid credit" if invoice.tax_mode == "PREPAID" else "Services"
+                prepaid = invoice.tax_mode == TaxMode.PREPAID
+                qty = Decimal(line.count) if prepaid else Decimal(units[line.reference] or 1)
+                what = "Prepaid credit" if prepaid else "Services"
                 text = f"{what} ({line.reference})"
                 total = line.net + line.tax if gross_mode else line.net  # a TAX line's net is its base without tax
                 raw.append((line.reference, text, qty, money(total), line.tax_code, money(line.tax)))

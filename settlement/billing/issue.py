@@ -32,15 +32,17 @@ from settlement.billing.statement import Item, Statement, compute
 from settlement.billing.tax import TaxProfile
 from settlement.entries import period_of
 from settlement.export.outbox import enqueue
+from settlement.records import XdrRow
 from settlement.store.database import ensure_periods
 from settlement.store.schema import invoice_lines, invoice_sequences, invoices, xdrs
+from settlement.vocabulary import ISSUED_STATES, InvoiceKind, InvoiceState, RecordType, TaxMode, XdrStatus
+from settlement.writer import row_dicts
 
 ITEM_COLUMNS = tuple(
     xdrs.c[name]
     for name in ("id", "kind", "record_type", "ledger_code", "service", "units", "cost", "currency", "revision",
                  "end_ms", "session_id", "description", "tax_code", "tax_rate_ppm")
 )  # fmt: skip
-ISSUED = ("COMPLETE", "POSTED", "POSTING_ERROR")
 PERIOD_CLOSE_TAX = "tax:"
 """Id prefix of the taxation xDRs a period close books (a re-issue books them afresh; settlement's prepaid-tax xDRs,
 ``<entry key>:tax``, are items like any other)."""
@@ -76,7 +78,7 @@ def items_of(rows: Any) -> list[Item]:
     return [Item(id=r[0], kind=r[1], record_type=r[2], ledger_code=r[3], service=r[4], units=r[5], cost=r[6],
                  currency=r[7], revision=r[8], end_ms=r[9], reference=r[10], description=r[11],
                  tax_code=r[12] or "", tax_rate_ppm=r[13] or 0)
-            for r in rows if r[2] != "TEXT"]  # fmt: skip
+            for r in rows if r[2] != RecordType.TEXT]  # fmt: skip
 
 
 _SEQ_SELECT = select(invoice_sequences.c.next_number).where(invoice_sequences.c.tenant == bindparam("b_tenant"))
@@ -87,16 +89,16 @@ _EXISTING = select(invoices.c.id, invoices.c.state, invoices.c.number).where(
 )  # fmt: skip
 _BROUGHT_FORWARD = (
     select(invoices.c.carried_forward)
-    .where(invoices.c.account == bindparam("b_account"), invoices.c.state.in_(ISSUED),
+    .where(invoices.c.account == bindparam("b_account"), invoices.c.state.in_(ISSUED_STATES),
            invoices.c.period_end_ms <= bindparam("b_before"))
     .order_by(invoices.c.period_end_ms.desc(), invoices.c.revision.desc())
     .limit(1)
 )  # fmt: skip
 _MARK = (
     update(xdrs)
-    .where(xdrs.c.account == bindparam("b_account"), xdrs.c.status == "BILLABLE", xdrs.c.invoice_id.is_(None),
-           xdrs.c.end_ms < bindparam("b_end"))
-    .values(status="BILLED", invoice_id=bindparam("b_invoice"))
+    .where(xdrs.c.account == bindparam("b_account"), xdrs.c.status == XdrStatus.BILLABLE,
+           xdrs.c.invoice_id.is_(None), xdrs.c.end_ms < bindparam("b_end"))
+    .values(status=XdrStatus.BILLED, invoice_id=bindparam("b_invoice"))
     .returning(*ITEM_COLUMNS)
 )  # fmt: skip
 _INSERT_INVOICE = insert(invoices).returning(invoices.c.id)
@@ -132,25 +134,21 @@ def line_rows(invoice_id: int, s: Statement) -> list[dict[str, Any]]:
             for i, line in enumerate(s.lines, 1)]  # fmt: skip
 
 
-def tax_xdrs(invoice_id: int, account: BillingAccount, s: Statement, end_ms: int, now_ms: int) -> list[dict]:
+def tax_xdrs(invoice_id: int, account: BillingAccount, s: Statement, end_ms: int, now_ms: int) -> list[XdrRow]:
     """The taxation xDRs a period close books: EXCLUSIVE adds tax (cost = tax). INCLUSIVE, EXEMPT and PREPAID book
     none (PREPAID tax was taken at top-up and settlement booked its TAX xDRs then)."""
-    if s.profile.mode != "EXCLUSIVE":
+    if s.profile.mode != TaxMode.EXCLUSIVE:
         return []
-    rows = []
-    for g in s.tax_groups:
-        rows.append({
-            "id": f"{PERIOD_CLOSE_TAX}{invoice_id}:{g.ledger_code}:{g.rate_ppm}", "period": period_of(end_ms - 1),
-            "account": account.account, "kind": "tax",
-            "record_type": "TAX", "session_id": "", "rating_group": 0, "subscriber": account.account, "calling": "",
-            "called": "", "service": "", "plan": "", "start_ms": end_ms - 1, "end_ms": end_ms - 1, "units": 0,
-            "over_units": 0, "cost": g.tax, "currency": s.currency,
-            "dest_group": "", "ledger_code": s.profile.tax_ledger_code, "tariff_hash": "", "rate_id": "", "cause": "",
-            "description": f"tax {s.profile.label()} on {g.ledger_code}", "tax_code": s.profile.tax_code,
-            "tax_rate_ppm": g.rate_ppm, "tax_amount": g.tax, "status": "BILLED", "status_reason": "",
-            "invoice_id": invoice_id, "revision": 0, "corrects": None, "created_ms": now_ms,
-        })  # fmt: skip
-    return rows
+    at_ms = end_ms - 1
+    return [
+        XdrRow(id=f"{PERIOD_CLOSE_TAX}{invoice_id}:{g.ledger_code}:{g.rate_ppm}", period=period_of(at_ms),
+               account=account.account, kind="tax", record_type=RecordType.TAX, subscriber=account.account,
+               start_ms=at_ms, end_ms=at_ms, cost=g.tax, currency=s.currency, ledger_code=s.profile.tax_ledger_code,
+               description=f"tax {s.profile.label()} on {g.ledger_code}", tax_code=s.profile.tax_code,
+               tax_rate_ppm=g.rate_ppm, tax_amount=g.tax, status=XdrStatus.BILLED, invoice_id=invoice_id,
+               created_ms=now_ms)
+        for g in s.tax_groups
+    ]  # fmt: skip
 
 
 def finish(connection: Connection, invoice_id: int, account: BillingAccount, s: Statement, *, number: int,
@@ -158,10 +156,10 @@ def finish(connection: Connection, invoice_id: int, account: BillingAccount, s: 
     """Book tax xDRs and lines, number the invoice, set it COMPLETE; returns the header values set."""
     taxes = tax_xdrs(invoice_id, account, s, end_ms, now_ms)
     if taxes:
-        connection.execute(insert(xdrs), taxes)
+        connection.execute(insert(xdrs), row_dicts(taxes))
     if s.lines:
         connection.execute(insert(invoice_lines), line_rows(invoice_id, s))
-    values = {**header(account, s.profile, s), "number": number, "state": "COMPLETE", "state_reason": "",
+    values = {**header(account, s.profile, s), "number": number, "state": InvoiceState.COMPLETE, "state_reason": "",
               "updated_ms": now_ms}  # fmt: skip
     connection.execute(_UPDATE_INVOICE, {"b_id": invoice_id, **values})
     return values
@@ -192,7 +190,8 @@ def insert_draft(connection: Connection, values: dict[str, Any], s: Statement, p
     try:
         with connection.begin_nested():
             old = connection.execute(
-                select(invoices.c.id).where(invoices.c.account == values["account"], invoices.c.state == "DRAFT",
+                select(invoices.c.id).where(invoices.c.account == values["account"],
+                                            invoices.c.state == InvoiceState.DRAFT,
                                             invoices.c.period_start_ms == values["period_start_ms"],
                                             invoices.c.revision == values["revision"])
             ).scalars().all()  # fmt: skip
@@ -200,7 +199,7 @@ def insert_draft(connection: Connection, values: dict[str, Any], s: Statement, p
                 connection.execute(delete(invoice_lines).where(invoice_lines.c.invoice_id.in_(old)))
                 connection.execute(delete(invoices).where(invoices.c.id.in_(old)))
             invoice_id = connection.execute(
-                _INSERT_INVOICE, {**values, "state": "DRAFT", "state_reason": "\n".join(problems)}
+                _INSERT_INVOICE, {**values, "state": InvoiceState.DRAFT, "state_reason": "\n".join(problems)}
             ).scalar_one()
             if s.lines:
                 connection.execute(insert(invoice_lines), line_rows(invoice_id, s))
@@ -222,7 +221,7 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     profile_problems: tuple[str, ...]
     start_ms: int
     end_ms: int
-    kind: str
+    kind: InvoiceKind
 
 
 def _issue_one(connection: Connection, job: Job, now_ms: int, numbers: dict[str, int]) -> Outcome:
@@ -238,7 +237,7 @@ def _issue_one(connection: Connection, job: Job, now_ms: int, numbers: dict[str,
     try:
         existing = connection.execute(_EXISTING, {"b_account": account.account, "b_start": start_ms}).first()
         if existing is not None:
-            if existing.state != "DRAFT":
+            if existing.state != InvoiceState.DRAFT:
                 savepoint.commit()
                 return Outcome(**done, status="ALREADY", invoice_id=existing.id, number=existing.number)
             connection.execute(delete(invoice_lines).where(invoice_lines.c.invoice_id == existing.id))
@@ -250,7 +249,7 @@ def _issue_one(connection: Connection, job: Job, now_ms: int, numbers: dict[str,
             "currency": account.currency, "tax_profile": profile.name, "tax_mode": profile.mode,
             "brought_forward": bf, "charges": 0, "payments": 0, "adjustments": 0, "tax": 0, "rounding": 0,
             "carried_forward": bf, "xdr_count": 0, "created_ms": now_ms, "number": None, "revision": 0,
-            "replaces": None, "state": "DRAFT", "state_reason": "", "updated_ms": now_ms,
+            "replaces": None, "state": InvoiceState.DRAFT, "state_reason": "", "updated_ms": now_ms,
         }  # fmt: skip
         invoice_id = connection.execute(_INSERT_INVOICE, values).scalar_one()
         marked = connection.execute(
@@ -305,9 +304,10 @@ def issue_many(engine: Engine, jobs: Sequence[Job], *, known_periods: set[str] |
 
 
 def issue(engine: Engine, account: BillingAccount, profile: TaxProfile, profile_problems: list[str], *,
-          start_ms: int, end_ms: int, kind: str, known_periods: set[str] | None = None,
+          start_ms: int, end_ms: int, kind: InvoiceKind, known_periods: set[str] | None = None,
           now_ms: int | None = None) -> Outcome:  # fmt: skip
-    """Issue the invoice of ``account`` for ``[start_ms, end_ms)`` (REGULAR or OUT_OF_TURN), at most once."""
+    """Issue the invoice of ``account`` for ``[start_ms, end_ms)`` (an :class:`InvoiceKind`: REGULAR or OUT_OF_TURN),
+    at most once."""
     job = Job(account=account, profile=profile, profile_problems=tuple(profile_problems), start_ms=start_ms,
               end_ms=end_ms, kind=kind)  # fmt: skip
     [outcome] = issue_many(engine, [job], known_periods=known_periods, now_ms=now_ms)

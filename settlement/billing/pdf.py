@@ -7,9 +7,11 @@ from fpdf.enums import XPos, YPos
 
 from settlement.billing.cycle import local_date
 from settlement.billing.document import InvoiceView, now_utc
+from settlement.vocabulary import TaxMode
 
 NEXT = {"new_x": XPos.LMARGIN, "new_y": YPos.NEXT}
 RIGHT = {"new_x": XPos.RIGHT, "new_y": YPos.TOP}
+TAX_LABELS = {TaxMode.EXCLUSIVE: "Tax", TaxMode.PREPAID: "Tax (taken from top-ups)"}  # else: "Tax (included)"
 
 
 def _latin1(text: str) -> str:
@@ -20,7 +22,6 @@ def _latin1(text: str) -> str:
 
 def render(view: InvoiceView, *, issuer: str = "OCC billing") -> bytes:
     """The PDF of ``view`` as bytes."""
-    h, d = view.header, view.dates()
     pdf = FPDF(format="A4")
     pdf.set_auto_page_break(auto=True, margin=15)
     pdf.set_title(_latin1(view.title))
@@ -31,7 +32,20 @@ def render(view: InvoiceView, *, issuer: str = "OCC billing") -> bytes:
     pdf.set_font("Helvetica", "", 9)
     pdf.cell(0, 5, _latin1(issuer), **NEXT)
     pdf.ln(3)
+    _facts(pdf, view)
+    _statement(pdf, view)
+    _lines(pdf, view)
+    _totals(pdf, view)
+    pdf.set_font("Helvetica", "I", 7)
+    note = "Amounts are rounded to the currency (half up); any difference is shown as a rounding line."
+    pdf.cell(0, 4, note, **NEXT)
+    pdf.cell(0, 4, f"Generated {now_utc()}.", **NEXT)
+    return bytes(pdf.output())
 
+
+def _facts(pdf: FPDF, view: InvoiceView) -> None:
+    """Customer, period, dates, currency, tax (and state): label and value, one a line."""
+    h, d = view.header, view.dates()
     facts = [
         ("Customer", f"{h['customer_code']} (account {h['account']})"),
         ("Billing period", f"{d['period']} ({h['timezone']})"),
@@ -49,6 +63,9 @@ def render(view: InvoiceView, *, issuer: str = "OCC billing") -> bytes:
         pdf.cell(0, 6, _latin1(value[:100]), **NEXT)
     pdf.ln(4)
 
+
+def _statement(pdf: FPDF, view: InvoiceView) -> None:
+    """The bank-statement block: brought forward, movements, carried forward (the last one ruled off)."""
     pdf.set_font("Helvetica", "B", 12)
     pdf.cell(0, 8, "Statement", **NEXT)
     statement = view.statement()
@@ -59,6 +76,10 @@ def render(view: InvoiceView, *, issuer: str = "OCC billing") -> bytes:
         pdf.cell(40, 6, view.money(amount), border="T" if last else 0, align="R", **NEXT)
     pdf.ln(4)
 
+
+def _lines(pdf: FPDF, view: InvoiceView) -> None:
+    """The table of lines (payments and adjustments with their date and reference)."""
+    h = view.header
     pdf.set_font("Helvetica", "B", 12)
     pdf.cell(0, 8, "Lines", **NEXT)
     widths = (22, 74, 14, 20, 20, 16, 24)
@@ -82,16 +103,15 @@ def render(view: InvoiceView, *, issuer: str = "OCC billing") -> bytes:
         pdf.ln(5)
     pdf.ln(3)
 
+
+def _totals(pdf: FPDF, view: InvoiceView) -> None:
+    """Charges, tax (labelled by how it applies) and the balance carried forward."""
+    h = view.header
     pdf.set_font("Helvetica", "B", 10)
-    tax_label = {"EXCLUSIVE": "Tax", "PREPAID": "Tax (taken from top-ups)"}.get(h["tax_mode"], "Tax (included)")
+    tax_label = TAX_LABELS.get(h["tax_mode"], "Tax (included)")
     totals = [("Charges", h["charges"]), (tax_label, h["tax"]),
               ("Balance carried forward", h["carried_forward"])]  # fmt: skip
     for label, amount in totals:
         pdf.cell(150, 6, label, align="R", **RIGHT)
         pdf.cell(40, 6, f"{view.money(amount)} {h['currency']}", align="R", **NEXT)
     pdf.ln(6)
-    pdf.set_font("Helvetica", "I", 7)
-    note = "Amounts are rounded to the currency (half up); any difference is shown as a rounding line."
-    pdf.cell(0, 4, note, **NEXT)
-    pdf.cell(0, 4, f"Generated {now_utc()}.", **NEXT)
-    return bytes(pdf.output())

@@ -10,18 +10,21 @@ import time
 
 from sqlalchemy import Connection, select, update
 
-from settlement.export.exporter import ExportOutcome
+from settlement.export.outcomes import ExportOutcome
 from settlement.store.schema import invoices
+from settlement.vocabulary import InvoiceState, OutboxState
 
+DRAFT, COMPLETE = InvoiceState.DRAFT, InvoiceState.COMPLETE
+POSTED, POSTING_ERROR = InvoiceState.POSTED, InvoiceState.POSTING_ERROR
 TRANSITIONS = {
-    "DRAFT": frozenset({"COMPLETE"}),
-    "COMPLETE": frozenset({"POSTED", "POSTING_ERROR"}),
-    "POSTING_ERROR": frozenset({"POSTED", "POSTING_ERROR"}),
-    "POSTED": frozenset({"POSTED"}),
+    DRAFT: frozenset({COMPLETE}),
+    COMPLETE: frozenset({POSTED, POSTING_ERROR}),
+    POSTING_ERROR: frozenset({POSTED, POSTING_ERROR}),
+    POSTED: frozenset({POSTED}),
 }
-# The export's outcomes (outbox states) and the invoice state each means.
-OUTCOMES = {"ACCEPTED": "POSTED", "DUPLICATE": "POSTED", "POSTED": "POSTED", "REJECTED": "POSTING_ERROR",
-            "POSTING_ERROR": "POSTING_ERROR"}  # fmt: skip
+# The export's outcomes (outbox states, or the invoice states themselves) and the invoice state each means.
+OUTCOMES = {OutboxState.ACCEPTED: POSTED, OutboxState.DUPLICATE: POSTED, POSTED: POSTED,
+            OutboxState.REJECTED: POSTING_ERROR, POSTING_ERROR: POSTING_ERROR}  # fmt: skip
 
 
 class StateError(ValueError):
@@ -44,11 +47,11 @@ def record_posting(connection: Connection, invoice_id: int, outcome: str, messag
         raise StateError(f"outcome must be one of {', '.join(OUTCOMES)}, got {outcome!r}")
     if document_kind == "CREDIT_NOTE":
         successor = connection.execute(
-            select(invoices.c.id).where(invoices.c.replaces == invoice_id, invoices.c.state != "DRAFT")
+            select(invoices.c.id).where(invoices.c.replaces == invoice_id, invoices.c.state != DRAFT)
         ).scalar()
         if successor is None:
             raise StateError(f"invoice {invoice_id} has no issued revision replacing it")
-        if OUTCOMES[outcome] == "POSTED":
+        if OUTCOMES[outcome] == POSTED:
             return str(connection.execute(select(invoices.c.state).where(invoices.c.id == successor)).scalar())
         return record_posting(connection, successor, outcome, f"credit note for invoice id {invoice_id}: {message}")
     if document_kind != "INVOICE":
@@ -57,13 +60,13 @@ def record_posting(connection: Connection, invoice_id: int, outcome: str, messag
     if state is None:
         raise StateError(f"no invoice with id {invoice_id}")
     target = OUTCOMES[outcome]
-    if state == "POSTED":
+    if state == POSTED:
         return state
     if target not in TRANSITIONS[state]:
         raise StateError(f"invoice {invoice_id} is {state}; it cannot become {target}")
     connection.execute(
         update(invoices).where(invoices.c.id == invoice_id)
-        .values(state=target, state_reason=message[:2000] if target == "POSTING_ERROR" else "",
+        .values(state=target, state_reason=message[:2000] if target == POSTING_ERROR else "",
                 updated_ms=int(time.time() * 1000))
     )  # fmt: skip
     return target

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from settlement.billing.amounts import quantum, to_micros
 from settlement.billing.statement import Statement
 from settlement.billing.tax import check_profile
+from settlement.vocabulary import TaxMode
 
 Validator = Callable[[Statement], list[str]]
 
@@ -62,7 +63,7 @@ def one_currency(s: Statement) -> list[str]:
 def prepaid_tax_under_a_prepaid_profile(s: Statement) -> list[str]:
     """Tax taken at top-up (the online core's prepaid tax) belongs to a PREPAID profile: any other mode would tax the
     usage as well, or not expect tax at all (the account's online and billing settings disagree)."""
-    if not s.prepaid_tax or s.profile.mode == "PREPAID":
+    if not s.prepaid_tax or s.profile.mode == TaxMode.PREPAID:
         return []
     return [
         f"tax was taken at top-up but tax profile {s.profile.name!r} is {s.profile.mode}, not PREPAID: make "

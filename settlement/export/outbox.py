@@ -14,6 +14,7 @@ from sqlalchemy import Connection, insert, select
 
 from settlement.export.document import ErpDocument
 from settlement.store.schema import outbox
+from settlement.vocabulary import OutboxState
 
 
 class OutboxConflict(ValueError):
@@ -38,7 +39,7 @@ def enqueue(connection: Connection, document: ErpDocument, *, invoice_id: int | 
         "invoice_id": invoice_id,
         "payload": msgspec.json.encode(document).decode(),
         "payload_sha256": digest,
-        "state": "PENDING",
+        "state": OutboxState.PENDING,
         "attempts": 0,
         "next_attempt_ms": now_ms,
         "last_error": "",
