@@ -6,7 +6,7 @@ Several worker processes share one ``/metrics`` through prometheus-client's mult
 how they aggregate (``livesum``, ``livemax``: dead workers drop out).
 
 Servicers count their own answers (``REQUESTS`` by method and telecom result code); the gRPC interceptor
-(:mod:`occ.interceptors`) counts calls by gRPC status and times them (``GRPC_CALLS``, ``REQUEST_SECONDS``).
+(:mod:`occ.api.interceptors`) counts calls by gRPC status and times them (``GRPC_CALLS``, ``REQUEST_SECONDS``).
 """
 
 from __future__ import annotations

@@ -34,17 +34,17 @@ import uvloop
 from msgspec.structs import replace
 
 from occ import logs
-from occ.embedded_redis import EmbeddedRedis
-from occ.grpc_server import AppFactory, GrpcServer, grpc_address
+from occ.api.server import AppFactory, GrpcServer, grpc_address
 from occ.metrics_server import (
     mark_process_dead,
     prepare_multiprocess_dir,
     release_multiprocess_dirs,
     serve_metrics,
 )
-from occ.redis_process import RedisStartError
 from occ.settings import Settings
 from occ.settle_process import start_settlement
+from occ.store.embedded import EmbeddedRedis
+from occ.store.process import RedisStartError
 
 log = logging.getLogger(__name__)
 

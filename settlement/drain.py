@@ -28,8 +28,8 @@ from redis.exceptions import RedisError, ResponseError
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
-from occ import keys
-from occ.redis_client import RedisClient, connect
+from occ.store import keys
+from occ.store.client import RedisClient, connect
 from settlement import metrics
 from settlement.entries import Malformed, book, entry_key
 from settlement.records import LedgerRow, XdrRow

@@ -13,8 +13,8 @@ from collections.abc import Callable
 import msgspec
 from sqlalchemy import Engine
 
-from occ.redis_client import connect
-from occ.store import Store
+from occ.store.client import connect
+from occ.store.scripts import Store
 from rating_engine import CompiledTariff
 from settlement import rerate
 from settlement.rerate import DEFAULT_LEDGER, Adjustment, Plan

@@ -2,7 +2,7 @@
 
 - ``redis_server`` / ``redis_url``: a fresh single server per test, in the test's ``tmp_path`` (no AOF).
 - ``redis_cluster_nodes`` / ``redis_cluster_url``: one 3-master cluster for the whole session, flushed around each
-  test; connect with ``occ.redis_client.connect(redis_cluster_url, cluster=True)``.
+  test; connect with ``occ.store.client.connect(redis_cluster_url, cluster=True)``.
 - ``postgres_server``: a private PostgreSQL for the session (``tests/postgres.py``); ``db_url``: a settlement store of
   the test's own, parametrised over SQLite and PostgreSQL, empty unless the test also uses ``store``; ``store``: that
   store, migrated to the newest schema (copied from a store the session migrated once: a file copy on SQLite, CREATE
@@ -23,8 +23,8 @@ import pytest
 from postgres import PostgresServer
 from sqlalchemy import Engine
 
-from occ.redis_client import cluster_url
-from occ.redis_process import RedisProcess, start_redis_cluster, start_redis_server
+from occ.store.client import cluster_url
+from occ.store.process import RedisProcess, start_redis_cluster, start_redis_server
 from settlement.store.database import open_store
 from settlement.store.migrate import upgrade
 

@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import func, select
 
 from benchmarks.settle_backlog import fill_backlog
-from occ.keys import dead_letters, shard_keys
-from occ.redis_client import connect
+from occ.store.client import connect
+from occ.store.keys import dead_letters, shard_keys
 from settlement import metrics
 from settlement.drain import Backlog, Drain, DrainOptions
 from settlement.store.database import open_store

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from benchmarks.settle_backlog import fill_backlog
 from occ.cli import main
-from occ.redis_client import connect
+from occ.store.client import connect
 from settlement.drain import DrainOptions
 from settlement.store.database import open_store
 from settlement.store.migrate import upgrade

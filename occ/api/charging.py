@@ -1,0 +1,166 @@
+"""``occ.v1.Charging``: the gRPC face of the engine.
+
+Each call is validated (``wire.py``; INVALID_ARGUMENT naming the field, nothing written), submitted to the batcher,
+and answered from the outcome. ``Stream`` carries the same requests with correlation ids and answers each as it
+completes; the server also pushes session aborts on the stream that last carried the session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+
+import grpc
+
+from occ import metrics
+from occ.api import wire
+from occ.core.batcher import Batcher
+from occ.core.requests import InvalidRequest, Kind, Outcome, Work
+from occ.core.tariffs import NoTariff, TariffHolder
+from occ.v1 import charging_pb2 as pb
+from occ.v1 import charging_pb2_grpc
+
+log = logging.getLogger(__name__)
+STREAM_IN_FLIGHT = 1024
+"""Requests of one stream being processed at once; the stream stops reading beyond that (back-pressure)."""
+
+
+class ChargingService(charging_pb2_grpc.ChargingServicer):
+    def __init__(self, batcher: Batcher[Work, Outcome], tariffs: TariffHolder, *, validity_time_s: int) -> None:
+        self.batcher, self.tariffs, self.validity_time_s = batcher, tariffs, validity_time_s
+        # (account, session id) → the outgoing queue of the stream that carries it (session ids are not unique alone)
+        self.streams: dict[tuple[str, str], asyncio.Queue] = {}
+        self._counters: dict[tuple[str, int], Callable[[], None]] = {}  # (kind, result code) → its metric's inc
+
+    def _country_code(self) -> str:
+        return self.tariffs.current.tariff.country_code
+
+    async def _session(self, kind: Kind, request: pb.SessionRequest) -> pb.SessionAnswer:
+        outcome = await self.batcher.submit(wire.session_work(kind, request, self._country_code()))
+        return wire.session_answer(request, outcome, self.validity_time_s)
+
+    async def _answer(self, kind: str, request):
+        """The answer message for one request of any kind; raises ``InvalidRequest`` or ``NoTariff``."""
+        answer = await self._answer_of_kind(kind, request)
+        key = (kind, answer.result_code)
+        count = self._counters.get(key)
+        if count is None:
+            count = self._counters[key] = metrics.REQUESTS.labels(kind, str(answer.result_code)).inc
+        count()
+        return answer
+
+    async def _answer_of_kind(self, kind: str, request):
+        if kind == "authorize":
+            work = wire.authorize_work(request, self._country_code())
+            return wire.authorize_answer(await self.batcher.submit(work))
+        if kind in ("start", "update", "end"):
+            return await self._session(Kind(kind), request)
+        if kind == "event":
+            return wire.event_answer(await self.batcher.submit(wire.event_work(request, self._country_code())))
+        return wire.balance_answer(await self.batcher.submit(wire.balance_work(request)))
+
+    async def _unary(self, kind: str, request, context: grpc.aio.ServicerContext):
+        try:
+            return await self._answer(kind, request)
+        except InvalidRequest as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except NoTariff as exc:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+
+    async def Authorize(self, request, context):
+        return await self._unary("authorize", request, context)
+
+    async def StartSession(self, request, context):
+        return await self._unary("start", request, context)
+
+    async def UpdateSession(self, request, context):
+        return await self._unary("update", request, context)
+
+    async def EndSession(self, request, context):
+        return await self._unary("end", request, context)
+
+    async def ChargeEvent(self, request, context):
+        return await self._unary("event", request, context)
+
+    async def GetBalance(self, request, context):
+        return await self._unary("balance", request, context)
+
+    async def Stream(
+        self, request_iterator: AsyncIterator[pb.StreamRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.StreamAnswer]:
+        outgoing: asyncio.Queue[pb.StreamAnswer | None] = asyncio.Queue()
+        slots = asyncio.Semaphore(STREAM_IN_FLIGHT)
+        tasks: set[asyncio.Task] = set()
+        sessions: set[tuple[str, str]] = set()
+
+        async def handle(message: pb.StreamRequest) -> None:
+            kind = message.WhichOneof("request")
+            request = getattr(message, kind)
+            try:
+                answer = await self._answer(kind, request)
+                if kind == "end" and answer.result_code == 2001:  # ended: aborts no longer concern this stream
+                    carried = (request.subscriber, request.session_id)
+                    sessions.discard(carried)
+                    if self.streams.get(carried) is outgoing:
+                        del self.streams[carried]
+                field = "session" if kind in ("start", "update", "end") else kind
+                outgoing.put_nowait(pb.StreamAnswer(correlation_id=message.correlation_id, **{field: answer}))
+            except Exception as exc:  # every request on a stream gets an answer, whatever went wrong
+                if isinstance(exc, InvalidRequest):
+                    code = grpc.StatusCode.INVALID_ARGUMENT
+                elif isinstance(exc, NoTariff):
+                    code = grpc.StatusCode.FAILED_PRECONDITION
+                else:
+                    log.exception("stream request failed", extra={"correlation_id": message.correlation_id})
+                    code = grpc.StatusCode.UNAVAILABLE
+                error = pb.StreamError(grpc_code=code.value[0], message=str(exc))
+                outgoing.put_nowait(pb.StreamAnswer(correlation_id=message.correlation_id, error=error))
+            finally:
+                slots.release()
+
+        async def read() -> None:
+            try:
+                async for message in request_iterator:
+                    kind = message.WhichOneof("request")
+                    if kind is None:
+                        error = pb.StreamError(
+                            grpc_code=grpc.StatusCode.INVALID_ARGUMENT.value[0],
+                            message="request: one of authorize, start, update, end, event, balance is required",
+                        )
+                        outgoing.put_nowait(pb.StreamAnswer(correlation_id=message.correlation_id, error=error))
+                        continue
+                    if kind in ("start", "update"):
+                        carried = (getattr(message, kind).subscriber, getattr(message, kind).session_id)
+                        sessions.add(carried)
+                        self.streams[carried] = outgoing
+                    await slots.acquire()
+                    task = asyncio.create_task(handle(message))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                if tasks:
+                    await asyncio.gather(*tasks)
+            finally:
+                outgoing.put_nowait(None)
+
+        reader = asyncio.create_task(read())
+        try:
+            while (answer := await outgoing.get()) is not None:
+                yield answer
+        finally:
+            reader.cancel()
+            for carried in sessions:
+                if self.streams.get(carried) is outgoing:
+                    del self.streams[carried]
+
+    def push_notice(self, kind: str, account_id: str, session_id: str, reason: str = "") -> bool:
+        """Push an ``abort`` (end the session now) or a ``reauth`` (send an update now) to the switch on the stream
+        that carries the account's session; False when no stream of this frontend carries it."""
+        queue = self.streams.get((account_id, session_id))
+        if queue is None:
+            return False
+        if kind == "abort":
+            queue.put_nowait(pb.StreamAnswer(abort=pb.AbortSession(session_id=session_id, reason=reason)))
+        else:
+            queue.put_nowait(pb.StreamAnswer(reauth=pb.ReauthRequest(session_id=session_id)))
+        return True

@@ -1,0 +1,33 @@
+"""Fixtures for the online core: a real App and gRPC server over a real redis-server (single node or a cluster).
+
+``charging`` serves the example tariff on a fresh single redis-server; tests that must also hold on Redis Cluster
+take ``backend_charging``, parametrised over both (the cluster is started once per session and flushed per test).
+The helpers live in ``tests/online_app.py`` and are re-exported here for the tests under ``tests/occ/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from online_app import EXAMPLE_TARIFF, LONDON, MONDAY_PEAK, Client, serving, session, voice
+
+__all__ = ["EXAMPLE_TARIFF", "LONDON", "MONDAY_PEAK", "Client", "serving", "session", "voice"]
+
+
+@pytest.fixture
+async def charging(redis_url, tmp_path) -> AsyncIterator[Client]:
+    async with serving(redis_url, tmp_path) as client:
+        yield client
+
+
+@pytest.fixture(params=["single", "cluster"])
+async def backend_charging(request, tmp_path) -> AsyncIterator[Client]:
+    if request.param == "single":
+        url = request.getfixturevalue("redis_url")
+        async with serving(url, tmp_path) as client:
+            yield client
+        return
+    url = request.getfixturevalue("redis_cluster_url")  # flushed before each test
+    async with serving(url, tmp_path, cluster=True) as client:
+        yield client
