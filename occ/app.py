@@ -33,7 +33,8 @@ class App:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.redis = connect(settings)
-        self.store = Store(self.redis, shards=settings.shards, cluster=settings.redis_cluster)
+        self.store = Store(self.redis, shards=settings.shards, cluster=settings.redis_cluster,
+                           on_roundtrip=metrics.observe_redis_roundtrip)  # fmt: skip
         self.tariffs = TariffHolder(self.redis, on_switch=metrics.set_current_tariff)
         self.engine = Engine(self.store, self.tariffs, validity_time_s=settings.validity_time_s)
         self.batcher = Batcher(

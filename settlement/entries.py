@@ -26,6 +26,7 @@ import time
 
 import msgspec
 
+from occ.store.keys import RERATE_KEY
 from rating_engine.money import MAX_EXACT_MICROS
 from settlement.records import LedgerRow, XdrRow
 from settlement.vocabulary import RecordType, XdrStatus
@@ -35,8 +36,6 @@ MONEY_MOVEMENTS = frozenset({"topup", "payment", "adjustment", "refund"})
 TYPES = USAGE | MONEY_MOVEMENTS | {"session_charge"}
 SERVICES = frozenset({"voice", "data", "message"})
 CAUSES = frozenset({"TERMINATE", "TIMEOUT", "ABORTED"})
-RERATE_KEY = "rerate:"
-"""Idempotency-key prefix of the adjustments ``occ rerate`` makes (see ``settlement/rerate.py``)."""
 MAX_TEXT = {"account": 256, "ledger": 15, "tariff": 64, "currency": 3, "tax_ledger": 15, "tax_code": 20}
 _INTEGER = re.compile(r"-?[0-9]{1,19}").fullmatch  # ASCII digits only: int() would take "٣", " 5", "+5", "1_0"
 TAX_SUFFIX = ":tax"

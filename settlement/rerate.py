@@ -55,8 +55,8 @@ from sqlalchemy import Connection, Engine, Row, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from occ.store.keys import RERATE_KEY
 from occ.store.scripts import Store
-from settlement.entries import RERATE_KEY
 from settlement.records import XdrRow
 from settlement.rerate_plan import IN_CHUNK, Correction, Plan, chunked, parse_time, periods_between, plan
 from settlement.store.schema import reissue_requests, rerate_adjustments, xdrs

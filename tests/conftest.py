@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 from postgres import PostgresServer
+from redis_cluster import cluster_url, start_redis_cluster
 from sqlalchemy import Engine
 
-from occ.store.client import cluster_url
-from occ.store.process import RedisProcess, start_redis_cluster, start_redis_server
+from occ.store.process import RedisProcess, start_redis_server
 from settlement.store.database import open_store
 from settlement.store.migrate import upgrade
 

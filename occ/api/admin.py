@@ -1,6 +1,7 @@
 """``occ.v1.Admin``: accounts, money movements, sessions and tariffs.
 
-Every bad field is INVALID_ARGUMENT naming it; an unknown account is NOT_FOUND; nothing is written on an error.
+Every bad field is INVALID_ARGUMENT naming it; an unknown account is NOT_FOUND; nothing is written on an error
+(the errors and their statuses: ``occ.core.errors``).
 """
 
 from __future__ import annotations
@@ -11,16 +12,16 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import grpc
-
-from occ.core.sweeper import close_request
-from occ.core.tariffs import CurrencyChange, TariffHolder
+from occ.api.errors import abort
+from occ.core.errors import AlreadyExists, CurrencyChange, FailedPrecondition, InvalidRequest, NotFound, OccError
+from occ.core.payloads import close_request
+from occ.core.tariffs import TariffHolder
+from occ.store.keys import RERATE_KEY
 from occ.store.scripts import Store
 from occ.v1 import admin_pb2 as pb
 from occ.v1 import admin_pb2_grpc
 from rating_engine import TariffError
 from rating_engine.money import MAX_EXACT_MICROS
-from settlement.entries import RERATE_KEY
 
 log = logging.getLogger(__name__)
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -35,26 +36,16 @@ _TRANSACTIONS = {
 }
 
 
-class AdminError(Exception):
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def _invalid(field: str, message: str) -> AdminError:
-    return AdminError(grpc.StatusCode.INVALID_ARGUMENT, f"{field}: {message}")
-
-
 def _account_id(value: str, field: str = "id") -> str:
     # No ':': an account's own keys are its key plus ':sessions', ':txn' … (keys.py), which another id must not name.
     if not value or len(value) > 256 or not value.isprintable() or ":" in value:
-        raise _invalid(field, "is required: at most 256 printable characters, no ':'")
+        raise InvalidRequest(field, "is required: at most 256 printable characters, no ':'")
     return value
 
 
 def _credit_limit(value: int) -> int:
     if not 0 <= value <= MAX_EXACT_MICROS:
-        raise _invalid("credit_limit_micros", f"must be 0 to {MAX_EXACT_MICROS}")
+        raise InvalidRequest("credit_limit_micros", f"must be 0 to {MAX_EXACT_MICROS}")
     return value
 
 
@@ -65,15 +56,15 @@ MAX_TAX_CODE = 20
 def prepaid_tax_fields(tax: pb.PrepaidTax) -> dict[str, str | int]:
     """The account fields of a prepaid tax (always written together); validated, INVALID_ARGUMENT naming the field."""
     if not 0 <= tax.rate_ppm <= MAX_TAX_RATE_PPM:
-        raise _invalid("prepaid_tax.rate_ppm", f"must be 0 to {MAX_TAX_RATE_PPM} (millionths: 200000 = 20 %)")
+        raise InvalidRequest("prepaid_tax.rate_ppm", f"must be 0 to {MAX_TAX_RATE_PPM} (millionths: 200000 = 20 %)")
     if tax.rate_ppm == 0:
         if tax.ledger_code or tax.tax_code:
-            raise _invalid("prepaid_tax.rate_ppm", "is 0 (no tax): leave ledger_code and tax_code unset")
+            raise InvalidRequest("prepaid_tax.rate_ppm", "is 0 (no tax): leave ledger_code and tax_code unset")
         return {"prepaid_tax_ppm": 0, "prepaid_tax_ledger": "", "prepaid_tax_code": ""}
     if not 0 < tax.ledger_code < 10**15:
-        raise _invalid("prepaid_tax.ledger_code", "is required with a rate: 1 to 15 digits")
+        raise InvalidRequest("prepaid_tax.ledger_code", "is required with a rate: 1 to 15 digits")
     if len(tax.tax_code) > MAX_TAX_CODE or not tax.tax_code.isprintable():
-        raise _invalid("prepaid_tax.tax_code", f"at most {MAX_TAX_CODE} printable characters")
+        raise InvalidRequest("prepaid_tax.tax_code", f"at most {MAX_TAX_CODE} printable characters")
     return {"prepaid_tax_ppm": tax.rate_ppm, "prepaid_tax_ledger": str(tax.ledger_code),
             "prepaid_tax_code": tax.tax_code}  # fmt: skip
 
@@ -91,22 +82,23 @@ class AdminService(admin_pb2_grpc.AdminServicer):
 
     def _check_plan(self, plan: str) -> None:
         if not plan:
-            raise _invalid("tariff_plan", "is required")
+            raise InvalidRequest("tariff_plan", "is required")
         if self.tariffs.loaded and plan not in self.tariffs.current.plan_names:
             plans = ", ".join(self.tariffs.current.plan_names)
-            raise _invalid("tariff_plan", f"{plan!r} is not a plan of the current tariff ({plans})")
+            raise InvalidRequest("tariff_plan", f"{plan!r} is not a plan of the current tariff ({plans})")
 
     def _check_currency(self, currency: str) -> None:
         if not _CURRENCY.match(currency):
-            raise _invalid("currency", f"{currency!r} is not an ISO 4217 code such as EUR")
-        if self.tariffs.loaded and currency != self.tariffs.current.tariff.currency:
-            raise _invalid("currency", f"{currency} differs from the tariff's {self.tariffs.current.tariff.currency}")
+            raise InvalidRequest("currency", f"{currency!r} is not an ISO 4217 code such as EUR")
+        tariff_currency = self.tariffs.current.tariff.currency if self.tariffs.loaded else currency
+        if currency != tariff_currency:
+            raise InvalidRequest("currency", f"{currency} differs from the tariff's {tariff_currency}")
 
     async def _call(self, handler, request, context):
         try:
             return await handler(request)
-        except AdminError as exc:
-            await context.abort(exc.code, str(exc))
+        except OccError as exc:
+            await abort(context, exc)
 
     async def CreateAccount(self, request: pb.Account, context) -> pb.Account:
         return await self._call(self._create, request, context)
@@ -117,7 +109,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         self._check_plan(request.tariff_plan)
         _credit_limit(request.credit_limit_micros)
         if request.status not in (pb.ACCOUNT_STATUS_UNSPECIFIED, *_STATUS):
-            raise _invalid("status", f"unknown status {request.status}")
+            raise InvalidRequest("status", f"unknown status {request.status}")
         fields = {
             "currency": request.currency,
             "credit_limit": request.credit_limit_micros,
@@ -128,7 +120,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             "created_ms": int(time.time() * 1000),
         }
         if await self.store.write_account(account_id, "create", fields) == "exists":
-            raise AdminError(grpc.StatusCode.ALREADY_EXISTS, f"id: account {account_id!r} already exists")
+            raise AlreadyExists("id", f"account {account_id!r} already exists")
         return await self._get(pb.GetAccountRequest(id=account_id))
 
     async def UpdateAccount(self, request: pb.UpdateAccountRequest, context) -> pb.Account:
@@ -141,7 +133,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             fields["credit_limit"] = _credit_limit(request.credit_limit_micros)
         if request.HasField("status"):
             if request.status not in _STATUS:
-                raise _invalid("status", f"must be ACTIVE or BLOCKED (got {request.status})")
+                raise InvalidRequest("status", f"must be ACTIVE or BLOCKED (got {request.status})")
             fields["status"] = _STATUS[request.status]
         if request.HasField("tariff_plan"):
             self._check_plan(request.tariff_plan)
@@ -151,7 +143,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         if request.HasField("prepaid_tax"):
             fields.update(prepaid_tax_fields(request.prepaid_tax))
         if await self.store.write_account(account_id, "update", fields) == "missing":
-            raise AdminError(grpc.StatusCode.NOT_FOUND, f"id: no account {account_id!r}")
+            raise NotFound("id", f"no account {account_id!r}")
         return await self._get(pb.GetAccountRequest(id=account_id))
 
     async def GetAccount(self, request: pb.GetAccountRequest, context) -> pb.Account:
@@ -161,7 +153,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         account_id = _account_id(request.id)
         fields = await self.store.read_account(account_id)
         if fields is None:
-            raise AdminError(grpc.StatusCode.NOT_FOUND, f"id: no account {account_id!r}")
+            raise NotFound("id", f"no account {account_id!r}")
         balance, limit, reserved = (int(fields.get(name) or 0) for name in ("balance", "credit_limit", "reserved"))
         return pb.Account(
             id=account_id,
@@ -187,20 +179,20 @@ class AdminService(admin_pb2_grpc.AdminServicer):
     async def _transact(self, request: pb.TransactionRequest) -> pb.TransactionAnswer:
         account_id = _account_id(request.account_id, "account_id")
         if request.type not in _TRANSACTIONS:
-            raise _invalid("type", f"must be TOP_UP, PAYMENT, ADJUSTMENT or REFUND (got {request.type})")
+            raise InvalidRequest("type", f"must be TOP_UP, PAYMENT, ADJUSTMENT or REFUND (got {request.type})")
         kind, sign, positive = _TRANSACTIONS[request.type]
         amount = request.amount_micros
         if positive and amount <= 0:
-            raise _invalid("amount_micros", f"must be positive for {pb.TransactionType.Name(request.type)}")
+            raise InvalidRequest("amount_micros", f"must be positive for {pb.TransactionType.Name(request.type)}")
         if amount == 0 or abs(amount) > MAX_EXACT_MICROS:
-            raise _invalid("amount_micros", f"must be non-zero and at most {MAX_EXACT_MICROS} in size")
+            raise InvalidRequest("amount_micros", f"must be non-zero and at most {MAX_EXACT_MICROS} in size")
         if not request.idempotency_key or len(request.idempotency_key) > 256:
-            raise _invalid("idempotency_key", "is required (at most 256 characters)")
+            raise InvalidRequest("idempotency_key", "is required (at most 256 characters)")
         if request.idempotency_key.startswith(RERATE_KEY):
             # occ rerate's balance corrections use these keys; settlement books them without an xDR of their own
-            raise _invalid("idempotency_key", f"must not start with {RERATE_KEY!r} (reserved for occ rerate)")
+            raise InvalidRequest("idempotency_key", f"must not start with {RERATE_KEY!r} (reserved for occ rerate)")
         if not 0 < request.ledger_code < 10**15:
-            raise _invalid("ledger_code", "is required: 1 to 15 digits")
+            raise InvalidRequest("ledger_code", "is required: 1 to 15 digits")
         outcome, transaction_id, balance, tax = await self.store.transact(
             account_id,
             key=request.idempotency_key,
@@ -210,16 +202,12 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             description=request.description,
         )
         if outcome == "missing":
-            raise AdminError(grpc.StatusCode.NOT_FOUND, f"account_id: no account {account_id!r}")
+            raise NotFound("account_id", f"no account {account_id!r}")
         if outcome == "conflict":
-            raise AdminError(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                "idempotency_key: already used for a different transaction on this account",
-            )
+            raise FailedPrecondition("idempotency_key", "already used for a different transaction on this account")
         if outcome == "limit":
-            raise AdminError(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                f"amount_micros: the balance would leave ±{MAX_EXACT_MICROS}, the range OCC keeps exact",
+            raise FailedPrecondition(
+                "amount_micros", f"the balance would leave ±{MAX_EXACT_MICROS}, the range OCC keeps exact"
             )
         if outcome == "ok" and sign * amount > 0:
             await self._ask_for_reauthorization(account_id)
@@ -266,31 +254,31 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         account_id = _account_id(request.account_id, "account_id")
         session_id = _account_id(request.session_id, "session_id")
         now_ms = int(time.time() * 1000)
-        abort = close_request(self.store, account_id, session_id, cause="ABORTED", now_ms=now_ms)
-        abort.payload.update(validity=self.validity_time_s, reason=request.reason)
+        abort = close_request(self.store, account_id, session_id, cause="ABORTED", now_ms=now_ms,
+                              validity_time_s=self.validity_time_s, reason=request.reason)  # fmt: skip
         [result] = await self.store.run_batch("session", [abort])
         if isinstance(result, Exception):
             raise result
-        if result[0] != "ok":
+        if result.outcome != "ok":
             return pb.AbortSessionAnswer(aborted=False)
         await self.notify("abort", account_id, session_id, request.reason)
         log.info("session aborted", extra={"session_id": session_id, "account": account_id})
-        return pb.AbortSessionAnswer(aborted=True, cost_micros=int(result[1][3]))
+        return pb.AbortSessionAnswer(aborted=True, cost_micros=int(result.answer[3]))
 
     async def LoadTariff(self, request: pb.LoadTariffRequest, context) -> pb.LoadTariffAnswer:
         return await self._call(self._load_tariff, request, context)
 
     async def _load_tariff(self, request: pb.LoadTariffRequest) -> pb.LoadTariffAnswer:
         if not request.directory:
-            raise _invalid("directory", "is required")
+            raise InvalidRequest("directory", "is required")
         if not Path(request.directory).is_dir():
-            raise AdminError(grpc.StatusCode.NOT_FOUND, f"directory: {request.directory} is not a directory here")
+            raise NotFound("directory", f"{request.directory} is not a directory here")
         try:
             compiled, changed = await self.tariffs.publish(request.directory)
         except TariffError as exc:
-            raise _invalid("directory", str(exc)) from None
+            raise InvalidRequest("directory", str(exc)) from None
         except CurrencyChange as exc:
-            raise AdminError(grpc.StatusCode.FAILED_PRECONDITION, f"directory: {exc}") from None
+            raise FailedPrecondition("directory", str(exc)) from None
         return pb.LoadTariffAnswer(
             tariff_hash=compiled.hash,
             changed=changed,

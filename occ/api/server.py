@@ -2,7 +2,7 @@
 
 ::
 
-    server = GrpcServer(settings)          # the app is occ.app.App unless app_factory says otherwise
+    server = GrpcServer(settings, app_factory=App)   # occ.server passes occ.app.App
     await server.start()                   # app.start(), bind host:port, health SERVING for "" and each service
     ...
     await server.stop()                    # health NOT_SERVING, in-flight calls get grace_s, app.close()
@@ -42,13 +42,6 @@ class App(Protocol):
 AppFactory = Callable[[Settings], App]
 
 
-def default_app_factory() -> AppFactory:
-    """``occ.app.App``, imported only when a server starts."""
-    from occ.app import App as RealApp
-
-    return RealApp
-
-
 def grpc_address(host: str, port: int) -> str:
     """``host:port`` for gRPC, with an IPv6 literal in brackets (``[::1]:50051``)."""
     if ":" in host and not host.startswith("["):
@@ -80,7 +73,7 @@ class GrpcServer:
         services: full names of the services the app registered (set by :meth:`start`).
     """
 
-    def __init__(self, settings: Settings, *, app_factory: AppFactory | None = None) -> None:
+    def __init__(self, settings: Settings, *, app_factory: AppFactory) -> None:
         self.settings = settings
         self.services: list[str] = []
         self._app_factory = app_factory
@@ -92,7 +85,7 @@ class GrpcServer:
         """Start the app, register everything, bind and start serving; raise if any step fails (after cleaning up)."""
         from occ.api.interceptors import MetricsInterceptor
 
-        factory = self._app_factory or default_app_factory()
+        factory = self._app_factory
         settings = self.settings
         self._server = grpc.aio.server(options=server_options(settings), interceptors=[MetricsInterceptor()])
         try:

@@ -10,12 +10,12 @@ import time
 
 import msgspec
 
+from occ.core.errors import InvalidRequest
 from occ.core.requests import (
     Action,
     AuthorizeOutcome,
     BalanceOutcome,
     EventOutcome,
-    InvalidRequest,
     Kind,
     Quota,
     SessionOutcome,

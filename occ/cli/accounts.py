@@ -8,7 +8,6 @@ decimals in the account's currency (``10.50``), sent as micro-units and shown wi
 from __future__ import annotations
 
 import contextlib
-import re
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -17,54 +16,16 @@ from typing import Any
 import click
 import grpc
 
+from occ.cli.types import MONEY, PERCENT
 from occ.v1 import admin_pb2 as admin
 from occ.v1 import admin_pb2_grpc, charging_pb2_grpc
-from rating_engine.money import MAX_EXACT_MICROS, format_micros, parse_micros
+from rating_engine.money import format_micros
 
 DEFAULT_SERVER = "127.0.0.1:50051"
 TIMEOUT_S = 10.0
 """Deadline of each call: an unreachable or stuck server fails the command instead of hanging it."""
 
 
-class Amount(click.ParamType):
-    """A decimal amount (at most 6 decimals, optionally signed) → micro-units."""
-
-    name = "amount"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        if isinstance(value, int):
-            return value
-        try:
-            micros = parse_micros(str(value))
-        except ValueError as error:
-            self.fail(str(error), param, ctx)
-        if abs(micros) > MAX_EXACT_MICROS:
-            self.fail(
-                f"{value!r} is too large: OCC keeps amounts within ±{format_micros(MAX_EXACT_MICROS)}", param, ctx
-            )
-        return micros
-
-
-class Percent(click.ParamType):
-    """A tax rate in percent with at most 4 decimals (``20``, ``5.5``, ``20%``) → parts per million, exactly."""
-
-    name = "percent"
-    _PATTERN = re.compile(r"^(?P<whole>[0-9]{1,3})(?:\.(?P<frac>[0-9]{1,4}))?%?$")
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        if isinstance(value, int):
-            return value
-        match = self._PATTERN.match(str(value).strip())
-        if match is None:
-            self.fail(f"{value!r} is not a percentage with at most 4 decimals (e.g. 20 or 5.5)", param, ctx)
-        ppm = int(match["whole"]) * 10_000 + int((match["frac"] or "").ljust(4, "0"))
-        if ppm > 1_000_000:
-            self.fail(f"{value!r} is more than 100 %", param, ctx)
-        return ppm
-
-
-AMOUNT = Amount()
-PERCENT = Percent()
 server_option = click.option(
     "--server",
     envvar="OCC_SERVER",
@@ -158,10 +119,10 @@ def account() -> None:
 
 
 @account.command()
-@click.argument("account_id", metavar="ID")
+@click.argument("account_id", metavar="ACCOUNT")
 @click.option("--plan", required=True, help="A tariff plan of the server's current tariff.")
 @click.option("--currency", default="EUR", show_default=True, help="ISO 4217 code; must be the tariff's.")
-@click.option("--credit-limit", type=AMOUNT, default=0, help="How far below zero the balance may go.  [default: 0]")
+@click.option("--credit-limit", type=MONEY, default=0, help="How far below zero the balance may go.  [default: 0]")
 @click.option("--tax-profile", default="", help="Used by billing.")
 @prepaid_tax_options
 @server_option
@@ -176,7 +137,7 @@ def create(
     prepaid_tax_code: str,
     server: str,
 ) -> None:
-    """Create account ID (balance 0: credit it with `occ account topup`)."""
+    """Create ACCOUNT (balance 0: credit it with `occ account topup`)."""
     request = admin.Account(
         id=account_id, tariff_plan=plan, currency=currency, credit_limit_micros=credit_limit, tax_profile=tax_profile
     )
@@ -188,9 +149,9 @@ def create(
 
 
 @account.command()
-@click.argument("account_id", metavar="ID")
+@click.argument("account_id", metavar="ACCOUNT")
 @click.option("--plan", default=None, help="A tariff plan of the server's current tariff.")
-@click.option("--credit-limit", type=AMOUNT, default=None, help="How far below zero the balance may go.")
+@click.option("--credit-limit", type=MONEY, default=None, help="How far below zero the balance may go.")
 @click.option("--tax-profile", default=None, help="Used by billing.")
 @prepaid_tax_options
 @server_option
@@ -204,7 +165,7 @@ def update(
     prepaid_tax_code: str,
     server: str,
 ) -> None:
-    """Change the settings given of account ID (never its balance)."""
+    """Change the settings given of ACCOUNT (never its balance)."""
     request = admin.UpdateAccountRequest(id=account_id)
     if plan is not None:
         request.tariff_plan = plan
@@ -220,17 +181,17 @@ def update(
 
 
 @account.command()
-@click.argument("account_id", metavar="ID")
+@click.argument("account_id", metavar="ACCOUNT")
 @server_option
 def show(account_id: str, server: str) -> None:
-    """Show account ID: status, plan, balance, reservations."""
+    """Show ACCOUNT: status, plan, balance, reservations."""
     with connect(server) as stubs:
         echo_account(stubs.admin.GetAccount(admin.GetAccountRequest(id=account_id), timeout=TIMEOUT_S))
 
 
 def _set_status(name: str, status: int, summary: str) -> None:
     @account.command(name, help=summary)
-    @click.argument("account_id", metavar="ID")
+    @click.argument("account_id", metavar="ACCOUNT")
     @server_option
     def command(account_id: str, server: str) -> None:
         request = admin.UpdateAccountRequest(id=account_id, status=status)
@@ -238,8 +199,8 @@ def _set_status(name: str, status: int, summary: str) -> None:
             echo_account(stubs.admin.UpdateAccount(request, timeout=TIMEOUT_S))
 
 
-_set_status("block", admin.BLOCKED, "Block account ID: every charging request is denied (4010).")
-_set_status("unblock", admin.ACTIVE, "Make account ID active again.")
+_set_status("block", admin.BLOCKED, "Block ACCOUNT: every charging request is denied (4010).")
+_set_status("unblock", admin.ACTIVE, "Make ACCOUNT active again.")
 
 
 def _transact(account_id: str, kind: int, amount: int, ledger: int, key: str, description: str, server: str) -> None:
@@ -269,8 +230,8 @@ def _transact(account_id: str, kind: int, amount: int, ledger: int, key: str, de
 
 def _money_command(name: str, kind: int, summary: str) -> None:
     @account.command(name, help=summary)
-    @click.argument("account_id", metavar="ID")
-    @click.argument("amount", type=AMOUNT)
+    @click.argument("account_id", metavar="ACCOUNT")
+    @click.argument("amount", type=MONEY)
     @click.option("--ledger", type=click.IntRange(min=1), required=True, help="Ledger code of the movement.")
     @click.option("--key", default=None, help="Idempotency key: a repeat changes nothing.  [default: a new uuid4]")
     @click.option("--description", default="", help="Free text kept with the transaction.")
@@ -279,20 +240,20 @@ def _money_command(name: str, kind: int, summary: str) -> None:
         _transact(account_id, kind, amount, ledger, key or str(uuid.uuid4()), description, server)
 
 
-_money_command("topup", admin.TOP_UP, "Credit AMOUNT of prepaid credit to account ID.")
-_money_command("payment", admin.PAYMENT, "Record a payment of AMOUNT received from account ID (raises its balance).")
-_money_command("refund", admin.REFUND, "Give AMOUNT back to the customer of account ID (lowers its balance).")
+_money_command("topup", admin.TOP_UP, "Credit AMOUNT of prepaid credit to ACCOUNT.")
+_money_command("payment", admin.PAYMENT, "Record a payment of AMOUNT received from ACCOUNT (raises its balance).")
+_money_command("refund", admin.REFUND, "Give AMOUNT back to the customer of ACCOUNT (lowers its balance).")
 
 
 @account.command(context_settings={"ignore_unknown_options": True})  # so that AMOUNT may be negative: -1.25
-@click.argument("account_id", metavar="ID")
-@click.argument("amount", type=AMOUNT)
+@click.argument("account_id", metavar="ACCOUNT")
+@click.argument("amount", type=MONEY)
 @click.option("--ledger", type=click.IntRange(min=1), required=True, help="Ledger code of the correction.")
 @click.option("--key", required=True, help="Idempotency key: a repeat changes nothing.")
 @click.option("--description", default="", help="Free text kept with the transaction.")
 @server_option
 def adjust(account_id: str, amount: int, ledger: int, key: str, description: str, server: str) -> None:
-    """Correct the balance of account ID by AMOUNT (signed: -1.25 lowers it)."""
+    """Correct the balance of ACCOUNT by AMOUNT (signed: -1.25 lowers it)."""
     _transact(account_id, admin.ADJUSTMENT, amount, ledger, key, description, server)
 
 

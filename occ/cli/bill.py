@@ -13,8 +13,8 @@ import click
 from sqlalchemy import Engine
 
 from occ.cli.store_options import load_settings, open_database, store_options
+from occ.cli.types import LEGACY_RATE, renamed, resolved
 from settlement.billing import document
-from settlement.billing.amounts import parse_rate_ppm
 from settlement.billing.cycle import describe
 from settlement.billing.issue import Outcome
 from settlement.billing.run import BillingError, RunReport, bill_now, preview_now, run
@@ -44,7 +44,7 @@ def bill() -> None:
 @click.option("--date", "run_date", type=click.DateTime(["%Y-%m-%d"]), required=True,
               help="Close every period that ended by this date (local midnight of it, per account).")  # fmt: skip
 @click.option("--dry-run", is_flag=True, help="Store previews instead: nothing is numbered or marked billed.")
-@click.option("--account", "accounts", multiple=True, help="Only these accounts (repeatable).")
+@click.option("--account", "accounts", multiple=True, metavar="ACCOUNT", help="Only these accounts (repeatable).")
 @click.option("--quiet", is_flag=True, help="Print the summary only.")
 def run_command(config: object, run_date, dry_run: bool, accounts: tuple[str, ...], quiet: bool, **flags) -> None:
     """Close billing periods: one invoice per account and period, at most once (safe to run twice)."""
@@ -175,18 +175,18 @@ def tax_profile_group() -> None:
 @store_options
 @click.argument("name")
 @click.option("--mode", type=click.Choice(MODES), required=True, help="How tax applies.")
-@click.option("--rate", default="0", show_default=True, help="Rate: 20%, 19.6% or 0.2.")
+@click.option("--rate", "rate_ppm", type=LEGACY_RATE, default="0", show_default=True,
+              help="Rate in percent: 20, 19.6 or 20%.")  # fmt: skip
 @click.option("--tax-code", required=True, help="VAT group / tax code sent to the ERP (S20, E0…).")
-@click.option("--tax-ledger-code", default="", help="G/L code tax lines post to (1-15 digits).")
-def tax_profile_set(config: object, name: str, mode: str, rate: str, tax_code: str, tax_ledger_code: str,
-                    **flags) -> None:  # fmt: skip
+@click.option("--tax-ledger", default="", help="Ledger code tax lines post to (1-15 digits).")
+@renamed("--tax-ledger-code", "--tax-ledger")
+@click.pass_context
+def tax_profile_set(ctx: click.Context, config: object, name: str, mode: str, rate_ppm: int, tax_code: str,
+                    tax_ledger: str, **flags) -> None:  # fmt: skip
     """Create or replace tax profile NAME."""
-    try:
-        ppm = parse_rate_ppm(rate)
-    except (ValueError, ArithmeticError):
-        raise click.BadParameter(f"{rate!r} is not a rate such as 20% or 0.2", param_hint="--rate") from None
+    tax_ledger_code = resolved(ctx, "tax_ledger", tax_ledger)
     engine = _engine(config, flags)
-    profile = TaxProfile(name=name, mode=mode, rate_ppm=ppm, tax_code=tax_code, tax_ledger_code=tax_ledger_code)
+    profile = TaxProfile(name=name, mode=mode, rate_ppm=rate_ppm, tax_code=tax_code, tax_ledger_code=tax_ledger_code)
     try:
         with engine.begin() as connection:
             set_tax_profile(connection, profile)

@@ -122,7 +122,7 @@ def show_command(config: Path | None, xdr_id: str, **flags: object) -> None:
 @xdr.command("list")
 @store_options
 @click.option("--status", required=True, type=click.Choice([s.value for s in XdrStatus]), help="Status to list.")
-@click.option("--account", help="Only this account.")
+@click.option("--account", metavar="ACCOUNT", help="Only this account.")
 @click.option("--period", help="Only this month, YYYY-MM.")
 @click.option("--limit", type=click.IntRange(1), default=1000, show_default=True, help="At most this many.")
 def list_command(
@@ -173,7 +173,7 @@ def _status(call: Callable[[], T]) -> T:
 @store_options
 @click.option("--from", "from_text", required=True, metavar="DATE", help="First day (UTC) of xDR ends, YYYY-MM-DD.")
 @click.option("--to", "to_text", required=True, metavar="DATE", help="Day (UTC) after the last, YYYY-MM-DD.")
-@click.option("--account", help="Only this account.")
+@click.option("--account", metavar="ACCOUNT", help="Only this account.")
 @click.option("--tariff", "tariff_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Tariff directory to price with.")  # fmt: skip
 @click.option("--ledger", "ledger_code", type=click.IntRange(1, 10**15 - 1), default=rerating.DEFAULT_LEDGER,

@@ -148,11 +148,3 @@ class BalanceOutcome(msgspec.Struct):
 
 
 Outcome = SessionOutcome | EventOutcome | AuthorizeOutcome | BalanceOutcome
-
-
-class InvalidRequest(ValueError):
-    """Bad input: becomes gRPC INVALID_ARGUMENT; ``field`` names the offending field."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field

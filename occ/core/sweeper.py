@@ -13,17 +13,12 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
+from occ.core.payloads import close_request
 from occ.core.periodic import Periodic
 from occ.store import keys
-from occ.store.scripts import KeyedRequest, Store
+from occ.store.scripts import Store
 
 log = logging.getLogger(__name__)
-
-
-def close_request(store: Store, account_id: str, session_id: str, *, cause: str, now_ms: int) -> KeyedRequest:
-    account = store.keys(account_id)
-    payload = {"t": "close", "sid": session_id, "acct": account_id, "now": now_ms, "cause": cause}
-    return KeyedRequest(account.shard, account.session_script(session_id), payload)
 
 
 class Sweeper:
@@ -72,8 +67,8 @@ class Sweeper:
         failed = [result for result in results if isinstance(result, Exception)]
         if failed:
             log.warning("sweeper could not close some sessions", extra={"failed": len(failed), "error": str(failed[0])})
-        done = [result for result in results if not isinstance(result, Exception) and result[0] == "ok"]
-        causes = Counter(result[2] for result in done)  # TIMEOUT, or ABORTED
+        done = [result for result in results if not isinstance(result, Exception) and result.outcome == "ok"]
+        causes = Counter(result.cause for result in done)  # TIMEOUT, or ABORTED
         for cause, closed in causes.items():
             log.info("sweeper closed sessions", extra={"closed": closed, "cause": cause})
             if self._on_close is not None:

@@ -18,20 +18,13 @@ from pathlib import Path
 import msgspec
 import redis.asyncio as redis
 
+from occ.core.errors import CurrencyChange, NoTariff
 from occ.core.periodic import Periodic
 from occ.store import keys
 from rating_engine import CompiledTariff, Tariff, compile_tariff, load_tariff
 
 log = logging.getLogger(__name__)
 KEEP_VERSIONS = 8
-
-
-class NoTariff(Exception):
-    """No tariff has been loaded yet."""
-
-
-class CurrencyChange(Exception):
-    """A new tariff in another currency than the current one: it would price existing accounts in the wrong money."""
 
 
 class TariffHolder:

@@ -8,37 +8,50 @@ taken from the first); ``pool_size`` is per node, and a node with that many busy
 
 from __future__ import annotations
 
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 
-from occ.settings import Settings
-
 RedisClient = Redis | RedisCluster
 
 
+class RedisConfig(Protocol):
+    """Where the Redis is and how to pool connections to it (``occ.settings.Settings`` is one)."""
+
+    @property
+    def redis_url(self) -> str: ...
+    @property
+    def redis_cluster(self) -> bool: ...
+    @property
+    def redis_pool_size(self) -> int: ...
+    @property
+    def redis_pool_timeout_s(self) -> float: ...
+
+
 def connect(
-    target: Settings | str,
+    target: RedisConfig | str,
     *,
     cluster: bool | None = None,
     pool_size: int | None = None,
     timeout_s: float | None = None,
     decode: bool = False,
 ) -> RedisClient:
-    """A client for ``target`` (settings, or a ``redis://`` URL); connections open lazily on first use.
+    """A client for ``target`` (a :class:`RedisConfig` such as the server's settings, or a ``redis://`` URL);
+    connections open lazily on first use.
 
-    With settings, ``cluster``, ``pool_size`` and ``timeout_s`` default to ``redis_cluster``, ``redis_pool_size``
+    With a config, ``cluster``, ``pool_size`` and ``timeout_s`` default to ``redis_cluster``, ``redis_pool_size``
     and ``redis_pool_timeout_s``; with a URL, to a single node, 64 and 5 s. Close it with ``await client.aclose()``.
     ``decode`` makes replies ``str`` (decoded by hiredis in C; invalid UTF-8 becomes U+FFFD rather than an error).
     """
-    if isinstance(target, Settings):
+    if isinstance(target, str):
+        url = target
+    else:
         url = target.redis_url
         cluster = target.redis_cluster if cluster is None else cluster
         pool_size = target.redis_pool_size if pool_size is None else pool_size
         timeout_s = target.redis_pool_timeout_s if timeout_s is None else timeout_s
-    else:
-        url = target
     if not url:
         raise ValueError("no Redis URL: the embedded Redis must be started first (occ.server does it)")
     pool_size = 64 if pool_size is None else pool_size
@@ -70,8 +83,3 @@ def startup_nodes(url: str) -> list[ClusterNode]:
             raise ValueError(f"cluster startup node {part!r} has no host")
         nodes.append(ClusterNode(address.hostname, address.port or 6379))
     return nodes
-
-
-def cluster_url(nodes: list[tuple[str, int]]) -> str:
-    """The ``redis_url`` for cluster startup nodes given as ``(host, port)``."""
-    return ",".join(f"redis://{host}:{port}" for host, port in nodes)

@@ -23,6 +23,9 @@ from __future__ import annotations
 import zlib
 
 PREFIX = "occ"
+RERATE_KEY = "rerate:"
+"""Idempotency-key prefix (in ``…:acct:<account>:txn``) reserved for the balance corrections of ``occ rerate``:
+settlement books their ledger row but no xDR, and the Admin API refuses it from anyone else."""
 TARIFF_CURRENT = f"{PREFIX}:tariff:current"
 NOTICE_CHANNEL = f"{PREFIX}:notices"
 """Pub/sub channel of notices for switches, ``<kind>\n<account>\n<session>\n<reason>``: ``abort`` (an administrator

@@ -1,4 +1,4 @@
-"""Run private ``redis-server`` processes on loopback: the embedded store of ``occ serve``, and test servers/clusters.
+"""Run private ``redis-server`` processes on loopback: the embedded store of ``occ serve``, and test servers.
 
 Each server lives in its own directory (config-less: everything is on the command line), logs to ``redis.log``
 there, listens on 127.0.0.1 only, runs in its own session (a Ctrl-C meant for ``occ serve`` does not reach it, so
@@ -22,7 +22,6 @@ log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
 REDIS_SERVER = "redis-server"
-REDIS_CLI = "redis-cli"
 LOG_NAME = "redis.log"
 _PORT_ATTEMPTS = 5
 _POLL_S = 0.01
@@ -225,54 +224,3 @@ def start_redis_server(
         log.debug("redis-server started", extra={"pid": process.pid, "port": chosen, "dir": str(directory)})
         return server
     raise AssertionError("unreachable")
-
-
-def start_redis_cluster(
-    directory: Path, masters: int = 3, *, timeout_s: float = 30.0
-) -> tuple[list[RedisProcess], list[tuple[str, int]]]:
-    """Start ``masters`` cluster-mode servers in ``directory``, join them (no replicas), await ``cluster_state:ok``.
-
-    Returns the processes (stop each when done) and the startup nodes as ``(host, port)``.
-    """
-    if masters < 3:
-        raise ValueError(f"masters must be ≥ 3 (Redis Cluster's minimum), got {masters}")
-    cli = shutil.which(REDIS_CLI)
-    if cli is None:
-        raise RedisStartError("redis-cli is not on PATH (it ships with redis-server; it creates the cluster)")
-    nodes: list[RedisProcess] = []
-    try:
-        for index in range(masters):
-            nodes.append(start_redis_server(directory / f"node{index}", cluster=True, timeout_s=timeout_s))
-        addresses = [f"{HOST}:{node.port}" for node in nodes]
-        created = subprocess.run(
-            [cli, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-        if created.returncode != 0:
-            raise RedisStartError(
-                f"redis-cli --cluster create failed ({created.returncode}):\n"
-                f"{created.stdout[-2000:]}{created.stderr[-2000:]}"
-            )
-        _wait_cluster_ok(nodes, timeout_s)
-    except BaseException:
-        for node in nodes:
-            node.stop(timeout_s=2.0)
-        raise
-    return nodes, [(HOST, node.port) for node in nodes]
-
-
-def _wait_cluster_ok(nodes: list[RedisProcess], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    pending = list(nodes)
-    while pending:
-        with contextlib.suppress(OSError):
-            if b"cluster_state:ok" in pending[0].command("CLUSTER", "INFO"):
-                pending.pop(0)
-                continue
-        if time.monotonic() > deadline:
-            raise RedisStartError(f"cluster node on port {pending[0].port} not ok within {timeout_s} s")
-        time.sleep(_POLL_S * 5)

@@ -3,6 +3,9 @@
 Hot-path operations take whole batches: the requests of a batch are grouped (one group on a single Redis node, one
 group per shard on Redis Cluster, where a script may only touch one slot) and every group is one ``EVALSHA``, all
 groups of a batch in one pipeline: one network round trip per batch, whatever its size.
+
+Each round trip can be reported to an ``on_roundtrip(script name, seconds)`` hook (the server counts and times
+them in its metrics); this package imports no metrics of its own.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,24 +21,37 @@ import msgspec
 import redis.asyncio as redis
 from redis.exceptions import NoScriptError, RedisError
 
-from occ import metrics
 from occ.store.keys import AccountKeys
+from occ.store.shapes import CloseRequest, EventRequest, ReadReply, ReadRequest, ScriptReply, SessionRequest
 
 LUA_DIR = Path(__file__).with_name("lua")
 _encode = msgspec.msgpack.Encoder().encode
-_decode = msgspec.msgpack.Decoder().decode
+
+Payload = ReadRequest | SessionRequest | CloseRequest | EventRequest
+"""A request of a batch script (``shapes.py``); its ``k`` is set by :meth:`Store.run_batch`."""
 
 
 class Script:
-    """One ``.lua`` file, run by SHA (loaded again if the server lost it)."""
+    """One ``.lua`` file, run by SHA (loaded again if the server lost it); a batch script decodes its replies into
+    ``reply`` structures (``shapes.py``)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, reply: type[msgspec.Struct] | None = None) -> None:
         self.name = name
         self.source = (LUA_DIR / f"{name}.lua").read_text()
         self.sha = hashlib.sha1(self.source.encode()).hexdigest()
+        self.decode = msgspec.msgpack.Decoder(list[reply] if reply else Any).decode  # type: ignore[valid-type]
 
 
-SCRIPTS = {name: Script(name) for name in ("read", "session", "event", "account", "transaction")}
+SCRIPTS = {
+    script.name: script
+    for script in (
+        Script("read", ReadReply),
+        Script("session", ScriptReply),
+        Script("event", ScriptReply),
+        Script("account"),
+        Script("transaction"),
+    )
+}
 
 
 class KeyedRequest:
@@ -43,15 +59,21 @@ class KeyedRequest:
 
     __slots__ = ("keys", "payload", "shard")
 
-    def __init__(self, shard: int, keys: Sequence[str], payload: dict[str, Any]) -> None:
+    def __init__(self, shard: int, keys: Sequence[str], payload: Payload) -> None:
         self.shard, self.keys, self.payload = shard, keys, payload
+
+
+RoundtripHook = Callable[[str, float], None]
+"""Called after each batch round trip with the script's name and how long the round trip took, in seconds."""
 
 
 class Store:
     """Runs OCC's scripts against Redis (a single node or a cluster)."""
 
-    def __init__(self, client: redis.Redis, *, shards: int, cluster: bool) -> None:
-        self.client, self.shards, self.cluster = client, shards, cluster
+    def __init__(
+        self, client: redis.Redis, *, shards: int, cluster: bool, on_roundtrip: RoundtripHook | None = None
+    ) -> None:
+        self.client, self.shards, self.cluster, self._on_roundtrip = client, shards, cluster, on_roundtrip
 
     def keys(self, account_id: str) -> AccountKeys:
         return AccountKeys(account_id, self.shards)
@@ -62,10 +84,11 @@ class Store:
             await self.client.script_load(script.source)
 
     async def run_batch(self, script: str, requests: Sequence[KeyedRequest]) -> list[Any]:
-        """Run a batch script over ``requests``; return the script's per-request results in request order."""
+        """Run a batch script over ``requests``; return the script's per-request replies (``shapes.py``: a
+        :class:`ReadReply` or a :class:`ScriptReply`) in request order, an exception where its group failed."""
         if not requests:
             return []
-        groups: dict[int, tuple[list[str], dict[str, int], list[dict], list[int]]] = {}
+        groups: dict[int, tuple[list[str], dict[str, int], list[Payload], list[int]]] = {}
         for position, request in enumerate(requests):
             keys, index, payloads, positions = groups.setdefault(request.shard if self.cluster else 0, ([], {}, [], []))
             indices = []
@@ -74,14 +97,16 @@ class Store:
                     keys.append(key)
                     index[key] = len(keys)
                 indices.append(index[key])
-            payloads.append({**request.payload, "k": indices})
+            request.payload.k = indices
+            payloads.append(request.payload)
             positions.append(position)
         calls = [(keys, _encode(payloads)) for keys, _, payloads, _ in groups.values()]
-        replies = await self._evalsha_all(SCRIPTS[script], calls)
+        runner = SCRIPTS[script]
+        replies = await self._evalsha_all(runner, calls)
         results: list[Any] = [None] * len(requests)
         for (_, _, _, positions), reply in zip(groups.values(), replies, strict=True):
             # A group whose script failed fails its own requests only (each gets the exception).
-            answers = [reply] * len(positions) if isinstance(reply, Exception) else _decode(reply)
+            answers = [reply] * len(positions) if isinstance(reply, Exception) else runner.decode(reply)
             for position, result in zip(positions, answers, strict=True):
                 results[position] = result
         return results
@@ -98,8 +123,8 @@ class Store:
         return replies
 
     async def _pipeline(self, script: Script, calls: list[tuple[list[str], bytes]]) -> list[bytes | Exception]:
-        metrics.REDIS_ROUNDTRIPS.labels(script.name).inc()
-        with metrics.REDIS_ROUNDTRIP_SECONDS.time():
+        started = time.perf_counter()
+        try:
             if len(calls) == 1:
                 keys, argument = calls[0]
                 try:
@@ -112,6 +137,9 @@ class Store:
                 # plain EVALSHA by its first key, which is what a shard group needs.
                 pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, argument)
             return await pipe.execute(raise_on_error=False)
+        finally:
+            if self._on_roundtrip is not None:
+                self._on_roundtrip(script.name, time.perf_counter() - started)
 
     # -- administration (not on the hot path: one call each) -------------------------------------------------
 

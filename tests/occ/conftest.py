@@ -2,7 +2,8 @@
 
 ``charging`` serves the example tariff on a fresh single redis-server; tests that must also hold on Redis Cluster
 take ``backend_charging``, parametrised over both (the cluster is started once per session and flushed per test).
-The helpers live in ``tests/online_app.py`` and are re-exported here for the tests under ``tests/occ/``.
+The helpers live in ``tests/online_app.py`` (tests import them from there, not from here: with several
+``conftest.py`` files, ``import conftest`` finds whichever pytest loaded last).
 """
 
 from __future__ import annotations
@@ -10,9 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from online_app import EXAMPLE_TARIFF, LONDON, MONDAY_PEAK, Client, serving, session, voice
-
-__all__ = ["EXAMPLE_TARIFF", "LONDON", "MONDAY_PEAK", "Client", "serving", "session", "voice"]
+from online_app import Client, serving
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
 --[[ event.lua — apply a batch of one-shot events (Diameter EVENT requests) atomically.
+Typed in Python: occ/store/shapes.py EventRequest (each request of ARGV[1]) and ScriptReply (each result).
 
 KEYS    keys without repeats; a request names its keys by index (field k):
         k[1] account hash   k[2] event-answer hash (evt:<session>)   k[3] shard event stream

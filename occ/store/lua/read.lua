@@ -1,4 +1,5 @@
 --[[ read.lua — read what rating needs for a batch of requests, in one round trip. Reads only.
+Typed in Python: occ/store/shapes.py ReadRequest (each request of ARGV[1]) and ReadReply (each result).
 
 KEYS    keys without repeats; a request names its keys by index
 ARGV[1] msgpack array of requests {k = {account key index, session (or event-answer) key index if any},

@@ -1,4 +1,5 @@
 --[[ session.lua — apply a batch of session requests atomically: start, update, end, and close (sweeper / abort).
+Typed in Python: occ/store/shapes.py SessionRequest, SessionItem, CloseRequest (ARGV[1]) and ScriptReply.
 
 KEYS  every key the batch touches, without repeats; a request names its keys by index (field k):
         k[1] account hash   k[2] session hash   k[3] account's open-session set

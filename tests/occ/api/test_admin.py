@@ -8,7 +8,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import EXAMPLE_TARIFF, LONDON, MONDAY_PEAK, session, voice
+from online_app import EXAMPLE_TARIFF, LONDON, MONDAY_PEAK, session, voice
 
 from occ.store import keys
 from occ.v1 import admin_pb2 as admin

@@ -9,9 +9,9 @@ from __future__ import annotations
 import grpc
 import pytest
 from click.testing import CliRunner
-from conftest import Client
+from online_app import Client
 
-from occ.cli.accounts import PERCENT, Percent
+from occ.cli.types import PERCENT, Percent
 from occ.v1 import admin_pb2 as admin
 
 TAX_LEDGER = 470000001

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import grpc
 import pytest
-from conftest import LONDON, MONDAY_PEAK, session, voice
+from online_app import LONDON, MONDAY_PEAK, session, voice
 from redis_state import redis_state
 
 from occ.v1 import charging_pb2 as pb

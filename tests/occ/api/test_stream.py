@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 
 import grpc
-from conftest import session, voice
+from online_app import session, voice
 
 from occ.store import keys
 from occ.v1 import admin_pb2 as admin

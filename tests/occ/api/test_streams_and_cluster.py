@@ -8,7 +8,7 @@ import asyncio
 from datetime import UTC, datetime
 
 import grpc
-from conftest import serving, session, voice
+from online_app import serving, session, voice
 from test_stream import exchange, listening_for_notices, read
 
 from occ.store import keys

@@ -14,7 +14,7 @@ import shutil
 import grpc
 import pytest
 from click.testing import CliRunner, Result
-from conftest import EXAMPLE_TARIFF, LONDON, session, voice
+from online_app import EXAMPLE_TARIFF, LONDON, session, voice
 
 from occ.cli import main
 from occ.v1 import admin_pb2 as admin

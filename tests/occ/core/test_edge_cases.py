@@ -14,10 +14,11 @@ import asyncio
 
 import grpc
 import pytest
-from conftest import LONDON, MONDAY_PEAK, session, voice
+from online_app import LONDON, MONDAY_PEAK, session, voice
 
 from occ.api import wire
-from occ.core.requests import BalanceOutcome, InvalidRequest, Kind
+from occ.core.errors import InvalidRequest
+from occ.core.requests import BalanceOutcome, Kind
 from occ.v1 import admin_pb2 as admin
 from occ.v1 import charging_pb2 as pb
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from conftest import LONDON, MONDAY_PEAK
+from online_app import LONDON, MONDAY_PEAK
 from redis_state import changed_keys, redis_state
 
 from occ.v1 import admin_pb2 as admin

@@ -14,7 +14,7 @@ import time
 
 import grpc
 import pytest
-from conftest import EXAMPLE_TARIFF, LONDON, MONDAY_PEAK, serving, session, voice
+from online_app import EXAMPLE_TARIFF, LONDON, MONDAY_PEAK, serving, session, voice
 
 from occ.store import keys
 from occ.store.keys import shard_of

@@ -8,7 +8,7 @@ import itertools
 
 import grpc
 import pytest
-from conftest import session, voice
+from online_app import session, voice
 
 from occ.store.keys import shard_of
 from occ.v1 import admin_pb2 as admin

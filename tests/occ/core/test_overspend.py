@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from conftest import session, voice
+from online_app import session, voice
 
 GRANT = 300_000  # cost(60) at PEAK on STANDARD, and also the cost of any smaller grant (one 60 s step)
 

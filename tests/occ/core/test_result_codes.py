@@ -8,7 +8,7 @@ cost(121) = 350834.
 from __future__ import annotations
 
 import pytest
-from conftest import LONDON, MONDAY_PEAK, session, voice
+from online_app import LONDON, MONDAY_PEAK, session, voice
 from redis_state import changed_keys, redis_state
 
 from occ.v1 import admin_pb2 as admin

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from conftest import session, voice
+from online_app import session, voice
 
 from occ.v1 import admin_pb2 as admin
 from occ.v1 import charging_pb2 as pb

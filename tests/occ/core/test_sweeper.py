@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from conftest import session, voice
+from online_app import session, voice
 
 from occ.core.sweeper import Sweeper
 from occ.v1 import admin_pb2 as admin

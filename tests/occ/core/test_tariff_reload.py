@@ -11,7 +11,7 @@ import asyncio
 import shutil
 import time
 
-from conftest import EXAMPLE_TARIFF, MONDAY_PEAK, serving, session, voice
+from online_app import EXAMPLE_TARIFF, MONDAY_PEAK, serving, session, voice
 
 from occ.v1 import admin_pb2 as admin
 from occ.v1 import charging_pb2 as pb

@@ -5,9 +5,9 @@ from __future__ import annotations
 import socket
 
 from redis.asyncio.cluster import RedisCluster
+from redis_cluster import cluster_url, start_redis_cluster
 
-from occ.store.client import cluster_url, connect, startup_nodes
-from occ.store.process import start_redis_cluster
+from occ.store.client import connect, startup_nodes
 
 
 def port_open(port: int) -> bool:
