@@ -10,7 +10,6 @@ import click
 from occ.cli.store_options import database_url, load_settings, open_database, redis_url, store_options
 from occ.logs import configure as configure_logs
 from settlement.drain import DrainOptions
-from settlement.store.migrate import current, head
 from settlement.workers import DEAD_LETTERED, WorkerPool, WorkerSpec, run_worker
 
 
