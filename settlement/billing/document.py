@@ -8,6 +8,9 @@ The statement block reads top to bottom like a bank statement::
     Payments                            0.00
     Adjustments                         0.00
     Balance carried forward            -5.77
+
+The text statement and the CSV name the seller (the tenant's issuer) and the customer as they were when the invoice
+was issued, or say that they are not configured.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from sqlalchemy import Connection, select
 from settlement.billing.amounts import format_amount
 from settlement.billing.cycle import DUE_AFTER, describe, local_date
 from settlement.billing.erp import invoice_number
+from settlement.billing.parties import Party, bank_lines, decode, printable_lines
 from settlement.store.schema import invoice_lines, invoices, preview_invoice_lines, preview_invoices
 
 
@@ -45,6 +49,23 @@ class InvoiceView(msgspec.Struct, frozen=True, kw_only=True):
 
     def money(self, micros: int) -> str:
         return format_amount(micros, self.header["currency"])
+
+    @property
+    def seller(self) -> Party:
+        return decode(self.header.get("seller"))
+
+    @property
+    def buyer(self) -> Party:
+        return decode(self.header.get("buyer"))
+
+    def party_lines(self) -> tuple[list[str], list[str]]:
+        """The seller's and the customer's printed lines, or what is missing."""
+        seller = printable_lines(self.seller) or ["Seller details not configured (occ bill issuer set): "
+                                                  "not a valid tax invoice"]  # fmt: skip
+        seller += bank_lines(self.seller)
+        buyer = printable_lines(self.buyer) or [f"No customer name or address (occ bill account set "
+                                                f"{self.header['account']} --name … --address …)"]  # fmt: skip
+        return seller, buyer
 
     def statement(self) -> list[tuple[str, int]]:
         h = self.header
@@ -98,6 +119,11 @@ def text(view: InvoiceView) -> str:
     """The statement for a terminal."""
     h, d = view.header, view.dates()
     out = [view.title, "=" * len(view.title)]
+    seller, buyer = view.party_lines()
+    out.append(f"From:    {seller[0]}")
+    out.extend(f"         {line}" for line in seller[1:])
+    out.append(f"Bill to: {buyer[0]}")
+    out.extend(f"         {line}" for line in buyer[1:])
     out.append(f"Customer {h['customer_code']} (account {h['account']}), tenant {h.get('tenant', '')}")
     out.append(f"Period {d['period']} ({h['timezone']}); issued {d['issued']}, due {d['due']}; {h['currency']}")
     tax = h["tax_profile"] or "none"
@@ -123,12 +149,15 @@ def text(view: InvoiceView) -> str:
 
 
 CSV_FIELDS = ("invoice", "revision", "line", "category", "ledger_code", "description", "count", "units", "net", "tax",
-              "amount", "tax_code", "tax_rate", "date", "reference", "currency")  # fmt: skip
+              "amount", "tax_code", "tax_rate", "date", "reference", "currency", "seller", "seller_vat_id",
+              "customer_name", "customer_address", "customer_vat_id")  # fmt: skip
 
 
 def csv_text(view: InvoiceView) -> str:
-    """The lines as CSV (amounts rounded to the currency, as printed)."""
+    """The lines as CSV (amounts rounded to the currency, as printed), each with the invoice's parties."""
     h = view.header
+    seller, buyer = view.seller, view.buyer
+    parties = [seller.name, seller.vat_id, buyer.name, "; ".join(buyer.address), buyer.vat_id]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_FIELDS)
@@ -138,7 +167,7 @@ def csv_text(view: InvoiceView) -> str:
             label, h.get("revision", 0), line["line_number"], line["category"], line["ledger_code"],
             line["description"], line["count"], line["units"], view.money(line["net"]), view.money(line["tax"]),
             view.money(line["amount"]), line["tax_code"], f"{line['tax_rate_ppm'] / 10_000:g}%",
-            _when(line["time_ms"], h["timezone"]), line["reference"], h["currency"],
+            _when(line["time_ms"], h["timezone"]), line["reference"], h["currency"], *parties,
         ])  # fmt: skip
     return buffer.getvalue()
 

@@ -27,8 +27,9 @@ from settlement.billing.issue import (
     lock_sequence,
     store_draft,
 )
+from settlement.billing.parties import encode
 from settlement.billing.run import BillingError
-from settlement.billing.setup import load_accounts, load_tax_setup
+from settlement.billing.setup import load_accounts, load_issuers, load_tax_setup
 from settlement.billing.statement import compute
 from settlement.entries import period_of
 from settlement.store.database import ensure_periods
@@ -54,6 +55,7 @@ def reissue(engine: Engine, invoice_id: int, *, now_ms: int | None = None) -> Ou
     try:
         with engine.begin() as connection:
             lock_sequence(connection, old.tenant)
+            issuer = load_issuers(connection, [old.tenant]).get(old.tenant)  # the parties as they are now
             old = connection.execute(select(invoices).where(invoices.c.id == invoice_id)).one()
             if old.state not in ISSUED:
                 raise BillingError(f"invoice {invoice_id} is {old.state}: only an issued invoice can be re-issued")
@@ -77,6 +79,7 @@ def reissue(engine: Engine, invoice_id: int, *, now_ms: int | None = None) -> Ou
                 "adjustments": 0, "tax": 0, "rounding": 0, "carried_forward": old.brought_forward, "xdr_count": 0,
                 "created_ms": now_ms, "number": None, "revision": old.revision + 1, "replaces": old.id,
                 "state": "DRAFT", "state_reason": "", "updated_ms": now_ms,
+                "seller": encode(issuer.party) if issuer else "", "buyer": encode(account.customer),
             }  # fmt: skip
             new_id = connection.execute(insert(invoices).returning(invoices.c.id), values).scalar_one()
             originals = connection.execute(
@@ -92,7 +95,7 @@ def reissue(engine: Engine, invoice_id: int, *, now_ms: int | None = None) -> Ou
             ).all()  # fmt: skip
             s = compute(items_of([*originals, *corrections]), currency=old.currency, profile=profile,
                         brought_forward=old.brought_forward)  # fmt: skip
-            problems = validate.problems(s, extra=profile_problems)
+            problems = validate.problems(s, extra=[*profile_problems, *validate.parties(issuer, account.customer)])
             if problems:
                 raise Invalid(s, problems)
             finish(connection, new_id, account, s, number=old.number, end_ms=old.period_end_ms, now_ms=now_ms)
