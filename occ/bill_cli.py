@@ -133,9 +133,12 @@ def show_command(config: object, invoice: str, preview: bool, csv_path: Path | N
         csv_path.write_text(document.csv_text(view))
         click.echo(f"wrote {csv_path}", err=True)
     if pdf_path:
-        from settlement.billing.pdf import render
+        from settlement.billing.pdf import FontMissing, render
 
-        pdf_path.write_bytes(render(view))
+        try:
+            pdf_path.write_bytes(render(view))
+        except FontMissing as error:
+            raise click.ClickException(str(error)) from None
         click.echo(f"wrote {pdf_path}", err=True)
 
 

@@ -9,8 +9,9 @@ The statement block reads top to bottom like a bank statement::
     Adjustments                         0.00
     Balance carried forward            -5.77
 
-The text statement and the CSV name the seller (the tenant's issuer) and the customer as they were when the invoice
-was issued, or say that they are not configured.
+Every output names the seller (the tenant's issuer) and the customer as they were when the invoice was issued, or
+says that they are not configured, and ends with what the customer has to do: "Amount payable 5.77 EUR by
+2026-02-15", or "Credit balance 5.77 EUR — nothing to pay" when the balance carried forward is a credit.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+from babel.numbers import get_currency_symbol
 from sqlalchemy import Connection, select
 
 from settlement.billing.amounts import format_amount
@@ -57,6 +59,18 @@ class InvoiceView(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def buyer(self) -> Party:
         return decode(self.header.get("buyer"))
+
+    def payment(self, *, symbol: bool = False) -> str:
+        """What the customer has to do: pay the balance by the due date, or nothing (a credit or a zero balance).
+        ``symbol``: the currency's symbol (``€``) instead of its code, for fonts that have it."""
+        carried, currency = self.header["carried_forward"], self.header["currency"]
+        unit, figure = get_currency_symbol(currency, locale="en") if symbol else currency, self.money(abs(carried))
+        amount = f"{unit}{figure}" if unit != currency else f"{figure} {currency}"  # €5.77, 5.77 EUR, 5.77 PLN
+        if carried > 0:
+            return f"Amount payable {amount} by {self.dates()['due']}"
+        if carried < 0:
+            return f"Credit balance {amount} — nothing to pay"
+        return "Balance settled — nothing to pay"
 
     def party_lines(self) -> tuple[list[str], list[str]]:
         """The seller's and the customer's printed lines, or what is missing."""
@@ -115,6 +129,9 @@ def _when(time_ms: int | None, tz: str) -> str:
     return "" if time_ms is None else local_date(time_ms, tz).isoformat()
 
 
+TABLE_WIDTH = 128  # the lines table's width in text(): the statement's amounts end at the same column
+
+
 def text(view: InvoiceView) -> str:
     """The statement for a terminal."""
     h, d = view.header, view.dates()
@@ -125,16 +142,17 @@ def text(view: InvoiceView) -> str:
     out.append(f"Bill to: {buyer[0]}")
     out.extend(f"         {line}" for line in buyer[1:])
     out.append(f"Customer {h['customer_code']} (account {h['account']}), tenant {h.get('tenant', '')}")
-    out.append(f"Period {d['period']} ({h['timezone']}); issued {d['issued']}, due {d['due']}; {h['currency']}")
+    out.append(f"Period {d['period']} ({h['timezone']}); issued {d['issued']}; amounts in {h['currency']}")
     tax = h["tax_profile"] or "none"
     out.append(f"Kind {h['kind']}; tax profile {tax} ({h['tax_mode']}); {h['xdr_count']} items")
     if not view.preview:
         reason = f": {h['state_reason']}" if h["state_reason"] else ""
         replaces = f"; replaces invoice id {h['replaces']}" if h["replaces"] else ""
         out.append(f"State {h['state']}{reason}{replaces}")
+    out.append(view.payment())
     out.append("")
     for label, amount in view.statement():
-        out.append(f"  {label:<40}{view.money(amount):>16}")
+        out.append(f"  {label:<{TABLE_WIDTH - 2 - 16}}{view.money(amount):>16}")
     out.append("")
     out.append(f"  {'#':>3} {'category':<11} {'ledger':<10} {'description':<44} {'count':>6} {'units':>10} "
                f"{'net':>12} {'tax':>10} {'amount':>12}")  # fmt: skip
