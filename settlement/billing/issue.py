@@ -11,8 +11,8 @@ The issuing transaction, in order:
 5. compute the statement, run the validators (the statement's, and the parties' when the tenant's issuer requires
    them): on a problem, roll everything back and store a DRAFT with the reasons (no number, nothing marked; the next
    run tries again);
-6. book taxation xDRs (period close's, ids ``tax:…``), write the lines, take the number, set COMPLETE, enqueue the
-   ERP document; commit.
+6. book taxation xDRs (period close's, ids ``tax:…``), write the lines, take the number, set COMPLETE, build the ERP
+   document and check that it ties out to the invoice (:mod:`.tieout`; if not: DRAFT as in 5), enqueue it; commit.
 
 The invoice keeps the seller (the tenant's issuer) and the buyer (the account's customer details) as they were when
 it was issued (``invoices.seller`` / ``buyer``).
@@ -30,7 +30,7 @@ from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, up
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from settlement.billing import erp, validate
+from settlement.billing import erp, tieout, validate
 from settlement.billing.parties import Issuer, encode
 from settlement.billing.setup import BillingAccount, load_issuers
 from settlement.billing.statement import Item, Statement, compute
@@ -173,9 +173,11 @@ def finish(connection: Connection, invoice_id: int, account: BillingAccount, s: 
 
 
 def enqueue_documents(connection: Connection, invoice_id: int, *, credit_for: int | None = None,
-                      invoice: Any = None, lines: Any = None) -> None:  # fmt: skip
+                      invoice: Any = None, lines: Any = None) -> list[str]:  # fmt: skip
     """Queue the ERP documents: a credit note for the replaced revision first (if any), then the invoice (built from
-    ``invoice`` and ``lines`` when given, else read back)."""
+    ``invoice`` and ``lines`` when given, else read back). Each must tie out to its invoice: if one does not, nothing
+    is queued and the problems are returned (the caller keeps the invoice DRAFT)."""
+    documents = []
     for target, kind in ((credit_for, "CREDIT_NOTE"), (invoice_id, "INVOICE")):
         if target is None:
             continue
@@ -187,8 +189,16 @@ def enqueue_documents(connection: Connection, invoice_id: int, *, credit_for: in
                 select(invoice_lines).where(invoice_lines.c.invoice_id == target).order_by(invoice_lines.c.line_number)
             ).all()
         document = erp.build(row, body, kind=kind)  # type: ignore[arg-type]
-        if document is not None:
-            enqueue(connection, document, invoice_id=target)
+        if document is None:
+            continue
+        untied = tieout.problems(row, body, document)
+        if untied:
+            what = "credit note" if kind == "CREDIT_NOTE" else "ERP document"
+            return [f"{what} does not tie out to invoice id {target}: {p}" for p in untied]
+        documents.append((document, target))
+    for document, target in documents:
+        enqueue(connection, document, invoice_id=target)
+    return []
 
 
 def insert_draft(connection: Connection, values: dict[str, Any], s: Statement, problems: list[str]) -> int | None:
@@ -271,12 +281,14 @@ def _issue_one(connection: Connection, job: Job, now_ms: int, numbers: dict[str,
         if problems:
             raise Invalid(s, problems)
         values.update(finish(connection, invoice_id, account, s, number=number, end_ms=end_ms, now_ms=now_ms))
-        enqueue_documents(connection, invoice_id, invoice=SimpleNamespace(**values), lines=s.lines)
+        problems = enqueue_documents(connection, invoice_id, invoice=SimpleNamespace(**values), lines=s.lines)
+        if problems:
+            raise Invalid(s, problems)
         savepoint.commit()
         numbers[account.tenant] = number + 1
     except Invalid as invalid:
         savepoint.rollback()
-        values.update(header(account, profile, invalid.statement))
+        values.update(header(account, profile, invalid.statement), number=None)  # a DRAFT takes no number
         draft_id = insert_draft(connection, values, invalid.statement, invalid.problems)
         return Outcome(**done, status="DRAFT", invoice_id=draft_id, problems=tuple(invalid.problems))
     except IntegrityError:

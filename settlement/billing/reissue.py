@@ -99,7 +99,9 @@ def reissue(engine: Engine, invoice_id: int, *, now_ms: int | None = None) -> Ou
             if problems:
                 raise Invalid(s, problems)
             finish(connection, new_id, account, s, number=old.number, end_ms=old.period_end_ms, now_ms=now_ms)
-            enqueue_documents(connection, new_id, credit_for=old.id)
+            problems = enqueue_documents(connection, new_id, credit_for=old.id)
+            if problems:
+                raise Invalid(s, problems)
     except Invalid as invalid:
         values.update(header(account, profile, invalid.statement))
         draft = store_draft(engine, values, invalid.statement, invalid.problems)
