@@ -8,10 +8,14 @@ The issuing transaction, in order:
 3. insert the invoice (DRAFT) — the unique (account, period start, revision) is the last line of defence;
 4. ``UPDATE xdrs SET status='BILLED', invoice_id=… WHERE account=… AND status='BILLABLE' AND invoice_id IS NULL AND
    end_ms < period end RETURNING …``: what is counted is exactly what was marked, whatever arrives meanwhile;
-5. compute the statement, run the validators: on a problem, roll everything back and store a DRAFT with the reasons
-   (no number, nothing marked; the next run tries again);
-6. book taxation xDRs (period close's, ids ``tax:…``), write the lines, take the number, set COMPLETE, enqueue the
-   ERP document; commit.
+5. compute the statement, run the validators (the statement's, and the parties' when the tenant's issuer requires
+   them): on a problem, roll everything back and store a DRAFT with the reasons (no number, nothing marked; the next
+   run tries again);
+6. book taxation xDRs (period close's, ids ``tax:…``), write the lines, take the number, set COMPLETE, build the ERP
+   document and check that it ties out to the invoice (:mod:`.tieout`; if not: DRAFT as in 5), enqueue it; commit.
+
+The invoice keeps the seller (the tenant's issuer) and the buyer (the account's customer details) as they were when
+it was issued (``invoices.seller`` / ``buyer``).
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, up
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from settlement.billing import erp, validate
-from settlement.billing.setup import BillingAccount
+from settlement.billing import erp, tieout, validate
+from settlement.billing.parties import Issuer, encode
+from settlement.billing.setup import BillingAccount, load_issuers
 from settlement.billing.statement import Item, Statement, compute
 from settlement.billing.tax import TaxProfile
 from settlement.entries import period_of
@@ -166,9 +171,11 @@ def finish(connection: Connection, invoice_id: int, account: BillingAccount, s: 
 
 
 def enqueue_documents(connection: Connection, invoice_id: int, *, credit_for: int | None = None,
-                      invoice: Any = None, lines: Any = None) -> None:  # fmt: skip
+                      invoice: Any = None, lines: Any = None) -> list[str]:  # fmt: skip
     """Queue the ERP documents: a credit note for the replaced revision first (if any), then the invoice (built from
-    ``invoice`` and ``lines`` when given, else read back)."""
+    ``invoice`` and ``lines`` when given, else read back). Each must tie out to its invoice: if one does not, nothing
+    is queued and the problems are returned (the caller keeps the invoice DRAFT)."""
+    documents = []
     for target, kind in ((credit_for, "CREDIT_NOTE"), (invoice_id, "INVOICE")):
         if target is None:
             continue
@@ -180,8 +187,16 @@ def enqueue_documents(connection: Connection, invoice_id: int, *, credit_for: in
                 select(invoice_lines).where(invoice_lines.c.invoice_id == target).order_by(invoice_lines.c.line_number)
             ).all()
         document = erp.build(row, body, kind=kind)  # type: ignore[arg-type]
-        if document is not None:
-            enqueue(connection, document, invoice_id=target)
+        if document is None:
+            continue
+        untied = tieout.problems(row, body, document)
+        if untied:
+            what = "credit note" if kind == "CREDIT_NOTE" else "ERP document"
+            return [f"{what} does not tie out to invoice id {target}: {p}" for p in untied]
+        documents.append((document, target))
+    for document, target in documents:
+        enqueue(connection, document, invoice_id=target)
+    return []
 
 
 def insert_draft(connection: Connection, values: dict[str, Any], s: Statement, problems: list[str]) -> int | None:
@@ -224,15 +239,19 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     kind: InvoiceKind
 
 
-def _issue_one(connection: Connection, job: Job, now_ms: int, numbers: dict[str, int]) -> Outcome:
+def _issue_one(connection: Connection, job: Job, now_ms: int, numbers: dict[str, int],
+               issuers: dict[str, Issuer]) -> Outcome:  # fmt: skip
     """Issue one invoice in a savepoint. ``numbers``: each tenant's next number, its sequence row locked by this
-    transaction (outside any savepoint: PostgreSQL releases locks taken in a savepoint that is rolled back)."""
+    transaction (outside any savepoint: PostgreSQL releases locks taken in a savepoint that is rolled back);
+    ``issuers``: the tenants' issuers (absent: not configured)."""
     account, profile, start_ms, end_ms = job.account, job.profile, job.start_ms, job.end_ms
     done = {"account": account.account, "period_start_ms": start_ms, "period_end_ms": end_ms}
     values: dict[str, Any] = {}
     if account.tenant not in numbers:
         numbers[account.tenant] = lock_sequence(connection, account.tenant)
+        issuers.update(load_issuers(connection, [account.tenant]))
     number = numbers[account.tenant]
+    issuer = issuers.get(account.tenant)
     savepoint = connection.begin_nested()
     try:
         existing = connection.execute(_EXISTING, {"b_account": account.account, "b_start": start_ms}).first()
@@ -250,22 +269,25 @@ def _issue_one(connection: Connection, job: Job, now_ms: int, numbers: dict[str,
             "brought_forward": bf, "charges": 0, "payments": 0, "adjustments": 0, "tax": 0, "rounding": 0,
             "carried_forward": bf, "xdr_count": 0, "created_ms": now_ms, "number": None, "revision": 0,
             "replaces": None, "state": InvoiceState.DRAFT, "state_reason": "", "updated_ms": now_ms,
+            "seller": encode(issuer.party) if issuer else "", "buyer": encode(account.customer),
         }  # fmt: skip
         invoice_id = connection.execute(_INSERT_INVOICE, values).scalar_one()
         marked = connection.execute(
             _MARK, {"b_account": account.account, "b_end": end_ms, "b_invoice": invoice_id}
         ).all()
         s = compute(items_of(marked), currency=account.currency, profile=profile, brought_forward=bf)
-        problems = validate.problems(s, extra=list(job.profile_problems))
+        problems = validate.problems(s, extra=[*job.profile_problems, *validate.parties(issuer, account.customer)])
         if problems:
             raise Invalid(s, problems)
         values.update(finish(connection, invoice_id, account, s, number=number, end_ms=end_ms, now_ms=now_ms))
-        enqueue_documents(connection, invoice_id, invoice=SimpleNamespace(**values), lines=s.lines)
+        problems = enqueue_documents(connection, invoice_id, invoice=SimpleNamespace(**values), lines=s.lines)
+        if problems:
+            raise Invalid(s, problems)
         savepoint.commit()
         numbers[account.tenant] = number + 1
     except Invalid as invalid:
         savepoint.rollback()
-        values.update(header(account, profile, invalid.statement))
+        values.update(header(account, profile, invalid.statement), number=None)  # a DRAFT takes no number
         draft_id = insert_draft(connection, values, invalid.statement, invalid.problems)
         return Outcome(**done, status="DRAFT", invoice_id=draft_id, problems=tuple(invalid.problems))
     except IntegrityError:
@@ -291,10 +313,11 @@ def issue_many(engine: Engine, jobs: Sequence[Job], *, known_periods: set[str] |
     with engine.begin() as connection:
         # Every tenant's sequence row first, in one order for everybody: two runs never wait on each other in a cycle.
         numbers = {tenant: lock_sequence(connection, tenant) for tenant in sorted({j.account.tenant for j in jobs})}
+        issuers = load_issuers(connection, list(numbers))
         for job in jobs:
             if job.account.account in stopped:
                 continue
-            outcome = _issue_one(connection, job, now_ms, numbers)
+            outcome = _issue_one(connection, job, now_ms, numbers, issuers)
             outcomes.append(outcome)
             if outcome.status == "DRAFT":
                 stopped.add(job.account.account)

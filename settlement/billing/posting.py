@@ -10,8 +10,10 @@ import time
 
 from sqlalchemy import Connection, select, update
 
+from settlement.billing import tieout
+from settlement.export.document import ErpDocument
 from settlement.export.outcomes import ExportOutcome
-from settlement.store.schema import invoices
+from settlement.store.schema import invoice_lines, invoices
 from settlement.vocabulary import InvoiceState, OutboxState
 
 DRAFT, COMPLETE = InvoiceState.DRAFT, InvoiceState.COMPLETE
@@ -78,3 +80,15 @@ def on_export_outcome(connection: Connection, outcome: ExportOutcome) -> None:
     if outcome.invoice_id is None or outcome.state not in OUTCOMES:
         return
     record_posting(connection, outcome.invoice_id, outcome.state, outcome.error, document_kind=outcome.kind)
+
+
+def verify_document(connection: Connection, invoice_id: int, document: ErpDocument) -> list[str]:
+    """The exporter's check before sending (``Exporter(verify=…)``): the problems of ``document`` against the stored
+    invoice it was queued for (for a credit note, the revision it credits); empty = it ties out."""
+    invoice = connection.execute(select(invoices).where(invoices.c.id == invoice_id)).first()
+    if invoice is None:
+        return [f"no invoice with id {invoice_id}"]
+    lines = connection.execute(
+        select(invoice_lines).where(invoice_lines.c.invoice_id == invoice_id).order_by(invoice_lines.c.line_number)
+    ).all()
+    return tieout.problems(invoice, lines, document)

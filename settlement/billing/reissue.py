@@ -27,8 +27,9 @@ from settlement.billing.issue import (
     lock_sequence,
     store_draft,
 )
+from settlement.billing.parties import encode
 from settlement.billing.run import BillingError
-from settlement.billing.setup import BillingAccount, TaxSetup, load_accounts, load_tax_setup
+from settlement.billing.setup import BillingAccount, TaxSetup, load_accounts, load_issuers, load_tax_setup
 from settlement.billing.statement import compute
 from settlement.billing.tax import TaxProfile
 from settlement.entries import period_of
@@ -48,17 +49,21 @@ def reissue(engine: Engine, invoice_id: int, *, now_ms: int | None = None) -> Ou
     try:
         with engine.begin() as connection:
             lock_sequence(connection, old.tenant)
+            issuer = load_issuers(connection, [old.tenant]).get(old.tenant)  # the parties as they are now
             old = connection.execute(select(invoices).where(invoices.c.id == invoice_id)).one()
             _clear_the_way(connection, old)
-            values = _revision(old, profile, now_ms)
+            values = {**_revision(old, profile, now_ms),
+                      "seller": encode(issuer.party) if issuer else "", "buyer": encode(account.customer)}
             new_id = connection.execute(insert(invoices).returning(invoices.c.id), values).scalar_one()
             s = compute(items_of(_take_items(connection, old, new_id)), currency=old.currency, profile=profile,
                         brought_forward=old.brought_forward)  # fmt: skip
-            problems = validate.problems(s, extra=profile_problems)
+            problems = validate.problems(s, extra=[*profile_problems, *validate.parties(issuer, account.customer)])
             if problems:
                 raise Invalid(s, problems)
             finish(connection, new_id, account, s, number=old.number, end_ms=old.period_end_ms, now_ms=now_ms)
-            enqueue_documents(connection, new_id, credit_for=old.id)
+            problems = enqueue_documents(connection, new_id, credit_for=old.id)
+            if problems:
+                raise Invalid(s, problems)
     except Invalid as invalid:
         values.update(header(account, profile, invalid.statement))
         draft = store_draft(engine, values, invalid.statement, invalid.problems)

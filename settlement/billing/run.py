@@ -32,7 +32,8 @@ from settlement.billing.issue import (
     items_of,
     line_rows,
 )
-from settlement.billing.setup import BillingAccount, TaxSetup, load_accounts, load_tax_setup
+from settlement.billing.parties import encode
+from settlement.billing.setup import BillingAccount, TaxSetup, load_accounts, load_issuers, load_tax_setup
 from settlement.billing.statement import compute
 from settlement.store.schema import billing_runs, invoices, preview_invoice_lines, preview_invoices, xdrs
 from settlement.vocabulary import EXCEPTED_STATUSES, ISSUED_STATES, InvoiceKind, XdrStatus
@@ -166,13 +167,15 @@ def preview_statement(engine: Engine, account: BillingAccount, taxes: TaxSetup, 
                                         xdrs.c.invoice_id.is_(None), xdrs.c.end_ms < end_ms)
         ).all()  # fmt: skip
         s = compute(items_of(rows), currency=account.currency, profile=profile, brought_forward=bf)
+        issuer = load_issuers(connection, [account.tenant]).get(account.tenant)
         values = {"tenant": account.tenant, "account": account.account, "kind": InvoiceKind.PREVIEW,
                   "period_start_ms": start_ms, "period_end_ms": end_ms, "created_ms": now_ms, "run_id": run_id,
+                  "seller": encode(issuer.party) if issuer else "", "buyer": encode(account.customer),
                   **header(account, profile, s)}  # fmt: skip
         preview_id = connection.execute(insert(preview_invoices).returning(preview_invoices.c.id), values).scalar_one()
         if s.lines:
             connection.execute(insert(preview_invoice_lines), line_rows(preview_id, s))
-    problems = validate.problems(s, extra=profile_problems)
+    problems = validate.problems(s, extra=[*profile_problems, *validate.parties(issuer, account.customer)])
     return Outcome(account=account.account, period_start_ms=start_ms, period_end_ms=end_ms, status="PREVIEW",
                    invoice_id=preview_id, problems=tuple(problems))  # fmt: skip
 

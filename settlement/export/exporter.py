@@ -23,6 +23,9 @@ Rules (``docs/erp-export.md``):
   conflict → REJECTED with the reason (never retried); a transient fault, a timeout, a refused connection → retried
   after ``backoff_s × 2^(attempt−1)`` (capped, minus up to ``jitter`` of it at random). Retries never stop: nothing
   is dropped; ``occ_export_oldest_pending_age_seconds`` is the alarm.
+- **Checked before sent.** A document that does not add up (lines that do not multiply out, totals that are not
+  the lines' sums) or that ``verify(connection, invoice_id, document)`` finds problems with (billing's: it does not
+  tie out to its invoice) is REJECTED with the reasons, and nothing is sent.
 - **Billing hook.** ``on_outcome(connection, outcome)`` runs for every final outcome (ACCEPTED, DUPLICATE,
   REJECTED, VOID) inside the transaction that records it, so an invoice's POSTED / POSTING_ERROR state commits with the
   outbox row or not at all (then the row is reconciled again after its lease: the hook must be idempotent).
@@ -42,6 +45,7 @@ from sqlalchemy import Engine, and_, case, exists, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from settlement.export import metrics
+from settlement.export.document import ErpDocument, arithmetic_problems
 from settlement.export.outbox import load
 from settlement.export.outcomes import (
     Backlog,
@@ -50,6 +54,7 @@ from settlement.export.outcomes import (
     ExportSummary,
     OutcomeHook,
     OutcomeState,
+    VerifyHook,
 )
 from settlement.export.soap_client import ErpClient, ErpConflictFault, ErpTransientError, ErpValidationFault
 from settlement.store.schema import outbox
@@ -85,10 +90,12 @@ class Exporter:
         options: ExporterOptions | None = None,
         on_outcome: OutcomeHook | None = None,
         on_run: Callable[[ExportSummary], None] | None = None,
+        verify: VerifyHook | None = None,
     ) -> None:
         self.engine = engine
         self.options = options or ExporterOptions()
         self.on_outcome = on_outcome
+        self.verify = verify
         self.on_run = on_run
         self.totals = ExportSummary()  # of the background loop's runs
         self.running: ExportSummary | None = None  # the counts of the run in progress (or the last one)
@@ -286,6 +293,13 @@ class Exporter:
         except (msgspec.DecodeError, msgspec.ValidationError) as error:
             return outcome(REJECTED, error=f"unreadable outbox payload: {error}")
         try:
+            problems = await self._check(claim, document)
+        except Exception as error:  # the store or the hook failed: the document is fine as far as we know
+            log.exception("checking outbox row %d failed", claim.id)
+            return outcome("RETRYING", error=f"could not check the document: {type(error).__name__}: {error}")
+        if problems:
+            return outcome(REJECTED, error="not sent, the document does not tie out: " + "; ".join(problems))
+        try:
             if claim.token > 1:  # an earlier attempt may have reached the ERP
                 summary.checked += 1
                 found = await self._timed("status", self._client.status(claim.idempotency_key))
@@ -306,6 +320,18 @@ class Exporter:
         except Exception as error:  # a bug, not the document's fault: keep it and try again later
             log.exception("exporting outbox row %d failed", claim.id)
             return outcome("RETRYING", error=f"unknown outcome: {type(error).__name__}: {error}")
+
+    async def _check(self, claim: _Claim, document: ErpDocument) -> list[str]:
+        problems = arithmetic_problems(document)
+        if problems or self.verify is None or claim.invoice_id is None:
+            return problems
+        verify, invoice_id = self.verify, claim.invoice_id
+
+        def run() -> list[str]:
+            with self.engine.connect() as connection:
+                return verify(connection, invoice_id, document)
+
+        return await asyncio.to_thread(run)
 
     async def _timed(self, operation: str, call):  # type: ignore[no-untyped-def]
         started = time.perf_counter()

@@ -11,6 +11,7 @@ from typing import Literal
 import msgspec
 from sqlalchemy import Connection
 
+from settlement.export.document import ErpDocument
 from settlement.vocabulary import OutboxState
 
 OutcomeState = Literal["ACCEPTED", "DUPLICATE", "REJECTED", "VOID", "RETRYING"]  # a final OutboxState, or RETRYING
@@ -80,6 +81,8 @@ class ExportOutcome(msgspec.Struct, frozen=True, kw_only=True):
 
 
 OutcomeHook = Callable[[Connection, ExportOutcome], None]
+VerifyHook = Callable[[Connection, int, ErpDocument], list[str]]
+"""``verify(connection, invoice_id, document)``: what is wrong with ``document`` for the invoice it was queued for."""
 
 
 class ExportSummary(msgspec.Struct, kw_only=True):

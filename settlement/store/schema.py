@@ -192,6 +192,28 @@ billing_accounts = Table(
     Column("billing_day", Integer, nullable=False),
     Column("timezone", String(64), nullable=False),
     Column("updated_ms", BigInteger, nullable=False),
+    # The customer as invoices print it (migration 0005_parties): name, address lines joined by "\n", VAT id.
+    Column("customer_name", String(200), nullable=False, server_default=""),
+    Column("customer_address", Text, nullable=False, server_default=""),
+    Column("customer_vat_id", String(20), nullable=False, server_default=""),
+)
+
+# The seller of each tenant's invoices (settlement.billing.parties.Issuer); an invoice copies it when issued.
+# require_details (0/1): invoices of the tenant whose customer has no name or address stay DRAFT.
+billing_issuers = Table(
+    "billing_issuers",
+    metadata,
+    Column("tenant", String(50), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("address", Text, nullable=False),
+    Column("vat_id", String(20), nullable=False),
+    Column("registration_number", String(100), nullable=False),
+    Column("email", String(254), nullable=False),
+    Column("bank_name", String(100), nullable=False),
+    Column("iban", String(34), nullable=False),
+    Column("bic", String(11), nullable=False),
+    Column("require_details", Integer, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
 )
 
 # The next invoice number of each tenant; its row is locked by the transaction that issues an invoice.
@@ -225,6 +247,9 @@ def _invoice_columns() -> list[Column]:
         Column("carried_forward", Money(), nullable=False),
         Column("xdr_count", Integer, nullable=False),
         Column("created_ms", BigInteger, nullable=False),
+        # The parties as issued (settlement.billing.parties.Party as JSON; "" = not configured), migration 0005.
+        Column("seller", Text, nullable=False, server_default=""),
+        Column("buyer", Text, nullable=False, server_default=""),
     ]
 
 
