@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import msgspec
 from sqlalchemy import Connection, select
 
+from settlement.records import AccountRow
 from settlement.store.schema import accounts
 
 
@@ -24,28 +24,6 @@ class NotInBooks(LookupError):
             "(or start occ serve's settlement worker)"
         )
         self.account = account
-
-
-class Recorded(msgspec.Struct, frozen=True, kw_only=True):
-    """An ``accounts`` row: what settlement recorded of an account.
-
-    Attributes:
-        account, currency: its id and ISO 4217 currency.
-        first_seen_ms: its creation (or its first settled money entry, for an account made before account entries).
-        plan, credit_limit_micros, status, prepaid_tax_ppm, prepaid_tax_ledger, prepaid_tax_code, created_ms: its
-            online settings as its newest settled ``account`` entry gave them; None until one is settled.
-    """
-
-    account: str
-    currency: str
-    first_seen_ms: int
-    plan: str | None = None
-    credit_limit_micros: int | None = None
-    status: str | None = None
-    prepaid_tax_ppm: int | None = None
-    prepaid_tax_ledger: str | None = None
-    prepaid_tax_code: str | None = None
-    created_ms: int | None = None
 
 
 def unknown(connection: Connection, names: Iterable[str]) -> list[str]:
@@ -65,13 +43,10 @@ def require_known(connection: Connection, names: Iterable[str]) -> None:
         raise NotInBooks(missing[0])
 
 
-def recorded(connection: Connection, account: str) -> Recorded:
-    """What settlement recorded of ``account``; :class:`NotInBooks` if nothing."""
+def recorded(connection: Connection, account: str) -> AccountRow:
+    """What settlement recorded of ``account`` (its settings None until an ``account`` entry is settled);
+    :class:`NotInBooks` if nothing."""
     row = connection.execute(select(accounts).where(accounts.c.account == account)).first()
     if row is None:
         raise NotInBooks(account)
-    return Recorded(
-        account=row.account, currency=row.currency, first_seen_ms=row.first_seen_ms, plan=row.plan,
-        credit_limit_micros=row.credit_limit, status=row.status, prepaid_tax_ppm=row.prepaid_tax_ppm,
-        prepaid_tax_ledger=row.prepaid_tax_ledger, prepaid_tax_code=row.prepaid_tax_code, created_ms=row.created_ms,
-    )  # fmt: skip
+    return AccountRow(**row._asdict())

@@ -6,11 +6,12 @@ from __future__ import annotations
 import msgspec
 from sqlalchemy import Connection, select
 
-from settlement.accounts import Recorded, recorded
+from settlement.accounts import recorded
 from settlement.billing.cycle import next_boundary
 from settlement.billing.run import last_ends, open_period_start
 from settlement.billing.setup import BillingAccount, load_accounts, load_tax_setup
 from settlement.billing.tax import TaxProfile
+from settlement.records import AccountRow
 from settlement.store.schema import billing_accounts
 
 
@@ -31,7 +32,7 @@ class AccountView(msgspec.Struct, frozen=True, kw_only=True):
     problems: tuple[str, ...]
     open_start_ms: int
     open_end_ms: int
-    recorded: Recorded
+    recorded: AccountRow
 
 
 def account_view(connection: Connection, account: str) -> AccountView:

@@ -7,22 +7,27 @@ entry by stream position winning whatever order workers book them in, and it is 
 from __future__ import annotations
 
 import pytest
+from alembic import command
 from books import settle
 from online_app import serving
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, inspect, select
 
-from occ.redis_client import connect
+from occ.store.client import connect
 from occ.v1 import admin_pb2 as admin
 from settlement.drain import Drain, DrainOptions
 from settlement.entries import Malformed, account_row
+from settlement.records import AccountRow
+from settlement.store.database import open_store
+from settlement.store.migrate import _config, head, upgrade
 from settlement.store.schema import accounts, ledger, xdrs
+from settlement.vocabulary import AccountStatus
 from settlement.writer import BatchWriter, Booked
 
 CREATED_MS = 1_767_258_000_000  # 2026-01-01T09:00:00Z
 
 
 def entry(change: str = "created", **fields: str) -> dict[str, str]:
-    """An ``account`` entry as ``occ/lua/account.lua`` writes it (docs/events.md)."""
+    """An ``account`` entry as ``occ/store/lua/account.lua`` writes it (docs/events.md)."""
     return {"type": "account", "change": change, "id": "acme", "account": "acme", "amount": "0", "balance": "0",
             "currency": "EUR", "time_ms": str(CREATED_MS), "plan": "retail", "credit_limit": "5000000",
             "status": "ACTIVE", "prepaid_tax_ppm": "0", "prepaid_tax_ledger": "", "prepaid_tax_code": "",
@@ -32,12 +37,13 @@ def entry(change: str = "created", **fields: str) -> dict[str, str]:
 def test_an_account_entry_is_the_accounts_row_it_upserts():
     row = account_row("s017:1767258000000-3", entry(prepaid_tax_ppm="200000", prepaid_tax_ledger="470000001",
                                                     prepaid_tax_code="S20"))  # fmt: skip
-    assert row == {"account": "acme", "currency": "EUR", "opening_balance": 0, "first_seen_ms": CREATED_MS,
-                   "plan": "retail", "credit_limit": 5_000_000, "status": "ACTIVE", "prepaid_tax_ppm": 200_000,
-                   "prepaid_tax_ledger": "470000001", "prepaid_tax_code": "S20", "created_ms": CREATED_MS,
-                   "settings_ms": 1_767_258_000_000, "settings_seq": 3}  # fmt: skip
+    assert row == AccountRow(account="acme", currency="EUR", opening_balance=0, first_seen_ms=CREATED_MS,
+                             plan="retail", credit_limit=5_000_000, status=AccountStatus.ACTIVE,
+                             prepaid_tax_ppm=200_000, prepaid_tax_ledger="470000001", prepaid_tax_code="S20",
+                             created_ms=CREATED_MS, settings_ms=1_767_258_000_000, settings_seq=3)  # fmt: skip
+    assert type(row.status) is AccountStatus and row.status == "ACTIVE"
     older = account_row("s017:1767258000000-3", entry("updated", created_ms="", time_ms="1767258999000"))
-    assert (older["created_ms"], older["first_seen_ms"]) == (None, 1_767_258_999_000)  # an account made before
+    assert (older.created_ms, older.first_seen_ms) == (None, 1_767_258_999_000)  # an account made before
 
 
 @pytest.mark.parametrize(
@@ -62,7 +68,7 @@ def test_an_account_entry_that_breaks_the_contract_names_the_field(fields, named
 
 def booked(entry_id: str, **fields: str) -> Booked:
     row = account_row(f"s017:{entry_id}", entry(**fields))
-    return Booked(f"s017:{entry_id}", (), (), (row["account"], row["currency"], row["first_seen_ms"]), settings=row)
+    return Booked(f"s017:{entry_id}", (), (), (row.account, row.currency, row.first_seen_ms), settings=row)
 
 
 def settings_of(store, account: str = "acme") -> tuple:
@@ -135,3 +141,21 @@ async def test_an_account_is_in_the_books_from_its_creation(redis_url, store, tm
     assert (row.plan, row.status, row.credit_limit, row.currency) == ("wholesale", "ACTIVE", 2_500_000, "EUR")
     assert (row.prepaid_tax_ppm, row.prepaid_tax_ledger, row.prepaid_tax_code) == (200_000, "470000001", "S20")
     assert row.first_seen_ms == row.created_ms == int(created["created_ms"]) == int(created["time_ms"])
+
+
+def test_migration_0006_follows_0005_parties_and_keeps_accounts_written_before_it(db_url):
+    engine = open_store(db_url)
+    try:
+        upgrade(engine, "0005_parties")
+        with engine.begin() as c:
+            c.execute(insert(accounts).values(account="old", currency="EUR", opening_balance=0, first_seen_ms=7))
+        assert upgrade(engine) == ("0005_parties", "0006_account_events") and head() == "0006_account_events"
+        with engine.connect() as c:
+            row = c.execute(select(accounts).where(accounts.c.account == "old")).one()
+        assert (row.currency, row.first_seen_ms, row.plan, row.status, row.settings_ms) == ("EUR", 7, None, None, None)
+        command.downgrade(_config(engine), "0005_parties")  # and back
+        with engine.connect() as c:
+            assert "plan" not in {col["name"] for col in inspect(c).get_columns("accounts")}
+            assert c.execute(select(accounts.c.first_seen_ms)).scalar() == 7
+    finally:
+        engine.dispose()

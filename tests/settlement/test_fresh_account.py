@@ -94,11 +94,14 @@ async def test_the_issues_steps_work_while_a_settlement_worker_runs(redis_url, d
             finally:
                 stop.set()
                 await worker
-    assert (done.exit_code, done.output) == (0, "fresh1: day 1 UTC, tenant default, customer fresh1, class -, tax -\n")
+    assert (done.exit_code, done.output) == (0, "fresh1: day 1 UTC, tenant default, customer fresh1, class -, tax -\n"
+                                                "  bill to: - (no name or address: occ bill account set fresh1 "
+                                                "--name … --address …)\n")  # fmt: skip
     assert shown.exit_code == 0, shown.output
     lines = dict(line.split(":", 1) for line in shown.output.splitlines())
     assert lines["billing"].strip() == "day 1, UTC"  # set now: no "(defaults …)"
     assert lines["tax profile"].strip() == "none (untaxed)"
+    assert lines["bill to"].strip().startswith("- (no name or address: occ bill account set fresh1")
     assert lines["online"].strip() == "plan retail, ACTIVE, credit limit 0.000000, prepaid tax none"
 
 
