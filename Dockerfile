@@ -21,5 +21,9 @@ USER occ
 # listen beyond loopback to be reachable: run with -e OCC_HOST=0.0.0.0 -p 50051:50051.
 ENV OCC_DATA_DIR=/home/occ/data
 
+# gRPC (OCC_PORT) and Prometheus /metrics (OCC_METRICS_PORT); with another OCC_PORT, set OCC_SERVER for the check.
+EXPOSE 50051 9464
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 CMD ["occ", "health", "--timeout-s", "3"]
+
 ENTRYPOINT ["occ"]
 CMD ["serve", "--tariff", "/app/examples/tariff", "--demo"]

@@ -64,7 +64,8 @@ def populate(engine, n_accounts: int, per_account: int, seed: int) -> int:
         cursor = raw.cursor()
         cursor.execute("BEGIN")
         cursor.executemany(
-            "INSERT INTO accounts VALUES (?, 'EUR', 0, ?)", ((f"acc{a:06d}", JAN) for a in range(n_accounts))
+            "INSERT INTO accounts (account, currency, opening_balance, first_seen_ms) VALUES (?, 'EUR', 0, ?)",
+            ((f"acc{a:06d}", JAN) for a in range(n_accounts)),
         )
         cursor.executemany(
             "INSERT INTO billing_accounts (account, tenant, customer_code, customer_class, tax_profile, billing_day, "

@@ -31,7 +31,7 @@ from sqlalchemy.exc import DBAPIError
 from occ.store import keys
 from occ.store.client import RedisClient, connect
 from settlement import metrics
-from settlement.entries import Malformed, book, entry_key
+from settlement.entries import ACCOUNT, Malformed, account_row, book, entry_key
 from settlement.records import LedgerRow, XdrRow
 from settlement.writer import BatchWriter, Booked
 
@@ -222,16 +222,12 @@ class Drain:
             key = entry_key(shard, entry_id)
             batch.where[key] = (shard, entry_id, fields)
             try:
-                ledger, xdrs = book(key, fields, now_ms)
+                batch.booked.append(_booked(key, fields, now_ms))
             except Malformed as error:
                 batch.dead[key] = str(error)
-                continue
             except Exception as error:  # a bug must not stop every other entry behind this one
                 log.exception("booking %s failed", key)
                 batch.dead[key] = f"settlement could not book it: {type(error).__name__}: {error}"
-                continue
-            account = (fields["account"], fields["currency"], ledger_time(ledger, xdrs))
-            batch.booked.append(Booked(key, ledger, xdrs, account))
         return batch
 
     async def _commit(self, batch: _Batch) -> None:
@@ -374,6 +370,15 @@ class _Batch:
         self.booked: list[Booked] = []
         self.dead: dict[str, str] = {}
         self.where: dict[str, tuple[int, str, dict[str, str]]] = {}
+
+
+def _booked(key: str, fields: dict[str, str], now_ms: int) -> Booked:
+    """What one entry books: an account's row (an ``account`` entry), or ledger rows and xDRs; raises Malformed."""
+    if fields.get("type") == ACCOUNT:
+        row = account_row(key, fields)
+        return Booked(key, (), (), (row.account, row.currency, row.first_seen_ms), settings=row)
+    ledger, xdrs = book(key, fields, now_ms)
+    return Booked(key, ledger, xdrs, (fields["account"], fields["currency"], ledger_time(ledger, xdrs)))
 
 
 def ledger_time(ledger: Sequence[LedgerRow], xdrs: Sequence[XdrRow]) -> int:

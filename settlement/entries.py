@@ -13,10 +13,12 @@ the top-up as paid (ledger +gross, PAYMENT xDR cost −gross, id = the entry key
 amount, id = ``<entry key>:tax``). The two ledger rows add up to the entry's ``amount``, the balance change, so
 ``live balance == opening + Σ ledger`` holds; the TAX xDR's id is its top-up's id plus :data:`TAX_SUFFIX`.
 
-Every other entry books at most one ledger row and one xDR.
+Every other money entry books at most one ledger row and one xDR. An ``account`` entry (an account created or
+its settings changed) books neither: :func:`account_row` turns it into the ``accounts`` row it upserts, so that the
+books know an account from its creation, before any money moves on it.
 
-The rows are :class:`~settlement.records.LedgerRow` and :class:`~settlement.records.XdrRow` (their fields and signs
-are documented there).
+The rows are :class:`~settlement.records.LedgerRow`, :class:`~settlement.records.XdrRow` and
+:class:`~settlement.records.AccountRow` (their fields and signs are documented there).
 """
 
 from __future__ import annotations
@@ -28,15 +30,19 @@ import msgspec
 
 from occ.store.keys import RERATE_KEY
 from rating_engine.money import MAX_EXACT_MICROS
-from settlement.records import LedgerRow, XdrRow
-from settlement.vocabulary import RecordType, XdrStatus
+from settlement.records import AccountRow, LedgerRow, XdrRow
+from settlement.vocabulary import AccountStatus, RecordType, XdrStatus
 
+ACCOUNT = "account"
+"""The type of the entries that create an account or change its settings (no money: no ledger row, no xDR)."""
+ACCOUNT_CHANGES = frozenset({"created", "updated"})
 USAGE = frozenset({"session_close", "event_charge", "event_refund"})
 MONEY_MOVEMENTS = frozenset({"topup", "payment", "adjustment", "refund"})
 TYPES = USAGE | MONEY_MOVEMENTS | {"session_charge"}
 SERVICES = frozenset({"voice", "data", "message"})
 CAUSES = frozenset({"TERMINATE", "TIMEOUT", "ABORTED"})
-MAX_TEXT = {"account": 256, "ledger": 15, "tariff": 64, "currency": 3, "tax_ledger": 15, "tax_code": 20}
+MAX_TEXT = {"account": 256, "ledger": 15, "tariff": 64, "currency": 3, "tax_ledger": 15, "tax_code": 20,
+            "prepaid_tax_ledger": 15, "prepaid_tax_code": 20}  # fmt: skip
 _INTEGER = re.compile(r"-?[0-9]{1,19}").fullmatch  # ASCII digits only: int() would take "٣", " 5", "+5", "1_0"
 TAX_SUFFIX = ":tax"
 """The id of a top-up's tax rows: ``<entry key>:tax``."""
@@ -58,6 +64,13 @@ def period_of(time_ms: int) -> str:
     """The UTC month ``YYYY-MM`` of a Unix time in ms."""
     t = time.gmtime(time_ms // 1000)
     return f"{t.tm_year:04d}-{t.tm_mon:02d}"
+
+
+def _currency(fields: dict[str, str]) -> str:
+    currency = _text(fields, "currency", required=True)
+    if not (len(currency) == 3 and currency.isascii() and currency.isupper()):
+        raise Malformed(f"currency must be an ISO 4217 code, got {currency!r}")
+    return currency
 
 
 def _int(fields: dict[str, str], name: str, *, low: int = -MAX_EXACT_MICROS, high: int = MAX_EXACT_MICROS) -> int:
@@ -135,9 +148,7 @@ def book(key: str, fields: dict[str, str], now_ms: int) -> tuple[LedgerRows, Xdr
 
 def _head(key: str, kind: str, fields: dict[str, str]) -> Head:
     account = _text(fields, "account", required=True)
-    currency = _text(fields, "currency", required=True)
-    if not (len(currency) == 3 and currency.isascii() and currency.isupper()):
-        raise Malformed(f"currency must be an ISO 4217 code, got {currency!r}")
+    currency = _currency(fields)
     amount = _int(fields, "amount")
     balance = _int(fields, "balance")
     time_ms = _int(fields, "time_ms", low=0, high=LATEST_MS)
@@ -272,6 +283,43 @@ def _usage(fields: dict[str, str]) -> Usage:
         dest_group=fields.get("group", ""),
         tariff_hash=_text(fields, "tariff"),
         rate_id=fields.get("rate", ""),
+    )
+
+
+def account_row(key: str, fields: dict[str, str]) -> AccountRow:
+    """The ``accounts`` row an ``account`` entry (created or updated) upserts; raises :class:`Malformed`.
+
+    The row carries the entry's stream position (``settings_ms``, ``settings_seq``, from ``key``) so that the newest
+    entry's settings win whatever order workers book them in; ``first_seen_ms`` is the account's creation (or,
+    without ``created_ms``, the entry's time) and counts only when the row is new.
+    """
+    if fields.get("type") != ACCOUNT:
+        raise Malformed(f"type {fields.get('type', '')[:40]!r} is not {ACCOUNT!r}")
+    change = fields.get("change", "")
+    if change not in ACCOUNT_CHANGES:
+        raise Malformed(f"change must be one of {', '.join(sorted(ACCOUNT_CHANGES))}, got {change[:40]!r}")
+    status = fields.get("status", "")
+    if status not in AccountStatus.__members__:
+        raise Malformed(f"status must be one of {', '.join(sorted(AccountStatus))}, got {status[:40]!r}")
+    time_ms = _int(fields, "time_ms", low=0, high=LATEST_MS)
+    created_ms = _int(fields, "created_ms", low=0, high=LATEST_MS) if fields.get("created_ms") else None
+    ms, _, seq = key.rpartition(":")[2].partition("-")
+    if not (ms.isdigit() and seq.isdigit()):
+        raise Malformed(f"key {key[:100]!r} is not s<shard>:<ms>-<seq>")
+    rate = _int(fields, "prepaid_tax_ppm", low=0, high=1_000_000) if fields.get("prepaid_tax_ppm") else 0
+    return AccountRow(
+        account=_text(fields, "account", required=True),
+        currency=_currency(fields),
+        first_seen_ms=created_ms if created_ms is not None else time_ms,
+        plan=_text(fields, "plan", required=True),
+        credit_limit=_int(fields, "credit_limit", low=0),
+        status=AccountStatus(status),
+        prepaid_tax_ppm=rate,
+        prepaid_tax_ledger=_text(fields, "prepaid_tax_ledger"),
+        prepaid_tax_code=_text(fields, "prepaid_tax_code"),
+        created_ms=created_ms,
+        settings_ms=int(ms),
+        settings_seq=int(seq),
     )
 
 

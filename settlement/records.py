@@ -1,10 +1,12 @@
-"""The rows settlement writes: an xDR (billable item) and a ledger row (balance change), as frozen Structs.
+"""The rows settlement writes: an xDR (billable item), a ledger row (balance change) and an account's row (what the
+books know of an account), as frozen Structs.
 
 One definition for everything that makes them: :func:`settlement.entries.book` (stream entries),
 ``settlement.billing.issue.tax_xdrs`` (the taxation xDRs of a period close) and ``settlement.rerate`` (reversals and
-new revisions). They become SQL rows in one place, :mod:`settlement.writer`. Field names are the column names of
-``xdrs`` and ``ledger`` (``settlement/store/schema.py``), in the same order; money fields are ``int`` micro-units
-(``cost = 300834`` is 0.300834), times Unix milliseconds (``*_ms``).
+new revisions); :class:`AccountRow` by ``settlement.entries.account_row`` (an ``account`` entry) and the writer
+itself (an account first seen in a money entry). They become SQL rows in one place, :mod:`settlement.writer`. Field
+names are the column names of ``xdrs``, ``ledger`` and ``accounts`` (``settlement/store/schema.py``), in the same
+order; money fields are ``int`` micro-units (``cost = 300834`` is 0.300834), times Unix milliseconds (``*_ms``).
 
 Signs: a ledger row's ``amount`` is the balance change (credit positive); an xDR's ``cost`` is what the customer owes
 for the item (a debit of 0.30 is an xDR of cost 0.30; a top-up of 10 is an xDR of cost −10).
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import msgspec
 
-from settlement.vocabulary import RecordType, XdrStatus
+from settlement.vocabulary import AccountStatus, RecordType, XdrStatus
 
 
 class XdrRow(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -118,3 +120,39 @@ class LedgerRow(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     reference: str = ""
     description: str = ""
     xdr_id: str | None = None
+
+
+class AccountRow(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """An account in the books (a row of ``accounts``): no money, no xDR, only that the account exists and what its
+    newest settled ``account`` entry said of its online settings.
+
+    An ``account`` entry (created, updated) gives the whole row, settings and stream position included; an account
+    first seen in a money entry (one made before account entries existed, or whose top-up a worker booked before
+    another booked its creation) gets a row with its settings None until an ``account`` entry is booked.
+
+    Attributes:
+        account: its id.
+        currency: ISO 4217 code.
+        opening_balance: the balance before its first settled entry, micro-units (0 when its whole stream history
+            was settled).
+        first_seen_ms: its creation (``created_ms``, else the time of the first entry that registered it).
+        plan, credit_limit, status, prepaid_tax_ppm, prepaid_tax_ledger, prepaid_tax_code, created_ms: its online
+            settings (credit limit in micro-units, prepaid tax rate in millionths) as its newest settled ``account``
+            entry gave them; None until one is settled (``created_ms`` also for an account made before it existed).
+        settings_ms, settings_seq: the stream position (entry id ``<ms>-<seq>``) of the entry the settings came
+            from: a newer position wins, whatever order workers book in.
+    """
+
+    account: str
+    currency: str
+    opening_balance: int = 0
+    first_seen_ms: int
+    plan: str | None = None
+    credit_limit: int | None = None
+    status: AccountStatus | None = None
+    prepaid_tax_ppm: int | None = None
+    prepaid_tax_ledger: str | None = None
+    prepaid_tax_code: str | None = None
+    created_ms: int | None = None
+    settings_ms: int | None = None
+    settings_seq: int | None = None

@@ -37,6 +37,16 @@ EXCEPTED_STATUSES = (XdrStatus.RAW_EXCEPTED, XdrStatus.BILLABLE_EXCEPTED)
 """The statuses of xDRs held off invoices."""
 
 
+class AccountStatus(StrEnum):
+    """An account's online status as its newest ``account`` entry gave it (``accounts.status``; the online core's
+    words: ``occ account block`` / ``unblock``)."""
+
+    ACTIVE = "ACTIVE"
+    """May be charged."""
+    BLOCKED = "BLOCKED"
+    """Refused new charges online; settlement and billing treat it like any other."""
+
+
 class RecordType(StrEnum):
     """What an xDR is to an invoice (``xdrs.record_type``)."""
 

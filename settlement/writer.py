@@ -2,10 +2,12 @@
 
 This is where :mod:`settlement.records` become SQL rows: :class:`BatchWriter` turns them into the driver's tuples
 itself (the hot path), and :func:`row_dicts` into the dicts an SQLAlchemy ``insert()`` takes (billing's taxation
-xDRs, a rerate's corrections).
+xDRs, a rerate's corrections, the accounts rows of ``account`` entries).
 
 Every insert is ``INSERT … ON CONFLICT DO NOTHING``: a batch written twice (re-delivered after a crash between the
-commit and the acknowledgement) changes nothing the second time. A batch the database refuses for a reason of its
+commit and the acknowledgement) changes nothing the second time. The one upsert, an ``account`` entry's settings
+(:func:`settings_upsert`), changes a row only for an entry newer than the one its settings came from, so it too is
+idempotent. A batch the database refuses for a reason of its
 own data (a constraint, a value it cannot store) is retried entry by entry, so that one bad entry is set aside with
 the database's reason and never blocks the others; a connection or lock failure is raised for the caller to retry.
 """
@@ -17,11 +19,11 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import msgspec
-from sqlalchemy import Connection, Engine, Table
+from sqlalchemy import Connection, Engine, Table, and_, or_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from settlement.records import LedgerRow, XdrRow
+from settlement.records import AccountRow, LedgerRow, XdrRow
 from settlement.store.database import ensure_periods
 from settlement.store.money import Money, to_numeric
 from settlement.store.schema import accounts, ledger, xdrs
@@ -36,12 +38,15 @@ class Booked(msgspec.Struct, frozen=True):
             the top-up and the tax taken from it, ``settlement.entries``).
         xdrs: its xDR rows: none (a session charge is a ledger row only), one, or two (that top-up's PAYMENT and TAX).
         account: (account, currency, time_ms) to register the account on first sight.
+        settings: for an ``account`` entry (created, updated), the ``accounts`` row it upserts
+            (``settlement.entries.account_row``); None for money entries.
     """
 
     key: str
     ledger: tuple[LedgerRow, ...]
     xdrs: tuple[XdrRow, ...]
     account: tuple[str, str, int]
+    settings: AccountRow | None = None
 
 
 class Written(msgspec.Struct, frozen=True):
@@ -57,7 +62,7 @@ class Written(msgspec.Struct, frozen=True):
     refused: dict[str, str]
 
 
-def row_dicts(records: Iterable[XdrRow | LedgerRow]) -> list[dict[str, Any]]:
+def row_dicts(records: Iterable[XdrRow | LedgerRow | AccountRow]) -> list[dict[str, Any]]:
     """The records as rows for ``connection.execute(insert(table), rows)`` (SQLAlchemy converts Money itself)."""
     return [msgspec.structs.asdict(record) for record in records]
 
@@ -115,9 +120,10 @@ class BatchWriter:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._accounts = _Insert(accounts, engine)
+        self._accounts = _Insert(accounts, engine, AccountRow)
         self._ledger = _Insert(ledger, engine, LedgerRow)
         self._xdrs = _Insert(xdrs, engine, XdrRow)
+        self._settings = settings_upsert(engine)
         self._periods: set[str] = set()
 
     def write(self, batch: Sequence[Booked]) -> Written:
@@ -148,22 +154,50 @@ class BatchWriter:
         return Written(ledger_rows, xdr_rows, refused)
 
     def _write(self, connection: Connection, batch: Sequence[Booked]) -> tuple[int, int]:
-        seen: dict[str, dict[str, Any]] = {}
+        newest: dict[str, AccountRow] = {}  # one row per account (PostgreSQL updates a row once per statement)
+        for row in (b.settings for b in batch if b.settings is not None):
+            known = newest.get(row.account)
+            if known is None or _position(known) < _position(row):
+                newest[row.account] = row
+        if newest:  # first: a new account's row then starts at its creation, not at a money entry of the batch
+            connection.execute(self._settings, row_dicts(newest.values()))
+        seen: dict[str, AccountRow] = {}
         for b in batch:
             account, currency, time_ms = b.account
-            if account not in seen:
-                seen[account] = {
-                    "account": account,
-                    "currency": currency,
-                    "opening_balance": 0,
-                    "first_seen_ms": time_ms,
-                }
+            if account not in seen and account not in newest:
+                seen[account] = AccountRow(account=account, currency=currency, first_seen_ms=time_ms)
         self._accounts(connection, list(seen.values()))
         ledger_rows = [row for b in batch for row in b.ledger]
         xdr_rows = [row for b in batch for row in b.xdrs]
         self._ledger(connection, ledger_rows)
         self._xdrs(connection, xdr_rows)
         return len(ledger_rows), len(xdr_rows)
+
+
+SETTINGS = ("plan", "credit_limit", "status", "prepaid_tax_ppm", "prepaid_tax_ledger", "prepaid_tax_code",
+            "created_ms", "settings_ms", "settings_seq")  # fmt: skip
+"""The ``accounts`` columns an ``account`` entry sets (the fields of :class:`AccountRow` after ``first_seen_ms``)."""
+
+
+def _position(row: AccountRow) -> tuple[int, int]:
+    return row.settings_ms or 0, row.settings_seq or 0
+
+
+def settings_upsert(engine: Engine) -> Any:
+    """Insert an account's row from an ``account`` entry, or update its settings if the entry is newer (by stream
+    position) than the one they came from: idempotent, and the newest entry wins whatever order workers book in.
+    Currency, opening balance and first sight of an existing row never change."""
+    module = postgresql if engine.dialect.name == "postgresql" else sqlite
+    statement = module.insert(accounts)
+    new, old = statement.excluded, accounts.c
+    newer = or_(
+        old.settings_ms.is_(None),
+        old.settings_ms < new.settings_ms,
+        and_(old.settings_ms == new.settings_ms, old.settings_seq < new.settings_seq),
+    )
+    return statement.on_conflict_do_update(
+        index_elements=[old.account], set_={name: new[name] for name in SETTINGS}, where=newer
+    )
 
 
 def _transient(error: DBAPIError) -> bool:

@@ -50,12 +50,13 @@ class Client:
     async def balance(self, account_id: str) -> pb.BalanceAnswer:
         return await self.charging.GetBalance(pb.BalanceRequest(subscriber=account_id))
 
-    async def events(self, account_id: str) -> list[dict[str, str]]:
-        """The account's entries on its shard's event stream, oldest first, decoded."""
+    async def events(self, account_id: str, *, settings: bool = False) -> list[dict[str, str]]:
+        """The account's entries on its shard's event stream, oldest first, decoded: its balance changes and session
+        closes, and with ``settings`` also its ``account`` entries (created, updated)."""
         stream = self.app.store.keys(account_id).events
         entries = await self.app.redis.xrange(stream)
         decoded = [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
-        return [entry for entry in decoded if entry["account"] == account_id]
+        return [e for e in decoded if e["account"] == account_id and (settings or e["type"] != "account")]
 
 
 def session(

@@ -117,8 +117,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             "plan": request.tariff_plan,
             "tax_profile": request.tax_profile,
             **prepaid_tax_fields(request.prepaid_tax),
-            "created_ms": int(time.time() * 1000),
-        }
+        }  # (account.lua sets created_ms)
         if await self.store.write_account(account_id, "create", fields) == "exists":
             raise AlreadyExists("id", f"account {account_id!r} already exists")
         return await self._get(pb.GetAccountRequest(id=account_id))

@@ -1,4 +1,4 @@
-"""One gRPC server (one worker's worth): the app's services, gRPC health and reflection, the metrics interceptor.
+"""One gRPC server (one worker's worth): the app's services, gRPC health, reflection (v1 and v1alpha), metrics.
 
 ::
 
@@ -17,8 +17,8 @@ from typing import Protocol
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
-from grpc_reflection.v1alpha import reflection
 
+from occ.api.reflection import enable_server_reflection
 from occ.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ class GrpcServer:
             self.services = list(app.add_to_server(self._server))
             self._health = health_aio.HealthServicer()
             health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
-            reflection.enable_server_reflection([*self.services, HEALTH_SERVICE, reflection.SERVICE_NAME], self._server)
+            enable_server_reflection([*self.services, HEALTH_SERVICE], self._server)  # v1 and v1alpha
             address = grpc_address(settings.host, settings.port)
             try:
                 self._server.add_insecure_port(address)

@@ -16,6 +16,8 @@ from occ import __version__
 SECTIONS: dict[str, dict[str, tuple[str, str]]] = {
     "Serving": {
         "serve": ("occ.cli.serve:serve", "Run the online charging gRPC server until Ctrl-C or SIGTERM."),
+        "health": ("occ.cli.health:health",
+                   "Check that the server at --server is SERVING (gRPC health); exit status 0 if so, 1 if not."),
         "settle": ("occ.cli.settle:settle",
                    "Drain the balance-event streams into ledger rows and xDRs in the SQL store."),
         "export": ("occ.cli.export:export",

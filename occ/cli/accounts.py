@@ -16,7 +16,7 @@ from typing import Any
 import click
 import grpc
 
-from occ.cli.types import MONEY, PERCENT
+from occ.cli.types import MINUS_IS_A_VALUE, MONEY, PERCENT, POSITIVE_MONEY, percent_of_ppm
 from occ.v1 import admin_pb2 as admin
 from occ.v1 import admin_pb2_grpc, charging_pb2_grpc
 from rating_engine.money import format_micros
@@ -24,7 +24,7 @@ from rating_engine.money import format_micros
 DEFAULT_SERVER = "127.0.0.1:50051"
 TIMEOUT_S = 10.0
 """Deadline of each call: an unreachable or stuck server fails the command instead of hanging it."""
-
+TAX_LABEL_HELP = "A label kept on the online account; billing does not read it (occ bill account set --tax-profile)."
 
 server_option = click.option(
     "--server",
@@ -39,6 +39,7 @@ class Stubs:
     """The Charging and Admin stubs of one channel (pass ``timeout=TIMEOUT_S`` on every call)."""
 
     def __init__(self, channel: grpc.Channel) -> None:
+        self.channel = channel
         self.admin = admin_pb2_grpc.AdminStub(channel)
         self.charging = charging_pb2_grpc.ChargingStub(channel)
 
@@ -62,6 +63,9 @@ def echo_pairs(pairs: list[tuple[str, str]]) -> None:
 
 
 def echo_account(account: admin.Account) -> None:
+    """The online account. Billing settings (billing day, time zone, tax profile) live in the SQL store, so the
+    last line says where to see them rather than showing the online ``tax_profile`` label as if billing used it."""
+    label = [("tax label", f"{account.tax_profile} (online only; billing does not read it)")]
     echo_pairs(
         [
             ("account", account.id),
@@ -73,8 +77,9 @@ def echo_account(account: admin.Account) -> None:
             ("reserved", format_micros(account.reserved_micros)),
             ("available", format_micros(account.available_micros)),
             ("open sessions", str(account.open_sessions)),
-            ("tax profile", account.tax_profile or "(none)"),
             ("prepaid tax", _prepaid_tax(account.prepaid_tax)),
+            *(label if account.tax_profile else []),
+            ("billing", f"settings in the SQL store: occ bill account show {account.id}"),
         ]
     )
 
@@ -82,8 +87,7 @@ def echo_account(account: admin.Account) -> None:
 def _prepaid_tax(tax: admin.PrepaidTax) -> str:
     if not tax.rate_ppm:
         return "(none)"
-    whole, frac = divmod(tax.rate_ppm, 10_000)
-    percent = f"{whole}.{frac:04d}".rstrip("0").rstrip(".")
+    percent = percent_of_ppm(tax.rate_ppm)
     code = f", tax code {tax.tax_code}" if tax.tax_code else ""
     return f"{percent} % taken from top-ups (ledger {tax.ledger_code}{code})"
 
@@ -123,7 +127,7 @@ def account() -> None:
 @click.option("--plan", required=True, help="A tariff plan of the server's current tariff.")
 @click.option("--currency", default="EUR", show_default=True, help="ISO 4217 code; must be the tariff's.")
 @click.option("--credit-limit", type=MONEY, default=0, help="How far below zero the balance may go.  [default: 0]")
-@click.option("--tax-profile", default="", help="Used by billing.")
+@click.option("--tax-profile", default="", help=TAX_LABEL_HELP)
 @prepaid_tax_options
 @server_option
 def create(
@@ -152,7 +156,7 @@ def create(
 @click.argument("account_id", metavar="ACCOUNT")
 @click.option("--plan", default=None, help="A tariff plan of the server's current tariff.")
 @click.option("--credit-limit", type=MONEY, default=None, help="How far below zero the balance may go.")
-@click.option("--tax-profile", default=None, help="Used by billing.")
+@click.option("--tax-profile", default=None, help=TAX_LABEL_HELP)
 @prepaid_tax_options
 @server_option
 def update(
@@ -229,9 +233,9 @@ def _transact(account_id: str, kind: int, amount: int, ledger: int, key: str, de
 
 
 def _money_command(name: str, kind: int, summary: str) -> None:
-    @account.command(name, help=summary)
+    @account.command(name, help=summary, context_settings=MINUS_IS_A_VALUE)
     @click.argument("account_id", metavar="ACCOUNT")
-    @click.argument("amount", type=MONEY)
+    @click.argument("amount", type=POSITIVE_MONEY)
     @click.option("--ledger", type=click.IntRange(min=1), required=True, help="Ledger code of the movement.")
     @click.option("--key", default=None, help="Idempotency key: a repeat changes nothing.  [default: a new uuid4]")
     @click.option("--description", default="", help="Free text kept with the transaction.")
@@ -245,7 +249,7 @@ _money_command("payment", admin.PAYMENT, "Record a payment of AMOUNT received fr
 _money_command("refund", admin.REFUND, "Give AMOUNT back to the customer of ACCOUNT (lowers its balance).")
 
 
-@account.command(context_settings={"ignore_unknown_options": True})  # so that AMOUNT may be negative: -1.25
+@account.command(context_settings=MINUS_IS_A_VALUE)  # AMOUNT may be negative: -1.25
 @click.argument("account_id", metavar="ACCOUNT")
 @click.argument("amount", type=MONEY)
 @click.option("--ledger", type=click.IntRange(min=1), required=True, help="Ledger code of the correction.")

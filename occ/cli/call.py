@@ -67,6 +67,14 @@ class Call:
         return item
 
 
+def _grant(auth: pb.AuthorizeAnswer) -> str:
+    """`` up to N s for COST CUR (GROUP)``; nothing when there is no account to speak of (no currency: 5030)."""
+    if not auth.currency:
+        return ""
+    group = f" ({auth.destination_group})" if auth.destination_group else ""
+    return f" up to {auth.max_units} s for {format_micros(auth.cost_micros)} {auth.currency}{group}"
+
+
 @click.command()
 @click.argument("account_id", metavar="ACCOUNT")
 @click.argument("called")
@@ -86,11 +94,7 @@ def call(account_id: str, called: str, seconds: int, rating_group: int, step: in
             subscriber=account_id, event_time=Timestamp(seconds=start_s), called_party=called, service=pb.VOICE
         )
         auth = stubs.charging.Authorize(authorize, timeout=TIMEOUT_S)
-        click.echo(
-            f"{'authorize':<13}{pb.ResultCode.Name(auth.result_code):<24} up to {auth.max_units} s"
-            f" for {format_micros(auth.cost_micros)} {auth.currency}"
-            + (f" ({auth.destination_group})" if auth.destination_group else "")
-        )
+        click.echo(f"{'authorize':<13}{pb.ResultCode.Name(auth.result_code):<24}{_grant(auth)}".rstrip())
         if auth.result_code != pb.SUCCESS:
             raise click.ClickException(f"call refused: {auth.reason}")
 

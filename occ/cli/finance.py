@@ -17,7 +17,7 @@ from typing import TypeVar
 import click
 from sqlalchemy import Engine
 
-from occ.cli.store_options import load_settings, open_database, redis_url, store_options
+from occ.cli.store_options import load_settings, open_database, redis_url, require_accounts, store_options
 from occ.cli.tariff import load
 from occ.settings import Settings
 from occ.store.client import connect
@@ -43,7 +43,7 @@ def reconcile_command(config: Path | None, allow_backlog: bool, **flags: object)
     (run `occ settle --once` first) or balances changed during the check.
     """
     settings = load_settings(config, **flags)
-    engine = open_database(settings)
+    engine = open_database(settings, must_exist=True)
     report = asyncio.run(_reconcile(settings, engine, allow_backlog))
     if not report.checked:
         click.echo(
@@ -87,7 +87,7 @@ def xdr() -> None:
 @click.option("--reason", required=True, help="Why it must not be billed (recorded with the xDR).")
 def except_command(config: Path | None, xdr_id: str, reason: str, **flags: object) -> None:
     """RAW → RAW_EXCEPTED or BILLABLE → BILLABLE_EXCEPTED: the xDR stays off invoices until restored."""
-    engine = open_database(load_settings(config, **flags))
+    engine = open_database(load_settings(config, **flags), must_exist=True)
     change = _status(lambda: except_xdr(engine, xdr_id, reason))
     click.echo(f"{change.id}: {change.before} → {change.after} ({change.reason})")
 
@@ -99,7 +99,7 @@ def except_command(config: Path | None, xdr_id: str, reason: str, **flags: objec
 @click.option("--ledger", "ledger_code", help="Set this ledger code (1-15 digits), e.g. where one was missing.")
 def restore_command(config: Path | None, xdr_id: str, reason: str, ledger_code: str | None, **flags: object) -> None:
     """BILLABLE_EXCEPTED → BILLABLE; RAW_EXCEPTED → checked again → BILLABLE, or still RAW_EXCEPTED with why."""
-    engine = open_database(load_settings(config, **flags))
+    engine = open_database(load_settings(config, **flags), must_exist=True)
     change = _status(lambda: restore_xdr(engine, xdr_id, reason, ledger_code=ledger_code))
     click.echo(f"{change.id}: {change.before} → {change.after} ({change.reason})")
     if change.after.endswith("EXCEPTED"):
@@ -111,7 +111,7 @@ def restore_command(config: Path | None, xdr_id: str, reason: str, ledger_code: 
 @click.argument("xdr_id")
 def show_command(config: Path | None, xdr_id: str, **flags: object) -> None:
     """Every field of one xDR."""
-    engine = open_database(load_settings(config, **flags))
+    engine = open_database(load_settings(config, **flags), must_exist=True)
     with reading(engine) as connection:
         row = _status(lambda: find(connection, xdr_id))
     for name, value in row._asdict().items():
@@ -129,7 +129,8 @@ def list_command(
     config: Path | None, status: str, account: str | None, period: str | None, limit: int, **flags: object
 ) -> None:
     """xDRs in one status, oldest first: id, period, account, kind, cost, ledger code, reason."""
-    engine = open_database(load_settings(config, **flags))
+    engine = open_database(load_settings(config, **flags), must_exist=True)
+    require_accounts(engine, [account])
     rows = list_xdrs(engine, status=status, account=account, period=period, limit=limit)
     for r in rows:
         click.echo(
@@ -198,7 +199,9 @@ def rerate_command(
     if to_ms <= from_ms:
         raise click.BadParameter(f"must be after --from ({from_text})", param_hint="'--to'")
     settings = load_settings(config, **flags)
-    run = RerateRun(open_database(settings), load(tariff_dir).compiled, redis_url=partial(redis_url, settings),
+    engine = open_database(settings, must_exist=True)
+    require_accounts(engine, [account])
+    run = RerateRun(engine, load(tariff_dir).compiled, redis_url=partial(redis_url, settings),
                     shards=settings.shards, cluster=settings.redis_cluster)  # fmt: skip
     plan = run.plan(from_ms=from_ms, to_ms=to_ms, account=account, progress=partial(_priced, time.monotonic()))
     _show(plan, dry_run)

@@ -152,9 +152,11 @@ class Store:
             return await self.client.evalsha(script.sha, len(keys), *keys, *args)
 
     async def write_account(self, account_id: str, mode: str, fields: dict[str, str | int]) -> str:
-        """Create (``mode="create"``) or update an account's settings; returns "ok", "exists" or "missing"."""
+        """Create (``mode="create"``) or update an account's settings, with its ``account`` entry on the shard's
+        stream (``lua/account.lua``); returns "ok", "exists" or "missing"."""
+        keys = self.keys(account_id)
         flat = [value for pair in fields.items() for value in pair]
-        reply = await self._script("account", [self.keys(account_id).account], [mode, *flat])
+        reply = await self._script("account", [keys.account, keys.events], [mode, int(time.time() * 1000), *flat])
         return reply.decode()
 
     async def read_account(self, account_id: str) -> dict[str, str] | None:

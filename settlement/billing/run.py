@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
+from settlement.accounts import require_known
 from settlement.billing import validate
 from settlement.billing.cycle import cycle_start, local_midnight_ms, next_boundary
 from settlement.billing.issue import (
@@ -114,11 +115,15 @@ def run(engine: Engine, run_date: date, *, preview: bool = False, accounts: list
     """Close every period that ended by ``run_date`` (or, with ``preview``, store what would be issued).
 
     Refuses a date whose midnight has not come anywhere on Earth yet (``now_ms``, default the clock): those periods
-    are still open and usage may still arrive for them.
+    are still open and usage may still arrive for them. Refuses ``accounts`` naming one the books do not know
+    (:class:`settlement.accounts.NotInBooks`).
     """
     now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
     if local_midnight_ms(run_date, EARLIEST_ZONE) > now_ms:
         raise BillingError(f"run date {run_date} is in the future: its periods have not ended yet")
+    if accounts is not None:
+        with engine.connect() as connection:
+            require_known(connection, accounts)  # NotInBooks: a named account would be skipped without a word
     run_id = _begin_run(engine, run_date, preview, now_ms)
     report = RunReport(run_id=run_id, run_date=run_date.isoformat(), preview=preview)
     with engine.connect() as connection:
@@ -182,9 +187,8 @@ def preview_statement(engine: Engine, account: BillingAccount, taxes: TaxSetup, 
 
 def _one_account(engine: Engine, account_id: str) -> tuple[BillingAccount, TaxSetup, int]:
     with engine.connect() as connection:
+        require_known(connection, [account_id])  # NotInBooks
         found = load_accounts(connection, [account_id])
-        if not found:
-            raise BillingError(f"account {account_id!r} is unknown to settlement (no settled entry yet)")
         taxes = load_tax_setup(connection)
         last = last_ends(connection, [account_id]).get(account_id)
     return found[0], taxes, open_period_start(found[0], last)

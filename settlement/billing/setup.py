@@ -9,6 +9,7 @@ import msgspec
 from sqlalchemy import Connection, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from settlement.accounts import require_known
 from settlement.billing.cycle import check_billing_day, zone
 from settlement.billing.parties import Issuer, Party, check_issuer, normalise
 from settlement.billing.tax import UNTAXED, TaxProfile, check_profile
@@ -76,7 +77,12 @@ def set_customer_class(connection: Connection, name: str, tax_profile: str) -> N
 
 
 def set_account(connection: Connection, account: str, **changes: object) -> BillingAccount:
-    """Create or change an account's billing settings; only the given fields change. Returns the result."""
+    """Create or change an account's billing settings; only the given fields change. Returns the result.
+
+    The account must be in the books (:class:`settlement.accounts.NotInBooks` otherwise): settlement records it
+    from its creation, so this refuses a typo, or an account whose creation has not been settled yet.
+    """
+    require_known(connection, [account])
     current = connection.execute(select(billing_accounts).where(billing_accounts.c.account == account)).first()
     row = dict(current._mapping) if current else {
         "account": account, "tenant": DEFAULT_TENANT, "customer_code": account, "customer_class": "",

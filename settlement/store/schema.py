@@ -6,8 +6,9 @@ xDRs are LIST-partitioned by it on PostgreSQL and indexed by it everywhere, so a
 periods, never the whole table. The migrations in ``migrations/versions`` create exactly these tables; change both
 together (``tests/settlement/test_schema.py`` compares them).
 
-The columns holding a vocabulary (xDR status and record type, tax mode, invoice kind and state, outbox state) take
-the words of ``settlement/vocabulary.py``; :func:`check_vocabulary_fits` proves at import that each word fits.
+The columns holding a vocabulary (xDR status and record type, account status, tax mode, invoice kind and state,
+outbox state) take the words of ``settlement/vocabulary.py``; :func:`check_vocabulary_fits` proves at import that
+each word fits.
 
 Identity: a row made from a stream entry is keyed ``s<shard>:<entry id>`` (``s017:1795322840574-0``), the entry's
 durable identity (see ``docs/events.md``); inserts are ``ON CONFLICT DO NOTHING``, so a re-delivered entry changes
@@ -21,12 +22,22 @@ from enum import StrEnum
 from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
 
 from settlement.store.money import Money
-from settlement.vocabulary import InvoiceKind, InvoiceState, OutboxState, RecordType, TaxMode, XdrStatus
+from settlement.vocabulary import (
+    AccountStatus,
+    InvoiceKind,
+    InvoiceState,
+    OutboxState,
+    RecordType,
+    TaxMode,
+    XdrStatus,
+)
 
 metadata = MetaData()
 
 # Accounts settlement has seen; opening_balance is the balance before the first settled entry (0 for an account
-# whose whole stream history was settled).
+# whose whole stream history was settled). The online settings (plan … created_ms) come from the account's `account`
+# entries (created, updated: docs/events.md), the newest one by stream position (settings_ms, settings_seq) winning;
+# they are NULL for an account known only from money entries (one made before those entries existed).
 accounts = Table(
     "accounts",
     metadata,
@@ -34,6 +45,15 @@ accounts = Table(
     Column("currency", String(3), nullable=False),
     Column("opening_balance", Money(), nullable=False, default=0),
     Column("first_seen_ms", BigInteger, nullable=False),
+    Column("plan", Text),
+    Column("credit_limit", Money()),
+    Column("status", String(10)),
+    Column("prepaid_tax_ppm", Integer),
+    Column("prepaid_tax_ledger", String(15)),
+    Column("prepaid_tax_code", String(20)),
+    Column("created_ms", BigInteger),
+    Column("settings_ms", BigInteger),
+    Column("settings_seq", BigInteger),
 )
 
 # Billable items: one per closed session's rating group, one-shot event, money movement, tax or correction. cost is
@@ -330,6 +350,7 @@ Index("xdrs_account_status_end", xdrs.c.account, xdrs.c.status, xdrs.c.end_ms)
 VOCABULARY_COLUMNS = (
     (xdrs.c.status, XdrStatus),
     (xdrs.c.record_type, RecordType),
+    (accounts.c.status, AccountStatus),
     (tax_profiles.c.mode, TaxMode),
     (invoices.c.kind, InvoiceKind),
     (invoices.c.tax_mode, TaxMode),

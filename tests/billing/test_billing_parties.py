@@ -124,7 +124,7 @@ def test_migration_0005_keeps_rows_written_before_it(db_url):
                        "tax, rounding, carried_forward, xdr_count, created_ms, number, revision, state, "
                        "state_reason, updated_ms) VALUES ('default', 'old', 'C-OLD', 'REGULAR', 0, 1, 'UTC', 'EUR', "
                        "'', 'EXEMPT', 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 'COMPLETE', '', 0)"))  # fmt: skip
-    assert upgrade(engine) == ("0004", "0005_parties")
+    assert upgrade(engine, "0005_parties") == ("0004", "0005_parties")
     with engine.connect() as c:
         row = c.execute(select(billing_accounts.c.customer_name, billing_accounts.c.customer_address,
                                billing_accounts.c.customer_vat_id)).one()  # fmt: skip

@@ -84,7 +84,8 @@ def test_two_workers_share_the_port_and_the_metrics_and_stop_cleanly_on_sigterm(
     served.wait_for("two workers listening", lambda: len(served.messages("listening")) == 2)
     assert {line["worker"] for line in served.messages("listening")} == {0, 1}
     assert health_status(port) == SERVING
-    assert listed_services(port) == {"grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"}
+    reflection = {"grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"}
+    assert listed_services(port) == {"grpc.health.v1.Health", *reflection}
     for _ in range(9):
         assert health_status(port) == SERVING
     page = metrics_page(metrics_port)

@@ -13,9 +13,10 @@ from sqlalchemy import Column, MetaData, String, Table, select
 
 from occ.cli import main
 from settlement.entries import book
-from settlement.records import LedgerRow, XdrRow
-from settlement.store.schema import VOCABULARY_COLUMNS, check_vocabulary_fits, ledger, xdrs
+from settlement.records import AccountRow, LedgerRow, XdrRow
+from settlement.store.schema import VOCABULARY_COLUMNS, accounts, check_vocabulary_fits, ledger, xdrs
 from settlement.vocabulary import (
+    AccountStatus,
     InvoiceKind,
     InvoiceState,
     OutboxState,
@@ -25,7 +26,7 @@ from settlement.vocabulary import (
 )
 from settlement.writer import BatchWriter, Booked, row_dicts
 
-VOCABULARIES = (XdrStatus, RecordType, TaxMode, InvoiceKind, InvoiceState, OutboxState)
+VOCABULARIES = (XdrStatus, RecordType, AccountStatus, TaxMode, InvoiceKind, InvoiceState, OutboxState)
 CLOSE = {
     "type": "session_close", "id": "call-1", "account": "alice", "amount": "0", "balance": "9700000",
     "currency": "EUR", "time_ms": str(JAN), "session_id": "call-1", "rg": "100", "units": "61", "service": "voice",
@@ -63,6 +64,7 @@ def test_every_word_fits_its_column_and_a_word_too_long_is_named():
 def test_the_records_are_the_tables_columns_in_order():
     assert XdrRow.__struct_fields__ == tuple(c.name for c in xdrs.columns)
     assert LedgerRow.__struct_fields__ == tuple(c.name for c in ledger.columns)
+    assert AccountRow.__struct_fields__ == tuple(c.name for c in accounts.columns)
 
 
 def test_booked_rows_are_frozen_structs_with_the_vocabulary():

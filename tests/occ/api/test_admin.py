@@ -47,6 +47,29 @@ async def test_a_duplicate_create_is_already_exists_and_changes_nothing(charging
     again = charging.admin.CreateAccount(admin.Account(id="dup", currency="EUR", tariff_plan="wholesale"))
     assert "dup" in await rejected(again, grpc.StatusCode.ALREADY_EXISTS)
     assert (await charging.admin.GetAccount(admin.GetAccountRequest(id="dup"))).tariff_plan == "retail"
+    assert [e["change"] for e in await charging.events("dup", settings=True)] == ["created"]  # no second entry
+
+
+async def test_creating_and_changing_an_account_appends_its_whole_settings_to_the_stream(charging):
+    """Issue 17: settlement learns of an account from its creation, not from its first charge."""
+    before_ms = int(time.time() * 1000)
+    await charging.admin.CreateAccount(admin.Account(id="acc", currency="EUR", tariff_plan="retail",
+                                                     credit_limit_micros=1_500_000, tax_profile="LABEL"))  # fmt: skip
+    await charging.admin.UpdateAccount(admin.UpdateAccountRequest(id="acc", status=admin.BLOCKED))
+    await charging.admin.UpdateAccount(admin.UpdateAccountRequest(id="acc"))  # names nothing: changes nothing
+    missing = charging.admin.UpdateAccount(admin.UpdateAccountRequest(id="ghost", status=admin.BLOCKED))
+    await rejected(missing, grpc.StatusCode.NOT_FOUND)
+    created, blocked = await charging.events("acc", settings=True)
+    assert await charging.events("ghost", settings=True) == []
+    assert created == {
+        "type": "account", "change": "created", "id": "acc", "account": "acc", "amount": "0", "balance": "0",
+        "currency": "EUR", "time_ms": created["time_ms"], "plan": "retail", "credit_limit": "1500000",
+        "status": "ACTIVE", "prepaid_tax_ppm": "0", "prepaid_tax_ledger": "", "prepaid_tax_code": "",
+        "created_ms": created["time_ms"],
+    }  # fmt: skip
+    assert before_ms <= int(created["time_ms"]) <= int(time.time() * 1000)
+    assert {**blocked, "time_ms": "", "change": ""} == {**created, "status": "BLOCKED", "time_ms": "", "change": ""}
+    assert blocked["change"] == "updated" and "tax_profile" not in blocked  # billing keeps its own in SQL
 
 
 @pytest.mark.parametrize(

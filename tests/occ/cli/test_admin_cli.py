@@ -76,6 +76,17 @@ async def test_account_create_show_and_money_movements(occ, charging):
 
     shown = fields(await occ("account", "show", "cli-1"))
     assert (shown["balance"], shown["available"], shown["open sessions"]) == ("11.000000", "16.000000", "0")
+    # Issue 10: "tax profile: (none)" after `occ bill account set cli-1 --tax-profile VAT20` was one account with two
+    # truths; billing settings live in the SQL store, and the online account says where to see them.
+    assert "tax profile" not in shown and "tax label" not in shown
+    assert shown["billing"] == "settings in the SQL store: occ bill account show cli-1"
+
+
+async def test_an_online_tax_profile_is_shown_as_the_label_it_is(occ):
+    created = await occ("account", "create", "cli-label", "--plan", "retail", "--tax-profile", "VAT20")
+    assert created.exit_code == 0, created.output
+    assert fields(created)["tax label"] == "VAT20 (online only; billing does not read it)"
+    assert "billing does not read it" in " ".join((await occ("account", "create", "--help")).stdout.split())
 
 
 async def test_a_repeated_key_is_reported_as_a_duplicate(occ, charging):
@@ -106,10 +117,24 @@ async def test_grpc_errors_go_to_stderr_with_exit_status_1(occ):
     assert missing.stderr == "error: NOT_FOUND: id: no account 'ghost'\n"
     bad_plan = await occ("account", "create", "cli-4", "--plan", "gold")
     assert bad_plan.exit_code == 1 and bad_plan.stderr.startswith("error: INVALID_ARGUMENT: tariff_plan: ")
-    negative = await occ("account", "topup", "cli-4", "-5", "--ledger", "1")
-    assert negative.exit_code != 0  # not an option, and not an amount a top-up may have
     unreachable = await occ("account", "show", "x", "--server", "127.0.0.1:1")
     assert unreachable.exit_code == 1 and unreachable.stderr.startswith("error: UNAVAILABLE: ")
+
+
+@pytest.mark.parametrize("command", ["topup", "payment", "refund"])
+async def test_a_negative_amount_gets_the_amounts_own_error_and_moves_nothing(occ, charging, command):
+    await charging.account("neg", balance=1_000_000)
+    for amount in ("-5", "-0.000001", "0"):
+        result = await occ("account", command, "neg", amount, "--ledger", "400000009")
+        assert result.exit_code == 2, result.output
+        assert "No such option" not in result.stderr  # issue 10: click took '-5' for an option
+        assert f"Invalid value for 'AMOUNT': '{amount}' must be positive" in result.stderr
+    assert (await charging.balance("neg")).balance_micros == 1_000_000
+    assert [e["type"] for e in await charging.events("neg")] == ["topup"]  # the opening top-up only
+    wrong_option = await occ("account", command, "neg", "5", "--ledger", "400000009", "--bogus")
+    assert wrong_option.exit_code == 2 and "--bogus" in wrong_option.stderr
+    signed = await occ("account", "adjust", "neg", "-0.25", "--ledger", "400000001", "--key", "fix")
+    assert (signed.exit_code, fields(signed)["balance"]) == (0, "0.750000")  # adjust keeps its sign
 
 
 async def test_an_amount_with_more_than_six_decimals_is_a_usage_error(occ):
@@ -181,6 +206,13 @@ async def test_call_is_refused_without_credit(occ, charging):
     assert result.exit_code == 1 and "CREDIT_LIMIT_REACHED" in result.stdout
     assert "call refused" in result.stderr
     assert await charging.events("broke") == []
+
+
+async def test_call_of_an_unknown_account_prints_no_cost_line(occ):
+    result = await occ("call", "bob", LONDON, "--seconds", "60", "--at", PEAK)
+    assert result.exit_code == 1
+    assert result.stdout.split() == ["authorize", "USER_UNKNOWN"]  # issue 10: no "for 0.000000 " without currency
+    assert result.stderr == "Error: call refused: no account with this subscriber id\n"
 
 
 async def test_account_prepaid_tax_create_update_and_a_taxed_topup(occ, charging):
