@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from pathlib import Path
 
 import grpc
 from redis.exceptions import RedisError
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 DEMO_CREDIT_MICROS = 10_000_000
 DEMO_LEDGER_CODE = 400000009
 ABORT_RESUBSCRIBE_S = 1.0
+TARIFF_ROOT = "tariffs"  # below the data dir, where LoadTariff by path looks unless tariff_root says otherwise
 
 
 class App:
@@ -51,7 +53,12 @@ class App:
         )
         self.charging = ChargingService(self.batcher, self.tariffs, validity_time_s=settings.validity_time_s)
         self.admin = AdminService(
-            self.store, self.tariffs, validity_time_s=settings.validity_time_s, notify=self.notify
+            self.store,
+            self.tariffs,
+            validity_time_s=settings.validity_time_s,
+            notify=self.notify,
+            tariff_root=Path(settings.tariff_root or Path(settings.data_dir) / TARIFF_ROOT),
+            tariff_upload_max_bytes=settings.tariff_upload_max_bytes,
         )
         self._aborts: asyncio.Task | None = None
 

@@ -133,7 +133,7 @@ async def test_sessions_list_and_abort(occ, charging):
     assert again.exit_code == 0 and "nothing to abort" in again.stdout
 
 
-async def test_tariff_load_sends_the_absolute_directory(occ, charging, tmp_path):
+async def test_tariff_load_uploads_the_directory(occ, charging, tmp_path):
     dearer = tmp_path / "dearer"
     shutil.copytree(EXAMPLE_TARIFF, dearer)
     intervals = dearer / "rate_intervals.csv"
@@ -147,7 +147,9 @@ async def test_tariff_load_sends_the_absolute_directory(occ, charging, tmp_path)
     assert fields(await occ("tariff", "load", str(dearer)))["changed"].startswith("no")
 
     missing = await occ("tariff", "load", str(tmp_path / "nowhere"))
-    assert missing.exit_code == 1 and missing.stderr.startswith("error: NOT_FOUND: directory: ")
+    assert missing.exit_code == 2 and "is not a directory here" in missing.stderr
+    outside = await occ("tariff", "load", "--on-server", str(dearer))  # the server's root is <data dir>/tariffs
+    assert outside.exit_code == 1 and outside.stderr.startswith("error: INVALID_ARGUMENT: directory: is not a tariff ")
 
 
 async def test_call_runs_a_whole_call_flow(occ, charging):
