@@ -112,13 +112,18 @@ class App:
                 log.warning("notice listener lost Redis; subscribing again", extra={"error": str(exc)})
                 await asyncio.sleep(ABORT_RESUBSCRIBE_S)
 
-    def add_to_server(self, server: grpc.aio.Server) -> list[str]:
+    def add_charging(self, server: grpc.aio.Server) -> list[str]:
         charging_pb2_grpc.add_ChargingServicer_to_server(self.charging, server)
+        return [charging_pb2.DESCRIPTOR.services_by_name["Charging"].full_name]
+
+    def add_admin(self, server: grpc.aio.Server) -> list[str]:
+        """Admin, which answers only calls that ``occ.api.auth.AdminAuthInterceptor`` let through (the server's)."""
         admin_pb2_grpc.add_AdminServicer_to_server(self.admin, server)
-        return [
-            charging_pb2.DESCRIPTOR.services_by_name["Charging"].full_name,
-            admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
-        ]
+        return [admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name]
+
+    def add_to_server(self, server: grpc.aio.Server) -> list[str]:
+        """Both services on one server (tests serve them so; give that server the Admin interceptor too)."""
+        return self.add_charging(server) + self.add_admin(server)
 
     async def close(self) -> None:
         if self._aborts is not None:

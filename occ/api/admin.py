@@ -1,7 +1,8 @@
 """``occ.v1.Admin``: accounts, money movements, sessions and tariffs.
 
 Every bad field is INVALID_ARGUMENT naming it; an unknown account is NOT_FOUND; nothing is written on an error
-(the errors and their statuses: ``occ.core.errors``).
+(the errors and their statuses: ``occ.core.errors``). Every call needs the caller that
+``occ.api.auth.AdminAuthInterceptor`` established (UNAUTHENTICATED without one).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from occ.api import tariff_source
+from occ.api.auth import caller
 from occ.api.errors import abort
 from occ.core.errors import AlreadyExists, CurrencyChange, FailedPrecondition, InvalidRequest, NotFound, OccError
 from occ.core.payloads import close_request
@@ -101,6 +103,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
 
     async def _call(self, handler, request, context):
         try:
+            caller()  # fail closed: Admin answers only behind the authentication interceptor
             return await handler(request)
         except OccError as exc:
             await abort(context, exc)

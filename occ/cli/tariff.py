@@ -1,6 +1,6 @@
 """``occ tariff check`` and ``occ tariff load``, and the tariff loading other commands share (errors: exit 1).
 
-``occ tariff load DIR`` uploads the tariff's files to the server, so that it may run on another machine.
+``occ tariff load DIR`` uploads the tariff's files to the Admin API (``occ.cli.connection`` says how it is reached).
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from typing import NamedTuple
 import click
 
 from occ.api.tariff_source import local_files
-from occ.cli.accounts import TIMEOUT_S, connect, server_option
+from occ.cli.accounts import TIMEOUT_S, connect
+from occ.cli.connection import Target, admin_options
 from occ.v1.admin_pb2 import LoadTariffRequest
 from rating_engine import CompiledTariff, TariffError, compile_tariff, load_tariff
 
@@ -90,8 +91,8 @@ def check(directory: Path) -> None:
 @click.argument("directory")
 @click.option("--on-server", is_flag=True,
               help="DIRECTORY is on the server, below its tariff root (relative to it): nothing is uploaded.")
-@server_option
-def load_on_server(directory: str, on_server: bool, server: str) -> None:
+@admin_options
+def load_on_server(directory: str, on_server: bool, target: Target) -> None:
     """Make the tariff in DIRECTORY current on a running server (and every frontend on its Redis).
 
     The tariff's CSV files are read here and uploaded, so the server may be on another machine; with --on-server
@@ -108,7 +109,7 @@ def load_on_server(directory: str, on_server: bool, server: str) -> None:
         if not files:
             raise click.BadParameter(f"{directory!r} holds no tariff files", param_hint="DIRECTORY")
         request = LoadTariffRequest(files=files)
-    with connect(server) as stubs:
+    with connect(target) as stubs:
         answer = stubs.admin.LoadTariff(request, timeout=TIMEOUT_S)
     click.echo(f"{'tariff hash:':<20} {answer.tariff_hash}")
     click.echo(f"{'changed:':<20} {'yes' if answer.changed else 'no (it was already current)'}")
