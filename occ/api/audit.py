@@ -64,12 +64,17 @@ def _scalar(field: FieldDescriptor, value: Any) -> Any:
 
 
 class AuditLog:
-    """Appends audit lines to ``path`` (created mode 0600, its directory too if missing)."""
+    """Appends audit lines to ``path`` (created mode 0600 at the first line, its directory too if missing)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self._descriptor = -1
+
+    def _write(self, line: bytes) -> None:
+        if self._descriptor < 0:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.write(self._descriptor, line)
 
     def record(
         self,
@@ -93,7 +98,7 @@ class AuditLog:
                 line["answer"] = summary(answer)
             if detail:
                 line["detail"] = detail[:MAX_TEXT]
-            os.write(self._descriptor, _encode(line) + b"\n")
+            self._write(_encode(line) + b"\n")
         except Exception as error:  # an audit line must never turn a call that happened into an error
             log.error("cannot write the audit log", extra={"path": str(self.path), "error": str(error)})
 
