@@ -15,6 +15,10 @@ amount, id = ``<entry key>:tax``). The two ledger rows add up to the entry's ``a
 
 Every other entry books at most one ledger row and one xDR.
 
+An entry caused by an administrator (a money movement, the close of a session an administrator aborted) names its
+``actor`` (``token:<name>``, ``certificate:<name>``); its ledger rows and xDRs keep it. Entries without one (the
+switch's usage, and entries written before actors existed) book ``actor`` NULL.
+
 Signs: a ledger row's ``amount`` is the balance change (credit positive); an xDR's ``cost`` is what the customer
 owes for the item (a debit of 0.30 is an xDR of cost 0.30; a top-up of 10 is an xDR of cost −10).
 """
@@ -33,7 +37,7 @@ MONEY_MOVEMENTS = frozenset({"topup", "payment", "adjustment", "refund"})
 TYPES = USAGE | MONEY_MOVEMENTS | {"session_charge"}
 SERVICES = frozenset({"voice", "data", "message"})
 CAUSES = frozenset({"TERMINATE", "TIMEOUT", "ABORTED"})
-MAX_TEXT = {"account": 256, "ledger": 15, "tariff": 64, "currency": 3, "tax_ledger": 15, "tax_code": 20}
+MAX_TEXT = {"account": 256, "ledger": 15, "tariff": 64, "currency": 3, "tax_ledger": 15, "tax_code": 20, "actor": 300}
 _INTEGER = re.compile(r"-?[0-9]{1,19}").fullmatch  # ASCII digits only: int() would take "٣", " 5", "+5", "1_0"
 TAX_SUFFIX = ":tax"
 """The id of a top-up's tax rows: ``<entry key>:tax``."""
@@ -90,6 +94,7 @@ def book(key: str, fields: dict[str, str], now_ms: int) -> tuple[Rows, Rows]:
     balance = _int(fields, "balance")
     time_ms = _int(fields, "time_ms", low=0, high=4_102_444_800_000)  # before 2100
     ledger_code = _text(fields, "ledger")
+    actor = _text(fields, "actor") or None
     period = period_of(time_ms)
 
     ledger = None
@@ -107,6 +112,7 @@ def book(key: str, fields: dict[str, str], now_ms: int) -> tuple[Rows, Rows]:
             "reference": fields.get("idempotency_key") or fields.get("session_id") or fields.get("id", ""),
             "description": fields.get("description", ""),
             "xdr_id": None if kind == "session_charge" else key,
+            "actor": actor,
         }
     if kind == "adjustment" and fields.get("idempotency_key", "").startswith(RERATE_KEY):
         ledger["xdr_id"] = None  # type: ignore[index]  (always a ledger row: a money movement)
@@ -148,6 +154,7 @@ def book(key: str, fields: dict[str, str], now_ms: int) -> tuple[Rows, Rows]:
         "revision": 0,
         "corrects": None,
         "created_ms": now_ms,
+        "actor": actor,
     }
     if kind in MONEY_MOVEMENTS:
         if kind != "adjustment":

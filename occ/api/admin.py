@@ -2,7 +2,8 @@
 
 Every bad field is INVALID_ARGUMENT naming it; an unknown account is NOT_FOUND; nothing is written on an error
 (the errors and their statuses: ``occ.core.errors``). Every call needs the caller that
-``occ.api.auth.AdminAuthInterceptor`` established (UNAUTHENTICATED without one).
+``occ.api.auth.AdminAuthInterceptor`` established (UNAUTHENTICATED without one), and the money movements it causes
+carry the caller as their actor (on the event, hence on the ledger row and the xDR).
 """
 
 from __future__ import annotations
@@ -208,6 +209,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             amount_micros=sign * amount,
             ledger_code=request.ledger_code,
             description=request.description,
+            actor=caller().actor,
         )
         if outcome == "missing":
             raise NotFound("account_id", f"no account {account_id!r}")
@@ -263,7 +265,8 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         session_id = _account_id(request.session_id, "session_id")
         now_ms = int(time.time() * 1000)
         abort = close_request(self.store, account_id, session_id, cause="ABORTED", now_ms=now_ms,
-                              validity_time_s=self.validity_time_s, reason=request.reason)  # fmt: skip
+                              validity_time_s=self.validity_time_s, reason=request.reason,
+                              actor=caller().actor)  # fmt: skip
         [result] = await self.store.run_batch("session", [abort])
         if isinstance(result, Exception):
             raise result
