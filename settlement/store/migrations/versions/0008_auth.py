@@ -2,15 +2,15 @@
 
 Nullable: rows of the switch's usage, and every row settled before this migration, have none.
 
-Revision ID: 0006_auth
-Revises: 0004 (0004_billing.py)
+Revision ID: 0008_auth
+Revises: 0005_parties (main's head when this branch merged it; the lead re-chains it after 0007_late_items)
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_auth"
-down_revision = "0004"  # the id of 0004_billing.py
+revision = "0008_auth"
+down_revision = "0005_parties"  # final chain: 0004 → 0005_parties → 0006_account_events → 0007_late_items → here
 
 
 def upgrade() -> None:
