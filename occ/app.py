@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from pathlib import Path
 
 import grpc
 from redis.exceptions import RedisError
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 DEMO_CREDIT_MICROS = 10_000_000
 DEMO_LEDGER_CODE = 400000009
 ABORT_RESUBSCRIBE_S = 1.0
+TARIFF_ROOT = "tariffs"  # below the data dir, where LoadTariff by path looks unless tariff_root says otherwise
 
 
 class App:
@@ -51,7 +53,12 @@ class App:
         )
         self.charging = ChargingService(self.batcher, self.tariffs, validity_time_s=settings.validity_time_s)
         self.admin = AdminService(
-            self.store, self.tariffs, validity_time_s=settings.validity_time_s, notify=self.notify
+            self.store,
+            self.tariffs,
+            validity_time_s=settings.validity_time_s,
+            notify=self.notify,
+            tariff_root=Path(settings.tariff_root or Path(settings.data_dir) / TARIFF_ROOT),
+            tariff_upload_max_bytes=settings.tariff_upload_max_bytes,
         )
         self._aborts: asyncio.Task | None = None
 
@@ -105,13 +112,18 @@ class App:
                 log.warning("notice listener lost Redis; subscribing again", extra={"error": str(exc)})
                 await asyncio.sleep(ABORT_RESUBSCRIBE_S)
 
-    def add_to_server(self, server: grpc.aio.Server) -> list[str]:
+    def add_charging(self, server: grpc.aio.Server) -> list[str]:
         charging_pb2_grpc.add_ChargingServicer_to_server(self.charging, server)
+        return [charging_pb2.DESCRIPTOR.services_by_name["Charging"].full_name]
+
+    def add_admin(self, server: grpc.aio.Server) -> list[str]:
+        """Admin, which answers only calls that ``occ.api.auth.AdminAuthInterceptor`` let through (the server's)."""
         admin_pb2_grpc.add_AdminServicer_to_server(self.admin, server)
-        return [
-            charging_pb2.DESCRIPTOR.services_by_name["Charging"].full_name,
-            admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
-        ]
+        return [admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name]
+
+    def add_to_server(self, server: grpc.aio.Server) -> list[str]:
+        """Both services on one server (tests serve them so; give that server the Admin interceptor too)."""
+        return self.add_charging(server) + self.add_admin(server)
 
     async def close(self) -> None:
         if self._aborts is not None:

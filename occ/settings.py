@@ -12,6 +12,7 @@ ignored (other ``occ`` commands share the prefix), unknown TOML keys and overrid
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -24,6 +25,9 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 APPENDFSYNC_MODES = ("everysec", "always")
 REDIS_URL_SCHEMES = ("redis://", "rediss://", "unix://")
 DB_URL_SCHEMES = ("sqlite:///", "postgresql://", "postgres://", "postgresql+psycopg://")
+CLIENT_AUTH_MODES = ("none", "required")
+REFLECTION_MODES = ("auto", "on", "off")
+ADMIN_ROLES = ("viewer", "operator", "finance", "admin")  # occ.api.roles says what each may call
 
 T = TypeVar("T", bound=msgspec.Struct)
 
@@ -71,6 +75,30 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
         log_level: DEBUG, INFO, WARNING, ERROR or CRITICAL (any case).
         log_json: one JSON object per log line; false gives plain text.
         grace_s: how long a stopping server lets in-flight requests finish.
+        tls_cert_file: PEM certificate chain of the server; with ``tls_key_file`` every listener speaks TLS only. The
+            files are read again when they change: the next handshake uses the new certificate, without a restart.
+        tls_key_file: PEM private key of ``tls_cert_file``.
+        tls_client_ca_file: PEM CA certificates that sign client certificates (mutual TLS).
+        tls_client_auth: client certificates on the Charging listener: ``none`` or ``required`` (verified against
+            ``tls_client_ca_file``). grpcio's Python server has no "optional" mode: it either asks for none or
+            requires one.
+        admin_tls_client_auth: the same for the Admin listener; empty: as ``tls_client_auth``.
+        allow_plaintext: serve without TLS on an address that is not loopback, on purpose (refused otherwise).
+        reflection: gRPC server reflection: ``auto`` (on for a listener on a loopback address only), ``on`` or
+            ``off``.
+        admin_listen: ``host:port`` of the Admin listener, where every call is authenticated (``[::1]:50052`` for
+            IPv6); empty: no Admin listener.
+        admin_on_charging_port: also serve Admin (authenticated alike) on the Charging port.
+        admin_tokens_file: the hashed bearer tokens (``occ token``); empty: ``<data_dir>/admin-tokens.json``.
+        admin_client_roles: client certificates that may call Admin, ``identity=role`` comma-separated; identity is a
+            certificate's DNS name (SAN) or common name, role one of viewer, operator, finance, admin.
+        admin_token_bootstrap: at start, when ``<data_dir>/admin-token`` is missing, create a token of role
+            ``admin`` and write it there (mode 0600) for the local operator's ``occ`` commands.
+        audit_log: one JSON line per Admin call (who, what, outcome); empty: ``<data_dir>/audit.jsonl``.
+        tariff_root: LoadTariff by path reads tariff directories below this one only; empty:
+            ``<data_dir>/tariffs``.
+        tariff_upload_max_bytes: the largest tariff LoadTariff takes, its files added up (uncompressed); also
+            bounds the Admin listener's message size.
     """
 
     host: str = "127.0.0.1"
@@ -96,6 +124,30 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     log_level: str = "INFO"
     log_json: bool = True
     grace_s: float = 5.0
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_client_ca_file: str = ""
+    tls_client_auth: str = "none"
+    admin_tls_client_auth: str = ""
+    allow_plaintext: bool = False
+    reflection: str = "auto"
+    admin_listen: str = "127.0.0.1:50052"
+    admin_on_charging_port: bool = False
+    admin_tokens_file: str = ""
+    admin_client_roles: str = ""
+    admin_token_bootstrap: bool = True
+    audit_log: str = ""
+    tariff_root: str = ""
+    tariff_upload_max_bytes: int = 16 * 1024 * 1024
+
+    @property
+    def tls(self) -> bool:
+        """The listeners speak TLS (a certificate and its key are configured)."""
+        return bool(self.tls_cert_file and self.tls_key_file)
+
+    @property
+    def admin_client_auth(self) -> str:
+        return self.admin_tls_client_auth or self.tls_client_auth
 
     def __post_init__(self) -> None:
         problems = tuple(validate(self))
@@ -114,7 +166,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
 def validate(settings: Settings) -> list[tuple[str, str]]:
     """Every range problem of ``settings`` as (field, message naming the field); empty when all is well."""
     checks = _where_checks(settings) + _how_checks(settings)
-    return [(field, message) for field, ok, message in checks if not ok]
+    problems = [(field, message) for field, ok, message in checks if not ok]
+    return problems + _security_problems(settings)
 
 
 Check = tuple[str, bool, str]
@@ -195,6 +248,73 @@ def _how_checks(s: Settings) -> list[Check]:
         ),
         ("grace_s", 0 <= s.grace_s <= 3600, f"grace_s must be 0–3600, got {s.grace_s}"),
     ]
+
+
+def is_loopback(host: str) -> bool:
+    """``host`` is a loopback address (``127.0.0.0/8``, ``::1``) or ``localhost``; any other name is not."""
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def split_host_port(address: str) -> tuple[str, int]:
+    """``("127.0.0.1", 50052)`` from ``127.0.0.1:50052`` (``[::1]:50052`` for IPv6); ValueError when malformed."""
+    host, sep, port = address.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{address!r} is not host:port (port 1–65535; [::1]:50052 for IPv6)")
+    return host, int(port)
+
+
+def client_roles(text: str) -> dict[str, str]:
+    """``{"ops.example.com": "operator"}`` from ``ops.example.com=operator``; ValueError naming the bad pair."""
+    roles: dict[str, str] = {}
+    for pair in filter(None, (part.strip() for part in text.split(","))):
+        identity, sep, role = (item.strip() for item in pair.partition("="))
+        if not sep or not identity or role not in ADMIN_ROLES:
+            raise ValueError(f"{pair!r} is not identity=role with a role among {', '.join(ADMIN_ROLES)}")
+        roles[identity] = role
+    return roles
+
+
+def _security_problems(s: Settings) -> list[tuple[str, str]]:
+    """What TLS, the Admin listener and reflection settings get wrong, as (field, message naming it)."""
+    problems: list[tuple[str, str]] = []
+    if bool(s.tls_cert_file) != bool(s.tls_key_file):
+        problems.append(("tls_key_file", "tls_cert_file and tls_key_file go together: set both or neither"))
+    modes = [("tls_client_auth", s.tls_client_auth)]
+    if s.admin_tls_client_auth:  # empty: as tls_client_auth, checked once
+        modes.append(("admin_tls_client_auth", s.admin_tls_client_auth))
+    for field, mode in modes:
+        if mode not in CLIENT_AUTH_MODES:
+            problems.append((field, f"{field} must be none or required, got {mode!r} (grpcio's Python server cannot "
+                                    "ask for a client certificate without requiring it)"))  # fmt: skip
+        elif mode == "required" and not (s.tls and s.tls_client_ca_file):
+            problems.append((field, f"{field} = required needs tls_cert_file, tls_key_file and tls_client_ca_file"))
+    if s.reflection not in REFLECTION_MODES:
+        problems.append(("reflection", f"reflection must be auto, on or off, got {s.reflection!r}"))
+    listeners = [("host", s.host)] if s.host else []
+    if s.admin_listen:
+        try:
+            listeners.append(("admin_listen", split_host_port(s.admin_listen)[0]))
+        except ValueError as error:
+            problems.append(("admin_listen", f"admin_listen: {error}"))
+    for field, host in listeners:
+        if not (s.tls or s.allow_plaintext or is_loopback(host)):
+            problems.append((field, f"{field} {host} is not a loopback address: serving it without TLS is refused "
+                                    "(set tls_cert_file and tls_key_file, or allow_plaintext to mean it)"))  # fmt: skip
+    try:
+        client_roles(s.admin_client_roles)
+    except ValueError as error:
+        problems.append(("admin_client_roles", f"admin_client_roles: {error}"))
+    if not 1024 <= s.tariff_upload_max_bytes <= 1 << 30:
+        limit = f"tariff_upload_max_bytes must be 1024–1073741824, got {s.tariff_upload_max_bytes}"
+        problems.append(("tariff_upload_max_bytes", limit))
+    return problems
 
 
 def load_struct(

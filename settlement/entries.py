@@ -17,6 +17,10 @@ Every other money entry books at most one ledger row and one xDR. An ``account``
 its settings changed) books neither: :func:`account_row` turns it into the ``accounts`` row it upserts, so that the
 books know an account from its creation, before any money moves on it.
 
+An entry caused by an administrator (a money movement, the close of a session an administrator aborted) names its
+``actor`` (``token:<name>``, ``certificate:<name>``); its ledger rows and xDRs keep it. Entries without one (the
+switch's usage, and entries written before actors existed) book ``actor`` None (NULL).
+
 The rows are :class:`~settlement.records.LedgerRow`, :class:`~settlement.records.XdrRow` and
 :class:`~settlement.records.AccountRow` (their fields and signs are documented there).
 """
@@ -42,7 +46,7 @@ TYPES = USAGE | MONEY_MOVEMENTS | {"session_charge"}
 SERVICES = frozenset({"voice", "data", "message"})
 CAUSES = frozenset({"TERMINATE", "TIMEOUT", "ABORTED"})
 MAX_TEXT = {"account": 256, "ledger": 15, "tariff": 64, "currency": 3, "tax_ledger": 15, "tax_code": 20,
-            "prepaid_tax_ledger": 15, "prepaid_tax_code": 20}  # fmt: skip
+            "prepaid_tax_ledger": 15, "prepaid_tax_code": 20, "actor": 300}  # fmt: skip
 _INTEGER = re.compile(r"-?[0-9]{1,19}").fullmatch  # ASCII digits only: int() would take "٣", " 5", "+5", "1_0"
 TAX_SUFFIX = ":tax"
 """The id of a top-up's tax rows: ``<entry key>:tax``."""
@@ -107,6 +111,7 @@ class Head(msgspec.Struct, frozen=True, gc=False):
     time_ms: int
     ledger_code: str
     period: str
+    actor: str | None
 
 
 class Usage(msgspec.Struct, frozen=True, gc=False):
@@ -153,7 +158,8 @@ def _head(key: str, kind: str, fields: dict[str, str]) -> Head:
     balance = _int(fields, "balance")
     time_ms = _int(fields, "time_ms", low=0, high=LATEST_MS)
     ledger_code = _text(fields, "ledger")
-    return Head(key, kind, account, currency, amount, balance, time_ms, ledger_code, period_of(time_ms))
+    actor = _text(fields, "actor") or None
+    return Head(key, kind, account, currency, amount, balance, time_ms, ledger_code, period_of(time_ms), actor)
 
 
 def _ledger_row(head: Head, fields: dict[str, str]) -> LedgerRow:
@@ -170,6 +176,7 @@ def _ledger_row(head: Head, fields: dict[str, str]) -> LedgerRow:
         reference=fields.get("idempotency_key") or fields.get("session_id") or fields.get("id", ""),
         description=fields.get("description", ""),
         xdr_id=None if head.kind == "session_charge" else head.key,
+        actor=head.actor,
     )
 
 
@@ -194,6 +201,7 @@ def _money_xdr(head: Head, fields: dict[str, str], now_ms: int) -> XdrRow:
         status=status,
         status_reason=reason,
         created_ms=now_ms,
+        actor=head.actor,
     )
 
 
@@ -244,6 +252,7 @@ def _usage_xdr(head: Head, fields: dict[str, str], now_ms: int) -> XdrRow:
         status=status,
         status_reason=reason,
         created_ms=now_ms,
+        actor=head.actor,
     )
 
 

@@ -51,6 +51,9 @@ class XdrRow(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         invoice_id: the invoice it is on, once BILLED.
         revision: 0 for an original, n for a rerate's revision n; corrects: the original a revision corrects.
         created_ms: when it was written.
+        actor: who caused it through the Admin API (``token:<name>``, ``certificate:<name>``): a money movement, or
+            the close of a session an administrator aborted; None for the switch's usage and for what was settled
+            before actors existed. A rerate's reversal and revision keep their original's.
     """
 
     id: str
@@ -86,6 +89,7 @@ class XdrRow(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     revision: int = 0
     corrects: str | None = None
     created_ms: int
+    actor: str | None = None
 
 
 class LedgerRow(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -106,6 +110,8 @@ class LedgerRow(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         description: free text.
         xdr_id: the xDR booked with it (None for a session charge, whose session close carries the totals, and for
             a rerate's balance correction, whose correction xDRs already carry the difference).
+        actor: who caused it through the Admin API (``token:<name>``, ``certificate:<name>``); None for the switch's
+            usage, for a rerate's balance correction, and for what was settled before actors existed.
     """
 
     id: str
@@ -120,6 +126,7 @@ class LedgerRow(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     reference: str = ""
     description: str = ""
     xdr_id: str | None = None
+    actor: str | None = None
 
 
 class AccountRow(msgspec.Struct, frozen=True, kw_only=True, gc=False):

@@ -1,17 +1,22 @@
 """``occ.v1.Admin``: accounts, money movements, sessions and tariffs.
 
 Every bad field is INVALID_ARGUMENT naming it; an unknown account is NOT_FOUND; nothing is written on an error
-(the errors and their statuses: ``occ.core.errors``).
+(the errors and their statuses: ``occ.core.errors``). Every call needs the caller that
+``occ.api.auth.AdminAuthInterceptor`` established (UNAUTHENTICATED without one), and the money movements it causes
+carry the caller as their actor (on the event, hence on the ledger row and the xDR).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from occ.api import tariff_source
+from occ.api.auth import caller
 from occ.api.errors import abort
 from occ.core.errors import AlreadyExists, CurrencyChange, FailedPrecondition, InvalidRequest, NotFound, OccError
 from occ.core.payloads import close_request
@@ -77,8 +82,11 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         *,
         validity_time_s: int,
         notify: Callable[[str, str, str, str], Awaitable[None]],
+        tariff_root: Path,
+        tariff_upload_max_bytes: int,
     ) -> None:
         self.store, self.tariffs, self.validity_time_s, self.notify = store, tariffs, validity_time_s, notify
+        self.tariff_root, self.tariff_upload_max_bytes = tariff_root, tariff_upload_max_bytes
 
     def _check_plan(self, plan: str) -> None:
         if not plan:
@@ -96,6 +104,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
 
     async def _call(self, handler, request, context):
         try:
+            caller()  # fail closed: Admin answers only behind the authentication interceptor
             return await handler(request)
         except OccError as exc:
             await abort(context, exc)
@@ -199,6 +208,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             amount_micros=sign * amount,
             ledger_code=request.ledger_code,
             description=request.description,
+            actor=caller().actor,
         )
         if outcome == "missing":
             raise NotFound("account_id", f"no account {account_id!r}")
@@ -254,7 +264,8 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         session_id = _account_id(request.session_id, "session_id")
         now_ms = int(time.time() * 1000)
         abort = close_request(self.store, account_id, session_id, cause="ABORTED", now_ms=now_ms,
-                              validity_time_s=self.validity_time_s, reason=request.reason)  # fmt: skip
+                              validity_time_s=self.validity_time_s, reason=request.reason,
+                              actor=caller().actor)  # fmt: skip
         [result] = await self.store.run_batch("session", [abort])
         if isinstance(result, Exception):
             raise result
@@ -268,16 +279,25 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         return await self._call(self._load_tariff, request, context)
 
     async def _load_tariff(self, request: pb.LoadTariffRequest) -> pb.LoadTariffAnswer:
-        if not request.directory:
-            raise InvalidRequest("directory", "is required")
-        if not Path(request.directory).is_dir():
-            raise NotFound("directory", f"{request.directory} is not a directory here")
+        given = [name for name in ("directory", "files", "archive") if getattr(request, name)]
+        if len(given) != 1:
+            raise InvalidRequest("directory", "give exactly one of directory, files and archive")
+        limit = self.tariff_upload_max_bytes
+        if request.directory:
+            files = await asyncio.to_thread(tariff_source.below_root, self.tariff_root, request.directory, limit)
+            label = f"{self.tariff_root}/{request.directory}"
+        elif request.files:
+            files, label = tariff_source.uploaded(request.files, limit), "uploaded files"
+        else:
+            files = await asyncio.to_thread(tariff_source.unpacked_archive, request.archive, limit)
+            label = "uploaded archive"
         try:
-            compiled, changed = await self.tariffs.publish(request.directory)
+            with tariff_source.unpacked(files) as directory:
+                compiled, changed = await self.tariffs.publish(directory, label=label)
         except TariffError as exc:
-            raise InvalidRequest("directory", str(exc)) from None
+            raise InvalidRequest(given[0], str(exc)) from None
         except CurrencyChange as exc:
-            raise FailedPrecondition("directory", str(exc)) from None
+            raise FailedPrecondition(given[0], str(exc)) from None
         return pb.LoadTariffAnswer(
             tariff_hash=compiled.hash,
             changed=changed,

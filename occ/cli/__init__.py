@@ -22,6 +22,8 @@ SECTIONS: dict[str, dict[str, tuple[str, str]]] = {
                    "Drain the balance-event streams into ledger rows and xDRs in the SQL store."),
         "export": ("occ.cli.export:export",
                    "Send the ERP outbox (invoices and credit notes) to the finance middleware over SOAP."),
+        "token": ("occ.cli.token:token",
+                  "Create, list and revoke the bearer tokens of the Admin API (kept hashed by the server)."),
     },
     "Accounts": {
         "account": ("occ.cli.accounts:account", "Create, inspect, block and credit accounts on a running server."),

@@ -12,6 +12,8 @@ that names the field at fault (``str(error)`` is ``"<field>: <message>"``), and 
 | ``failed_precondition`` | :class:`FailedPrecondition` | FAILED_PRECONDITION | no |
 | ``no_tariff`` | :class:`NoTariff` | FAILED_PRECONDITION | yes |
 | ``currency_change`` | :class:`CurrencyChange` | FAILED_PRECONDITION | no |
+| ``unauthenticated`` | :class:`Unauthenticated` | UNAUTHENTICATED | no |
+| ``permission_denied`` | :class:`PermissionDenied` | PERMISSION_DENIED | no |
 
 "Retriable" says whether the same request may succeed later unchanged. Anything else that escapes (Redis down, a
 bug) is not in the table: a unary call fails with UNKNOWN, a ``Stream`` request is answered UNAVAILABLE.
@@ -81,6 +83,18 @@ class CurrencyChange(OccError):
         super().__init__("", message)
 
 
+class Unauthenticated(OccError):
+    """An Admin call without credentials OCC recognises (no token, an unknown or revoked token)."""
+
+    code = "unauthenticated"
+
+
+class PermissionDenied(OccError):
+    """An Admin call by a known caller whose role may not call that method (``occ.api.roles``)."""
+
+    code = "permission_denied"
+
+
 class Rule(NamedTuple):
     """A row of the table: the class raised, the gRPC status it becomes, whether a retry may succeed."""
 
@@ -98,6 +112,8 @@ ERRORS: dict[str, Rule] = {
         Rule(FailedPrecondition, "FAILED_PRECONDITION", retriable=False),
         Rule(NoTariff, "FAILED_PRECONDITION", retriable=True),
         Rule(CurrencyChange, "FAILED_PRECONDITION", retriable=False),
+        Rule(Unauthenticated, "UNAUTHENTICATED", retriable=False),
+        Rule(PermissionDenied, "PERMISSION_DENIED", retriable=False),
     )
 }
 

@@ -95,6 +95,7 @@ xdrs = Table(
     Column("revision", Integer, nullable=False, default=0),
     Column("corrects", String(80)),
     Column("created_ms", BigInteger, nullable=False),
+    Column("actor", Text),  # who caused it through the Admin API (token:<name> …); NULL for the switch's usage
     Index("xdrs_period_account_status", "period", "account", "status"),
     Index("xdrs_session", "session_id"),
     Index("xdrs_invoice", "invoice_id"),
@@ -118,6 +119,7 @@ ledger = Table(
     Column("reference", Text, nullable=False, default=""),
     Column("description", Text, nullable=False, default=""),
     Column("xdr_id", String(80)),
+    Column("actor", Text),  # who caused it through the Admin API (token:<name> …); NULL for the switch's usage
     Index("ledger_account_time", "account", "time_ms"),
     Index("ledger_period_account", "period", "account"),
 )

@@ -21,6 +21,12 @@ class EmptyApp:
     def add_to_server(self, server: grpc.aio.Server) -> list[str]:
         return []
 
+    def add_charging(self, server: grpc.aio.Server) -> list[str]:
+        return []
+
+    def add_admin(self, server: grpc.aio.Server) -> list[str]:
+        return []
+
     async def close(self) -> None:
         self.closed = True
 

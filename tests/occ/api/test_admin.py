@@ -10,6 +10,7 @@ import grpc
 import pytest
 from online_app import EXAMPLE_TARIFF, LONDON, MONDAY_PEAK, session, voice
 
+from occ.api.tariff_source import local_files
 from occ.store import keys
 from occ.v1 import admin_pb2 as admin
 from occ.v1 import charging_pb2 as pb
@@ -198,7 +199,7 @@ def tariff_copy(tmp_path: Path, name: str = "tariff") -> Path:
 
 async def test_load_tariff_publishes_a_changed_tariff_once(charging):
     original = charging.app.tariffs.current.hash
-    directory = tariff_copy(charging.app.settings.data_dir)
+    directory = tariff_copy(charging.app.settings.data_dir / "tariffs")  # the default tariff root
     intervals = directory / "rate_intervals.csv"
     intervals.write_text(intervals.read_text().replace("MOBILE,0,0.12,60,1", "MOBILE,0,0.24,60,1"))
 
@@ -214,18 +215,18 @@ async def test_load_tariff_publishes_a_changed_tariff_once(charging):
 
     again = await charging.admin.LoadTariff(admin.LoadTariffRequest(directory=str(directory)))
     assert (again.changed, again.tariff_hash) == (False, loaded.tariff_hash)
-    back = await charging.admin.LoadTariff(admin.LoadTariffRequest(directory=EXAMPLE_TARIFF))
+    back = await charging.admin.LoadTariff(admin.LoadTariffRequest(files=local_files(Path(EXAMPLE_TARIFF))))
     assert (back.changed, back.tariff_hash) == (True, original)
 
 
 async def test_a_broken_tariff_is_invalid_argument_listing_file_and_line(charging):
     original = charging.app.tariffs.current.hash
-    directory = tariff_copy(charging.app.settings.data_dir, "broken")
+    directory = tariff_copy(charging.app.settings.data_dir / "tariffs", "broken")
     groups = directory / "groups.csv"
     groups.write_text(groups.read_text().replace("EU,400000002", "EU,4000-02"))
     (directory / "destinations.csv").write_text("prefix,group\n44,UK_FIXED\n4x7,UK_MOBILE\n")
 
-    request = admin.LoadTariffRequest(directory=str(directory))
+    request = admin.LoadTariffRequest(directory="broken")  # relative to the tariff root
     details = await rejected(charging.admin.LoadTariff(request), grpc.StatusCode.INVALID_ARGUMENT)
     assert details.startswith("directory: ")
     assert "groups.csv:5 [ledger_code]" in details and "destinations.csv:3 [prefix]" in details
@@ -233,9 +234,10 @@ async def test_a_broken_tariff_is_invalid_argument_listing_file_and_line(chargin
     assert (await charging.app.redis.get(keys.TARIFF_CURRENT)).decode() == original
 
 
-async def test_load_tariff_of_a_missing_directory_is_not_found(charging, tmp_path):
+async def test_load_tariff_of_a_missing_directory_says_nothing_of_it(charging, tmp_path):
     request = admin.LoadTariffRequest(directory=str(tmp_path / "nowhere"))
-    assert "nowhere" in await rejected(charging.admin.LoadTariff(request), grpc.StatusCode.NOT_FOUND)
+    details = await rejected(charging.admin.LoadTariff(request), grpc.StatusCode.INVALID_ARGUMENT)
+    assert details.startswith("directory: is not a tariff directory below") and "nowhere" not in details
     empty = admin.LoadTariffRequest()
     assert (await rejected(charging.admin.LoadTariff(empty), grpc.StatusCode.INVALID_ARGUMENT)).startswith("directory")
 

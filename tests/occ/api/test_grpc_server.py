@@ -59,7 +59,7 @@ async def test_health_reflection_and_call_metrics():
         apps.append(EmptyApp(settings))
         return apps[-1]
 
-    settings = Settings(port=free_port(), grace_s=0.5)
+    settings = Settings(port=free_port(), grace_s=0.5, admin_listen="")  # no Admin listener on its fixed port
     ok_before = sample("occ_grpc_calls_total", method="Check", code="OK")
     missing_before = sample("occ_grpc_calls_total", method="Check", code="NOT_FOUND")
     timed_before = sample("occ_request_duration_seconds_count", method="Check")
@@ -117,7 +117,7 @@ async def test_a_port_that_cannot_be_bound_fails_start_and_closes_the_app():
     with socket.socket() as holder:  # bound without SO_REUSEPORT: gRPC cannot share it
         holder.bind(("127.0.0.1", 0))
         holder.listen()
-        settings = Settings(port=holder.getsockname()[1], grace_s=0)
+        settings = Settings(port=holder.getsockname()[1], grace_s=0, admin_listen="")
         server = GrpcServer(settings, app_factory=factory)
         with pytest.raises(OSError, match=rf"cannot listen on 127\.0\.0\.1:{settings.port}"):
             await server.start()

@@ -1,5 +1,7 @@
 """``occ account``, ``occ sessions``, ``occ tariff load`` and ``occ call`` against a real server.
 
+The commands find the Admin API in $OCC_ADMIN_SERVER with the token in $OCC_TOKEN, as an operator would set them.
+
 The server runs in the test's event loop (the ``charging`` App, served on a port of our own); each command runs in
 a worker thread with click's CliRunner, as it would in a shell, and talks to the server with the sync stubs.
 Call figures from examples/tariff at Monday 09:00 UTC (PEAK → STANDARD): cost(30) = cost(60) = 0.300000,
@@ -16,6 +18,7 @@ import pytest
 from click.testing import CliRunner, Result
 from online_app import EXAMPLE_TARIFF, LONDON, session, voice
 
+from occ.api.auth import AdminAuthInterceptor
 from occ.cli import main
 from occ.v1 import admin_pb2 as admin
 
@@ -24,14 +27,17 @@ PEAK = "2026-01-05T09:00:00Z"
 
 @pytest.fixture
 async def occ(charging):
-    """Run ``occ ARGS…`` against the fixture's App; returns the click Result."""
-    server = grpc.aio.server()
+    """Run ``occ ARGS…`` against the fixture's App (Charging and the authenticated Admin on one port, the token of
+    role admin in $OCC_TOKEN); returns the click Result."""
+    guard = AdminAuthInterceptor.from_settings(charging.app.settings)
+    server = grpc.aio.server(interceptors=[guard])
     charging.app.add_to_server(server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
 
     async def run(*args: str) -> Result:
-        env = {"OCC_SERVER": f"127.0.0.1:{port}"}
+        address = f"127.0.0.1:{port}"
+        env = {"OCC_SERVER": address, "OCC_ADMIN_SERVER": address, "OCC_TOKEN": charging.token}
         result = await asyncio.to_thread(CliRunner().invoke, main, list(args), env=env)
         if result.exception is not None and not isinstance(result.exception, SystemExit):
             raise result.exception
@@ -39,6 +45,7 @@ async def occ(charging):
 
     yield run
     await server.stop(0)
+    guard.close()
 
 
 def fields(result: Result) -> dict[str, str]:
@@ -117,7 +124,7 @@ async def test_grpc_errors_go_to_stderr_with_exit_status_1(occ):
     assert missing.stderr == "error: NOT_FOUND: id: no account 'ghost'\n"
     bad_plan = await occ("account", "create", "cli-4", "--plan", "gold")
     assert bad_plan.exit_code == 1 and bad_plan.stderr.startswith("error: INVALID_ARGUMENT: tariff_plan: ")
-    unreachable = await occ("account", "show", "x", "--server", "127.0.0.1:1")
+    unreachable = await occ("account", "show", "x", "--admin-server", "127.0.0.1:1")
     assert unreachable.exit_code == 1 and unreachable.stderr.startswith("error: UNAVAILABLE: ")
 
 
@@ -158,7 +165,7 @@ async def test_sessions_list_and_abort(occ, charging):
     assert again.exit_code == 0 and "nothing to abort" in again.stdout
 
 
-async def test_tariff_load_sends_the_absolute_directory(occ, charging, tmp_path):
+async def test_tariff_load_uploads_the_directory(occ, charging, tmp_path):
     dearer = tmp_path / "dearer"
     shutil.copytree(EXAMPLE_TARIFF, dearer)
     intervals = dearer / "rate_intervals.csv"
@@ -172,7 +179,9 @@ async def test_tariff_load_sends_the_absolute_directory(occ, charging, tmp_path)
     assert fields(await occ("tariff", "load", str(dearer)))["changed"].startswith("no")
 
     missing = await occ("tariff", "load", str(tmp_path / "nowhere"))
-    assert missing.exit_code == 1 and missing.stderr.startswith("error: NOT_FOUND: directory: ")
+    assert missing.exit_code == 2 and "is not a directory here" in missing.stderr
+    outside = await occ("tariff", "load", "--on-server", str(dearer))  # the server's root is <data dir>/tariffs
+    assert outside.exit_code == 1 and outside.stderr.startswith("error: INVALID_ARGUMENT: directory: is not a tariff ")
 
 
 async def test_call_runs_a_whole_call_flow(occ, charging):
