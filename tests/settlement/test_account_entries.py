@@ -18,7 +18,7 @@ from settlement.drain import Drain, DrainOptions
 from settlement.entries import Malformed, account_row
 from settlement.records import AccountRow
 from settlement.store.database import open_store
-from settlement.store.migrate import _config, head, upgrade
+from settlement.store.migrate import _config, upgrade
 from settlement.store.schema import accounts, ledger, xdrs
 from settlement.vocabulary import AccountStatus
 from settlement.writer import BatchWriter, Booked
@@ -149,7 +149,7 @@ def test_migration_0006_follows_0005_parties_and_keeps_accounts_written_before_i
         upgrade(engine, "0005_parties")
         with engine.begin() as c:
             c.execute(insert(accounts).values(account="old", currency="EUR", opening_balance=0, first_seen_ms=7))
-        assert upgrade(engine) == ("0005_parties", "0006_account_events") and head() == "0006_account_events"
+        assert upgrade(engine, "0006_account_events") == ("0005_parties", "0006_account_events")
         with engine.connect() as c:
             row = c.execute(select(accounts).where(accounts.c.account == "old")).one()
         assert (row.currency, row.first_seen_ms, row.plan, row.status, row.settings_ms) == ("EUR", 7, None, None, None)
