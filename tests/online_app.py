@@ -12,6 +12,7 @@ from pathlib import Path
 
 import grpc
 
+from occ.api.interceptors import server_interceptors
 from occ.api.server import server_options
 from occ.app import App
 from occ.settings import Settings
@@ -77,7 +78,7 @@ async def serving(redis_url: str, data_dir: Path, *, cluster: bool = False, **se
     options = {"validity_time_s": 60, "tariff_dir": EXAMPLE_TARIFF, "sweep_interval_s": 3600.0, **settings}
     app = App(Settings.load(None, {}, redis_url=redis_url, redis_cluster=cluster, data_dir=data_dir, **options))
     await app.start()
-    server = grpc.aio.server(options=server_options(app.settings))
+    server = grpc.aio.server(options=server_options(app.settings), interceptors=server_interceptors())
     app.add_to_server(server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()

@@ -13,7 +13,14 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from occ.api.errors import abort
-from occ.core.errors import AlreadyExists, CurrencyChange, FailedPrecondition, InvalidRequest, NotFound, OccError
+from occ.core.errors import (
+    AlreadyExists,
+    CurrencyChange,
+    FailedPrecondition,
+    InvalidRequest,
+    NotFound,
+    OccError,
+)
 from occ.core.payloads import close_request
 from occ.core.tariffs import TariffHolder
 from occ.store.keys import RERATE_KEY
@@ -271,14 +278,16 @@ class AdminService(admin_pb2_grpc.AdminServicer):
     async def _load_tariff(self, request: pb.LoadTariffRequest) -> pb.LoadTariffAnswer:
         if not request.directory:
             raise InvalidRequest("directory", "is required")
-        if not Path(request.directory).is_dir():
-            raise NotFound("directory", f"{request.directory} is not a directory here")
         try:
+            if not Path(request.directory).is_dir():
+                raise NotFound("directory", f"{request.directory} is not a directory here")
             compiled, changed = await self.tariffs.publish(request.directory)
         except TariffError as exc:
             raise InvalidRequest("directory", str(exc)) from None
         except CurrencyChange as exc:
             raise FailedPrecondition("directory", str(exc)) from None
+        except OSError as exc:  # a name too long, a loop of links, a file the server may not read …
+            raise InvalidRequest("directory", f"cannot be read: {exc.strerror or type(exc).__name__}") from None
         return pb.LoadTariffAnswer(
             tariff_hash=compiled.hash,
             changed=changed,

@@ -15,17 +15,19 @@ import grpc
 
 from occ import metrics
 from occ.api import wire
-from occ.api.errors import abort, grpc_status
+from occ.api.errors import abort, status_and_details
 from occ.core.batcher import Batcher
 from occ.core.errors import OccError
 from occ.core.requests import Kind, Outcome, Work
 from occ.core.tariffs import TariffHolder
+from occ.core.throttle import Throttle
 from occ.v1 import charging_pb2 as pb
 from occ.v1 import charging_pb2_grpc
 
 log = logging.getLogger(__name__)
 STREAM_IN_FLIGHT = 1024
 """Requests of one stream being processed at once; the stream stops reading beyond that (back-pressure)."""
+LOG_INTERVAL_S = 10.0  # at most one traceback of a failed stream request this often
 
 
 class ChargingService(charging_pb2_grpc.ChargingServicer):
@@ -34,6 +36,7 @@ class ChargingService(charging_pb2_grpc.ChargingServicer):
         # (account, session id) → the outgoing queue of the stream that carries it (session ids are not unique alone)
         self.streams: dict[tuple[str, str], asyncio.Queue] = {}
         self._counters: dict[tuple[str, int], Callable[[], None]] = {}  # (kind, result code) → its metric's inc
+        self._throttle = Throttle(LOG_INTERVAL_S)
 
     def _country_code(self) -> str:
         return self.tariffs.current.tariff.country_code
@@ -107,11 +110,10 @@ class ChargingService(charging_pb2_grpc.ChargingServicer):
                 field = "session" if kind in ("start", "update", "end") else kind
                 outgoing.put_nowait(pb.StreamAnswer(correlation_id=message.correlation_id, **{field: answer}))
             except Exception as exc:  # every request on a stream gets an answer, whatever went wrong
-                code = grpc_status(exc)
-                if code is None:
-                    log.exception("stream request failed", extra={"correlation_id": message.correlation_id})
-                    code = grpc.StatusCode.UNAVAILABLE
-                error = pb.StreamError(grpc_code=code.value[0], message=str(exc))
+                code, details = status_and_details(exc)
+                if code is grpc.StatusCode.INTERNAL and self._throttle.ready("stream") is not None:
+                    log.error("stream request failed", exc_info=exc, extra={"correlation_id": message.correlation_id})
+                error = pb.StreamError(grpc_code=code.value[0], message=details)
                 outgoing.put_nowait(pb.StreamAnswer(correlation_id=message.correlation_id, error=error))
             finally:
                 slots.release()

@@ -83,11 +83,11 @@ class GrpcServer:
 
     async def start(self) -> None:
         """Start the app, register everything, bind and start serving; raise if any step fails (after cleaning up)."""
-        from occ.api.interceptors import MetricsInterceptor
+        from occ.api.interceptors import server_interceptors
 
         factory = self._app_factory
         settings = self.settings
-        self._server = grpc.aio.server(options=server_options(settings), interceptors=[MetricsInterceptor()])
+        self._server = grpc.aio.server(options=server_options(settings), interceptors=server_interceptors())
         try:
             app = factory(settings)
             await app.start()
