@@ -2,7 +2,9 @@
 
 Each call is validated (``wire.py``; INVALID_ARGUMENT naming the field, nothing written), submitted to the batcher,
 and answered from the outcome. ``Stream`` carries the same requests with correlation ids and answers each as it
-completes; the server also pushes session aborts on the stream that last carried the session.
+completes; the server also pushes session aborts on the stream that last carried the session. Every request a
+stream has taken is answered before the stream ends; a frame that is not a ``StreamRequest`` ends it with
+INVALID_ARGUMENT (after those answers), never with OK.
 """
 
 from __future__ import annotations
@@ -28,6 +30,15 @@ log = logging.getLogger(__name__)
 STREAM_IN_FLIGHT = 1024
 """Requests of one stream being processed at once; the stream stops reading beyond that (back-pressure)."""
 LOG_INTERVAL_S = 10.0  # at most one traceback of a failed stream request this often
+
+
+class _Ended:
+    """The last item of a stream's answer queue: the stream ends, with ``error`` if the request stream broke."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException | None) -> None:
+        self.error = error
 
 
 class ChargingService(charging_pb2_grpc.ChargingServicer):
@@ -92,7 +103,7 @@ class ChargingService(charging_pb2_grpc.ChargingServicer):
     async def Stream(
         self, request_iterator: AsyncIterator[pb.StreamRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.StreamAnswer]:
-        outgoing: asyncio.Queue[pb.StreamAnswer | None] = asyncio.Queue()
+        outgoing: asyncio.Queue[pb.StreamAnswer | _Ended] = asyncio.Queue()
         slots = asyncio.Semaphore(STREAM_IN_FLIGHT)
         tasks: set[asyncio.Task] = set()
         sessions: set[tuple[str, str]] = set()
@@ -119,6 +130,9 @@ class ChargingService(charging_pb2_grpc.ChargingServicer):
                 slots.release()
 
         async def read() -> None:
+            """Take requests until the client is done, answer every one taken, then end the stream: normally, or
+            with the error the request stream raised (a frame that is not a ``StreamRequest``: INVALID_ARGUMENT)."""
+            ending: BaseException | None = None
             try:
                 async for message in request_iterator:
                     kind = message.WhichOneof("request")
@@ -137,15 +151,19 @@ class ChargingService(charging_pb2_grpc.ChargingServicer):
                     task = asyncio.create_task(handle(message))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
+            except Exception as exc:  # the request stream broke: what was taken is still answered below
+                ending = exc
+            finally:
                 if tasks:
                     await asyncio.gather(*tasks)
-            finally:
-                outgoing.put_nowait(None)
+                outgoing.put_nowait(_Ended(ending))
 
         reader = asyncio.create_task(read())
         try:
-            while (answer := await outgoing.get()) is not None:
+            while not isinstance(answer := await outgoing.get(), _Ended):
                 yield answer
+            if answer.error is not None:
+                raise answer.error
         finally:
             reader.cancel()
             for carried in sessions:
