@@ -67,6 +67,7 @@ class ChargingService(charging_pb2_grpc.ChargingServicer):
         return answer
 
     async def _answer_of_kind(self, kind: str, request):
+        wire.check_lengths(request)
         if kind == "authorize":
             work = wire.authorize_work(request, self._country_code())
             return wire.authorize_answer(await self.batcher.submit(work))
