@@ -71,7 +71,7 @@ def run(settings: Settings, *, app_factory: AppFactory | None = None) -> int:
             settings = replace(settings, data_dir=data_dir)
             _refuse_taken_address(settings.host, settings.port)
             if not settings.redis_url:
-                embedded = EmbeddedRedis(data_dir, appendfsync=settings.redis_appendfsync)
+                embedded = EmbeddedRedis(data_dir, appendfsync=settings.redis_appendfsync, keep_alive=True)
                 embedded.start()
                 stack.callback(embedded.stop)
                 settings = replace(settings, redis_url=embedded.url)

@@ -71,6 +71,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
         log_level: DEBUG, INFO, WARNING, ERROR or CRITICAL (any case).
         log_json: one JSON object per log line; false gives plain text.
         grace_s: how long a stopping server lets in-flight requests finish.
+        health_interval_s: how often each worker pings Redis; gRPC health is NOT_SERVING while the ping fails.
     """
 
     host: str = "127.0.0.1"
@@ -96,6 +97,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     log_level: str = "INFO"
     log_json: bool = True
     grace_s: float = 5.0
+    health_interval_s: float = 1.0
 
     def __post_init__(self) -> None:
         problems = tuple(validate(self))
@@ -179,6 +181,11 @@ def validate(settings: Settings) -> list[tuple[str, str]]:
             f"log_level must be one of {', '.join(LOG_LEVELS)}, got {s.log_level!r}",
         ),
         ("grace_s", 0 <= s.grace_s <= 3600, f"grace_s must be 0–3600, got {s.grace_s}"),
+        (
+            "health_interval_s",
+            0.05 <= s.health_interval_s <= 60,
+            f"health_interval_s must be 0.05–60, got {s.health_interval_s}",
+        ),
     ]
     return [(field, message) for field, ok, message in checks if not ok]
 

@@ -1,4 +1,5 @@
-"""One gRPC server (one worker's worth): the app's services, gRPC health and reflection, the metrics interceptor.
+"""One gRPC server (one worker's worth): the app's services, gRPC health (following the store, see
+:mod:`occ.api.health`) and reflection, the interceptors.
 
 ::
 
@@ -19,6 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
+from occ.api.health import StoreWatch
 from occ.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,9 @@ class App(Protocol):
 
     def add_to_server(self, server: grpc.aio.Server) -> list[str]:
         """Register the servicers on ``server``; return the full names of the services registered."""
+
+    async def ping(self) -> None:
+        """Raise if the store the services need cannot be reached (health turns NOT_SERVING meanwhile)."""
 
     async def close(self) -> None:
         """Stop background tasks and close connections (called after the server has stopped)."""
@@ -80,6 +85,7 @@ class GrpcServer:
         self._app: App | None = None
         self._server: grpc.aio.Server | None = None
         self._health: health_aio.HealthServicer | None = None
+        self._watch: StoreWatch | None = None
 
     async def start(self) -> None:
         """Start the app, register everything, bind and start serving; raise if any step fails (after cleaning up)."""
@@ -104,6 +110,9 @@ class GrpcServer:
             await self._server.start()
             for name in ("", *self.services):
                 await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+            self._watch = StoreWatch(self._health, ("", *self.services), app.ping,
+                                     interval_s=settings.health_interval_s)  # fmt: skip
+            self._watch.start()
         except BaseException:
             await self.stop()
             raise
@@ -111,6 +120,9 @@ class GrpcServer:
 
     async def stop(self) -> None:
         """Health NOT_SERVING, stop accepting calls, let in-flight ones finish within ``grace_s``, close the app."""
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            await watch.close()
         if self._health is not None:
             await self._health.enter_graceful_shutdown()
         server, self._server = self._server, None
