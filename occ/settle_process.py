@@ -1,7 +1,10 @@
 """The settlement worker ``occ serve`` runs beside itself (setting ``settle``, on by default).
 
 It is a child process, ``occ settle``, on the server's Redis and settlement store, so that draining never takes CPU
-time from the gRPC event loop. It is stopped (SIGTERM: the batch in hand is finished) before the embedded Redis.
+time from the gRPC event loop. It is stopped (SIGTERM: the batch in hand is finished) before the embedded Redis,
+and it gets the same SIGTERM from the kernel if ``occ serve`` dies without stopping it (``kill -9``): the worker
+never outlives its server, as the embedded Redis does not (the same mechanism:
+:func:`occ.store.process.with_parent_death_signal`), so a restarted server never runs beside an orphan.
 If it dies, the server goes on charging and logs the exit status: the streams keep every entry until a settlement
 worker acknowledges it, so nothing is lost, only late.
 """
@@ -15,6 +18,7 @@ import sys
 from collections.abc import Callable
 
 from occ.settings import Settings
+from occ.store.process import with_parent_death_signal
 from settlement.store.database import default_url
 
 log = logging.getLogger(__name__)
@@ -32,7 +36,7 @@ def start_settlement(settings: Settings) -> Callable[[], None]:
         "OCC_LOG_LEVEL": settings.log_level,
         "OCC_LOG_JSON": str(settings.log_json).lower(),
     }
-    process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
+    process = subprocess.Popen(with_parent_death_signal(command), env=env, stdin=subprocess.DEVNULL)
     log.info("settlement worker started", extra={"pid": process.pid, "db_url": db_url})
 
     def stop() -> None:

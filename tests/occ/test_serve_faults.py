@@ -3,6 +3,7 @@ its AOF (and health comes back); the server itself killed with SIGKILL takes its
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from redis import Redis
 from served import Served, clean_environment
 
 from occ.store.process import free_port
@@ -64,6 +66,12 @@ def gone_within(pid: int, timeout_s: float) -> bool:
     return True
 
 
+def draining(redis_url: str) -> bool:
+    """True once a settlement worker waits for entries (blocked in XREADGROUP)."""
+    with contextlib.closing(Redis.from_url(redis_url, decode_responses=True)) as client:
+        return any(c["cmd"] == "xreadgroup" and "b" in c["flags"] for c in client.client_list())
+
+
 def health(port: int) -> int | None:
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         try:
@@ -92,3 +100,19 @@ def test_a_killed_embedded_redis_is_started_again_with_its_aof(occ_serve):
     assert demo_balance(served.port) == DEMO_CREDIT_MICROS  # the demo account came back from the AOF
     assert served.stop() == 0
     assert gone_within(second["pid"], 5)
+
+
+def test_a_killed_server_takes_its_settlement_worker_and_its_redis_with_it(occ_serve):
+    served = occ_serve(settle=True)
+    (worker,) = served.messages("settlement worker started")
+    (redis,) = served.messages("embedded redis-server started")
+    served.wait_for("the worker draining", lambda: draining(redis["url"]))
+    assert alive(worker["pid"]) and alive(redis["pid"])
+    served.process.send_signal(signal.SIGKILL)
+    served.process.wait(10)
+    assert gone_within(worker["pid"], 10), "the settlement worker outlived its server"
+    assert gone_within(redis["pid"], 10)
+    again = occ_serve(settle=True)  # a restarted server starts one worker, not a second one beside an orphan
+    (second,) = again.messages("settlement worker started")
+    assert second["pid"] != worker["pid"]
+    assert again.stop() == 0 and gone_within(second["pid"], 5)
