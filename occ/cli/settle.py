@@ -11,10 +11,14 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from multiprocessing.process import BaseProcess
+from typing import Any
+from urllib.parse import urlsplit
 
 import click
 import msgspec
+from redis.exceptions import RedisError
 
 from occ.cli.store_options import database_url, load_settings, open_database, redis_url, store_options
 from occ.logs import configure as configure_logs
@@ -56,9 +60,8 @@ def settle(config: object, once: bool, consumer: str, read_count: int, claim_idl
         start_http_server(metrics_port, addr=settings.host)
     helpers = _start_helpers(workers - 1, url, settings, options, once)
     try:
-        dead = asyncio.run(
-            _settle(url, settings.redis_cluster, settings.shards, engine, options, once, report=not quiet)
-        )
+        dead = _run(url, lambda: _settle(url, settings.redis_cluster, settings.shards, engine, options, once,
+                                         report=not quiet))  # fmt: skip
     finally:
         for helper in helpers:
             if not once and helper.is_alive():
@@ -69,6 +72,32 @@ def settle(config: object, once: bool, consumer: str, read_count: int, claim_idl
         raise click.ClickException("a settlement worker process failed (see its log above)")
     if once and (dead or any(helper.exitcode == 3 for helper in helpers)):
         raise click.exceptions.Exit(3)
+
+
+class _StoppedInOutage(Exception):
+    """Asked to stop while Redis could not be reached: what the worker held stays pending for the next one."""
+
+
+def _run(url: str, settle: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    """Run ``settle`` to its end; a Redis that cannot be reached is one clear line (``Error: …``) and exit status 1,
+    not a traceback (the error's own text is kept: it says refused, reset, timed out or which name did not resolve)."""
+    try:
+        return asyncio.run(settle())
+    except _StoppedInOutage as error:
+        raise click.ClickException(
+            f"stopped while Redis at {_where(url)} could not be reached ({error}); the entries this worker held "
+            "stay pending and are settled by the next worker"
+        ) from None
+    except (RedisError, OSError) as error:
+        raise click.ClickException(f"Redis at {_where(url)} cannot be reached: {error}") from None
+
+
+def _where(url: str) -> str:
+    """``host:port`` (or the socket path) of a Redis URL, without credentials."""
+    first = urlsplit(url.split(",")[0].strip())
+    if first.scheme == "unix":
+        return first.path
+    return f"{first.hostname}:{first.port or 6379}"
 
 
 def _start_helpers(count: int, url: str, settings: Settings, options: DrainOptions, once: bool) -> list[BaseProcess]:
@@ -88,7 +117,12 @@ def _helper_main(url: str, settings: Settings, options: DrainOptions, once: bool
     configure_logs(settings.log_level, json=settings.log_json)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the first worker stops the rest
     engine = open_store(database_url(settings))
-    dead = asyncio.run(_settle(url, settings.redis_cluster, settings.shards, engine, options, once, report=False))
+    try:
+        dead = _run(url, lambda: _settle(url, settings.redis_cluster, settings.shards, engine, options, once,
+                                         report=False))  # fmt: skip
+    except click.ClickException as error:
+        error.show()
+        sys.exit(1)
     sys.exit(3 if once and dead else 0)
 
 
@@ -108,7 +142,10 @@ async def _settle(url: str, cluster: bool, shards: int, engine: object, options:
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     loop.add_signal_handler(sig, stop.set)
                 await drain.run(stop)
-                left = await drain.backlog()
+                try:
+                    left = await drain.backlog()
+                except (RedisError, OSError) as error:
+                    raise _StoppedInOutage(str(error)) from None
         finally:
             reporter.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -136,7 +173,10 @@ async def _report(drain: Drain, *, show: bool, every_s: float = 1.0) -> None:
         rate = (done - last) / (now - last_t)
         metrics.THROUGHPUT.set(rate)
         if show and done != last:
-            left = await drain.backlog()
+            try:
+                left = await drain.backlog()
+            except (RedisError, OSError):  # the worker itself reports and retries an outage
+                continue
             eta = f", about {left.lag / rate:,.0f} s left" if rate > 0 and left.lag else ""
             print(f"settle: {done:,} settled, {rate:,.0f}/s, {left.lag:,} to go{eta}", file=sys.stderr, flush=True)
         last, last_t = done, now
