@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -25,10 +26,18 @@ log = logging.getLogger(__name__)
 STOP_TIMEOUT_S = 15.0
 
 
+def consumer_name(settings: Settings) -> str:
+    """The worker's name in the consumer group: the same for every run of a server on this host and port, so a
+    restarted server's worker reads at once what a killed one held (instead of after ``--claim-idle-s``), and a
+    recovery can name it: ``occ settle --once --consumer <host>-serve-<port>``."""
+    return f"{socket.gethostname()}-serve-{settings.port}"
+
+
 def start_settlement(settings: Settings) -> Callable[[], None]:
     """Start ``occ settle`` for ``settings`` (whose ``redis_url`` is resolved); returns the function that stops it."""
     db_url = settings.db_url or default_url(settings.data_dir)
-    command = [sys.executable, "-m", "occ", "settle", "--quiet", "--redis-url", settings.redis_url, "--db-url", db_url]
+    command = [sys.executable, "-m", "occ", "settle", "--quiet", "--redis-url", settings.redis_url, "--db-url", db_url,
+               "--consumer", consumer_name(settings)]  # fmt: skip
     env = {
         **os.environ,
         "OCC_SHARDS": str(settings.shards),
@@ -37,7 +46,7 @@ def start_settlement(settings: Settings) -> Callable[[], None]:
         "OCC_LOG_JSON": str(settings.log_json).lower(),
     }
     process = subprocess.Popen(with_parent_death_signal(command), env=env, stdin=subprocess.DEVNULL)
-    log.info("settlement worker started", extra={"pid": process.pid, "db_url": db_url})
+    log.info("settlement worker started", extra={"pid": process.pid, "db_url": db_url, "consumer": command[-1]})
 
     def stop() -> None:
         if process.poll() is None:

@@ -37,17 +37,24 @@ log = logging.getLogger(__name__)
               help="Most entries read from one shard per batch.")  # fmt: skip
 @click.option("--claim-idle-s", type=click.FloatRange(min=0), default=30.0, show_default=True,
               help="Take over entries another worker has held this long.")  # fmt: skip
+@click.option("--claim-now", is_flag=True,
+              help="First take over every entry pending with any worker, however recently read (after a crash, when "
+                   "no other worker is alive).")  # fmt: skip
 @click.option("--no-trim", is_flag=True, help="Keep settled entries on the streams.")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Worker processes sharing the streams (booking is CPU-bound: up to one per core).")  # fmt: skip
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=0, help="Serve Prometheus /metrics here [off].")
 @click.option("--quiet", is_flag=True, help="No progress lines on stderr, logs only (the worker beside occ serve).")
-def settle(config: object, once: bool, consumer: str, read_count: int, claim_idle_s: float, no_trim: bool,
-           workers: int, metrics_port: int, quiet: bool, **flags: object) -> None:  # fmt: skip
+def settle(config: object, once: bool, consumer: str, read_count: int, claim_idle_s: float, claim_now: bool,
+           no_trim: bool, workers: int, metrics_port: int, quiet: bool, **flags: object) -> None:  # fmt: skip
     """Drain the balance-event streams into ledger rows and xDRs in the SQL store.
 
     Runs until Ctrl-C or SIGTERM; several workers may share the streams (a consumer group). Entries that break the
     event contract go to the shard's dead-letter stream (occ:{sNNN}:events:dead) with the reason.
+
+    After a crash, entries the dead worker had read stay pending with its name: a worker started with the same
+    --consumer reads them at once (occ serve names its worker <host>-serve-<port>), --claim-now takes them over
+    whatever their name, and otherwise any worker takes them after --claim-idle-s.
     """
     settings = load_settings(config, **flags)  # type: ignore[arg-type]
     configure_logs(settings.log_level, json=settings.log_json)
@@ -61,7 +68,7 @@ def settle(config: object, once: bool, consumer: str, read_count: int, claim_idl
     helpers = _start_helpers(workers - 1, url, settings, options, once)
     try:
         dead = _run(url, lambda: _settle(url, settings.redis_cluster, settings.shards, engine, options, once,
-                                         report=not quiet))  # fmt: skip
+                                         report=not quiet, claim_now=claim_now))  # fmt: skip
     finally:
         for helper in helpers:
             if not once and helper.is_alive():
@@ -86,7 +93,7 @@ def _run(url: str, settle: Callable[[], Coroutine[Any, Any, int]]) -> int:
     except _StoppedInOutage as error:
         raise click.ClickException(
             f"stopped while Redis at {_where(url)} could not be reached ({error}); the entries this worker held "
-            "stay pending and are settled by the next worker"
+            "stay pending for the next worker with the same --consumer (or --claim-now)"
         ) from None
     except (RedisError, OSError) as error:
         raise click.ClickException(f"Redis at {_where(url)} cannot be reached: {error}") from None
@@ -127,11 +134,15 @@ def _helper_main(url: str, settings: Settings, options: DrainOptions, once: bool
 
 
 async def _settle(url: str, cluster: bool, shards: int, engine: object, options: DrainOptions, once: bool, *,
-                  report: bool = True) -> int:  # fmt: skip
+                  report: bool = True, claim_now: bool = False) -> int:  # fmt: skip
     async with Drain(url, engine, shards=shards, cluster=cluster, options=options) as drain:  # type: ignore[arg-type]
         if report:
             before = await drain.backlog()
             click.echo(f"settle: {before.lag:,} entries to settle, {before.pending:,} pending", err=True)
+        if claim_now:
+            claimed = await drain.claim(idle_s=0)
+            if report:
+                click.echo(f"settle: took over {claimed:,} entries pending with other workers", err=True)
         reporter = asyncio.create_task(_report(drain, show=report))
         try:
             if once:
@@ -154,6 +165,11 @@ async def _settle(url: str, cluster: bool, shards: int, engine: object, options:
             f"settle ({drain.consumer}): {drain.booked:,} entries booked, {drain.dead_letters:,} dead-lettered; "
             f"left: {left.lag:,} undelivered, {left.pending:,} pending with other workers"
         )
+        if once and left.pending:
+            summary += (
+                f" (a live worker settles them; a dead one's are taken over after {options.claim_idle_s:g} s, or "
+                "now with --claim-now or that worker's --consumer name)"
+            )
         if report:
             click.echo(summary, err=True)
         else:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from redis import Redis
 from served import Served, clean_environment
 
+from occ.store.keys import shard_keys
 from occ.store.process import free_port
 from occ.v1 import charging_pb2 as pb
 from occ.v1 import charging_pb2_grpc
@@ -108,6 +110,9 @@ def test_a_killed_server_takes_its_settlement_worker_and_its_redis_with_it(occ_s
     (redis,) = served.messages("embedded redis-server started")
     served.wait_for("the worker draining", lambda: draining(redis["url"]))
     assert alive(worker["pid"]) and alive(redis["pid"])
+    name = f"{socket.gethostname()}-serve-{served.port}"  # the same on every run: a restart reads what it held
+    with contextlib.closing(Redis.from_url(redis["url"], decode_responses=True)) as client:
+        assert [c["name"] for c in client.xinfo_consumers(shard_keys(0)[0], "settlement")] == [name]
     served.process.send_signal(signal.SIGKILL)
     served.process.wait(10)
     assert gone_within(worker["pid"], 10), "the settlement worker outlived its server"
