@@ -14,13 +14,13 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import subprocess
 import sys
 from collections.abc import Callable
 
 from occ.settings import Settings
 from occ.store.process import with_parent_death_signal
 from settlement.store.database import default_url
+from settlement.workers import WorkerProcess
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT_S = 15.0
@@ -36,8 +36,9 @@ def consumer_name(settings: Settings) -> str:
 def start_settlement(settings: Settings) -> Callable[[], None]:
     """Start ``occ settle`` for ``settings`` (whose ``redis_url`` is resolved); returns the function that stops it."""
     db_url = settings.db_url or default_url(settings.data_dir)
+    consumer = consumer_name(settings)
     command = [sys.executable, "-m", "occ", "settle", "--quiet", "--redis-url", settings.redis_url, "--db-url", db_url,
-               "--consumer", consumer_name(settings)]  # fmt: skip
+               "--consumer", consumer]  # fmt: skip
     env = {
         **os.environ,
         "OCC_SHARDS": str(settings.shards),
@@ -45,18 +46,7 @@ def start_settlement(settings: Settings) -> Callable[[], None]:
         "OCC_LOG_LEVEL": settings.log_level,
         "OCC_LOG_JSON": str(settings.log_json).lower(),
     }
-    process = subprocess.Popen(with_parent_death_signal(command), env=env, stdin=subprocess.DEVNULL)
-    log.info("settlement worker started", extra={"pid": process.pid, "db_url": db_url, "consumer": command[-1]})
-
-    def stop() -> None:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        if process.returncode not in (0, -15):
-            log.warning("settlement worker exited with status %s", process.returncode)
-
-    return stop
+    worker = WorkerProcess(with_parent_death_signal(command), env=env, stop_timeout_s=STOP_TIMEOUT_S).start()
+    pid = worker.process.pid  # type: ignore[union-attr]  (started)
+    log.info("settlement worker started", extra={"pid": pid, "db_url": db_url, "consumer": consumer})
+    return worker.stop

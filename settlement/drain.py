@@ -32,6 +32,7 @@ from occ.store import keys
 from occ.store.client import RedisClient, connect
 from settlement import metrics
 from settlement.entries import Malformed, book, entry_key
+from settlement.records import LedgerRow, XdrRow
 from settlement.writer import BatchWriter, Booked
 
 log = logging.getLogger(__name__)
@@ -378,8 +379,8 @@ class _Batch:
         self.where: dict[str, tuple[int, str, dict[str, str]]] = {}
 
 
-def ledger_time(ledger: Sequence[dict[str, Any]], xdrs: Sequence[dict[str, Any]]) -> int:
-    return ledger[0]["time_ms"] if ledger else xdrs[0]["end_ms"]
+def ledger_time(ledger: Sequence[LedgerRow], xdrs: Sequence[XdrRow]) -> int:
+    return ledger[0].time_ms if ledger else xdrs[0].end_ms
 
 
 def _raw(response: Any, **_options: Any) -> Any:

@@ -17,7 +17,8 @@ import grpc
 
 from occ import metrics
 from occ.api import wire
-from occ.api.errors import abort, status_and_details
+from occ.api.errors import abort
+from occ.api.stream import LOG_INTERVAL_S, StreamCall
 from occ.core.batcher import Batcher
 from occ.core.errors import OccError
 from occ.core.requests import Kind, Outcome, Work
@@ -27,18 +28,6 @@ from occ.v1 import charging_pb2 as pb
 from occ.v1 import charging_pb2_grpc
 
 log = logging.getLogger(__name__)
-STREAM_IN_FLIGHT = 1024
-"""Requests of one stream being processed at once; the stream stops reading beyond that (back-pressure)."""
-LOG_INTERVAL_S = 10.0  # at most one traceback of a failed stream request this often
-
-
-class _Ended:
-    """The last item of a stream's answer queue: the stream ends, with ``error`` if the request stream broke."""
-
-    __slots__ = ("error",)
-
-    def __init__(self, error: BaseException | None) -> None:
-        self.error = error
 
 
 class ChargingService(charging_pb2_grpc.ChargingServicer):
@@ -104,72 +93,16 @@ class ChargingService(charging_pb2_grpc.ChargingServicer):
     async def Stream(
         self, request_iterator: AsyncIterator[pb.StreamRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.StreamAnswer]:
-        outgoing: asyncio.Queue[pb.StreamAnswer | _Ended] = asyncio.Queue()
-        slots = asyncio.Semaphore(STREAM_IN_FLIGHT)
-        tasks: set[asyncio.Task] = set()
-        sessions: set[tuple[str, str]] = set()
-
-        async def handle(message: pb.StreamRequest) -> None:
-            kind = message.WhichOneof("request")
-            request = getattr(message, kind)
-            try:
-                answer = await self._answer(kind, request)
-                if kind == "end" and answer.result_code == 2001:  # ended: aborts no longer concern this stream
-                    carried = (request.subscriber, request.session_id)
-                    sessions.discard(carried)
-                    if self.streams.get(carried) is outgoing:
-                        del self.streams[carried]
-                field = "session" if kind in ("start", "update", "end") else kind
-                outgoing.put_nowait(pb.StreamAnswer(correlation_id=message.correlation_id, **{field: answer}))
-            except Exception as exc:  # every request on a stream gets an answer, whatever went wrong
-                code, details = status_and_details(exc)
-                if code is grpc.StatusCode.INTERNAL and self._throttle.ready("stream") is not None:
-                    log.error("stream request failed", exc_info=exc, extra={"correlation_id": message.correlation_id})
-                error = pb.StreamError(grpc_code=code.value[0], message=details)
-                outgoing.put_nowait(pb.StreamAnswer(correlation_id=message.correlation_id, error=error))
-            finally:
-                slots.release()
-
-        async def read() -> None:
-            """Take requests until the client is done, answer every one taken, then end the stream: normally, or
-            with the error the request stream raised (a frame that is not a ``StreamRequest``: INVALID_ARGUMENT)."""
-            ending: BaseException | None = None
-            try:
-                async for message in request_iterator:
-                    kind = message.WhichOneof("request")
-                    if kind is None:
-                        error = pb.StreamError(
-                            grpc_code=grpc.StatusCode.INVALID_ARGUMENT.value[0],
-                            message="request: one of authorize, start, update, end, event, balance is required",
-                        )
-                        outgoing.put_nowait(pb.StreamAnswer(correlation_id=message.correlation_id, error=error))
-                        continue
-                    if kind in ("start", "update"):
-                        carried = (getattr(message, kind).subscriber, getattr(message, kind).session_id)
-                        sessions.add(carried)
-                        self.streams[carried] = outgoing
-                    await slots.acquire()
-                    task = asyncio.create_task(handle(message))
-                    tasks.add(task)
-                    task.add_done_callback(tasks.discard)
-            except Exception as exc:  # the request stream broke: what was taken is still answered below
-                ending = exc
-            finally:
-                if tasks:
-                    await asyncio.gather(*tasks)
-                outgoing.put_nowait(_Ended(ending))
-
-        reader = asyncio.create_task(read())
+        call = StreamCall(self._answer, self.streams, self._throttle)
+        reader = asyncio.create_task(call.read(request_iterator))
         try:
-            while not isinstance(answer := await outgoing.get(), _Ended):
+            while (answer := await call.outgoing.get()) is not None:
                 yield answer
-            if answer.error is not None:
-                raise answer.error
+            if call.ending is not None:
+                raise call.ending
         finally:
             reader.cancel()
-            for carried in sessions:
-                if self.streams.get(carried) is outgoing:
-                    del self.streams[carried]
+            call.forget_sessions()
 
     def push_notice(self, kind: str, account_id: str, session_id: str, reason: str = "") -> bool:
         """Push an ``abort`` (end the session now) or a ``reauth`` (send an update now) to the switch on the stream

@@ -17,8 +17,9 @@ from occ.cli.types import LEGACY_RATE, renamed, resolved
 from settlement.billing import document
 from settlement.billing.cycle import describe
 from settlement.billing.issue import Outcome
+from settlement.billing.parties import bank_lines, printable_lines
 from settlement.billing.run import BillingError, RunReport, bill_now, preview_now, run
-from settlement.billing.setup import SetupError, set_account, set_customer_class, set_tax_profile
+from settlement.billing.setup import SetupError, set_account, set_customer_class, set_issuer, set_tax_profile
 from settlement.billing.tax import MODES, TaxProfile
 from settlement.store.database import reading
 
@@ -132,9 +133,12 @@ def show_command(config: object, invoice: str, preview: bool, csv_path: Path | N
         csv_path.write_text(document.csv_text(view))
         click.echo(f"wrote {csv_path}", err=True)
     if pdf_path:
-        from settlement.billing.pdf import render
+        from settlement.billing.pdf import FontMissing, render
 
-        pdf_path.write_bytes(render(view))
+        try:
+            pdf_path.write_bytes(render(view))
+        except FontMissing as error:
+            raise click.ClickException(str(error)) from None
         click.echo(f"wrote {pdf_path}", err=True)
 
 
@@ -152,9 +156,14 @@ def account_group() -> None:
 @click.option("--customer-class", help="Customer class (gives the default tax profile); '' clears it.")
 @click.option("--customer-code", help="The ERP's customer code [the account id].")
 @click.option("--tenant", help="Whose invoice number sequence the account uses [default].")
+@click.option("--name", "customer_name", help="The customer's name as invoices print it; '' clears it.")
+@click.option("--address", "customer_address", multiple=True,
+              help="An address line of the customer (repeat for each line; replaces them all); '' clears it.")
+@click.option("--vat-id", "customer_vat_id", help="The customer's VAT id with country prefix (optional); '' clears.")
 def account_set(config: object, account: str, **options) -> None:
     """Create or change ACCOUNT's billing settings (only the options given change)."""
     flags = {k: options.pop(k) for k in ("data_dir", "redis_url", "db_url")}
+    options["customer_address"] = options["customer_address"] or None  # not given: unchanged
     engine = _engine(config, flags)
     try:
         with engine.begin() as connection:
@@ -164,6 +173,45 @@ def account_set(config: object, account: str, **options) -> None:
     r = result
     click.echo(f"{r.account}: day {r.billing_day} {r.timezone}, tenant {r.tenant}, customer {r.customer_code}, "
                f"class {r.customer_class or '-'}, tax {r.tax_profile or '-'}")  # fmt: skip
+    details = printable_lines(r.customer)
+    click.echo("  bill to: " + (" / ".join(details) if details else "- (no name or address: occ bill account set "
+                                                                   f"{r.account} --name … --address …)"))  # fmt: skip
+
+
+@bill.group("issuer")
+def issuer_group() -> None:
+    """The seller printed on a tenant's invoices (name, address, VAT id, registration, bank details)."""
+
+
+@issuer_group.command("set")
+@store_options
+@click.option("--tenant", default="default", show_default=True, help="Whose invoices these details are on.")
+@click.option("--name", help="Legal name (required the first time).")
+@click.option("--address", multiple=True, help="An address line (repeat for each line; replaces them all).")
+@click.option("--vat-id", help="VAT id with country prefix, e.g. DE136695976; '' clears it.")
+@click.option("--registration-number", help="Company register entry, e.g. 'HRB 12345 B, Amtsgericht Berlin'.")
+@click.option("--email", help="Billing contact address.")
+@click.option("--bank-name", help="The bank customers pay to.")
+@click.option("--iban", help="IBAN customers pay to.")
+@click.option("--bic", help="BIC of that bank.")
+@click.option("--require-details/--no-require-details", default=None,
+              help="Keep invoices to customers without a name or address DRAFT [no].")  # fmt: skip
+def issuer_set(config: object, tenant: str, address: tuple[str, ...], require_details: bool | None,
+               **options) -> None:  # fmt: skip
+    """Create or change the issuer of TENANT's invoices (only the options given change)."""
+    flags = {k: options.pop(k) for k in ("data_dir", "redis_url", "db_url")}
+    engine = _engine(config, flags)
+    try:
+        with engine.begin() as connection:
+            issuer = set_issuer(connection, tenant, address=address or None, require_details=require_details,
+                                **options)  # fmt: skip
+    except SetupError as error:
+        raise click.ClickException(str(error)) from None
+    strict = "required" if issuer.require_details else "not required"
+    click.echo(f"issuer of tenant {tenant}: " + " / ".join(printable_lines(issuer.party)))
+    if issuer.party.iban:
+        click.echo("  pay to: " + ", ".join(bank_lines(issuer.party)))
+    click.echo(f"  customer name and address on its invoices: {strict}")
 
 
 @bill.group("tax-profile")

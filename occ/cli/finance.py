@@ -10,6 +10,7 @@ import asyncio
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -20,13 +21,13 @@ from occ.cli.store_options import load_settings, open_database, redis_url, store
 from occ.cli.tariff import load
 from occ.settings import Settings
 from occ.store.client import connect
-from occ.store.scripts import Store
 from rating_engine.money import format_micros
 from settlement import rerate as rerating
 from settlement.dead_letters import DeadLetter, read_dead_letters
 from settlement.reconcile import Outcome, Report, reconcile
+from settlement.rerate_run import RerateRun
 from settlement.store.database import reading
-from settlement.store.schema import XDR_STATUSES
+from settlement.vocabulary import XdrStatus
 from settlement.xdr_status import StatusError, except_xdr, find, list_xdrs, restore_xdr
 
 T = TypeVar("T")
@@ -120,7 +121,7 @@ def show_command(config: Path | None, xdr_id: str, **flags: object) -> None:
 
 @xdr.command("list")
 @store_options
-@click.option("--status", required=True, type=click.Choice(XDR_STATUSES), help="Status to list.")
+@click.option("--status", required=True, type=click.Choice([s.value for s in XdrStatus]), help="Status to list.")
 @click.option("--account", metavar="ACCOUNT", help="Only this account.")
 @click.option("--period", help="Only this month, YYYY-MM.")
 @click.option("--limit", type=click.IntRange(1), default=1000, show_default=True, help="At most this many.")
@@ -197,57 +198,41 @@ def rerate_command(
     if to_ms <= from_ms:
         raise click.BadParameter(f"must be after --from ({from_text})", param_hint="'--to'")
     settings = load_settings(config, **flags)
-    engine = open_database(settings)
-    tariff = load(tariff_dir).compiled
-    started = time.monotonic()
-
-    def progress(p: rerating.Plan) -> None:
-        rate = p.examined / max(time.monotonic() - started, 1e-9)
-        print(
-            f"rerate: {p.examined:,} xDRs priced ({rate:,.0f}/s), {len(p.corrections):,} changed",
-            file=sys.stderr,
-            flush=True,
-        )
-
-    plan = rerating.plan(engine, tariff, from_ms=from_ms, to_ms=to_ms, account=account, progress=progress)
+    run = RerateRun(open_database(settings), load(tariff_dir).compiled, redis_url=partial(redis_url, settings),
+                    shards=settings.shards, cluster=settings.redis_cluster)  # fmt: skip
+    plan = run.plan(from_ms=from_ms, to_ms=to_ms, account=account, progress=partial(_priced, time.monotonic()))
     _show(plan, dry_run)
-    owed = rerating.owed(engine)
+    owed = run.owed()
     if dry_run:
         if owed:
             click.echo(
-                f"{len(owed)} balance corrections of earlier runs are still owed; a run without --dry-run applies them"
+                f"{owed} balance corrections of earlier runs are still owed; a run without --dry-run applies them"
             )
         raise click.exceptions.Exit(1 if plan.failures else 0)
-    run_id = rerating.new_run_id()
-    accounts = len(plan.by_account())
-
-    def written_progress(done: int) -> None:
-        if done % 1000 == 0 or done == accounts:
-            print(f"rerate: {done:,} of {accounts:,} accounts written", file=sys.stderr, flush=True)
-
-    written, conflicts = rerating.write(
-        engine,
-        plan.corrections,
-        run_id=run_id,
-        tariff_hash=tariff.hash,
-        ledger_code=ledger_code,
-        progress=written_progress,
-    )
-    for failed_account, reason in conflicts:
+    done = run.correct(plan, ledger_code=ledger_code, progress=_written)
+    for failed_account, reason in done.conflicts:
         click.echo(f"account {failed_account} not corrected: {reason}", err=True)
-    adjustments = asyncio.run(_apply(settings, engine)) if rerating.owed(engine) else []
-    not_applied = [a for a in adjustments if a.outcome not in ("ok", "dup")]
-    for a in not_applied:
+    for a in done.not_applied:
         click.echo(
             f"balance correction {a.key} ({format_micros(a.amount_micros)}) not applied: {a.outcome}; it stays owed",
             err=True,
         )
     click.echo(
-        f"rerate {run_id}: {len(plan.corrections):,} xDRs corrected on {written:,} accounts, "
-        f"{len(adjustments) - len(not_applied):,} balance corrections applied"
+        f"rerate {done.run_id}: {len(plan.corrections):,} xDRs corrected on {done.written:,} accounts, "
+        f"{len(done.adjustments) - len(done.not_applied):,} balance corrections applied"
     )
-    if plan.failures or conflicts or not_applied:
+    if plan.failures or done.conflicts or done.not_applied:
         raise click.exceptions.Exit(1)
+
+
+def _priced(started: float, p: rerating.Plan) -> None:
+    rate = p.examined / max(time.monotonic() - started, 1e-9)
+    print(f"rerate: {p.examined:,} xDRs priced ({rate:,.0f}/s), {len(p.corrections):,} changed", file=sys.stderr,
+          flush=True)  # fmt: skip
+
+
+def _written(done: int, accounts: int) -> None:
+    print(f"rerate: {done:,} of {accounts:,} accounts written", file=sys.stderr, flush=True)
 
 
 def _time(text: str, option: str) -> int:
@@ -278,13 +263,3 @@ def _show(plan: rerating.Plan, dry_run: bool) -> None:
         f"{plan.examined:,} xDRs priced with tariff {plan.tariff_hash[:12]}: {len(plan.corrections):,} {verb}, "
         f"{len(plan.failures):,} could not be priced"
     )
-
-
-async def _apply(settings: Settings, engine: Engine) -> list[rerating.Adjustment]:
-    client = connect(redis_url(settings), cluster=settings.redis_cluster)
-    try:
-        return await rerating.apply_adjustments(
-            Store(client, shards=settings.shards, cluster=settings.redis_cluster), engine
-        )
-    finally:
-        await client.aclose()
