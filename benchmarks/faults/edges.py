@@ -24,17 +24,20 @@ from settlement.export.exporter import Exporter, ExporterOptions
 from settlement.export.outbox import enqueue
 from settlement.store.database import open_store
 from settlement.store.schema import outbox
+from settlement.vocabulary import OutboxState
 
 # Impatient on purpose: a stalled reply outlasts the 0.5 s timeout, so the exporter must reconcile, not resend.
 EXPORT = ExporterOptions(timeout_s=0.5, backoff_s=0.05, backoff_cap_s=0.3, jitter=0.0, poll_s=0.05, concurrency=8)
 
 
 def invoice(number: int) -> ErpDocument:
-    """A small valid invoice: one usage line with tax, in EUR."""
+    """A small valid invoice: one usage line with tax, in EUR, priced as billing prices it (quantity 1 × the line
+    total; the seconds in ``usage_units``), so that it adds up (``document.arithmetic_problems``)."""
     october = {"period_start": date(2026, 10, 1), "period_end": date(2026, 10, 31)}
     net, tax = Decimal(number % 97 + 1), Decimal("2.00")
-    line = ErpLine(line_number=1, account_code="400000001", description="Local calls", quantity=Decimal("60"),
-                   unit_price=Decimal("0.00"), line_total=net, vat_group="S20", tax_amount=tax, **october)  # fmt: skip
+    line = ErpLine(line_number=1, account_code="400000001", description="Local calls", quantity=Decimal("1"),
+                   unit_price=net, line_total=net, vat_group="S20", tax_amount=tax, item_count=1, usage_units=60,
+                   **october)  # fmt: skip
     return ErpDocument(
         kind="INVOICE", tenant="chaos", invoice_number=f"{number:08d}", revision=0, customer_code=f"C-{number}",
         document_date=date(2026, 11, 1), due_date=date(2026, 11, 15), currency="EUR", price_mode="NET",
@@ -56,11 +59,11 @@ def erp_faults(workdir: Path, *, documents: int = 500, max_s: float = 60.0) -> R
         accepted, sim = asyncio.run(_export(engine, max_s))
         with engine.connect() as connection:
             states = Counter(state for (state,) in connection.execute(select(outbox.c.state)))
-        posted = states["ACCEPTED"] + states["DUPLICATE"]
+        posted = states[OutboxState.ACCEPTED] + states[OutboxState.DUPLICATE]
         row.done = posted
         row.lost = len(keys - set(sim.documents)) + (documents - posted)
         row.duplicated = sum(count - 1 for count in accepted.values() if count > 1)  # accepted twice by the ERP
-        row.errored = states["REJECTED"]
+        row.errored = states[OutboxState.REJECTED]
         row.notes.append(f"ERP saw {sim.submissions():,} submissions, {dict(sim.faults)} faults; outbox {dict(states)}")
     finally:
         engine.dispose()
@@ -80,7 +83,7 @@ async def _export(engine: Engine, max_s: float) -> tuple[Counter[str], ErpSim]:
             while time.monotonic() < deadline:
                 summary = await exporter.run_once()
                 for outcome in summary.outcomes:
-                    if outcome.state == "ACCEPTED":
+                    if outcome.state == OutboxState.ACCEPTED:
                         accepted[outcome.idempotency_key] += 1
                 backlog = await asyncio.to_thread(exporter.backlog)
                 if backlog.pending == 0:
