@@ -112,6 +112,10 @@ class App:
                 log.warning("notice listener lost Redis; subscribing again", extra={"error": str(exc)})
                 await asyncio.sleep(ABORT_RESUBSCRIBE_S)
 
+    async def ping(self) -> None:
+        """Raise if Redis cannot be reached (the server's health follows it)."""
+        await self.redis.ping()
+
     def add_charging(self, server: grpc.aio.Server) -> list[str]:
         charging_pb2_grpc.add_ChargingServicer_to_server(self.charging, server)
         return [charging_pb2.DESCRIPTOR.services_by_name["Charging"].full_name]

@@ -79,7 +79,7 @@ def run(settings: Settings, *, app_factory: AppFactory | None = None) -> int:
             check_files(settings)
             local_token = _bootstrap_local_token(settings)
             if not settings.redis_url:
-                embedded = EmbeddedRedis(data_dir, appendfsync=settings.redis_appendfsync)
+                embedded = EmbeddedRedis(data_dir, appendfsync=settings.redis_appendfsync, keep_alive=True)
                 embedded.start()
                 stack.callback(embedded.stop)
                 settings = replace(settings, redis_url=embedded.url)

@@ -99,6 +99,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
             ``<data_dir>/tariffs``.
         tariff_upload_max_bytes: the largest tariff LoadTariff takes, its files added up (uncompressed); also
             bounds the Admin listener's message size.
+        health_interval_s: how often each worker pings Redis; gRPC health is NOT_SERVING while the ping fails.
     """
 
     host: str = "127.0.0.1"
@@ -148,6 +149,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     @property
     def admin_client_auth(self) -> str:
         return self.admin_tls_client_auth or self.tls_client_auth
+    health_interval_s: float = 1.0
 
     def __post_init__(self) -> None:
         problems = tuple(validate(self))
@@ -247,6 +249,11 @@ def _how_checks(s: Settings) -> list[Check]:
             f"log_level must be one of {', '.join(LOG_LEVELS)}, got {s.log_level!r}",
         ),
         ("grace_s", 0 <= s.grace_s <= 3600, f"grace_s must be 0–3600, got {s.grace_s}"),
+        (
+            "health_interval_s",
+            0.05 <= s.health_interval_s <= 60,
+            f"health_interval_s must be 0.05–60, got {s.health_interval_s}",
+        ),
     ]
 
 

@@ -177,9 +177,12 @@ class Drain:
             (self._shard_of[stream], entry_id, _fields(f)) for stream, items in _streams(reply) for entry_id, f in items
         ]
 
-    async def claim(self) -> int:
-        """Take over and settle entries idle longer than ``claim_idle_s`` with any consumer; returns how many."""
-        idle_ms = int(self.options.claim_idle_s * 1000)
+    async def claim(self, idle_s: float | None = None) -> int:
+        """Take over and settle entries idle longer than ``idle_s`` (default ``claim_idle_s``) with any consumer;
+        returns how many. ``idle_s=0`` takes over everything pending (``occ settle --claim-now``: after a crash,
+        when the operator knows no other worker is alive)."""
+        idle_s = self.options.claim_idle_s if idle_s is None else idle_s
+        idle_ms = int(idle_s * 1000)
         total = 0
         for shard, stream in enumerate(self.streams):
             cursor = "0-0"
@@ -199,7 +202,7 @@ class Drain:
                 if cursor == "0-0":
                     break
         if total:
-            log.info("claimed %d entries idle for more than %.1f s", total, self.options.claim_idle_s)
+            log.info("claimed %d entries idle for more than %.1f s", total, idle_s)
         return total
 
     async def _read(self, start: str | list[str]) -> list[Entry]:

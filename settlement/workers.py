@@ -1,7 +1,9 @@
 """Running settlement workers: one in this process, more in processes of their own, and the worker beside a server.
 
 - :func:`run_worker` drains in the calling process until SIGINT/SIGTERM (or, ``once``, until nothing is left),
-  reporting as it goes; it returns how many entries it dead-lettered.
+  reporting as it goes; it returns how many entries it dead-lettered. :func:`settle_here` runs it to its end and
+  turns a Redis that cannot be reached (at start, or when asked to stop during an outage) into one clear
+  :class:`RedisUnreachable` line instead of a traceback.
 - :class:`WorkerPool` starts further worker processes (spawned: booking is CPU-bound, so up to one per core) that
   share the streams with it through the consumer group, each under a consumer name of its own, and stops them: a
   SIGTERM lets each finish the batch in hand.
@@ -27,8 +29,10 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from multiprocessing.process import BaseProcess
+from urllib.parse import urlsplit
 
 import msgspec
+from redis.exceptions import RedisError
 from sqlalchemy import Engine
 
 from settlement import metrics
@@ -52,6 +56,8 @@ class WorkerSpec(msgspec.Struct, frozen=True, kw_only=True):
         cluster: whether ``redis_url`` is a Redis Cluster.
         options: how each worker drains (its consumer name is made unique per process).
         once: drain what is there, then stop (instead of running until stopped).
+        claim_now: first take over every entry pending with any consumer, however recently read (``occ settle
+            --claim-now``: after a crash, when no other worker is alive).
     """
 
     redis_url: str
@@ -60,6 +66,39 @@ class WorkerSpec(msgspec.Struct, frozen=True, kw_only=True):
     cluster: bool = False
     options: DrainOptions = DrainOptions()
     once: bool = False
+    claim_now: bool = False
+
+
+class RedisUnreachable(Exception):
+    """Redis could not be reached (at start, or when the worker was asked to stop during an outage); its text is the
+    one line an operator sees (it names the host and port, never credentials)."""
+
+
+class _StoppedInOutage(Exception):
+    """Asked to stop while Redis could not be reached: what the worker held stays pending for the next one."""
+
+
+def settle_here(engine: Engine, spec: WorkerSpec, *, report: Report | None = None) -> int:
+    """:func:`run_worker` to its end in this process (``asyncio.run``); a Redis that cannot be reached raises
+    :class:`RedisUnreachable` (the error's own text is kept: it says refused, reset, timed out or which name did not
+    resolve)."""
+    try:
+        return asyncio.run(run_worker(engine, spec, report=report))
+    except _StoppedInOutage as error:
+        raise RedisUnreachable(
+            f"stopped while Redis at {_where(spec.redis_url)} could not be reached ({error}); the entries this worker "
+            "held stay pending for the next worker with the same --consumer (or --claim-now)"
+        ) from None
+    except (RedisError, OSError) as error:
+        raise RedisUnreachable(f"Redis at {_where(spec.redis_url)} cannot be reached: {error}") from None
+
+
+def _where(url: str) -> str:
+    """``host:port`` (or the socket path) of a Redis URL, without credentials."""
+    first = urlsplit(url.split(",")[0].strip())
+    if first.scheme == "unix":
+        return first.path
+    return f"{first.hostname}:{first.port or 6379}"
 
 
 async def run_worker(engine: Engine, spec: WorkerSpec, *, report: Report | None = None) -> int:
@@ -70,6 +109,10 @@ async def run_worker(engine: Engine, spec: WorkerSpec, *, report: Report | None 
         if report is not None:
             before = await drain.backlog()
             report(f"settle: {before.lag:,} entries to settle, {before.pending:,} pending")
+        if spec.claim_now:
+            claimed = await drain.claim(idle_s=0)
+            if report is not None:
+                report(f"settle: took over {claimed:,} entries pending with other workers")
         progress = asyncio.create_task(_progress(drain, report))
         try:
             left = await drain.drain_once() if spec.once else await _until_signalled(drain)
@@ -81,6 +124,11 @@ async def run_worker(engine: Engine, spec: WorkerSpec, *, report: Report | None 
             f"settle ({drain.consumer}): {drain.booked:,} entries booked, {drain.dead_letters:,} dead-lettered; "
             f"left: {left.lag:,} undelivered, {left.pending:,} pending with other workers"
         )
+        if spec.once and left.pending:
+            summary += (
+                f" (a live worker settles them; a dead one's are taken over after {spec.options.claim_idle_s:g} s, or "
+                "now with --claim-now or that worker's --consumer name)"
+            )
         if report is not None:
             report(summary)
         else:
@@ -89,13 +137,16 @@ async def run_worker(engine: Engine, spec: WorkerSpec, *, report: Report | None 
 
 
 async def _until_signalled(drain: Drain) -> Backlog:
-    """Run until SIGINT or SIGTERM, then say what is left."""
+    """Run until SIGINT or SIGTERM, then say what is left (``_StoppedInOutage`` if Redis cannot say)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await drain.run(stop)
-    return await drain.backlog()
+    try:
+        return await drain.backlog()
+    except (RedisError, OSError) as error:
+        raise _StoppedInOutage(str(error)) from None
 
 
 async def _progress(drain: Drain, report: Report | None, *, every_s: float = 1.0) -> None:
@@ -108,7 +159,10 @@ async def _progress(drain: Drain, report: Report | None, *, every_s: float = 1.0
         rate = (done - last) / (now - last_t)
         metrics.THROUGHPUT.set(rate)
         if report is not None and done != last:
-            left = await drain.backlog()
+            try:
+                left = await drain.backlog()
+            except (RedisError, OSError):  # the worker itself reports and retries an outage
+                continue
             eta = f", about {left.lag / rate:,.0f} s left" if rate > 0 and left.lag else ""
             report(f"settle: {done:,} settled, {rate:,.0f}/s, {left.lag:,} to go{eta}")
         last, last_t = done, now
@@ -119,8 +173,10 @@ class WorkerPool:
 
     Each runs :func:`run_worker` with ``spec`` under the consumer name ``<base>-<n>`` (``<base>``: the spec's
     consumer, else ``<host>-<pid>``), reports only its summary (to the log) and ignores SIGINT (Ctrl-C reaches the
-    whole process group: the calling worker stops, then stops the pool). ``setup`` (picklable: a module-level
-    function or a partial of one) runs first in each process, e.g. to configure logging as the caller's.
+    whole process group: the calling worker stops, then stops the pool). Only the calling worker takes over entries
+    at once (``claim_now``): a pool worker doing so too would take what its siblings have just read. ``setup``
+    (picklable: a module-level function or a partial of one) runs first in each process, e.g. to configure logging
+    as the caller's.
     """
 
     def __init__(self, spec: WorkerSpec, count: int, *, setup: Callable[[], None] | None = None) -> None:
@@ -134,7 +190,7 @@ class WorkerPool:
         base = self.spec.options.consumer or f"{socket.gethostname()}-{os.getpid()}"
         for index in range(1, self.count + 1):
             options = msgspec.structs.replace(self.spec.options, consumer=f"{base}-{index}")
-            spec = msgspec.structs.replace(self.spec, options=options)
+            spec = msgspec.structs.replace(self.spec, options=options, claim_now=False)  # the calling worker claims
             process = context.Process(target=_pool_worker, args=(spec, self.setup), name=f"settle-{index}")
             process.start()
             self.processes.append(process)
@@ -170,7 +226,11 @@ def _pool_worker(spec: WorkerSpec, setup: Callable[[], None] | None) -> None:
     if setup is not None:
         setup()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    dead = asyncio.run(run_worker(open_store(spec.db_url), spec))
+    try:
+        dead = settle_here(open_store(spec.db_url), spec)
+    except RedisUnreachable as error:
+        print(f"Error: {error}", file=sys.stderr, flush=True)  # one line, as the calling worker's
+        sys.exit(1)
     sys.exit(DEAD_LETTERED if spec.once and dead else 0)
 
 

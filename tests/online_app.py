@@ -15,6 +15,7 @@ import grpc
 
 from occ.api.auth import AdminAuthInterceptor
 from occ.api.client import aio_channel
+from occ.api.interceptors import server_interceptors
 from occ.api.server import server_options
 from occ.api.tokens import TOKENS_FILE, TokenFile
 from occ.app import App
@@ -87,7 +88,7 @@ async def serving(redis_url: str, data_dir: Path, *, cluster: bool = False, **se
     await app.start()
     token = TokenFile(data_dir / TOKENS_FILE).create(f"tests-{uuid.uuid4().hex[:8]}", "admin")
     guard = AdminAuthInterceptor.from_settings(app.settings)
-    server = grpc.aio.server(options=server_options(app.settings), interceptors=[guard])
+    server = grpc.aio.server(options=server_options(app.settings), interceptors=[*server_interceptors(), guard])
     app.add_to_server(server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()

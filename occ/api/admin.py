@@ -15,10 +15,18 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from occ.api import tariff_source
+from occ.api import tariff_source, wire
 from occ.api.auth import caller
 from occ.api.errors import abort
-from occ.core.errors import AlreadyExists, CurrencyChange, FailedPrecondition, InvalidRequest, NotFound, OccError
+from occ.core.errors import (
+    AlreadyExists,
+    CurrencyChange,
+    FailedPrecondition,
+    InvalidRequest,
+    NotFound,
+    OccError,
+    quoted,
+)
 from occ.core.payloads import close_request
 from occ.core.tariffs import TariffHolder
 from occ.store.keys import RERATE_KEY
@@ -93,11 +101,11 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             raise InvalidRequest("tariff_plan", "is required")
         if self.tariffs.loaded and plan not in self.tariffs.current.plan_names:
             plans = ", ".join(self.tariffs.current.plan_names)
-            raise InvalidRequest("tariff_plan", f"{plan!r} is not a plan of the current tariff ({plans})")
+            raise InvalidRequest("tariff_plan", f"{quoted(plan)} is not a plan of the current tariff ({plans})")
 
     def _check_currency(self, currency: str) -> None:
         if not _CURRENCY.match(currency):
-            raise InvalidRequest("currency", f"{currency!r} is not an ISO 4217 code such as EUR")
+            raise InvalidRequest("currency", f"{quoted(currency)} is not an ISO 4217 code such as EUR")
         tariff_currency = self.tariffs.current.tariff.currency if self.tariffs.loaded else currency
         if currency != tariff_currency:
             raise InvalidRequest("currency", f"{currency} differs from the tariff's {tariff_currency}")
@@ -105,6 +113,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
     async def _call(self, handler, request, context):
         try:
             caller()  # fail closed: Admin answers only behind the authentication interceptor
+            wire.check_lengths(request)
             return await handler(request)
         except OccError as exc:
             await abort(context, exc)
@@ -128,7 +137,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             **prepaid_tax_fields(request.prepaid_tax),
         }  # (account.lua sets created_ms)
         if await self.store.write_account(account_id, "create", fields) == "exists":
-            raise AlreadyExists("id", f"account {account_id!r} already exists")
+            raise AlreadyExists("id", f"account {quoted(account_id)} already exists")
         return await self._get(pb.GetAccountRequest(id=account_id))
 
     async def UpdateAccount(self, request: pb.UpdateAccountRequest, context) -> pb.Account:
@@ -151,7 +160,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         if request.HasField("prepaid_tax"):
             fields.update(prepaid_tax_fields(request.prepaid_tax))
         if await self.store.write_account(account_id, "update", fields) == "missing":
-            raise NotFound("id", f"no account {account_id!r}")
+            raise NotFound("id", f"no account {quoted(account_id)}")
         return await self._get(pb.GetAccountRequest(id=account_id))
 
     async def GetAccount(self, request: pb.GetAccountRequest, context) -> pb.Account:
@@ -161,7 +170,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         account_id = _account_id(request.id)
         fields = await self.store.read_account(account_id)
         if fields is None:
-            raise NotFound("id", f"no account {account_id!r}")
+            raise NotFound("id", f"no account {quoted(account_id)}")
         balance, limit, reserved = (int(fields.get(name) or 0) for name in ("balance", "credit_limit", "reserved"))
         return pb.Account(
             id=account_id,
@@ -211,7 +220,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             actor=caller().actor,
         )
         if outcome == "missing":
-            raise NotFound("account_id", f"no account {account_id!r}")
+            raise NotFound("account_id", f"no account {quoted(account_id)}")
         if outcome == "conflict":
             raise FailedPrecondition("idempotency_key", "already used for a different transaction on this account")
         if outcome == "limit":
@@ -298,6 +307,8 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             raise InvalidRequest(given[0], str(exc)) from None
         except CurrencyChange as exc:
             raise FailedPrecondition(given[0], str(exc)) from None
+        except OSError as exc:  # a name too long, a loop of links, a file the server may not read …
+            raise InvalidRequest(given[0], f"cannot be read: {exc.strerror or type(exc).__name__}") from None
         return pb.LoadTariffAnswer(
             tariff_hash=compiled.hash,
             changed=changed,

@@ -2,7 +2,9 @@
 
 Each call is validated (``wire.py``; INVALID_ARGUMENT naming the field, nothing written), submitted to the batcher,
 and answered from the outcome. ``Stream`` carries the same requests with correlation ids and answers each as it
-completes; the server also pushes session aborts on the stream that last carried the session.
+completes; the server also pushes session aborts on the stream that last carried the session. Every request a
+stream has taken is answered before the stream ends; a frame that is not a ``StreamRequest`` ends it with
+INVALID_ARGUMENT (after those answers), never with OK.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ import grpc
 from occ import metrics
 from occ.api import wire
 from occ.api.errors import abort
-from occ.api.stream import StreamCall
+from occ.api.stream import LOG_INTERVAL_S, StreamCall
 from occ.core.batcher import Batcher
 from occ.core.errors import OccError
 from occ.core.requests import Kind, Outcome, Work
 from occ.core.tariffs import TariffHolder
+from occ.core.throttle import Throttle
 from occ.v1 import charging_pb2 as pb
 from occ.v1 import charging_pb2_grpc
 
@@ -33,6 +36,7 @@ class ChargingService(charging_pb2_grpc.ChargingServicer):
         # (account, session id) → the outgoing queue of the stream that carries it (session ids are not unique alone)
         self.streams: dict[tuple[str, str], asyncio.Queue] = {}
         self._counters: dict[tuple[str, int], Callable[[], None]] = {}  # (kind, result code) → its metric's inc
+        self._throttle = Throttle(LOG_INTERVAL_S)
 
     def _country_code(self) -> str:
         return self.tariffs.current.tariff.country_code
@@ -52,6 +56,7 @@ class ChargingService(charging_pb2_grpc.ChargingServicer):
         return answer
 
     async def _answer_of_kind(self, kind: str, request):
+        wire.check_lengths(request)
         if kind == "authorize":
             work = wire.authorize_work(request, self._country_code())
             return wire.authorize_answer(await self.batcher.submit(work))
@@ -88,11 +93,13 @@ class ChargingService(charging_pb2_grpc.ChargingServicer):
     async def Stream(
         self, request_iterator: AsyncIterator[pb.StreamRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.StreamAnswer]:
-        call = StreamCall(self._answer, self.streams)
+        call = StreamCall(self._answer, self.streams, self._throttle)
         reader = asyncio.create_task(call.read(request_iterator))
         try:
             while (answer := await call.outgoing.get()) is not None:
                 yield answer
+            if call.ending is not None:
+                raise call.ending
         finally:
             reader.cancel()
             call.forget_sessions()

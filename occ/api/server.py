@@ -1,6 +1,7 @@
 """One worker's gRPC listeners: the Charging listener and the Admin listener, each with gRPC health,
 reflection (a setting; v1 and v1alpha), the metrics interceptor, and TLS when configured; Admin calls pass the
-authentication interceptor.
+authentication interceptor; health follows the store
+(:mod:`occ.api.health`).
 
 ::
 
@@ -27,6 +28,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 
+from occ.api.health import StoreWatch
 from occ.api.reflection import enable_server_reflection
 from occ.settings import Settings, is_loopback, split_host_port
 
@@ -47,6 +49,9 @@ class App(Protocol):
 
     def add_admin(self, server: grpc.aio.Server) -> list[str]:
         """Register the Admin servicer on ``server``; return the full names of the services registered."""
+
+    async def ping(self) -> None:
+        """Raise if the store the services need cannot be reached (health turns NOT_SERVING meanwhile)."""
 
     async def close(self) -> None:
         """Stop background tasks and close connections (called after the server has stopped)."""
@@ -108,13 +113,14 @@ class GrpcServer:
         self.admin_services: list[str] = []
         self._app_factory = app_factory
         self._app: App | None = None
-        self._servers: list[tuple[grpc.aio.Server, health_aio.HealthServicer]] = []
+        self._servers: list[tuple[grpc.aio.Server, health_aio.HealthServicer, list[str]]] = []
+        self._watch: StoreWatch | None = None
         self._guard = None
 
     async def start(self) -> None:
         """Start the app, register everything, bind and start serving; raise if any step fails (after cleaning up)."""
         from occ.api.auth import AdminAuthInterceptor
-        from occ.api.interceptors import MetricsInterceptor
+        from occ.api.interceptors import server_interceptors
 
         settings = self.settings
         try:
@@ -125,15 +131,18 @@ class GrpcServer:
             if settings.admin_listen:  # first, so that "listening" (Charging) means Admin is up too
                 host, port = split_host_port(settings.admin_listen)
                 server = grpc.aio.server(options=admin_server_options(settings),
-                                         interceptors=[MetricsInterceptor(), guard])  # fmt: skip
+                                         interceptors=[*server_interceptors(), guard])  # fmt: skip
                 self.admin_services = list(app.add_admin(server))
                 await self._listen(server, self.admin_services, host, port, settings.admin_client_auth, "admin")
-            server = grpc.aio.server(options=server_options(settings), interceptors=[MetricsInterceptor(), guard])
+            server = grpc.aio.server(options=server_options(settings), interceptors=[*server_interceptors(), guard])
             services = list(app.add_charging(server))
             if settings.admin_on_charging_port:
                 services += app.add_admin(server)
             self.services = services
             await self._listen(server, services, settings.host, settings.port, settings.tls_client_auth, "")
+            self._watch = StoreWatch([(health, ["", *names]) for _, health, names in self._servers], app.ping,
+                                     interval_s=settings.health_interval_s)  # fmt: skip
+            self._watch.start()
         except BaseException:
             await self.stop()
             raise
@@ -145,7 +154,7 @@ class GrpcServer:
         from occ.api.tls import listener_credentials
 
         health = health_aio.HealthServicer()
-        self._servers.append((server, health))
+        self._servers.append((server, health, services))
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
         reflected = reflection_on(self.settings, host)
         if reflected:
@@ -167,10 +176,13 @@ class GrpcServer:
 
     async def stop(self) -> None:
         """Health NOT_SERVING, stop accepting calls, let in-flight ones finish within ``grace_s``, close the app."""
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            await watch.close()
         servers, self._servers = self._servers, []
-        for _, health in servers:
+        for _, health, _ in servers:
             await health.enter_graceful_shutdown()
-        await asyncio.gather(*(server.stop(self.settings.grace_s) for server, _ in servers))
+        await asyncio.gather(*(server.stop(self.settings.grace_s) for server, _, _ in servers))
         app, self._app = self._app, None
         if app is not None:
             await app.close()

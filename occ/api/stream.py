@@ -1,9 +1,11 @@
 """One ``Charging.Stream`` call: requests of any kind on one bidirectional stream, each answered as it completes.
 
-Answers carry the request's correlation id; a request that fails is answered with a ``StreamError`` (its status from
-the error table, ``occ.api.errors``; UNAVAILABLE for anything else) and the stream goes on. The sessions a stream
-starts or updates are registered in the servicer's ``streams`` so that notices (aborts, re-auth requests) for them
-are pushed on it, until they end or the stream closes.
+Answers carry the request's correlation id; a request that fails is answered with a ``StreamError`` (its status and
+short details from the error table, ``occ.api.errors``; INTERNAL for a bug, its traceback logged at most once per
+``LOG_INTERVAL_S``) and the stream goes on. Every request the stream has taken is answered before it ends; a frame
+that is not a ``StreamRequest`` breaks the request stream, and the call then ends with that error (INVALID_ARGUMENT),
+never with OK. The sessions a stream starts or updates are registered in the servicer's ``streams`` so that notices
+(aborts, re-auth requests) for them are pushed on it, until they end or the stream closes.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ from typing import Any
 
 import grpc
 
-from occ.api.errors import grpc_status
+from occ.api.errors import status_and_details
+from occ.core.throttle import Throttle
 from occ.v1 import charging_pb2 as pb
 
 log = logging.getLogger(__name__)
 STREAM_IN_FLIGHT = 1024
 """Requests of one stream being processed at once; the stream stops reading beyond that (back-pressure)."""
+LOG_INTERVAL_S = 10.0  # at most one traceback of a failed stream request this often (per servicer)
 MISSING_REQUEST = "request: one of authorize, start, update, end, event, balance is required"
 
 Carried = tuple[str, str]
@@ -33,17 +37,22 @@ class StreamCall:
     Attributes:
         outgoing: answers in the order they complete, then ``None``.
         sessions: the sessions this stream carries.
+        ending: the error the request stream broke with (the call ends with it after the last answer), or None.
     """
 
-    def __init__(self, answer: Callable[[str, Any], Awaitable[Any]], streams: dict[Carried, asyncio.Queue]) -> None:
-        self._answer, self._streams = answer, streams
+    def __init__(
+        self, answer: Callable[[str, Any], Awaitable[Any]], streams: dict[Carried, asyncio.Queue], throttle: Throttle
+    ) -> None:
+        self._answer, self._streams, self._throttle = answer, streams, throttle
         self.outgoing: asyncio.Queue[pb.StreamAnswer | None] = asyncio.Queue()
         self.sessions: set[Carried] = set()
+        self.ending: BaseException | None = None
         self._slots = asyncio.Semaphore(STREAM_IN_FLIGHT)
         self._tasks: set[asyncio.Task] = set()
 
     async def read(self, request_iterator: AsyncIterator[pb.StreamRequest]) -> None:
-        """Take every request, answer each in a task of its own (at most ``STREAM_IN_FLIGHT`` at once), then end."""
+        """Take every request, answer each in a task of its own (at most ``STREAM_IN_FLIGHT`` at once), then end:
+        normally, or (``ending``) with the error the request stream raised; what was taken is answered either way."""
         try:
             async for message in request_iterator:
                 kind = message.WhichOneof("request")
@@ -56,9 +65,11 @@ class StreamCall:
                 task = asyncio.create_task(self._handle(message, kind))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
+        except Exception as exc:  # the request stream broke: what was taken is still answered below
+            self.ending = exc
+        finally:
             if self._tasks:
                 await asyncio.gather(*self._tasks)
-        finally:
             self.outgoing.put_nowait(None)
 
     async def _handle(self, message: pb.StreamRequest, kind: str) -> None:
@@ -70,11 +81,10 @@ class StreamCall:
             field = "session" if kind in ("start", "update", "end") else kind
             self.outgoing.put_nowait(pb.StreamAnswer(correlation_id=message.correlation_id, **{field: answer}))
         except Exception as exc:  # every request on a stream gets an answer, whatever went wrong
-            code = grpc_status(exc)
-            if code is None:
-                log.exception("stream request failed", extra={"correlation_id": message.correlation_id})
-                code = grpc.StatusCode.UNAVAILABLE
-            self._fail(message.correlation_id, code, str(exc))
+            code, details = status_and_details(exc)
+            if code is grpc.StatusCode.INTERNAL and self._throttle.ready("stream") is not None:
+                log.error("stream request failed", exc_info=exc, extra={"correlation_id": message.correlation_id})
+            self._fail(message.correlation_id, code, details)
         finally:
             self._slots.release()
 

@@ -14,15 +14,31 @@ that names the field at fault (``str(error)`` is ``"<field>: <message>"``), and 
 | ``currency_change`` | :class:`CurrencyChange` | FAILED_PRECONDITION | no |
 | ``unauthenticated`` | :class:`Unauthenticated` | UNAUTHENTICATED | no |
 | ``permission_denied`` | :class:`PermissionDenied` | PERMISSION_DENIED | no |
+| ``unavailable`` | :class:`StoreUnavailable` (and redis-py's ConnectionError, TimeoutError) | UNAVAILABLE | yes |
 
-"Retriable" says whether the same request may succeed later unchanged. Anything else that escapes (Redis down, a
-bug) is not in the table: a unary call fails with UNKNOWN, a ``Stream`` request is answered UNAVAILABLE.
+"Retriable" says whether the same request may succeed later unchanged. Anything else that escapes is a bug, not in
+the table: the edge answers it INTERNAL with a short message (``occ.api.guard``), never with the exception's text.
 The gRPC status is kept as its name so that this package imports no gRPC; ``occ.api.errors`` turns it into one.
+Error messages quote what the client sent through :func:`quoted`, so an error never echoes unbounded input.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar, NamedTuple
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+QUOTE_CHARS = 64
+"""Most characters of a client's value an error message quotes."""
+
+
+def quoted(value: object, limit: int = QUOTE_CHARS) -> str:
+    """``repr`` of ``value`` (a string as sent), cut to its first ``limit`` characters with ``…`` when longer."""
+    text = str(value)
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}… ({len(text)} characters)"
 
 
 class OccError(Exception):
@@ -93,6 +109,14 @@ class PermissionDenied(OccError):
     """An Admin call by a known caller whose role may not call that method (``occ.api.roles``)."""
 
     code = "permission_denied"
+class StoreUnavailable(OccError):
+    """The online store (Redis) cannot be reached or did not answer in time. Retriable: a repeated request is
+    answered from what was stored, never charged twice."""
+
+    code = "unavailable"
+
+    def __init__(self, message: str = "the charging store is unavailable; retry later") -> None:
+        super().__init__("", message)
 
 
 class Rule(NamedTuple):
@@ -114,10 +138,24 @@ ERRORS: dict[str, Rule] = {
         Rule(CurrencyChange, "FAILED_PRECONDITION", retriable=False),
         Rule(Unauthenticated, "UNAUTHENTICATED", retriable=False),
         Rule(PermissionDenied, "PERMISSION_DENIED", retriable=False),
+        Rule(StoreUnavailable, "UNAVAILABLE", retriable=True),
     )
 }
+UNAVAILABLE_ERRORS = (RedisConnectionError, RedisTimeoutError)
+"""Errors of the Redis client that mean "the store is not there right now" (``BusyLoadingError``, while a restarted
+Redis replays its AOF, is a ``ConnectionError``)."""
+
+
+def as_occ_error(error: BaseException) -> OccError | None:
+    """``error`` as an error of the table (a Redis outage becomes :class:`StoreUnavailable`), or None for a bug."""
+    if isinstance(error, OccError):
+        return error
+    if isinstance(error, UNAVAILABLE_ERRORS):
+        return StoreUnavailable()
+    return None
 
 
 def rule_of(error: BaseException) -> Rule | None:
     """The table's row for ``error``, or None for an error OCC did not raise on purpose."""
-    return ERRORS.get(error.code) if isinstance(error, OccError) else None
+    known = as_occ_error(error)
+    return None if known is None else ERRORS[known.code]

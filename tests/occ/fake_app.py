@@ -27,6 +27,9 @@ class EmptyApp:
     def add_admin(self, server: grpc.aio.Server) -> list[str]:
         return []
 
+    async def ping(self) -> None:
+        """No store: always reachable."""
+
     async def close(self) -> None:
         self.closed = True
 
