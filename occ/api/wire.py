@@ -81,6 +81,8 @@ def _string_fields(descriptor: Descriptor) -> tuple[tuple[str, int, str | None],
     found: list[tuple[str, int, str | None]] = []
     for field in descriptor.fields:
         repeated = field.is_repeated
+        if field.type == FieldDescriptor.TYPE_MESSAGE and field.message_type.GetOptions().map_entry:
+            continue  # a map's keys are checked by its owner (LoadTariff's files: tariff file names only)
         if field.type == FieldDescriptor.TYPE_STRING:
             if field.name not in MAX_CHARS or repeated:
                 raise AssertionError(f"{field.full_name}: a string field with no length limit in wire.MAX_CHARS")

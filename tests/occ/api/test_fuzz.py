@@ -14,7 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from benchmarks.faults.fuzz import Tally, stream_frames, unary_requests
+from occ.api.client import sync_channel
 from occ.api.server import GrpcServer
+from occ.api.tokens import TOKENS_FILE, TokenFile
 from occ.app import App
 from occ.settings import Settings
 from occ.store.process import free_port, start_redis_server
@@ -30,7 +32,8 @@ def channel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[grpc.Channel]:
     data = tmp_path_factory.mktemp("fuzz")
     redis = start_redis_server(data / "redis")
     options = Settings.load(None, {}, port=free_port(), metrics_port=0, redis_url=redis.url, data_dir=data,
-                            tariff_dir=EXAMPLE_TARIFF, demo_account="demo", grace_s=0.5)  # fmt: skip
+                            tariff_dir=EXAMPLE_TARIFF, demo_account="demo", grace_s=0.5,
+                            admin_listen="", admin_on_charging_port=True)  # fmt: skip
     ready, stop = threading.Event(), threading.Event()
     failure: list[BaseException] = []
 
@@ -53,7 +56,8 @@ def channel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[grpc.Channel]:
     thread.start()
     try:
         assert ready.wait(60) and not failure, failure
-        with grpc.insecure_channel(f"127.0.0.1:{options.port}") as open_channel:
+        token = TokenFile(data / TOKENS_FILE).create("tests", "admin")  # Admin is fuzzed as its most powerful caller
+        with sync_channel(f"127.0.0.1:{options.port}", token=token) as open_channel:
             yield open_channel
     finally:
         stop.set()

@@ -11,7 +11,9 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from online_app import EXAMPLE_TARIFF, session, voice
 
+from occ.api.client import aio_channel
 from occ.api.server import GrpcServer
+from occ.api.tokens import TOKENS_FILE, TokenFile
 from occ.app import App
 from occ.core.errors import rule_of
 from occ.settings import Settings
@@ -50,11 +52,13 @@ async def test_health_turns_not_serving_while_redis_is_gone_and_calls_are_unavai
     directory = tmp_path / "redis"
     redis = start_redis_server(directory, appendonly=True)
     settings = Settings.load(None, {}, port=free_port(), metrics_port=0, redis_url=redis.url, data_dir=tmp_path,
-                             tariff_dir=EXAMPLE_TARIFF, health_interval_s=0.2, grace_s=0.5)  # fmt: skip
+                             tariff_dir=EXAMPLE_TARIFF, health_interval_s=0.2, grace_s=0.5,
+                             admin_listen="", admin_on_charging_port=True)  # fmt: skip
     server = GrpcServer(settings, app_factory=App)
     await server.start()
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{settings.port}") as channel:
+        token = TokenFile(tmp_path / TOKENS_FILE).create("tests", "admin")
+        async with aio_channel(f"127.0.0.1:{settings.port}", token=token) as channel:
             charging, admin_stub = charging_pb2_grpc.ChargingStub(channel), admin_pb2_grpc.AdminStub(channel)
             await admin_stub.CreateAccount(admin.Account(id="h", currency="EUR", tariff_plan="retail"))
             top_up = admin.TransactionRequest(account_id="h", type=admin.TOP_UP, amount_micros=10**7,

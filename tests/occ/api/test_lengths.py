@@ -103,8 +103,8 @@ def request_string_fields() -> list[tuple[Path, str, str]]:
         for field in message.fields:
             if field.type == FieldDescriptor.TYPE_STRING:
                 found.append((path, message.name, field.name))
-            elif field.type == FieldDescriptor.TYPE_MESSAGE:
-                walk(field.message_type, path)
+            elif field.type == FieldDescriptor.TYPE_MESSAGE and not field.message_type.GetOptions().map_entry:
+                walk(field.message_type, path)  # (a map's keys are checked by its owner)
 
     for file, path in PROTOS.items():
         for service in file.services_by_name.values():
