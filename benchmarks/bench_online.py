@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.online import correctness, h2load, redis_ceiling, replicas, report
-from benchmarks.online.accounts import ceiling_accounts, create_accounts, softswitch_accounts
+from benchmarks.online.accounts import AdminTarget, ceiling_accounts, create_accounts, softswitch_accounts
 from benchmarks.online.loadgen import Workload
 from benchmarks.online.machine import (
     QUIET_BUSY_SHARE,
@@ -91,6 +91,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--quick", action="store_true", help="2-second phases")
     add("--target", help="host:port of a running OCC on loopback (default: start one)")
     add("--server-pid", type=int, help="with --target: the server's pid, for its CPU figures")
+    add("--admin-target", default="127.0.0.1:50052", help="with --target: its Admin listener (127.0.0.1:50052)")
+    add("--admin-token", default="", help="with --target: an Admin token of role admin (default $OCC_TOKEN)")
     add("--workers", type=int, default=1, help="server processes, echo and OCC alike (default 1)")
     add("--no-settle-worker", action="store_true",
         help="start occ serve with --no-settle: the online path alone, without its settlement worker")  # fmt: skip
@@ -134,6 +136,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.calls_rates = [float(rate) for rate in args.calls_rates.split(",") if rate.strip()]
         if args.target:
             check_loopback(args.target)
+            check_loopback(args.admin_target)
     except ValueError as error:
         parser.error(str(error))
     counts = ("workers", "loadgen_procs", "channels", "concurrency", "streams", "window", "max_requests", "accounts",
@@ -268,16 +271,18 @@ def run_occ(args: argparse.Namespace, results: Summary, temp_dir: Path, base: Wo
     if args.target:
         server: Server | External = External("occ", args.server_pid)
         target, env = args.target, None
+        admin = AdminTarget(args.admin_target, args.admin_token or os.environ.get("OCC_TOKEN", ""))
         wait_until_serving(target, SERVER_START_TIMEOUT_S, server)
-        run_occ_phases(args, results, server, target, env, base, run_id, ceiling_specs, switch_specs)
+        run_occ_phases(args, results, server, target, admin, env, base, run_id, ceiling_specs, switch_specs)
         return
     if "serve" not in occ_commands():
         results["notes"].append("occ serve not available: OCC phases skipped")
         progress(results["notes"][-1])
         return
-    port, data_dir = free_port(), temp_dir / "occ-data"
+    port, admin_port, data_dir = free_port(), free_port(), temp_dir / "occ-data"
     command = [str(OCC), "serve", "--port", str(port), "--metrics-port", "0", "--data-dir", str(data_dir),
-               "--tariff", str(TARIFF), "--workers", str(args.workers)]  # fmt: skip
+               "--tariff", str(TARIFF), "--workers", str(args.workers),
+               "--admin-listen", f"127.0.0.1:{admin_port}"]  # fmt: skip
     if args.no_settle_worker:
         command.append("--no-settle")
     # occ settle and occ reconcile find the embedded Redis and the SQLite store under the server's data dir.
@@ -296,18 +301,20 @@ def run_occ(args: argparse.Namespace, results: Summary, temp_dir: Path, base: Wo
         with running(Server("occ serve", command, temp_dir / "occ.log", env=env)) as server:
             target = f"127.0.0.1:{port}"
             wait_until_serving(target, SERVER_START_TIMEOUT_S, server)
-            run_occ_phases(args, results, server, target, env, base, run_id, ceiling_specs, switch_specs)
+            # the Admin listener's token for the local operator, which occ serve wrote before it started serving
+            admin = AdminTarget(f"127.0.0.1:{admin_port}", (data_dir / "admin-token").read_text().strip())
+            run_occ_phases(args, results, server, target, admin, env, base, run_id, ceiling_specs, switch_specs)
             results["occ_log_tail"] = server.log_tail(20).splitlines()
     finally:
         replicas.stop(own_redis)
 
 
 def run_occ_phases(args: argparse.Namespace, results: Summary, server: Server | External, target: str,
-                   env: dict[str, str] | None, base: Workload, run_id: str, ceiling_specs: list,
+                   admin: AdminTarget, env: dict[str, str] | None, base: Workload, run_id: str, ceiling_specs: list,
                    switch_specs: list) -> None:  # fmt: skip
     specs = (ceiling_specs if "occ" in args.phases else []) + (switch_specs if "softswitch" in args.phases else [])
-    progress(f"creating and topping up {len(specs):,} accounts through the Admin API …")
-    results["accounts"] = asyncio.run(create_accounts(target, specs))
+    progress(f"creating and topping up {len(specs):,} accounts through the Admin API on {admin.address} …")
+    results["accounts"] = asyncio.run(create_accounts(admin, specs))
     if "occ" in args.phases:
         workload = replace(base, target=target, tag=f"o{run_id}")
         results["phases"]["occ"] = run_ceiling_phases(server.pid, "occ", workload, args)
@@ -319,7 +326,7 @@ def run_occ_phases(args: argparse.Namespace, results: Summary, server: Server | 
         progress("correctness: accounts, sessions, settlement …")
         unended = [tuple(item) for phase in results["softswitch"] for item in phase["unended_sessions"]]
         accounts = correctness.check_accounts(
-            target,
+            admin,
             softswitch_ids=[s.id for s in switch_specs] if "softswitch" in args.phases else [],
             ceiling_ids=[s.id for s in ceiling_specs] if "occ" in args.phases else [],
             unended=unended,

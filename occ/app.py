@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from pathlib import Path
 
 import grpc
 from redis.exceptions import RedisError
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 DEMO_CREDIT_MICROS = 10_000_000
 DEMO_LEDGER_CODE = 400000009
 ABORT_RESUBSCRIBE_S = 1.0
+TARIFF_ROOT = "tariffs"  # below the data dir, where LoadTariff by path looks unless tariff_root says otherwise
 
 
 class App:
@@ -54,7 +56,12 @@ class App:
         )
         self.charging = ChargingService(self.batcher, self.tariffs, validity_time_s=settings.validity_time_s)
         self.admin = AdminService(
-            self.store, self.tariffs, validity_time_s=settings.validity_time_s, notify=self.notify
+            self.store,
+            self.tariffs,
+            validity_time_s=settings.validity_time_s,
+            notify=self.notify,
+            tariff_root=Path(settings.tariff_root or Path(settings.data_dir) / TARIFF_ROOT),
+            tariff_upload_max_bytes=settings.tariff_upload_max_bytes,
         )
         self._aborts: asyncio.Task | None = None
 
@@ -108,13 +115,22 @@ class App:
                 log.warning("notice listener lost Redis; subscribing again", extra={"error": str(exc)})
                 await asyncio.sleep(ABORT_RESUBSCRIBE_S)
 
-    def add_to_server(self, server: grpc.aio.Server) -> list[str]:
+    async def ping(self) -> None:
+        """Raise if Redis cannot be reached (the server's health follows it)."""
+        await self.redis.ping()
+
+    def add_charging(self, server: grpc.aio.Server) -> list[str]:
         charging_pb2_grpc.add_ChargingServicer_to_server(self.charging, server)
+        return [charging_pb2.DESCRIPTOR.services_by_name["Charging"].full_name]
+
+    def add_admin(self, server: grpc.aio.Server) -> list[str]:
+        """Admin, which answers only calls that ``occ.api.auth.AdminAuthInterceptor`` let through (the server's)."""
         admin_pb2_grpc.add_AdminServicer_to_server(self.admin, server)
-        return [
-            charging_pb2.DESCRIPTOR.services_by_name["Charging"].full_name,
-            admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
-        ]
+        return [admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name]
+
+    def add_to_server(self, server: grpc.aio.Server) -> list[str]:
+        """Both services on one server (tests serve them so; give that server the Admin interceptor too)."""
+        return self.add_charging(server) + self.add_admin(server)
 
     async def close(self) -> None:
         if self._aborts is not None:

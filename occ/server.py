@@ -9,7 +9,9 @@ in-flight calls get ``grace_s`` to finish, then the app closes. A worker that di
 the parent exits 1.
 
 Each worker runs :class:`GrpcServer` on uvloop: the app's services (``occ.app.App``), gRPC health and reflection,
-and the metrics interceptor.
+and the metrics interceptor, on the Charging listener and on the authenticated Admin listener (``admin_listen``);
+workers share both ports. Before anything starts the parent checks the TLS files and, on first start, writes the
+local operator's Admin token to ``<data_dir>/admin-token`` (``occ.api.tokens``).
 """
 
 from __future__ import annotations
@@ -34,13 +36,15 @@ from msgspec.structs import replace
 
 from occ import logs
 from occ.api.server import AppFactory, GrpcServer, grpc_address
+from occ.api.tls import check_files
+from occ.api.tokens import LOCAL_TOKEN_FILE, TOKENS_FILE, TokenError, TokenFile, bootstrap_local_token
 from occ.metrics_server import (
     mark_process_dead,
     prepare_multiprocess_dir,
     release_multiprocess_dirs,
     serve_metrics,
 )
-from occ.settings import Settings
+from occ.settings import Settings, split_host_port
 from occ.settle_process import start_settlement
 from occ.store.client import RedisAccessError, check_access, connect
 from occ.store.embedded import EmbeddedRedis
@@ -72,8 +76,12 @@ def run(settings: Settings, *, app_factory: AppFactory | None = None) -> int:
                 raise OSError(f"data dir {settings.data_dir}: {error.strerror or error}") from None
             settings = replace(settings, data_dir=data_dir)
             _refuse_taken_address(settings.host, settings.port)
+            if settings.admin_listen:
+                _refuse_taken_address(*split_host_port(settings.admin_listen))
+            check_files(settings)
+            local_token = _bootstrap_local_token(settings)
             if not settings.redis_url:
-                embedded = EmbeddedRedis(data_dir, appendfsync=settings.redis_appendfsync)
+                embedded = EmbeddedRedis(data_dir, appendfsync=settings.redis_appendfsync, keep_alive=True)
                 embedded.start()
                 stack.callback(embedded.stop)
                 settings = replace(settings, redis_url=embedded.url)
@@ -84,10 +92,10 @@ def run(settings: Settings, *, app_factory: AppFactory | None = None) -> int:
             stack.callback(release_multiprocess_dirs)
             if settings.metrics_port:
                 stack.callback(serve_metrics(settings.metrics_port, multiprocess_dir, host=settings.host))
-        except (RedisStartError, RedisAccessError, OSError) as error:
+        except (RedisStartError, RedisAccessError, OSError, TokenError) as error:
             log.error("cannot start: %s", error)
             return 1
-        _announce(settings, embedded)
+        _announce(settings, embedded, local_token)
         if settings.workers == 1:
             return serve_worker(settings, 0, app_factory=app_factory)
         return _supervise(settings, multiprocess_dir, app_factory)
@@ -109,6 +117,18 @@ def _check_redis_access(settings: Settings) -> None:
             await client.aclose()
 
     asyncio.run(probe())
+
+
+def _bootstrap_local_token(settings: Settings) -> Path | None:
+    """The local operator's Admin token in ``<data_dir>/admin-token`` (made on first start; see occ.api.tokens)."""
+    if not settings.admin_token_bootstrap or not (settings.admin_listen or settings.admin_on_charging_port):
+        return None
+    tokens = TokenFile(Path(settings.admin_tokens_file or settings.data_dir / TOKENS_FILE))
+    written = bootstrap_local_token(settings.data_dir, tokens)
+    if written is not None:
+        log.info("wrote an Admin token of role admin for the local operator's occ commands",
+                 extra={"path": str(written), "tokens_file": str(tokens.path)})  # fmt: skip
+    return settings.data_dir / LOCAL_TOKEN_FILE
 
 
 def _refuse_taken_address(host: str, port: int) -> None:
@@ -236,8 +256,11 @@ def _reap(worker: Any, multiprocess_dir: Path | None, state: dict[str, bool], st
         state["failed"] = True
 
 
-def _announce(settings: Settings, embedded: EmbeddedRedis | None) -> None:
+def _announce(settings: Settings, embedded: EmbeddedRedis | None, local_token: Path | None) -> None:
     address = grpc_address(settings.host, settings.port)
+    admin = grpc_address(*split_host_port(settings.admin_listen)) if settings.admin_listen else "off"
+    if local_token is not None:
+        admin += f" (token for local occ commands: {local_token})"
     redis_url = _redacted(settings.redis_url)
     redis = f"embedded {redis_url} (AOF in {embedded.directory})" if embedded else redis_url
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
@@ -246,11 +269,13 @@ def _announce(settings: Settings, embedded: EmbeddedRedis | None) -> None:
     if settings.demo_account:
         demo = (f"; demo account {settings.demo_account!r} (try: occ call {settings.demo_account} +442079460000 "
                 f"--seconds 90 --server {address})")  # fmt: skip
+    grpcurl = f"grpcurl -cacert CA {address} list" if settings.tls else f"grpcurl -plaintext {address} list"
     log.info(
-        f"occ serve: gRPC on {address} (try: grpcurl -plaintext {address} list); data dir {settings.data_dir}; "
-        f"Redis {redis}; metrics {metrics_url}; {settings.workers} worker(s){demo}",
-        extra={"address": address, "data_dir": str(settings.data_dir), "redis_url": redis_url,
-               "redis_embedded": embedded is not None, "metrics_url": metrics_url, "workers": settings.workers},
+        f"occ serve: gRPC on {address} (try: {grpcurl}); Admin on {admin}; TLS {'on' if settings.tls else 'off'}; "
+        f"data dir {settings.data_dir}; Redis {redis}; metrics {metrics_url}; {settings.workers} worker(s){demo}",
+        extra={"address": address, "admin_address": admin, "tls": settings.tls, "data_dir": str(settings.data_dir),
+               "redis_url": redis_url, "redis_embedded": embedded is not None, "metrics_url": metrics_url,
+               "workers": settings.workers},
     )  # fmt: skip
 
 

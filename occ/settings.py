@@ -12,6 +12,7 @@ ignored (other ``occ`` commands share the prefix), unknown TOML keys and overrid
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -25,6 +26,9 @@ APPENDFSYNC_MODES = ("everysec", "always")
 REDIS_URL_SCHEMES = ("redis://", "rediss://", "unix://", "redis+sentinel://", "rediss+sentinel://")
 TLS_REDIS_SCHEMES = ("rediss://", "rediss+sentinel://")
 DB_URL_SCHEMES = ("sqlite:///", "postgresql://", "postgres://", "postgresql+psycopg://")
+CLIENT_AUTH_MODES = ("none", "required")
+REFLECTION_MODES = ("auto", "on", "off")
+ADMIN_ROLES = ("viewer", "operator", "finance", "admin")  # occ.api.roles says what each may call
 
 T = TypeVar("T", bound=msgspec.Struct)
 
@@ -84,6 +88,31 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
         log_level: DEBUG, INFO, WARNING, ERROR or CRITICAL (any case).
         log_json: one JSON object per log line; false gives plain text.
         grace_s: how long a stopping server lets in-flight requests finish.
+        tls_cert_file: PEM certificate chain of the server; with ``tls_key_file`` every listener speaks TLS only. The
+            files are read again when they change: the next handshake uses the new certificate, without a restart.
+        tls_key_file: PEM private key of ``tls_cert_file``.
+        tls_client_ca_file: PEM CA certificates that sign client certificates (mutual TLS).
+        tls_client_auth: client certificates on the Charging listener: ``none`` or ``required`` (verified against
+            ``tls_client_ca_file``). grpcio's Python server has no "optional" mode: it either asks for none or
+            requires one.
+        admin_tls_client_auth: the same for the Admin listener; empty: as ``tls_client_auth``.
+        allow_plaintext: serve without TLS on an address that is not loopback, on purpose (refused otherwise).
+        reflection: gRPC server reflection: ``auto`` (on for a listener on a loopback address only), ``on`` or
+            ``off``.
+        admin_listen: ``host:port`` of the Admin listener, where every call is authenticated (``[::1]:50052`` for
+            IPv6); empty: no Admin listener.
+        admin_on_charging_port: also serve Admin (authenticated alike) on the Charging port.
+        admin_tokens_file: the hashed bearer tokens (``occ token``); empty: ``<data_dir>/admin-tokens.json``.
+        admin_client_roles: client certificates that may call Admin, ``identity=role`` comma-separated; identity is a
+            certificate's DNS name (SAN) or common name, role one of viewer, operator, finance, admin.
+        admin_token_bootstrap: at start, when ``<data_dir>/admin-token`` is missing, create a token of role
+            ``admin`` and write it there (mode 0600) for the local operator's ``occ`` commands.
+        audit_log: one JSON line per Admin call (who, what, outcome); empty: ``<data_dir>/audit.jsonl``.
+        tariff_root: LoadTariff by path reads tariff directories below this one only; empty:
+            ``<data_dir>/tariffs``.
+        tariff_upload_max_bytes: the largest tariff LoadTariff takes, its files added up (uncompressed); also
+            bounds the Admin listener's message size.
+        health_interval_s: how often each worker pings Redis; gRPC health is NOT_SERVING while the ping fails.
     """
 
     host: str = "127.0.0.1"
@@ -116,6 +145,31 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     log_level: str = "INFO"
     log_json: bool = True
     grace_s: float = 5.0
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_client_ca_file: str = ""
+    tls_client_auth: str = "none"
+    admin_tls_client_auth: str = ""
+    allow_plaintext: bool = False
+    reflection: str = "auto"
+    admin_listen: str = "127.0.0.1:50052"
+    admin_on_charging_port: bool = False
+    admin_tokens_file: str = ""
+    admin_client_roles: str = ""
+    admin_token_bootstrap: bool = True
+    audit_log: str = ""
+    tariff_root: str = ""
+    tariff_upload_max_bytes: int = 16 * 1024 * 1024
+
+    @property
+    def tls(self) -> bool:
+        """The listeners speak TLS (a certificate and its key are configured)."""
+        return bool(self.tls_cert_file and self.tls_key_file)
+
+    @property
+    def admin_client_auth(self) -> str:
+        return self.admin_tls_client_auth or self.tls_client_auth
+    health_interval_s: float = 1.0
 
     def __post_init__(self) -> None:
         problems = tuple(validate(self))
@@ -133,9 +187,19 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
 
 def validate(settings: Settings) -> list[tuple[str, str]]:
     """Every range problem of ``settings`` as (field, message naming the field); empty when all is well."""
-    s = settings
+    checks = _where_checks(settings) + _how_checks(settings)
+    problems = [(field, message) for field, ok, message in checks if not ok]
+    return problems + _security_problems(settings)
+
+
+Check = tuple[str, bool, str]
+"""(field, whether it is fine, the message naming it when it is not)."""
+
+
+def _where_checks(s: Settings) -> list[Check]:
+    """Addresses and stores: where the server listens, its Redis and its SQL store."""
     schemes = ", ".join(REDIS_URL_SCHEMES)
-    checks = [
+    return [
         ("host", bool(s.host), "host must not be empty"),
         ("port", 1 <= s.port <= 65535, f"port must be 1–65535, got {s.port}"),
         (
@@ -175,6 +239,12 @@ def validate(settings: Settings) -> list[tuple[str, str]]:
             s.redis_pool_timeout_s > 0,
             f"redis_pool_timeout_s must be > 0, got {s.redis_pool_timeout_s}",
         ),
+    ]
+
+
+def _how_checks(s: Settings) -> list[Check]:
+    """Capacities, timings and logging."""
+    return [
         ("workers", 1 <= s.workers <= 1024, f"workers must be 1–1024, got {s.workers}"),
         ("shards", 1 <= s.shards <= 16384, f"shards must be 1–16384, got {s.shards}"),
         (
@@ -200,8 +270,79 @@ def validate(settings: Settings) -> list[tuple[str, str]]:
             f"log_level must be one of {', '.join(LOG_LEVELS)}, got {s.log_level!r}",
         ),
         ("grace_s", 0 <= s.grace_s <= 3600, f"grace_s must be 0–3600, got {s.grace_s}"),
+        (
+            "health_interval_s",
+            0.05 <= s.health_interval_s <= 60,
+            f"health_interval_s must be 0.05–60, got {s.health_interval_s}",
+        ),
     ]
-    return [(field, message) for field, ok, message in checks if not ok]
+
+
+def is_loopback(host: str) -> bool:
+    """``host`` is a loopback address (``127.0.0.0/8``, ``::1``) or ``localhost``; any other name is not."""
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def split_host_port(address: str) -> tuple[str, int]:
+    """``("127.0.0.1", 50052)`` from ``127.0.0.1:50052`` (``[::1]:50052`` for IPv6); ValueError when malformed."""
+    host, sep, port = address.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{address!r} is not host:port (port 1–65535; [::1]:50052 for IPv6)")
+    return host, int(port)
+
+
+def client_roles(text: str) -> dict[str, str]:
+    """``{"ops.example.com": "operator"}`` from ``ops.example.com=operator``; ValueError naming the bad pair."""
+    roles: dict[str, str] = {}
+    for pair in filter(None, (part.strip() for part in text.split(","))):
+        identity, sep, role = (item.strip() for item in pair.partition("="))
+        if not sep or not identity or role not in ADMIN_ROLES:
+            raise ValueError(f"{pair!r} is not identity=role with a role among {', '.join(ADMIN_ROLES)}")
+        roles[identity] = role
+    return roles
+
+
+def _security_problems(s: Settings) -> list[tuple[str, str]]:
+    """What TLS, the Admin listener and reflection settings get wrong, as (field, message naming it)."""
+    problems: list[tuple[str, str]] = []
+    if bool(s.tls_cert_file) != bool(s.tls_key_file):
+        problems.append(("tls_key_file", "tls_cert_file and tls_key_file go together: set both or neither"))
+    modes = [("tls_client_auth", s.tls_client_auth)]
+    if s.admin_tls_client_auth:  # empty: as tls_client_auth, checked once
+        modes.append(("admin_tls_client_auth", s.admin_tls_client_auth))
+    for field, mode in modes:
+        if mode not in CLIENT_AUTH_MODES:
+            problems.append((field, f"{field} must be none or required, got {mode!r} (grpcio's Python server cannot "
+                                    "ask for a client certificate without requiring it)"))  # fmt: skip
+        elif mode == "required" and not (s.tls and s.tls_client_ca_file):
+            problems.append((field, f"{field} = required needs tls_cert_file, tls_key_file and tls_client_ca_file"))
+    if s.reflection not in REFLECTION_MODES:
+        problems.append(("reflection", f"reflection must be auto, on or off, got {s.reflection!r}"))
+    listeners = [("host", s.host)] if s.host else []
+    if s.admin_listen:
+        try:
+            listeners.append(("admin_listen", split_host_port(s.admin_listen)[0]))
+        except ValueError as error:
+            problems.append(("admin_listen", f"admin_listen: {error}"))
+    for field, host in listeners:
+        if not (s.tls or s.allow_plaintext or is_loopback(host)):
+            problems.append((field, f"{field} {host} is not a loopback address: serving it without TLS is refused "
+                                    "(set tls_cert_file and tls_key_file, or allow_plaintext to mean it)"))  # fmt: skip
+    try:
+        client_roles(s.admin_client_roles)
+    except ValueError as error:
+        problems.append(("admin_client_roles", f"admin_client_roles: {error}"))
+    if not 1024 <= s.tariff_upload_max_bytes <= 1 << 30:
+        limit = f"tariff_upload_max_bytes must be 1024–1073741824, got {s.tariff_upload_max_bytes}"
+        problems.append(("tariff_upload_max_bytes", limit))
+    return problems
 
 
 def _redis_access_checks(s: Settings) -> list[tuple[str, bool, str]]:

@@ -51,6 +51,9 @@ apt_update_once() {
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+# Invoice PDFs embed DejaVu Sans (settlement/billing/pdf.py): Unicode names and currency symbols.
+dejavu=/usr/share/fonts/truetype/dejavu
+[[ -f $dejavu/DejaVuSans.ttf && -f $dejavu/DejaVuSans-Bold.ttf ]] || missing+=(fonts-dejavu-core)
 if $with_postgres && ! has_initdb; then
     missing+=(postgresql)
 fi
@@ -74,6 +77,7 @@ if ((${#missing[@]})); then
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
 fi
 command -v redis-server >/dev/null 2>&1 || die "redis-server still not on PATH"
+[[ -f $dejavu/DejaVuSans.ttf ]] || die "fonts-dejavu-core still missing ($dejavu/DejaVuSans.ttf)"
 
 if [[ ! -x .venv/bin/python ]]; then
     log "creating .venv"

@@ -31,7 +31,8 @@ from sqlalchemy.exc import DBAPIError
 from occ.store import keys
 from occ.store.client import RedisClient, connect
 from settlement import metrics
-from settlement.entries import Malformed, book, entry_key
+from settlement.entries import ACCOUNT, Malformed, account_row, book, entry_key
+from settlement.records import LedgerRow, XdrRow
 from settlement.writer import BatchWriter, Booked
 
 log = logging.getLogger(__name__)
@@ -176,9 +177,12 @@ class Drain:
             (self._shard_of[stream], entry_id, _fields(f)) for stream, items in _streams(reply) for entry_id, f in items
         ]
 
-    async def claim(self) -> int:
-        """Take over and settle entries idle longer than ``claim_idle_s`` with any consumer; returns how many."""
-        idle_ms = int(self.options.claim_idle_s * 1000)
+    async def claim(self, idle_s: float | None = None) -> int:
+        """Take over and settle entries idle longer than ``idle_s`` (default ``claim_idle_s``) with any consumer;
+        returns how many. ``idle_s=0`` takes over everything pending (``occ settle --claim-now``: after a crash,
+        when the operator knows no other worker is alive)."""
+        idle_s = self.options.claim_idle_s if idle_s is None else idle_s
+        idle_ms = int(idle_s * 1000)
         total = 0
         for shard, stream in enumerate(self.streams):
             cursor = "0-0"
@@ -198,7 +202,7 @@ class Drain:
                 if cursor == "0-0":
                     break
         if total:
-            log.info("claimed %d entries idle for more than %.1f s", total, self.options.claim_idle_s)
+            log.info("claimed %d entries idle for more than %.1f s", total, idle_s)
         return total
 
     async def _read(self, start: str | list[str]) -> list[Entry]:
@@ -221,16 +225,12 @@ class Drain:
             key = entry_key(shard, entry_id)
             batch.where[key] = (shard, entry_id, fields)
             try:
-                ledger, xdrs = book(key, fields, now_ms)
+                batch.booked.append(_booked(key, fields, now_ms))
             except Malformed as error:
                 batch.dead[key] = str(error)
-                continue
             except Exception as error:  # a bug must not stop every other entry behind this one
                 log.exception("booking %s failed", key)
                 batch.dead[key] = f"settlement could not book it: {type(error).__name__}: {error}"
-                continue
-            account = (fields["account"], fields["currency"], ledger_time(ledger, xdrs))
-            batch.booked.append(Booked(key, ledger, xdrs, account))
         return batch
 
     async def _commit(self, batch: _Batch) -> None:
@@ -375,8 +375,17 @@ class _Batch:
         self.where: dict[str, tuple[int, str, dict[str, str]]] = {}
 
 
-def ledger_time(ledger: Sequence[dict[str, Any]], xdrs: Sequence[dict[str, Any]]) -> int:
-    return ledger[0]["time_ms"] if ledger else xdrs[0]["end_ms"]
+def _booked(key: str, fields: dict[str, str], now_ms: int) -> Booked:
+    """What one entry books: an account's row (an ``account`` entry), or ledger rows and xDRs; raises Malformed."""
+    if fields.get("type") == ACCOUNT:
+        row = account_row(key, fields)
+        return Booked(key, (), (), (row.account, row.currency, row.first_seen_ms), settings=row)
+    ledger, xdrs = book(key, fields, now_ms)
+    return Booked(key, ledger, xdrs, (fields["account"], fields["currency"], ledger_time(ledger, xdrs)))
+
+
+def ledger_time(ledger: Sequence[LedgerRow], xdrs: Sequence[XdrRow]) -> int:
+    return ledger[0].time_ms if ledger else xdrs[0].end_ms
 
 
 def _raw(response: Any, **_options: Any) -> Any:

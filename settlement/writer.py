@@ -1,7 +1,13 @@
 """Write booked entries to the SQL store: one transaction per batch, idempotent on every row's id.
 
+This is where :mod:`settlement.records` become SQL rows: :class:`BatchWriter` turns them into the driver's tuples
+itself (the hot path), and :func:`row_dicts` into the dicts an SQLAlchemy ``insert()`` takes (billing's taxation
+xDRs, a rerate's corrections, the accounts rows of ``account`` entries).
+
 Every insert is ``INSERT … ON CONFLICT DO NOTHING``: a batch written twice (re-delivered after a crash between the
-commit and the acknowledgement) changes nothing the second time. A batch the database refuses for a reason of its
+commit and the acknowledgement) changes nothing the second time. The one upsert, an ``account`` entry's settings
+(:func:`settings_upsert`), changes a row only for an entry newer than the one its settings came from, so it too is
+idempotent. A batch the database refuses for a reason of its
 own data (a constraint, a value it cannot store) is retried entry by entry, so that one bad entry is set aside with
 the database's reason and never blocks the others; a connection or lock failure is raised for the caller to retry.
 """
@@ -9,14 +15,15 @@ the database's reason and never blocks the others; a connection or lock failure 
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import msgspec
-from sqlalchemy import Connection, Engine, Table
+from sqlalchemy import Connection, Engine, Table, and_, or_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from settlement.records import AccountRow, LedgerRow, XdrRow
 from settlement.store.database import ensure_periods
 from settlement.store.money import Money, to_numeric
 from settlement.store.schema import accounts, ledger, xdrs
@@ -31,12 +38,15 @@ class Booked(msgspec.Struct, frozen=True):
             the top-up and the tax taken from it, ``settlement.entries``).
         xdrs: its xDR rows: none (a session charge is a ledger row only), one, or two (that top-up's PAYMENT and TAX).
         account: (account, currency, time_ms) to register the account on first sight.
+        settings: for an ``account`` entry (created, updated), the ``accounts`` row it upserts
+            (``settlement.entries.account_row``); None for money entries.
     """
 
     key: str
-    ledger: tuple[dict[str, Any], ...]
-    xdrs: tuple[dict[str, Any], ...]
+    ledger: tuple[LedgerRow, ...]
+    xdrs: tuple[XdrRow, ...]
     account: tuple[str, str, int]
+    settings: AccountRow | None = None
 
 
 class Written(msgspec.Struct, frozen=True):
@@ -52,15 +62,21 @@ class Written(msgspec.Struct, frozen=True):
     refused: dict[str, str]
 
 
+def row_dicts(records: Iterable[XdrRow | LedgerRow | AccountRow]) -> list[dict[str, Any]]:
+    """The records as rows for ``connection.execute(insert(table), rows)`` (SQLAlchemy converts Money itself)."""
+    return [msgspec.structs.asdict(record) for record in records]
+
+
 class _Insert:
     """``INSERT … ON CONFLICT DO NOTHING`` into one table, compiled once and run with the driver's executemany.
 
-    Rows are dicts with every column; they are turned into tuples in the compiled statement's order, and Money
-    columns into what the dialect stores (SQLAlchemy's per-row bind processing costs more than the insert itself
-    at tens of thousands of rows a second).
+    Rows are records of ``record`` (or dicts with every column, without one); they are turned into tuples in the
+    compiled statement's order (a record whose fields are the columns in that order: ``astuple``), and Money columns
+    into what the dialect stores (SQLAlchemy's per-row bind processing costs more than the insert itself at tens
+    of thousands of rows a second).
     """
 
-    def __init__(self, table: Table, engine: Engine) -> None:
+    def __init__(self, table: Table, engine: Engine, record: type[msgspec.Struct] | None = None) -> None:
         dialect = engine.dialect
         module = postgresql if dialect.name == "postgresql" else sqlite
         compiled = module.insert(table).on_conflict_do_nothing().compile(dialect=dialect)
@@ -68,11 +84,11 @@ class _Insert:
         self.positional = compiled.positiontup is not None
         names = list(compiled.positiontup) if self.positional else list(compiled.params)
         self.names = names
-        self.row = operator.itemgetter(*names)
+        self.row = _row_getter(names, record)
         money = [names.index(c.name) for c in table.columns if isinstance(c.type, Money) and c.name in names]
         self.money = money if dialect.name != "sqlite" else []
 
-    def __call__(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
+    def __call__(self, connection: Connection, rows: Sequence[Any]) -> None:
         if not rows:
             return
         values = [self.row(r) for r in rows]
@@ -81,6 +97,14 @@ class _Insert:
         if not self.positional:
             values = [dict(zip(self.names, v, strict=True)) for v in values]
         connection.exec_driver_sql(self.sql, values)
+
+
+def _row_getter(names: list[str], record: type[msgspec.Struct] | None) -> Callable[[Any], tuple[Any, ...]]:
+    if record is None:
+        return operator.itemgetter(*names)
+    if list(record.__struct_fields__) == names:
+        return msgspec.structs.astuple
+    return operator.attrgetter(*names)
 
 
 def _decimals(row: tuple[Any, ...], money: list[int]) -> tuple[Any, ...]:
@@ -96,16 +120,17 @@ class BatchWriter:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._accounts = _Insert(accounts, engine)
-        self._ledger = _Insert(ledger, engine)
-        self._xdrs = _Insert(xdrs, engine)
+        self._accounts = _Insert(accounts, engine, AccountRow)
+        self._ledger = _Insert(ledger, engine, LedgerRow)
+        self._xdrs = _Insert(xdrs, engine, XdrRow)
+        self._settings = settings_upsert(engine)
         self._periods: set[str] = set()
 
     def write(self, batch: Sequence[Booked]) -> Written:
         """Store ``batch`` in one transaction (or entry by entry if the database refuses the batch)."""
         if not batch:
             return Written(0, 0, {})
-        ensure_periods(self.engine, {x["period"] for b in batch for x in b.xdrs}, self._periods)
+        ensure_periods(self.engine, {x.period for b in batch for x in b.xdrs}, self._periods)
         try:
             with self.engine.begin() as connection:
                 counts = self._write(connection, batch)
@@ -129,22 +154,50 @@ class BatchWriter:
         return Written(ledger_rows, xdr_rows, refused)
 
     def _write(self, connection: Connection, batch: Sequence[Booked]) -> tuple[int, int]:
-        seen: dict[str, dict[str, Any]] = {}
+        newest: dict[str, AccountRow] = {}  # one row per account (PostgreSQL updates a row once per statement)
+        for row in (b.settings for b in batch if b.settings is not None):
+            known = newest.get(row.account)
+            if known is None or _position(known) < _position(row):
+                newest[row.account] = row
+        if newest:  # first: a new account's row then starts at its creation, not at a money entry of the batch
+            connection.execute(self._settings, row_dicts(newest.values()))
+        seen: dict[str, AccountRow] = {}
         for b in batch:
             account, currency, time_ms = b.account
-            if account not in seen:
-                seen[account] = {
-                    "account": account,
-                    "currency": currency,
-                    "opening_balance": 0,
-                    "first_seen_ms": time_ms,
-                }
+            if account not in seen and account not in newest:
+                seen[account] = AccountRow(account=account, currency=currency, first_seen_ms=time_ms)
         self._accounts(connection, list(seen.values()))
         ledger_rows = [row for b in batch for row in b.ledger]
         xdr_rows = [row for b in batch for row in b.xdrs]
         self._ledger(connection, ledger_rows)
         self._xdrs(connection, xdr_rows)
         return len(ledger_rows), len(xdr_rows)
+
+
+SETTINGS = ("plan", "credit_limit", "status", "prepaid_tax_ppm", "prepaid_tax_ledger", "prepaid_tax_code",
+            "created_ms", "settings_ms", "settings_seq")  # fmt: skip
+"""The ``accounts`` columns an ``account`` entry sets (the fields of :class:`AccountRow` after ``first_seen_ms``)."""
+
+
+def _position(row: AccountRow) -> tuple[int, int]:
+    return row.settings_ms or 0, row.settings_seq or 0
+
+
+def settings_upsert(engine: Engine) -> Any:
+    """Insert an account's row from an ``account`` entry, or update its settings if the entry is newer (by stream
+    position) than the one they came from: idempotent, and the newest entry wins whatever order workers book in.
+    Currency, opening balance and first sight of an existing row never change."""
+    module = postgresql if engine.dialect.name == "postgresql" else sqlite
+    statement = module.insert(accounts)
+    new, old = statement.excluded, accounts.c
+    newer = or_(
+        old.settings_ms.is_(None),
+        old.settings_ms < new.settings_ms,
+        and_(old.settings_ms == new.settings_ms, old.settings_seq < new.settings_seq),
+    )
+    return statement.on_conflict_do_update(
+        index_elements=[old.account], set_={name: new[name] for name in SETTINGS}, where=newer
+    )
 
 
 def _transient(error: DBAPIError) -> bool:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Engine, insert
 
+from settlement.billing.amounts import round_to_currency, to_micros
 from settlement.billing.setup import set_account, set_tax_profile
 from settlement.billing.tax import TaxProfile
 from settlement.entries import period_of
@@ -19,6 +21,11 @@ _ids = itertools.count(1)
 
 def ms(year: int, month: int, day: int, hour: int = 12) -> int:
     return int(datetime(year, month, day, hour, tzinfo=UTC).timestamp() * 1000)
+
+
+def round_micros(micros: Decimal | int, currency: str) -> int:
+    """Micro-units (possibly fractional) rounded to the currency, as int micro-units (the tests' oracle)."""
+    return to_micros(round_to_currency(Decimal(micros).scaleb(-6), currency))
 
 
 def euros(text: str) -> int:

@@ -6,13 +6,18 @@ Used by the tests of ``occ`` (through ``tests/occ/conftest.py``) and by settleme
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
 
+from occ.api.auth import AdminAuthInterceptor
+from occ.api.client import aio_channel
+from occ.api.interceptors import server_interceptors
 from occ.api.server import server_options
+from occ.api.tokens import TOKENS_FILE, TokenFile
 from occ.app import App
 from occ.settings import Settings
 from occ.v1 import admin_pb2 as admin
@@ -29,6 +34,7 @@ class Client:
 
     def __init__(self, app: App, channel: grpc.aio.Channel) -> None:
         self.app, self.channel = app, channel
+        self.token, self.address = "", ""  # the admin token the channel sends, and the server's host:port
         self.charging = charging_pb2_grpc.ChargingStub(channel)
         self.admin = admin_pb2_grpc.AdminStub(channel)
 
@@ -50,12 +56,13 @@ class Client:
     async def balance(self, account_id: str) -> pb.BalanceAnswer:
         return await self.charging.GetBalance(pb.BalanceRequest(subscriber=account_id))
 
-    async def events(self, account_id: str) -> list[dict[str, str]]:
-        """The account's entries on its shard's event stream, oldest first, decoded."""
+    async def events(self, account_id: str, *, settings: bool = False) -> list[dict[str, str]]:
+        """The account's entries on its shard's event stream, oldest first, decoded: its balance changes and session
+        closes, and with ``settings`` also its ``account`` entries (created, updated)."""
         stream = self.app.store.keys(account_id).events
         entries = await self.app.redis.xrange(stream)
         decoded = [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
-        return [entry for entry in decoded if entry["account"] == account_id]
+        return [e for e in decoded if e["account"] == account_id and (settings or e["type"] != "account")]
 
 
 def session(
@@ -74,20 +81,27 @@ def voice(requested: int = 0, used: int = 0, rating_group: int = 100) -> pb.Quot
 
 @contextlib.asynccontextmanager
 async def serving(redis_url: str, data_dir: Path, *, cluster: bool = False, **settings) -> AsyncIterator[Client]:
+    """The App's Charging and Admin on one port, Admin behind its authentication; the client's channel sends a token
+    of role ``admin`` (``Client.token``) on every unary call."""
     options = {"validity_time_s": 60, "tariff_dir": EXAMPLE_TARIFF, "sweep_interval_s": 3600.0, **settings}
     app = App(Settings.load(None, {}, redis_url=redis_url, redis_cluster=cluster, data_dir=data_dir, **options))
     await app.start()
-    server = grpc.aio.server(options=server_options(app.settings))
+    token = TokenFile(data_dir / TOKENS_FILE).create(f"tests-{uuid.uuid4().hex[:8]}", "admin")
+    guard = AdminAuthInterceptor.from_settings(app.settings)
+    server = grpc.aio.server(options=server_options(app.settings), interceptors=[*server_interceptors(), guard])
     app.add_to_server(server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    channel = aio_channel(f"127.0.0.1:{port}", token=token)
     try:
-        yield Client(app, channel)
+        client = Client(app, channel)
+        client.token, client.address = token, f"127.0.0.1:{port}"
+        yield client
     finally:
         await channel.close()
         await server.stop(0)
         await app.close()
+        guard.close()
 
 
 async def settle_everything(client: Client, redis_url: str, store) -> None:

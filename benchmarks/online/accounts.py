@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import grpc
 
+from occ.api.client import aio_channel
 from occ.v1 import admin_pb2, admin_pb2_grpc
 
 RICH_TOP_UP_MICROS = 1_000_000 * 1_000_000  # 1,000,000 EUR
@@ -53,10 +55,17 @@ def softswitch_accounts(count: int, poor_share: float, run_id: str) -> list[Acco
     ]
 
 
-async def create_accounts(target: str, specs: list[AccountSpec], in_flight: int = 32) -> dict[str, int]:
+class AdminTarget(NamedTuple):
+    """OCC's Admin listener and the bearer token to call it with (``occ serve`` writes one to its data dir)."""
+
+    address: str
+    token: str = ""
+
+
+async def create_accounts(admin_target: AdminTarget, specs: list[AccountSpec], in_flight: int = 32) -> dict[str, int]:
     """Create prepaid accounts (plan ``retail``, EUR) and top each up once; returns counts of what happened."""
     outcome = {"created": 0, "existed": 0, "topped_up": 0}
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with aio_channel(admin_target.address, token=admin_target.token) as channel:
         admin = admin_pb2_grpc.AdminStub(channel)
         todo = iter(specs)
 

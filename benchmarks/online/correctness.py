@@ -19,8 +19,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import grpc
-
+from benchmarks.online.accounts import AdminTarget
+from occ.api.client import aio_channel
 from occ.v1 import admin_pb2, admin_pb2_grpc
 
 ADMIN_TIMEOUT_S = 30.0
@@ -29,10 +29,12 @@ IN_FLIGHT = 32
 EXAMPLES = 5  # violations listed by name in the report
 
 
-async def _read_accounts(target: str, account_ids: Sequence[str]) -> dict[str, tuple[admin_pb2.Account, list]]:
+async def _read_accounts(
+    admin_target: AdminTarget, account_ids: Sequence[str]
+) -> dict[str, tuple[admin_pb2.Account, list]]:
     """Each account and its open sessions."""
     found: dict[str, tuple[admin_pb2.Account, list]] = {}
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with aio_channel(admin_target.address, token=admin_target.token) as channel:
         admin = admin_pb2_grpc.AdminStub(channel)
         todo = iter(account_ids)
 
@@ -48,10 +50,10 @@ async def _read_accounts(target: str, account_ids: Sequence[str]) -> dict[str, t
     return found
 
 
-def check_accounts(target: str, *, softswitch_ids: Sequence[str], ceiling_ids: Sequence[str],
+def check_accounts(admin_target: AdminTarget, *, softswitch_ids: Sequence[str], ceiling_ids: Sequence[str],
                    unended: Sequence[tuple[str, str]]) -> dict[str, object]:  # fmt: skip
-    """The credit-limit and session checks; ``violations`` counts what broke a promise."""
-    found = asyncio.run(_read_accounts(target, [*softswitch_ids, *ceiling_ids]))
+    """The credit-limit and session checks (through Admin); ``violations`` counts what broke a promise."""
+    found = asyncio.run(_read_accounts(admin_target, [*softswitch_ids, *ceiling_ids]))
     allowed_open = set(unended)
     below_limit, left_open, reserved_without_session, no_deadline = [], [], [], []
     awaiting_sweeper = 0

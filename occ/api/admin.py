@@ -1,17 +1,22 @@
 """``occ.v1.Admin``: accounts, money movements, sessions and tariffs.
 
 Every bad field is INVALID_ARGUMENT naming it; an unknown account is NOT_FOUND; nothing is written on an error
-(the errors and their statuses: ``occ.core.errors``).
+(the errors and their statuses: ``occ.core.errors``). Every call needs the caller that
+``occ.api.auth.AdminAuthInterceptor`` established (UNAUTHENTICATED without one), and the money movements it causes
+carry the caller as their actor (on the event, hence on the ledger row and the xDR).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from occ.api import tariff_source, wire
+from occ.api.auth import caller
 from occ.api.errors import abort
 from occ.core.errors import (
     AlreadyExists,
@@ -21,11 +26,11 @@ from occ.core.errors import (
     NotFound,
     OccError,
     from_store,
+    quoted,
 )
 from occ.core.payloads import close_request
 from occ.core.tariffs import TariffHolder
 from occ.store.keys import RERATE_KEY
-from occ.store.replication import NotReplicated
 from occ.store.scripts import Store
 from occ.v1 import admin_pb2 as pb
 from occ.v1 import admin_pb2_grpc
@@ -86,30 +91,33 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         *,
         validity_time_s: int,
         notify: Callable[[str, str, str, str], Awaitable[None]],
+        tariff_root: Path,
+        tariff_upload_max_bytes: int,
     ) -> None:
         self.store, self.tariffs, self.validity_time_s, self.notify = store, tariffs, validity_time_s, notify
+        self.tariff_root, self.tariff_upload_max_bytes = tariff_root, tariff_upload_max_bytes
 
     def _check_plan(self, plan: str) -> None:
         if not plan:
             raise InvalidRequest("tariff_plan", "is required")
         if self.tariffs.loaded and plan not in self.tariffs.current.plan_names:
             plans = ", ".join(self.tariffs.current.plan_names)
-            raise InvalidRequest("tariff_plan", f"{plan!r} is not a plan of the current tariff ({plans})")
+            raise InvalidRequest("tariff_plan", f"{quoted(plan)} is not a plan of the current tariff ({plans})")
 
     def _check_currency(self, currency: str) -> None:
         if not _CURRENCY.match(currency):
-            raise InvalidRequest("currency", f"{currency!r} is not an ISO 4217 code such as EUR")
+            raise InvalidRequest("currency", f"{quoted(currency)} is not an ISO 4217 code such as EUR")
         tariff_currency = self.tariffs.current.tariff.currency if self.tariffs.loaded else currency
         if currency != tariff_currency:
             raise InvalidRequest("currency", f"{currency} differs from the tariff's {tariff_currency}")
 
     async def _call(self, handler, request, context):
         try:
+            caller()  # fail closed: Admin answers only behind the authentication interceptor
+            wire.check_lengths(request)
             return await handler(request)
         except OccError as exc:
             await abort(context, exc)
-        except NotReplicated as exc:
-            await abort(context, from_store(exc))  # type: ignore[arg-type]
 
     async def CreateAccount(self, request: pb.Account, context) -> pb.Account:
         return await self._call(self._create, request, context)
@@ -128,10 +136,9 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             "plan": request.tariff_plan,
             "tax_profile": request.tax_profile,
             **prepaid_tax_fields(request.prepaid_tax),
-            "created_ms": int(time.time() * 1000),
-        }
+        }  # (account.lua sets created_ms)
         if await self.store.write_account(account_id, "create", fields) == "exists":
-            raise AlreadyExists("id", f"account {account_id!r} already exists")
+            raise AlreadyExists("id", f"account {quoted(account_id)} already exists")
         return await self._get(pb.GetAccountRequest(id=account_id))
 
     async def UpdateAccount(self, request: pb.UpdateAccountRequest, context) -> pb.Account:
@@ -154,7 +161,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         if request.HasField("prepaid_tax"):
             fields.update(prepaid_tax_fields(request.prepaid_tax))
         if await self.store.write_account(account_id, "update", fields) == "missing":
-            raise NotFound("id", f"no account {account_id!r}")
+            raise NotFound("id", f"no account {quoted(account_id)}")
         return await self._get(pb.GetAccountRequest(id=account_id))
 
     async def GetAccount(self, request: pb.GetAccountRequest, context) -> pb.Account:
@@ -164,7 +171,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         account_id = _account_id(request.id)
         fields = await self.store.read_account(account_id)
         if fields is None:
-            raise NotFound("id", f"no account {account_id!r}")
+            raise NotFound("id", f"no account {quoted(account_id)}")
         balance, limit, reserved = (int(fields.get(name) or 0) for name in ("balance", "credit_limit", "reserved"))
         return pb.Account(
             id=account_id,
@@ -211,9 +218,10 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             amount_micros=sign * amount,
             ledger_code=request.ledger_code,
             description=request.description,
+            actor=caller().actor,
         )
         if outcome == "missing":
-            raise NotFound("account_id", f"no account {account_id!r}")
+            raise NotFound("account_id", f"no account {quoted(account_id)}")
         if outcome == "conflict":
             raise FailedPrecondition("idempotency_key", "already used for a different transaction on this account")
         if outcome == "limit":
@@ -266,7 +274,8 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         session_id = _account_id(request.session_id, "session_id")
         now_ms = int(time.time() * 1000)
         abort = close_request(self.store, account_id, session_id, cause="ABORTED", now_ms=now_ms,
-                              validity_time_s=self.validity_time_s, reason=request.reason)  # fmt: skip
+                              validity_time_s=self.validity_time_s, reason=request.reason,
+                              actor=caller().actor)  # fmt: skip
         [result] = await self.store.run_batch("session", [abort])
         if isinstance(result, Exception):
             raise from_store(result)
@@ -280,16 +289,27 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         return await self._call(self._load_tariff, request, context)
 
     async def _load_tariff(self, request: pb.LoadTariffRequest) -> pb.LoadTariffAnswer:
-        if not request.directory:
-            raise InvalidRequest("directory", "is required")
-        if not Path(request.directory).is_dir():
-            raise NotFound("directory", f"{request.directory} is not a directory here")
+        given = [name for name in ("directory", "files", "archive") if getattr(request, name)]
+        if len(given) != 1:
+            raise InvalidRequest("directory", "give exactly one of directory, files and archive")
+        limit = self.tariff_upload_max_bytes
+        if request.directory:
+            files = await asyncio.to_thread(tariff_source.below_root, self.tariff_root, request.directory, limit)
+            label = f"{self.tariff_root}/{request.directory}"
+        elif request.files:
+            files, label = tariff_source.uploaded(request.files, limit), "uploaded files"
+        else:
+            files = await asyncio.to_thread(tariff_source.unpacked_archive, request.archive, limit)
+            label = "uploaded archive"
         try:
-            compiled, changed = await self.tariffs.publish(request.directory)
+            with tariff_source.unpacked(files) as directory:
+                compiled, changed = await self.tariffs.publish(directory, label=label)
         except TariffError as exc:
-            raise InvalidRequest("directory", str(exc)) from None
+            raise InvalidRequest(given[0], str(exc)) from None
         except CurrencyChange as exc:
-            raise FailedPrecondition("directory", str(exc)) from None
+            raise FailedPrecondition(given[0], str(exc)) from None
+        except OSError as exc:  # a name too long, a loop of links, a file the server may not read …
+            raise InvalidRequest(given[0], f"cannot be read: {exc.strerror or type(exc).__name__}") from None
         return pb.LoadTariffAnswer(
             tariff_hash=compiled.hash,
             changed=changed,

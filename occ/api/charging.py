@@ -2,7 +2,9 @@
 
 Each call is validated (``wire.py``; INVALID_ARGUMENT naming the field, nothing written), submitted to the batcher,
 and answered from the outcome. ``Stream`` carries the same requests with correlation ids and answers each as it
-completes; the server also pushes session aborts on the stream that last carried the session.
+completes; the server also pushes session aborts on the stream that last carried the session. Every request a
+stream has taken is answered before the stream ends; a frame that is not a ``StreamRequest`` ends it with
+INVALID_ARGUMENT (after those answers), never with OK.
 """
 
 from __future__ import annotations
@@ -15,17 +17,17 @@ import grpc
 
 from occ import metrics
 from occ.api import wire
-from occ.api.errors import abort, grpc_status
+from occ.api.errors import abort
+from occ.api.stream import LOG_INTERVAL_S, StreamCall
 from occ.core.batcher import Batcher
 from occ.core.errors import OccError
 from occ.core.requests import Kind, Outcome, Work
 from occ.core.tariffs import TariffHolder
+from occ.core.throttle import Throttle
 from occ.v1 import charging_pb2 as pb
 from occ.v1 import charging_pb2_grpc
 
 log = logging.getLogger(__name__)
-STREAM_IN_FLIGHT = 1024
-"""Requests of one stream being processed at once; the stream stops reading beyond that (back-pressure)."""
 
 
 class ChargingService(charging_pb2_grpc.ChargingServicer):
@@ -34,6 +36,7 @@ class ChargingService(charging_pb2_grpc.ChargingServicer):
         # (account, session id) → the outgoing queue of the stream that carries it (session ids are not unique alone)
         self.streams: dict[tuple[str, str], asyncio.Queue] = {}
         self._counters: dict[tuple[str, int], Callable[[], None]] = {}  # (kind, result code) → its metric's inc
+        self._throttle = Throttle(LOG_INTERVAL_S)
 
     def _country_code(self) -> str:
         return self.tariffs.current.tariff.country_code
@@ -53,6 +56,7 @@ class ChargingService(charging_pb2_grpc.ChargingServicer):
         return answer
 
     async def _answer_of_kind(self, kind: str, request):
+        wire.check_lengths(request)
         if kind == "authorize":
             work = wire.authorize_work(request, self._country_code())
             return wire.authorize_answer(await self.batcher.submit(work))
@@ -89,66 +93,16 @@ class ChargingService(charging_pb2_grpc.ChargingServicer):
     async def Stream(
         self, request_iterator: AsyncIterator[pb.StreamRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.StreamAnswer]:
-        outgoing: asyncio.Queue[pb.StreamAnswer | None] = asyncio.Queue()
-        slots = asyncio.Semaphore(STREAM_IN_FLIGHT)
-        tasks: set[asyncio.Task] = set()
-        sessions: set[tuple[str, str]] = set()
-
-        async def handle(message: pb.StreamRequest) -> None:
-            kind = message.WhichOneof("request")
-            request = getattr(message, kind)
-            try:
-                answer = await self._answer(kind, request)
-                if kind == "end" and answer.result_code == 2001:  # ended: aborts no longer concern this stream
-                    carried = (request.subscriber, request.session_id)
-                    sessions.discard(carried)
-                    if self.streams.get(carried) is outgoing:
-                        del self.streams[carried]
-                field = "session" if kind in ("start", "update", "end") else kind
-                outgoing.put_nowait(pb.StreamAnswer(correlation_id=message.correlation_id, **{field: answer}))
-            except Exception as exc:  # every request on a stream gets an answer, whatever went wrong
-                code = grpc_status(exc)
-                if code is None:
-                    log.exception("stream request failed", extra={"correlation_id": message.correlation_id})
-                    code = grpc.StatusCode.UNAVAILABLE
-                error = pb.StreamError(grpc_code=code.value[0], message=str(exc))
-                outgoing.put_nowait(pb.StreamAnswer(correlation_id=message.correlation_id, error=error))
-            finally:
-                slots.release()
-
-        async def read() -> None:
-            try:
-                async for message in request_iterator:
-                    kind = message.WhichOneof("request")
-                    if kind is None:
-                        error = pb.StreamError(
-                            grpc_code=grpc.StatusCode.INVALID_ARGUMENT.value[0],
-                            message="request: one of authorize, start, update, end, event, balance is required",
-                        )
-                        outgoing.put_nowait(pb.StreamAnswer(correlation_id=message.correlation_id, error=error))
-                        continue
-                    if kind in ("start", "update"):
-                        carried = (getattr(message, kind).subscriber, getattr(message, kind).session_id)
-                        sessions.add(carried)
-                        self.streams[carried] = outgoing
-                    await slots.acquire()
-                    task = asyncio.create_task(handle(message))
-                    tasks.add(task)
-                    task.add_done_callback(tasks.discard)
-                if tasks:
-                    await asyncio.gather(*tasks)
-            finally:
-                outgoing.put_nowait(None)
-
-        reader = asyncio.create_task(read())
+        call = StreamCall(self._answer, self.streams, self._throttle)
+        reader = asyncio.create_task(call.read(request_iterator))
         try:
-            while (answer := await outgoing.get()) is not None:
+            while (answer := await call.outgoing.get()) is not None:
                 yield answer
+            if call.ending is not None:
+                raise call.ending
         finally:
             reader.cancel()
-            for carried in sessions:
-                if self.streams.get(carried) is outgoing:
-                    del self.streams[carried]
+            call.forget_sessions()
 
     def push_notice(self, kind: str, account_id: str, session_id: str, reason: str = "") -> bool:
         """Push an ``abort`` (end the session now) or a ``reauth`` (send an update now) to the switch on the stream

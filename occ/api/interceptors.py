@@ -1,5 +1,8 @@
 """gRPC server interceptors: per-method call counts by status, latency, and a log line for unexpected errors.
 
+:func:`server_interceptors` is the chain every server uses: the metrics outside (so they count the final status),
+the guard (:mod:`occ.api.guard`: no UNKNOWN, undecodable input is INVALID_ARGUMENT) inside.
+
 On the hot path, so the wrapped handler of each method is built once and reused, and the metric children are bound
 once per (method, status): a call costs a ``perf_counter`` pair, a dict lookup and two metric updates.
 Streaming methods pass through untouched (a stream's lifetime is not a latency).
@@ -26,6 +29,13 @@ Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandl
 def method_label(full_method: str) -> str:
     """The metric label of ``/occ.v1.Charging/StartSession``: ``StartSession``."""
     return full_method.rsplit("/", 1)[-1]
+
+
+def server_interceptors() -> list[grpc.aio.ServerInterceptor]:
+    """The interceptors of an OCC gRPC server, outermost first."""
+    from occ.api.guard import GuardInterceptor
+
+    return [MetricsInterceptor(), GuardInterceptor()]
 
 
 class MetricsInterceptor(grpc.aio.ServerInterceptor):

@@ -1,16 +1,21 @@
 """Protobuf ↔ domain: validate what arrives on the wire into ``Work`` and render outcomes as answers.
 
 Every rejection is an ``InvalidRequest`` naming the field (``quotas[1].used_units: must not be negative``); nothing is
-written for a rejected request.
+written for a rejected request. :func:`check_lengths` is the one check of string lengths for both services: every
+string a client sends has a limit in :data:`MAX_CHARS` (by field name), documented beside the field in
+``proto/occ/v1/*.proto``; an error quotes at most a short prefix of what was sent (``occ.core.errors.quoted``).
 """
 
 from __future__ import annotations
 
+import functools
 import time
 
 import msgspec
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import Message
 
-from occ.core.errors import InvalidRequest
+from occ.core.errors import InvalidRequest, quoted
 from occ.core.requests import (
     Action,
     AuthorizeOutcome,
@@ -26,6 +31,24 @@ from rating_engine import Service, normalize_number
 from rating_engine.tariff import MAX_USAGE
 
 MAX_ID_LENGTH = 256
+MAX_CHARS: dict[str, int] = {
+    "session_id": MAX_ID_LENGTH,
+    "subscriber": MAX_ID_LENGTH,
+    "id": MAX_ID_LENGTH,
+    "account_id": MAX_ID_LENGTH,
+    "idempotency_key": MAX_ID_LENGTH,
+    "calling_party": 256,
+    "called_party": 256,
+    "currency": 3,
+    "tariff_plan": 64,
+    "tax_profile": 64,
+    "tax_code": 20,
+    "description": 1024,
+    "reason": 256,
+    "directory": 1024,
+}
+"""Most characters of every string field of a request, by field name (the same name means the same thing in every
+message). A string field missing here fails :func:`check_lengths` loudly, so a new field cannot go unchecked."""
 MAX_QUOTAS = 16
 MAX_REQUEST_NUMBER = 2**31
 _SERVICES = {pb.VOICE: Service.VOICE, pb.DATA: Service.DATA, pb.MESSAGE: Service.MESSAGE}
@@ -35,6 +58,38 @@ _ACTIONS = {
     pb.CHECK_BALANCE: Action.CHECK_BALANCE,
     pb.PRICE_ENQUIRY: Action.PRICE_ENQUIRY,
 }
+
+
+def check_lengths(message: Message, prefix: str = "") -> None:
+    """Raise ``InvalidRequest`` naming the first string field of ``message`` (nested messages included) longer than
+    its limit in :data:`MAX_CHARS`."""
+    for name, limit, nested in _string_fields(message.DESCRIPTOR):
+        value = getattr(message, name)
+        if nested is None:
+            if len(value) > limit:
+                raise InvalidRequest(f"{prefix}{name}", f"must be at most {limit} characters, got {quoted(value)}")
+        elif nested == "repeated":
+            for index, item in enumerate(value):
+                check_lengths(item, f"{prefix}{name}[{index}].")
+        elif message.HasField(name):
+            check_lengths(value, f"{prefix}{name}.")
+
+
+@functools.cache
+def _string_fields(descriptor: Descriptor) -> tuple[tuple[str, int, str | None], ...]:
+    """(name, limit, None) per string field and (name, 0, "one" | "repeated") per message field holding strings."""
+    found: list[tuple[str, int, str | None]] = []
+    for field in descriptor.fields:
+        repeated = field.is_repeated
+        if field.type == FieldDescriptor.TYPE_MESSAGE and field.message_type.GetOptions().map_entry:
+            continue  # a map's keys are checked by its owner (LoadTariff's files: tariff file names only)
+        if field.type == FieldDescriptor.TYPE_STRING:
+            if field.name not in MAX_CHARS or repeated:
+                raise AssertionError(f"{field.full_name}: a string field with no length limit in wire.MAX_CHARS")
+            found.append((field.name, MAX_CHARS[field.name], None))
+        elif field.type == FieldDescriptor.TYPE_MESSAGE and _string_fields(field.message_type):
+            found.append((field.name, 0, "repeated" if repeated else "one"))
+    return tuple(found)
 
 
 def _id(field: str, value: str) -> str:
@@ -78,7 +133,7 @@ def _destination(called: str, country_code: str) -> str:
     try:
         return normalize_number(called, country_code)
     except ValueError as exc:
-        raise InvalidRequest("called_party", str(exc)) from None
+        raise InvalidRequest("called_party", str(exc).replace(repr(called), quoted(called))) from None
 
 
 def session_work(kind: Kind, message: pb.SessionRequest, country_code: str) -> Work:

@@ -16,10 +16,14 @@ from occ import __version__
 SECTIONS: dict[str, dict[str, tuple[str, str]]] = {
     "Serving": {
         "serve": ("occ.cli.serve:serve", "Run the online charging gRPC server until Ctrl-C or SIGTERM."),
+        "health": ("occ.cli.health:health",
+                   "Check that the server at --server is SERVING (gRPC health); exit status 0 if so, 1 if not."),
         "settle": ("occ.cli.settle:settle",
                    "Drain the balance-event streams into ledger rows and xDRs in the SQL store."),
         "export": ("occ.cli.export:export",
                    "Send the ERP outbox (invoices and credit notes) to the finance middleware over SOAP."),
+        "token": ("occ.cli.token:token",
+                  "Create, list and revoke the bearer tokens of the Admin API (kept hashed by the server)."),
     },
     "Accounts": {
         "account": ("occ.cli.accounts:account", "Create, inspect, block and credit accounts on a running server."),

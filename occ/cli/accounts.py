@@ -1,8 +1,10 @@
 """``occ account …`` and ``occ sessions …``: the Admin API of a running server, for people.
 
-Every command talks gRPC (sync stubs) to ``--server`` (or ``$OCC_SERVER``; default ``127.0.0.1:50051``). Amounts are
-decimals in the account's currency (``10.50``), sent as micro-units and shown with six decimals. A gRPC error prints
-``error: <status>: <details>`` on stderr and exits with status 1.
+Every command talks gRPC (sync stubs) to the Admin listener, ``--admin-server`` (or ``$OCC_ADMIN_SERVER``; default
+``127.0.0.1:50052``), with a bearer token (``--token``, ``$OCC_TOKEN``, ``--token-file``; on the server's machine the
+one ``occ serve`` wrote to ``./data/admin-token``) and TLS files when the server uses TLS (``occ.cli.connection``).
+Amounts are decimals in the account's currency (``10.50``), sent as micro-units and shown with six decimals. A gRPC
+error prints ``error: <status>: <details>`` on stderr and exits with status 1.
 """
 
 from __future__ import annotations
@@ -16,44 +18,30 @@ from typing import Any
 import click
 import grpc
 
-from occ.cli.types import MONEY, PERCENT
+from occ.cli.connection import Target, admin_options, channel_to
+from occ.cli.types import MINUS_IS_A_VALUE, MONEY, PERCENT, POSITIVE_MONEY, percent_of_ppm
 from occ.v1 import admin_pb2 as admin
 from occ.v1 import admin_pb2_grpc, charging_pb2_grpc
 from rating_engine.money import format_micros
 
-DEFAULT_SERVER = "127.0.0.1:50051"
 TIMEOUT_S = 10.0
 """Deadline of each call: an unreachable or stuck server fails the command instead of hanging it."""
-
-
-server_option = click.option(
-    "--server",
-    envvar="OCC_SERVER",
-    default=DEFAULT_SERVER,
-    show_default=True,
-    help="The OCC server's gRPC address, host:port (env OCC_SERVER).",
-)
-
+TAX_LABEL_HELP = "A label kept on the online account; billing does not read it (occ bill account set --tax-profile)."
 
 class Stubs:
     """The Charging and Admin stubs of one channel (pass ``timeout=TIMEOUT_S`` on every call)."""
 
     def __init__(self, channel: grpc.Channel) -> None:
+        self.channel = channel
         self.admin = admin_pb2_grpc.AdminStub(channel)
         self.charging = charging_pb2_grpc.ChargingStub(channel)
 
 
 @contextlib.contextmanager
-def connect(server: str) -> Iterator[Stubs]:
-    """Stubs for ``server``; a gRPC error becomes ``error: <status>: <details>`` on stderr and exit status 1."""
-    with grpc.insecure_channel(server) as channel:
-        try:
-            yield Stubs(channel)
-        except grpc.RpcError as error:
-            status = error.code().name if isinstance(error, grpc.Call) else "UNKNOWN"
-            details = error.details() if isinstance(error, grpc.Call) else str(error)
-            click.echo(f"error: {status}: {details}", err=True)
-            raise click.exceptions.Exit(1) from None
+def connect(target: Target) -> Iterator[Stubs]:
+    """Stubs for ``target``; a gRPC error becomes ``error: <status>: <details>`` on stderr and exit status 1."""
+    with channel_to(target) as channel:
+        yield Stubs(channel)
 
 
 def echo_pairs(pairs: list[tuple[str, str]]) -> None:
@@ -62,6 +50,9 @@ def echo_pairs(pairs: list[tuple[str, str]]) -> None:
 
 
 def echo_account(account: admin.Account) -> None:
+    """The online account. Billing settings (billing day, time zone, tax profile) live in the SQL store, so the
+    last line says where to see them rather than showing the online ``tax_profile`` label as if billing used it."""
+    label = [("tax label", f"{account.tax_profile} (online only; billing does not read it)")]
     echo_pairs(
         [
             ("account", account.id),
@@ -73,8 +64,9 @@ def echo_account(account: admin.Account) -> None:
             ("reserved", format_micros(account.reserved_micros)),
             ("available", format_micros(account.available_micros)),
             ("open sessions", str(account.open_sessions)),
-            ("tax profile", account.tax_profile or "(none)"),
             ("prepaid tax", _prepaid_tax(account.prepaid_tax)),
+            *(label if account.tax_profile else []),
+            ("billing", f"settings in the SQL store: occ bill account show {account.id}"),
         ]
     )
 
@@ -82,8 +74,7 @@ def echo_account(account: admin.Account) -> None:
 def _prepaid_tax(tax: admin.PrepaidTax) -> str:
     if not tax.rate_ppm:
         return "(none)"
-    whole, frac = divmod(tax.rate_ppm, 10_000)
-    percent = f"{whole}.{frac:04d}".rstrip("0").rstrip(".")
+    percent = percent_of_ppm(tax.rate_ppm)
     code = f", tax code {tax.tax_code}" if tax.tax_code else ""
     return f"{percent} % taken from top-ups (ledger {tax.ledger_code}{code})"
 
@@ -123,9 +114,9 @@ def account() -> None:
 @click.option("--plan", required=True, help="A tariff plan of the server's current tariff.")
 @click.option("--currency", default="EUR", show_default=True, help="ISO 4217 code; must be the tariff's.")
 @click.option("--credit-limit", type=MONEY, default=0, help="How far below zero the balance may go.  [default: 0]")
-@click.option("--tax-profile", default="", help="Used by billing.")
+@click.option("--tax-profile", default="", help=TAX_LABEL_HELP)
 @prepaid_tax_options
-@server_option
+@admin_options
 def create(
     account_id: str,
     plan: str,
@@ -135,7 +126,7 @@ def create(
     prepaid_tax_rate: int | None,
     prepaid_tax_ledger: int | None,
     prepaid_tax_code: str,
-    server: str,
+    target: Target,
 ) -> None:
     """Create ACCOUNT (balance 0: credit it with `occ account topup`)."""
     request = admin.Account(
@@ -144,7 +135,7 @@ def create(
     tax = prepaid_tax_of(prepaid_tax_rate, prepaid_tax_ledger, prepaid_tax_code)
     if tax is not None:
         request.prepaid_tax.CopyFrom(tax)
-    with connect(server) as stubs:
+    with connect(target) as stubs:
         echo_account(stubs.admin.CreateAccount(request, timeout=TIMEOUT_S))
 
 
@@ -152,9 +143,9 @@ def create(
 @click.argument("account_id", metavar="ACCOUNT")
 @click.option("--plan", default=None, help="A tariff plan of the server's current tariff.")
 @click.option("--credit-limit", type=MONEY, default=None, help="How far below zero the balance may go.")
-@click.option("--tax-profile", default=None, help="Used by billing.")
+@click.option("--tax-profile", default=None, help=TAX_LABEL_HELP)
 @prepaid_tax_options
-@server_option
+@admin_options
 def update(
     account_id: str,
     plan: str | None,
@@ -163,7 +154,7 @@ def update(
     prepaid_tax_rate: int | None,
     prepaid_tax_ledger: int | None,
     prepaid_tax_code: str,
-    server: str,
+    target: Target,
 ) -> None:
     """Change the settings given of ACCOUNT (never its balance)."""
     request = admin.UpdateAccountRequest(id=account_id)
@@ -176,26 +167,26 @@ def update(
     tax = prepaid_tax_of(prepaid_tax_rate, prepaid_tax_ledger, prepaid_tax_code)
     if tax is not None:
         request.prepaid_tax.CopyFrom(tax)
-    with connect(server) as stubs:
+    with connect(target) as stubs:
         echo_account(stubs.admin.UpdateAccount(request, timeout=TIMEOUT_S))
 
 
 @account.command()
 @click.argument("account_id", metavar="ACCOUNT")
-@server_option
-def show(account_id: str, server: str) -> None:
+@admin_options
+def show(account_id: str, target: Target) -> None:
     """Show ACCOUNT: status, plan, balance, reservations."""
-    with connect(server) as stubs:
+    with connect(target) as stubs:
         echo_account(stubs.admin.GetAccount(admin.GetAccountRequest(id=account_id), timeout=TIMEOUT_S))
 
 
 def _set_status(name: str, status: int, summary: str) -> None:
     @account.command(name, help=summary)
     @click.argument("account_id", metavar="ACCOUNT")
-    @server_option
-    def command(account_id: str, server: str) -> None:
+    @admin_options
+    def command(account_id: str, target: Target) -> None:
         request = admin.UpdateAccountRequest(id=account_id, status=status)
-        with connect(server) as stubs:
+        with connect(target) as stubs:
             echo_account(stubs.admin.UpdateAccount(request, timeout=TIMEOUT_S))
 
 
@@ -203,7 +194,7 @@ _set_status("block", admin.BLOCKED, "Block ACCOUNT: every charging request is de
 _set_status("unblock", admin.ACTIVE, "Make ACCOUNT active again.")
 
 
-def _transact(account_id: str, kind: int, amount: int, ledger: int, key: str, description: str, server: str) -> None:
+def _transact(account_id: str, kind: int, amount: int, ledger: int, key: str, description: str, target: Target) -> None:
     request = admin.TransactionRequest(
         account_id=account_id,
         type=kind,
@@ -212,7 +203,7 @@ def _transact(account_id: str, kind: int, amount: int, ledger: int, key: str, de
         ledger_code=ledger,
         description=description,
     )
-    with connect(server) as stubs:
+    with connect(target) as stubs:
         answer = stubs.admin.Transact(request, timeout=TIMEOUT_S)
     echo_pairs(
         [
@@ -229,15 +220,15 @@ def _transact(account_id: str, kind: int, amount: int, ledger: int, key: str, de
 
 
 def _money_command(name: str, kind: int, summary: str) -> None:
-    @account.command(name, help=summary)
+    @account.command(name, help=summary, context_settings=MINUS_IS_A_VALUE)
     @click.argument("account_id", metavar="ACCOUNT")
-    @click.argument("amount", type=MONEY)
+    @click.argument("amount", type=POSITIVE_MONEY)
     @click.option("--ledger", type=click.IntRange(min=1), required=True, help="Ledger code of the movement.")
     @click.option("--key", default=None, help="Idempotency key: a repeat changes nothing.  [default: a new uuid4]")
     @click.option("--description", default="", help="Free text kept with the transaction.")
-    @server_option
-    def command(account_id: str, amount: int, ledger: int, key: str | None, description: str, server: str) -> None:
-        _transact(account_id, kind, amount, ledger, key or str(uuid.uuid4()), description, server)
+    @admin_options
+    def command(account_id: str, amount: int, ledger: int, key: str | None, description: str, target: Target) -> None:
+        _transact(account_id, kind, amount, ledger, key or str(uuid.uuid4()), description, target)
 
 
 _money_command("topup", admin.TOP_UP, "Credit AMOUNT of prepaid credit to ACCOUNT.")
@@ -245,16 +236,16 @@ _money_command("payment", admin.PAYMENT, "Record a payment of AMOUNT received fr
 _money_command("refund", admin.REFUND, "Give AMOUNT back to the customer of ACCOUNT (lowers its balance).")
 
 
-@account.command(context_settings={"ignore_unknown_options": True})  # so that AMOUNT may be negative: -1.25
+@account.command(context_settings=MINUS_IS_A_VALUE)  # AMOUNT may be negative: -1.25
 @click.argument("account_id", metavar="ACCOUNT")
 @click.argument("amount", type=MONEY)
 @click.option("--ledger", type=click.IntRange(min=1), required=True, help="Ledger code of the correction.")
 @click.option("--key", required=True, help="Idempotency key: a repeat changes nothing.")
 @click.option("--description", default="", help="Free text kept with the transaction.")
-@server_option
-def adjust(account_id: str, amount: int, ledger: int, key: str, description: str, server: str) -> None:
+@admin_options
+def adjust(account_id: str, amount: int, ledger: int, key: str, description: str, target: Target) -> None:
     """Correct the balance of ACCOUNT by AMOUNT (signed: -1.25 lowers it)."""
-    _transact(account_id, admin.ADJUSTMENT, amount, ledger, key, description, server)
+    _transact(account_id, admin.ADJUSTMENT, amount, ledger, key, description, target)
 
 
 @click.group()
@@ -264,10 +255,10 @@ def sessions() -> None:
 
 @sessions.command("list")
 @click.argument("account_id", metavar="ACCOUNT")
-@server_option
-def list_sessions(account_id: str, server: str) -> None:
+@admin_options
+def list_sessions(account_id: str, target: Target) -> None:
     """List the open sessions of ACCOUNT with their holds and deadlines (UTC)."""
-    with connect(server) as stubs:
+    with connect(target) as stubs:
         answer = stubs.admin.ListSessions(admin.ListSessionsRequest(account_id=account_id), timeout=TIMEOUT_S)
     if not answer.sessions:
         click.echo(f"no open sessions on {account_id}")
@@ -294,11 +285,11 @@ def list_sessions(account_id: str, server: str) -> None:
 @click.argument("account_id", metavar="ACCOUNT")
 @click.argument("session_id", metavar="SESSION")
 @click.option("--reason", default="aborted by an administrator", show_default=True, help="Told to the switch.")
-@server_option
-def abort(account_id: str, session_id: str, reason: str, server: str) -> None:
+@admin_options
+def abort(account_id: str, session_id: str, reason: str, target: Target) -> None:
     """End SESSION of ACCOUNT now: its hold is released, its reported usage stays charged."""
     request = admin.AbortSessionRequest(account_id=account_id, session_id=session_id, reason=reason)
-    with connect(server) as stubs:
+    with connect(target) as stubs:
         answer = stubs.admin.AbortSession(request, timeout=TIMEOUT_S)
     if answer.aborted:
         click.echo(f"aborted {session_id}: cost {format_micros(answer.cost_micros)}")

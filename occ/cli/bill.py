@@ -13,18 +13,23 @@ import click
 from sqlalchemy import Engine
 
 from occ.cli.store_options import load_settings, open_database, store_options
-from occ.cli.types import LEGACY_RATE, renamed, resolved
+from occ.cli.types import LEGACY_RATE, percent_of_ppm, renamed, resolved
+from rating_engine.money import format_micros
+from settlement.accounts import NotInBooks
 from settlement.billing import document
+from settlement.billing.account_view import AccountView, account_view
 from settlement.billing.cycle import describe
 from settlement.billing.issue import Outcome
+from settlement.billing.parties import bank_lines, printable_lines
 from settlement.billing.run import BillingError, RunReport, bill_now, preview_now, run
-from settlement.billing.setup import SetupError, set_account, set_customer_class, set_tax_profile
+from settlement.billing.setup import SetupError, set_account, set_customer_class, set_issuer, set_tax_profile
 from settlement.billing.tax import MODES, TaxProfile
 from settlement.store.database import reading
 
 
-def _engine(config: object, flags: dict) -> Engine:
-    return open_database(load_settings(config, **flags))  # type: ignore[arg-type]
+def _engine(config: object, flags: dict, *, must_exist: bool = False) -> Engine:
+    """The store; ``must_exist`` for commands about what is already in it (a missing SQLite file is an error)."""
+    return open_database(load_settings(config, **flags), must_exist=must_exist)  # type: ignore[arg-type]
 
 
 def _outcome(o: Outcome, tz: str = "UTC") -> str:
@@ -56,7 +61,7 @@ def run_command(config: object, run_date, dry_run: bool, accounts: tuple[str, ..
 
     try:
         report = run(engine, run_date.date(), preview=dry_run, accounts=list(accounts) or None, progress=progress)
-    except BillingError as error:
+    except (BillingError, NotInBooks) as error:
         raise click.ClickException(str(error)) from None
     _print_report(report, quiet)
 
@@ -81,10 +86,10 @@ def _print_report(report: RunReport, quiet: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Store a preview instead of issuing.")
 def now_command(config: object, account: str, dry_run: bool, **flags) -> None:
     """Issue an out-of-turn invoice for ACCOUNT up to now; its next period starts now."""
-    engine = _engine(config, flags)
+    engine = _engine(config, flags, must_exist=True)
     try:
         outcome = preview_now(engine, account) if dry_run else bill_now(engine, account)
-    except BillingError as error:
+    except (BillingError, NotInBooks) as error:
         raise click.ClickException(str(error)) from None
     click.echo(_outcome(outcome))
     if outcome.status == "DRAFT":
@@ -98,7 +103,7 @@ def reissue_command(config: object, invoice: str, **flags) -> None:
     """Re-issue INVOICE (id, number or tenant:number) after re-rating, as a new revision (credit note + invoice)."""
     from settlement.billing.reissue import reissue
 
-    engine = _engine(config, flags)
+    engine = _engine(config, flags, must_exist=True)
     with engine.connect() as connection:
         invoice_id = document.find(connection, invoice)
     if invoice_id is None:
@@ -121,7 +126,7 @@ def reissue_command(config: object, invoice: str, **flags) -> None:
 def show_command(config: object, invoice: str, preview: bool, csv_path: Path | None, pdf_path: Path | None,
                  **flags) -> None:  # fmt: skip
     """Print INVOICE (id, number or tenant:number) as a statement; optionally write its CSV and PDF."""
-    engine = _engine(config, flags)
+    engine = _engine(config, flags, must_exist=True)
     with reading(engine) as connection:
         invoice_id = int(invoice) if preview and invoice.isdigit() else document.find(connection, invoice)
         view = document.load(connection, invoice_id, preview=preview) if invoice_id is not None else None
@@ -132,9 +137,12 @@ def show_command(config: object, invoice: str, preview: bool, csv_path: Path | N
         csv_path.write_text(document.csv_text(view))
         click.echo(f"wrote {csv_path}", err=True)
     if pdf_path:
-        from settlement.billing.pdf import render
+        from settlement.billing.pdf import FontMissing, render
 
-        pdf_path.write_bytes(render(view))
+        try:
+            pdf_path.write_bytes(render(view))
+        except FontMissing as error:
+            raise click.ClickException(str(error)) from None
         click.echo(f"wrote {pdf_path}", err=True)
 
 
@@ -152,18 +160,106 @@ def account_group() -> None:
 @click.option("--customer-class", help="Customer class (gives the default tax profile); '' clears it.")
 @click.option("--customer-code", help="The ERP's customer code [the account id].")
 @click.option("--tenant", help="Whose invoice number sequence the account uses [default].")
+@click.option("--name", "customer_name", help="The customer's name as invoices print it; '' clears it.")
+@click.option("--address", "customer_address", multiple=True,
+              help="An address line of the customer (repeat for each line; replaces them all); '' clears it.")
+@click.option("--vat-id", "customer_vat_id", help="The customer's VAT id with country prefix (optional); '' clears.")
 def account_set(config: object, account: str, **options) -> None:
     """Create or change ACCOUNT's billing settings (only the options given change)."""
     flags = {k: options.pop(k) for k in ("data_dir", "redis_url", "db_url")}
-    engine = _engine(config, flags)
+    options["customer_address"] = options["customer_address"] or None  # not given: unchanged
+    engine = _engine(config, flags, must_exist=True)
     try:
         with engine.begin() as connection:
             result = set_account(connection, account, **options)
-    except SetupError as error:
+    except (SetupError, NotInBooks) as error:
         raise click.ClickException(str(error)) from None
     r = result
     click.echo(f"{r.account}: day {r.billing_day} {r.timezone}, tenant {r.tenant}, customer {r.customer_code}, "
                f"class {r.customer_class or '-'}, tax {r.tax_profile or '-'}")  # fmt: skip
+    details = printable_lines(r.customer)
+    click.echo("  bill to: " + (" / ".join(details) if details else "- (no name or address: occ bill account set "
+                                                                   f"{r.account} --name … --address …)"))  # fmt: skip
+
+
+@account_group.command("show")
+@store_options
+@click.argument("account")
+def account_show(config: object, account: str, **flags) -> None:
+    """Show ACCOUNT's billing settings (or the defaults it bills with), its tax profile, its open period and the
+    online settings settlement recorded for it."""
+    engine = _engine(config, flags, must_exist=True)
+    try:
+        with reading(engine) as connection:
+            view = account_view(connection, account)
+    except NotInBooks as error:
+        raise click.ClickException(str(error)) from None
+    for label, value in _account_lines(view):
+        click.echo(f"{label + ':':<16} {value}")
+
+
+def _account_lines(view: AccountView) -> list[tuple[str, str]]:
+    b, books, profile = view.billing, view.recorded, view.profile
+    settings = "" if view.has_settings else "  (defaults: occ bill account set to change them)"
+    if not profile.name:
+        tax = "none (untaxed)"
+    else:
+        tax = f"{profile.name}: {profile.mode} {profile.label()}, from the {view.profile_source}"
+    customer = " / ".join(printable_lines(b.customer)) or (
+        f"- (no name or address: occ bill account set {b.account} --name … --address …)")  # fmt: skip
+    online = "not recorded yet (settled before account entries existed: it appears on the account's next update)"
+    if books.plan is not None:
+        prepaid = "none" if not books.prepaid_tax_ppm else (
+            f"{percent_of_ppm(books.prepaid_tax_ppm)} % (ledger {books.prepaid_tax_ledger}, "
+            f"tax code {books.prepaid_tax_code or '-'})")  # fmt: skip
+        online = (f"plan {books.plan}, {books.status}, credit limit {format_micros(books.credit_limit or 0)}, "
+                  f"prepaid tax {prepaid}")  # fmt: skip
+    return [
+        ("account", f"{b.account} ({b.currency})"),
+        ("billing", f"day {b.billing_day}, {b.timezone}{settings}"),
+        ("tenant", b.tenant),
+        ("customer", f"{b.customer_code}, class {b.customer_class or '-'}"),
+        ("bill to", customer),
+        ("tax profile", tax + "".join(f"; problem: {p}" for p in view.problems)),
+        ("open period", f"{describe(view.open_start_ms, view.open_end_ms, b.timezone)} ({b.timezone})"),
+        ("online", online),
+    ]
+
+
+@bill.group("issuer")
+def issuer_group() -> None:
+    """The seller printed on a tenant's invoices (name, address, VAT id, registration, bank details)."""
+
+
+@issuer_group.command("set")
+@store_options
+@click.option("--tenant", default="default", show_default=True, help="Whose invoices these details are on.")
+@click.option("--name", help="Legal name (required the first time).")
+@click.option("--address", multiple=True, help="An address line (repeat for each line; replaces them all).")
+@click.option("--vat-id", help="VAT id with country prefix, e.g. DE136695976; '' clears it.")
+@click.option("--registration-number", help="Company register entry, e.g. 'HRB 12345 B, Amtsgericht Berlin'.")
+@click.option("--email", help="Billing contact address.")
+@click.option("--bank-name", help="The bank customers pay to.")
+@click.option("--iban", help="IBAN customers pay to.")
+@click.option("--bic", help="BIC of that bank.")
+@click.option("--require-details/--no-require-details", default=None,
+              help="Keep invoices to customers without a name or address DRAFT [no].")  # fmt: skip
+def issuer_set(config: object, tenant: str, address: tuple[str, ...], require_details: bool | None,
+               **options) -> None:  # fmt: skip
+    """Create or change the issuer of TENANT's invoices (only the options given change)."""
+    flags = {k: options.pop(k) for k in ("data_dir", "redis_url", "db_url")}
+    engine = _engine(config, flags)
+    try:
+        with engine.begin() as connection:
+            issuer = set_issuer(connection, tenant, address=address or None, require_details=require_details,
+                                **options)  # fmt: skip
+    except SetupError as error:
+        raise click.ClickException(str(error)) from None
+    strict = "required" if issuer.require_details else "not required"
+    click.echo(f"issuer of tenant {tenant}: " + " / ".join(printable_lines(issuer.party)))
+    if issuer.party.iban:
+        click.echo("  pay to: " + ", ".join(bank_lines(issuer.party)))
+    click.echo(f"  customer name and address on its invoices: {strict}")
 
 
 @bill.group("tax-profile")

@@ -14,7 +14,8 @@ from datetime import datetime
 import click
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from occ.cli.accounts import TIMEOUT_S, Stubs, connect, server_option
+from occ.cli.accounts import TIMEOUT_S, Stubs, connect
+from occ.cli.connection import Target, charging_options
 from occ.v1 import charging_pb2 as pb
 from rating_engine.money import format_micros
 
@@ -67,6 +68,14 @@ class Call:
         return item
 
 
+def _grant(auth: pb.AuthorizeAnswer) -> str:
+    """`` up to N s for COST CUR (GROUP)``; nothing when there is no account to speak of (no currency: 5030)."""
+    if not auth.currency:
+        return ""
+    group = f" ({auth.destination_group})" if auth.destination_group else ""
+    return f" up to {auth.max_units} s for {format_micros(auth.cost_micros)} {auth.currency}{group}"
+
+
 @click.command()
 @click.argument("account_id", metavar="ACCOUNT")
 @click.argument("called")
@@ -74,23 +83,21 @@ class Call:
 @click.option("--rating-group", type=click.IntRange(0, 2**32 - 1), default=100, show_default=True)
 @click.option("--step", type=click.IntRange(min=1), default=30, show_default=True, help="Seconds asked for per grant.")
 @click.option("--at", "at", default=None, help="When the call starts, ISO-8601 with offset.  [default: now]")
-@server_option
-def call(account_id: str, called: str, seconds: int, rating_group: int, step: int, at: str | None, server: str) -> None:
+@charging_options
+def call(
+    account_id: str, called: str, seconds: int, rating_group: int, step: int, at: str | None, target: Target
+) -> None:
     """Simulate a voice call of ACCOUNT to CALLED lasting --seconds: authorize, start, update per step, end.
 
     Exits with status 1 when the call is refused (authorization or start not SUCCESS).
     """
     start_s = _time(at)
-    with connect(server) as stubs:
+    with connect(target) as stubs:
         authorize = pb.AuthorizeRequest(
             subscriber=account_id, event_time=Timestamp(seconds=start_s), called_party=called, service=pb.VOICE
         )
         auth = stubs.charging.Authorize(authorize, timeout=TIMEOUT_S)
-        click.echo(
-            f"{'authorize':<13}{pb.ResultCode.Name(auth.result_code):<24} up to {auth.max_units} s"
-            f" for {format_micros(auth.cost_micros)} {auth.currency}"
-            + (f" ({auth.destination_group})" if auth.destination_group else "")
-        )
+        click.echo(f"{'authorize':<13}{pb.ResultCode.Name(auth.result_code):<24}{_grant(auth)}".rstrip())
         if auth.result_code != pb.SUCCESS:
             raise click.ClickException(f"call refused: {auth.reason}")
 

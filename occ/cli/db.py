@@ -30,7 +30,7 @@ def upgrade(config: object, **flags: object) -> None:
 def status(config: object, **flags: object) -> None:
     """Show the store's schema revision and the newest one."""
     settings = load_settings(config, **flags)  # type: ignore[arg-type]
-    engine = open_database(settings, migrate=False)
+    engine = open_database(settings, migrate=False, must_exist=True)
     now, newest = current(engine), head()
     click.echo(f"{engine.url.render_as_string(hide_password=True)}: revision {now or 'none'} (newest {newest})")
     if now != newest:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from datetime import datetime
 from pathlib import Path
 
@@ -73,4 +74,8 @@ def demo(tariff_dir: Path | None) -> None:
         click.echo(
             "  ".join(cell.ljust(width) for cell, width in zip(line[:-1], widths, strict=True)) + "  " + line[-1]
         )
-    click.echo("\nThe gRPC server (occ serve) arrives with the online core.")
+    tariff_flag = f" --tariff {shlex.quote(str(tariff_dir or 'examples/tariff'))}"
+    click.echo(
+        f"\nTo charge calls live: `occ serve{tariff_flag} --demo` (or ./scripts/serve.sh) starts the server with an"
+        f"\naccount `demo` holding 10.00 EUR; then, in another terminal: `occ call demo +442079460000 --seconds 150`."
+    )

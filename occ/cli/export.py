@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 
 from occ.cli.store_options import load_settings, open_database, store_options
 from occ.logs import configure as configure_logs
-from settlement.billing.posting import on_export_outcome
+from settlement.billing.posting import on_export_outcome, verify_document
 from settlement.export.exporter import Exporter, ExporterOptions, ExportSummary
 from settlement.export.security import ErpAuth
 
@@ -108,7 +108,8 @@ async def _export(engine: Engine, erp_url: str, options: ExporterOptions, once: 
         if summary.outcomes:
             _say(f"{_summary(exporter.totals)} so far")
 
-    exporter = Exporter(engine, erp_url, options=options, on_run=progress, on_outcome=on_export_outcome, auth=auth)
+    exporter = Exporter(engine, erp_url, options=options, on_run=progress, on_outcome=on_export_outcome,
+                        verify=verify_document, auth=auth)
     backlog = await asyncio.to_thread(exporter.backlog)
     _say(f"{backlog.pending:,} documents pending ({backlog.retrying:,} tried before), {erp_url}")
     if once:

@@ -10,23 +10,24 @@ import asyncio
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
 import click
 from sqlalchemy import Engine
 
-from occ.cli.store_options import load_settings, open_database, redis_url, store_options
+from occ.cli.store_options import load_settings, open_database, redis_url, require_accounts, store_options
 from occ.cli.tariff import load
 from occ.settings import Settings
 from occ.store.client import connect
-from occ.store.scripts import Store
 from rating_engine.money import format_micros
 from settlement import rerate as rerating
 from settlement.dead_letters import DeadLetter, read_dead_letters
 from settlement.reconcile import Outcome, Report, reconcile
+from settlement.rerate_run import RerateRun
 from settlement.store.database import reading
-from settlement.store.schema import XDR_STATUSES
+from settlement.vocabulary import XdrStatus
 from settlement.xdr_status import StatusError, except_xdr, find, list_xdrs, restore_xdr
 
 T = TypeVar("T")
@@ -42,7 +43,7 @@ def reconcile_command(config: Path | None, allow_backlog: bool, **flags: object)
     (run `occ settle --once` first) or balances changed during the check.
     """
     settings = load_settings(config, **flags)
-    engine = open_database(settings)
+    engine = open_database(settings, must_exist=True)
     report = asyncio.run(_reconcile(settings, engine, allow_backlog))
     if not report.checked:
         click.echo(
@@ -86,7 +87,7 @@ def xdr() -> None:
 @click.option("--reason", required=True, help="Why it must not be billed (recorded with the xDR).")
 def except_command(config: Path | None, xdr_id: str, reason: str, **flags: object) -> None:
     """RAW → RAW_EXCEPTED or BILLABLE → BILLABLE_EXCEPTED: the xDR stays off invoices until restored."""
-    engine = open_database(load_settings(config, **flags))
+    engine = open_database(load_settings(config, **flags), must_exist=True)
     change = _status(lambda: except_xdr(engine, xdr_id, reason))
     click.echo(f"{change.id}: {change.before} → {change.after} ({change.reason})")
 
@@ -98,7 +99,7 @@ def except_command(config: Path | None, xdr_id: str, reason: str, **flags: objec
 @click.option("--ledger", "ledger_code", help="Set this ledger code (1-15 digits), e.g. where one was missing.")
 def restore_command(config: Path | None, xdr_id: str, reason: str, ledger_code: str | None, **flags: object) -> None:
     """BILLABLE_EXCEPTED → BILLABLE; RAW_EXCEPTED → checked again → BILLABLE, or still RAW_EXCEPTED with why."""
-    engine = open_database(load_settings(config, **flags))
+    engine = open_database(load_settings(config, **flags), must_exist=True)
     change = _status(lambda: restore_xdr(engine, xdr_id, reason, ledger_code=ledger_code))
     click.echo(f"{change.id}: {change.before} → {change.after} ({change.reason})")
     if change.after.endswith("EXCEPTED"):
@@ -110,7 +111,7 @@ def restore_command(config: Path | None, xdr_id: str, reason: str, ledger_code: 
 @click.argument("xdr_id")
 def show_command(config: Path | None, xdr_id: str, **flags: object) -> None:
     """Every field of one xDR."""
-    engine = open_database(load_settings(config, **flags))
+    engine = open_database(load_settings(config, **flags), must_exist=True)
     with reading(engine) as connection:
         row = _status(lambda: find(connection, xdr_id))
     for name, value in row._asdict().items():
@@ -120,7 +121,7 @@ def show_command(config: Path | None, xdr_id: str, **flags: object) -> None:
 
 @xdr.command("list")
 @store_options
-@click.option("--status", required=True, type=click.Choice(XDR_STATUSES), help="Status to list.")
+@click.option("--status", required=True, type=click.Choice([s.value for s in XdrStatus]), help="Status to list.")
 @click.option("--account", metavar="ACCOUNT", help="Only this account.")
 @click.option("--period", help="Only this month, YYYY-MM.")
 @click.option("--limit", type=click.IntRange(1), default=1000, show_default=True, help="At most this many.")
@@ -128,7 +129,8 @@ def list_command(
     config: Path | None, status: str, account: str | None, period: str | None, limit: int, **flags: object
 ) -> None:
     """xDRs in one status, oldest first: id, period, account, kind, cost, ledger code, reason."""
-    engine = open_database(load_settings(config, **flags))
+    engine = open_database(load_settings(config, **flags), must_exist=True)
+    require_accounts(engine, [account])
     rows = list_xdrs(engine, status=status, account=account, period=period, limit=limit)
     for r in rows:
         click.echo(
@@ -197,57 +199,43 @@ def rerate_command(
     if to_ms <= from_ms:
         raise click.BadParameter(f"must be after --from ({from_text})", param_hint="'--to'")
     settings = load_settings(config, **flags)
-    engine = open_database(settings)
-    tariff = load(tariff_dir).compiled
-    started = time.monotonic()
-
-    def progress(p: rerating.Plan) -> None:
-        rate = p.examined / max(time.monotonic() - started, 1e-9)
-        print(
-            f"rerate: {p.examined:,} xDRs priced ({rate:,.0f}/s), {len(p.corrections):,} changed",
-            file=sys.stderr,
-            flush=True,
-        )
-
-    plan = rerating.plan(engine, tariff, from_ms=from_ms, to_ms=to_ms, account=account, progress=progress)
+    engine = open_database(settings, must_exist=True)
+    require_accounts(engine, [account])
+    run = RerateRun(engine, load(tariff_dir).compiled, redis_url=partial(redis_url, settings),
+                    shards=settings.shards, cluster=settings.redis_cluster)  # fmt: skip
+    plan = run.plan(from_ms=from_ms, to_ms=to_ms, account=account, progress=partial(_priced, time.monotonic()))
     _show(plan, dry_run)
-    owed = rerating.owed(engine)
+    owed = run.owed()
     if dry_run:
         if owed:
             click.echo(
-                f"{len(owed)} balance corrections of earlier runs are still owed; a run without --dry-run applies them"
+                f"{owed} balance corrections of earlier runs are still owed; a run without --dry-run applies them"
             )
         raise click.exceptions.Exit(1 if plan.failures else 0)
-    run_id = rerating.new_run_id()
-    accounts = len(plan.by_account())
-
-    def written_progress(done: int) -> None:
-        if done % 1000 == 0 or done == accounts:
-            print(f"rerate: {done:,} of {accounts:,} accounts written", file=sys.stderr, flush=True)
-
-    written, conflicts = rerating.write(
-        engine,
-        plan.corrections,
-        run_id=run_id,
-        tariff_hash=tariff.hash,
-        ledger_code=ledger_code,
-        progress=written_progress,
-    )
-    for failed_account, reason in conflicts:
+    done = run.correct(plan, ledger_code=ledger_code, progress=_written)
+    for failed_account, reason in done.conflicts:
         click.echo(f"account {failed_account} not corrected: {reason}", err=True)
-    adjustments = asyncio.run(_apply(settings, engine)) if rerating.owed(engine) else []
-    not_applied = [a for a in adjustments if a.outcome not in ("ok", "dup")]
-    for a in not_applied:
+    for a in done.not_applied:
         click.echo(
             f"balance correction {a.key} ({format_micros(a.amount_micros)}) not applied: {a.outcome}; it stays owed",
             err=True,
         )
     click.echo(
-        f"rerate {run_id}: {len(plan.corrections):,} xDRs corrected on {written:,} accounts, "
-        f"{len(adjustments) - len(not_applied):,} balance corrections applied"
+        f"rerate {done.run_id}: {len(plan.corrections):,} xDRs corrected on {done.written:,} accounts, "
+        f"{len(done.adjustments) - len(done.not_applied):,} balance corrections applied"
     )
-    if plan.failures or conflicts or not_applied:
+    if plan.failures or done.conflicts or done.not_applied:
         raise click.exceptions.Exit(1)
+
+
+def _priced(started: float, p: rerating.Plan) -> None:
+    rate = p.examined / max(time.monotonic() - started, 1e-9)
+    print(f"rerate: {p.examined:,} xDRs priced ({rate:,.0f}/s), {len(p.corrections):,} changed", file=sys.stderr,
+          flush=True)  # fmt: skip
+
+
+def _written(done: int, accounts: int) -> None:
+    print(f"rerate: {done:,} of {accounts:,} accounts written", file=sys.stderr, flush=True)
 
 
 def _time(text: str, option: str) -> int:
@@ -278,13 +266,3 @@ def _show(plan: rerating.Plan, dry_run: bool) -> None:
         f"{plan.examined:,} xDRs priced with tariff {plan.tariff_hash[:12]}: {len(plan.corrections):,} {verb}, "
         f"{len(plan.failures):,} could not be priced"
     )
-
-
-async def _apply(settings: Settings, engine: Engine) -> list[rerating.Adjustment]:
-    client = connect(redis_url(settings), cluster=settings.redis_cluster)
-    try:
-        return await rerating.apply_adjustments(
-            Store(client, shards=settings.shards, cluster=settings.redis_cluster), engine
-        )
-    finally:
-        await client.aclose()

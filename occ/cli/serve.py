@@ -26,13 +26,23 @@ from occ.settings import Settings, SettingsError
 @click.option("--settle/--no-settle", default=None, help="run a settlement worker beside the server [on]")
 @click.option("--db-url", help="settlement store: sqlite:///PATH or postgresql://… [<data dir>/occ.sqlite3]")
 @click.option("--demo", "demo_account", flag_value="demo", default=None, help="create account 'demo' with 10.00 credit")
+@click.option("--admin-listen", help="host:port of the authenticated Admin API, '' for none [127.0.0.1:50052]")
+@click.option("--tls-cert", "tls_cert_file", help="server certificate chain (PEM): TLS on every listener")
+@click.option("--tls-key", "tls_key_file", help="key of --tls-cert (PEM)")
+@click.option("--tls-client-ca", "tls_client_ca_file", help="CA of client certificates (PEM), for mutual TLS")
+@click.option("--tls-client-auth", type=click.Choice(["none", "required"]), help="client certificates [none]")
+@click.option("--allow-plaintext/--no-allow-plaintext", default=None,
+              help="serve without TLS on an address that is not loopback, on purpose [refused]")
+@click.option("--reflection", type=click.Choice(["auto", "on", "off"]), help="gRPC reflection [auto: on loopback]")
 def serve(config: Path | None, **flags: object) -> None:
     """Run the online charging gRPC server until Ctrl-C or SIGTERM.
 
     Settings come from defaults, then --config, then OCC_<SETTING> environment variables (OCC_PORT=50052,
     OCC_REDIS_URL=…), then these flags. With no Redis configured, a private redis-server runs under the data dir;
     a settlement worker (occ settle) drains the balance events into the SQL store, a SQLite file in the data dir
-    unless --db-url says otherwise.
+    unless --db-url says otherwise. The Admin API has its own listener (--admin-listen), where every call needs a
+    token or a client certificate; on first start the server writes a token for local occ commands to
+    <data dir>/admin-token. A non-loopback --host needs TLS (--tls-cert, --tls-key) or --allow-plaintext.
     """
     try:
         settings = Settings.load(config, **flags)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -14,7 +14,8 @@ from occ.settings import Settings, SettingsError
 from occ.store.client import full_url
 from occ.store.embedded import running_url
 from occ.store.process import RedisStartError
-from settlement.store.database import StoreError, default_url, open_store
+from settlement.accounts import NotInBooks, unknown
+from settlement.store.database import StoreError, default_url, open_store, reading
 from settlement.store.migrate import upgrade
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -61,13 +62,23 @@ def database_url(settings: Settings) -> str:
     return settings.db_url or default_url(settings.data_dir)
 
 
-def open_database(settings: Settings, *, migrate: bool = True) -> Engine:
+def require_accounts(engine: Engine, names: Iterable[str | None]) -> None:
+    """Exit with one line when the books do not know one of ``names`` (None: no account named) yet: a finance
+    command on an account created but not settled would otherwise answer about nothing."""
+    with reading(engine) as connection:
+        missing = unknown(connection, [name for name in names if name is not None])
+    if missing:
+        raise click.ClickException(str(NotInBooks(missing[0])))
+
+
+def open_database(settings: Settings, *, migrate: bool = True, must_exist: bool = False) -> Engine:
     """The settlement store, reached once (so that a store that refuses us, e.g. a TLS certificate it does not trust,
     is one clear line) and migrated to the newest schema unless ``migrate`` is false; inside a command, closed when
-    the command ends (however it ends)."""
+    the command ends (however it ends). With ``must_exist`` (commands that read the books, or change what is in
+    them), a SQLite file that is not there is an error naming its path instead of a new, empty store."""
     url = database_url(settings)
     try:
-        engine = open_store(url)
+        engine = open_store(url, create=not must_exist)
         if migrate:
             upgrade(engine)
         else:

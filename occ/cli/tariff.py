@@ -1,4 +1,7 @@
-"""``occ tariff check`` and ``occ tariff load``, and the tariff loading other commands share (errors: exit 1)."""
+"""``occ tariff check`` and ``occ tariff load``, and the tariff loading other commands share (errors: exit 1).
+
+``occ tariff load DIR`` uploads the tariff's files to the Admin API (``occ.cli.connection`` says how it is reached).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,9 @@ from typing import NamedTuple
 
 import click
 
-from occ.cli.accounts import TIMEOUT_S, connect, server_option
+from occ.api.tariff_source import local_files
+from occ.cli.accounts import TIMEOUT_S, connect
+from occ.cli.connection import Target, admin_options
 from occ.v1.admin_pb2 import LoadTariffRequest
 from rating_engine import CompiledTariff, TariffError, compile_tariff, load_tariff
 
@@ -83,15 +88,28 @@ def check(directory: Path) -> None:
 
 
 @tariff.command("load")
-@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
-@server_option
-def load_on_server(directory: Path, server: str) -> None:
+@click.argument("directory")
+@click.option("--on-server", is_flag=True,
+              help="DIRECTORY is on the server, below its tariff root (relative to it): nothing is uploaded.")
+@admin_options
+def load_on_server(directory: str, on_server: bool, target: Target) -> None:
     """Make the tariff in DIRECTORY current on a running server (and every frontend on its Redis).
 
-    The server reads DIRECTORY itself: it is sent as an absolute path, which must exist where the server runs.
+    The tariff's CSV files are read here and uploaded, so the server may be on another machine; with --on-server
+    the server reads DIRECTORY itself, and only below its tariff root (tariff_root, default <data dir>/tariffs).
     """
-    request = LoadTariffRequest(directory=str(directory.resolve()))
-    with connect(server) as stubs:
+    if on_server:
+        request = LoadTariffRequest(directory=directory)
+    else:
+        folder = Path(directory)
+        if not folder.is_dir():
+            raise click.BadParameter(f"{directory!r} is not a directory here (--on-server names one on the server)",
+                                     param_hint="DIRECTORY")  # fmt: skip
+        files = local_files(folder)
+        if not files:
+            raise click.BadParameter(f"{directory!r} holds no tariff files", param_hint="DIRECTORY")
+        request = LoadTariffRequest(files=files)
+    with connect(target) as stubs:
         answer = stubs.admin.LoadTariff(request, timeout=TIMEOUT_S)
     click.echo(f"{'tariff hash:':<20} {answer.tariff_hash}")
     click.echo(f"{'changed:':<20} {'yes' if answer.changed else 'no (it was already current)'}")

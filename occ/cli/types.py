@@ -2,11 +2,15 @@
 
 - :data:`MONEY` — a decimal amount in the currency's major unit with at most 6 decimals, optionally signed
   (``10.50``, ``-0.25``) → integer micro-units, refused beyond the range OCC keeps exact.
+- :data:`POSITIVE_MONEY` — :data:`MONEY` above zero, for commands whose name says which way money moves (top-up,
+  payment, refund); with :data:`MINUS_IS_A_VALUE` as their context settings, ``-5`` gets this type's error (take it
+  without a sign) instead of click's "No such option '-5'".
 - :data:`PERCENT` — a number of percent with at most 4 decimals and an optional ``%`` (``20``, ``5.5``, ``20%``)
   → parts per million, exactly (``20`` = 200000). A number is always percent: ``0.2`` is 0.2 %, not 20 %.
 - :data:`LEGACY_RATE` — :data:`PERCENT` plus, for one release, the spellings ``occ bill tax-profile set --rate``
   took before: a bare fraction below 1 (``0.2`` meant 20 %: it still does, with a warning, because reading it as
   0.2 % would change a tax a hundredfold without a word) and ``19.6 %`` with a space. Write ``20`` or ``20%``.
+- :func:`percent_of_ppm` — the other way: parts per million shown as percent, exactly (200000 → ``20``).
 - :func:`renamed` — an option's old name, still taken for one release with a warning on stderr.
 """
 
@@ -41,6 +45,22 @@ class Money(click.ParamType):
             self.fail(
                 f"{value!r} is too large: OCC keeps amounts within ±{format_micros(MAX_EXACT_MICROS)}", param, ctx
             )
+        return micros
+
+
+class PositiveMoney(Money):
+    """An amount that must be above zero (a top-up, payment or refund: the command says which way money moves).
+
+    Its commands take unknown options as arguments (:data:`MINUS_IS_A_VALUE`), so that ``-5`` reaches this type
+    and gets the amount's own error instead of click's "No such option '-5'".
+    """
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        micros = super().convert(value, param, ctx)
+        if micros <= 0:
+            command = ctx.info_name if ctx is not None else "this command"
+            hint = f"; {command} takes the amount without a sign" if micros < 0 else ""
+            self.fail(f"{value!r} must be positive{hint}", param, ctx)
         return micros
 
 
@@ -90,8 +110,17 @@ def _fraction_below_one(text: str) -> Decimal | None:
 
 
 MONEY = Money()
+POSITIVE_MONEY = PositiveMoney()
+MINUS_IS_A_VALUE = {"ignore_unknown_options": True}
+"""Context settings of a command whose AMOUNT may start with '-' (click would read it as an option)."""
 PERCENT = Percent()
 LEGACY_RATE = LegacyRate()
+
+
+def percent_of_ppm(ppm: int) -> str:
+    """A rate in parts per million as a percentage, exactly: 200000 → ``20``, 55000 → ``5.5``."""
+    whole, frac = divmod(ppm, PPM_PER_PERCENT)
+    return f"{whole}.{frac:04d}".rstrip("0").rstrip(".")
 
 
 def deprecated(old: str, new: str) -> None:

@@ -13,7 +13,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
+from occ.core.errors import rule_of
+from occ.core.throttle import Throttle
+
 log = logging.getLogger(__name__)
+LOG_INTERVAL_S = 10.0
 In = TypeVar("In")
 Out = TypeVar("Out")
 
@@ -43,6 +47,7 @@ class Batcher(Generic[In, Out]):
         self._task: asyncio.Task | None = None
         self._running: set[asyncio.Task] = set()
         self._closing = False
+        self._throttle = Throttle(LOG_INTERVAL_S)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="batcher")
@@ -79,7 +84,7 @@ class Batcher(Generic[In, Out]):
         try:
             results = await self._process([item for item, _ in batch])
         except Exception as exc:
-            log.exception("batch of %d failed", len(batch))
+            self._log_failure(len(batch), exc)
             results = [exc] * len(batch)
         for (_, future), result in zip(batch, results, strict=True):
             if future.done():
@@ -88,6 +93,17 @@ class Batcher(Generic[In, Out]):
                 future.set_exception(result)
             else:
                 future.set_result(result)
+
+    def _log_failure(self, size: int, error: Exception) -> None:
+        """One line per kind of failure and ``LOG_INTERVAL_S`` (a Redis outage fails every batch); a traceback only
+        for an error outside the table (a bug)."""
+        known = rule_of(error) is not None
+        dropped = self._throttle.ready(type(error))
+        if dropped is not None:
+            log.error(
+                "batch of %d failed: %s: %s (%d more failed batches since the last line)",
+                size, type(error).__name__, str(error)[:200], dropped, exc_info=None if known else error,
+            )  # fmt: skip
 
     async def close(self) -> None:
         self._closing = True

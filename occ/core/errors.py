@@ -12,18 +12,38 @@ that names the field at fault (``str(error)`` is ``"<field>: <message>"``), and 
 | ``failed_precondition`` | :class:`FailedPrecondition` | FAILED_PRECONDITION | no |
 | ``no_tariff`` | :class:`NoTariff` | FAILED_PRECONDITION | yes |
 | ``currency_change`` | :class:`CurrencyChange` | FAILED_PRECONDITION | no |
-| ``unavailable`` | :class:`Unavailable` | UNAVAILABLE | yes |
+| ``unauthenticated`` | :class:`Unauthenticated` | UNAUTHENTICATED | no |
+| ``permission_denied`` | :class:`PermissionDenied` | PERMISSION_DENIED | no |
+| ``unavailable`` | :class:`StoreUnavailable` (and redis-py's ConnectionError, TimeoutError) | UNAVAILABLE | yes |
 
-"Retriable" says whether the same request may succeed later unchanged. Anything else that escapes (Redis down, a
-bug) is not in the table: a unary call fails with UNKNOWN, a ``Stream`` request is answered UNAVAILABLE.
+A write that fewer replicas than ``min_replicas_acked`` confirmed in time (``occ.store.replication.NotReplicated``)
+is :class:`StoreUnavailable` too: the same request again is safe (idempotent) and may succeed.
+
+"Retriable" says whether the same request may succeed later unchanged. Anything else that escapes is a bug, not in
+the table: the edge answers it INTERNAL with a short message (``occ.api.guard``), never with the exception's text.
 The gRPC status is kept as its name so that this package imports no gRPC; ``occ.api.errors`` turns it into one.
+Error messages quote what the client sent through :func:`quoted`, so an error never echoes unbounded input.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar, NamedTuple
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 from occ.store.replication import NotReplicated
+
+QUOTE_CHARS = 64
+"""Most characters of a client's value an error message quotes."""
+
+
+def quoted(value: object, limit: int = QUOTE_CHARS) -> str:
+    """``repr`` of ``value`` (a string as sent), cut to its first ``limit`` characters with ``…`` when longer."""
+    text = str(value)
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}… ({len(text)} characters)"
 
 
 class OccError(Exception):
@@ -84,21 +104,34 @@ class CurrencyChange(OccError):
         super().__init__("", message)
 
 
-class Unavailable(OccError):
-    """The store could not take the request durably now: too few replicas confirmed its write in time
-    (``min_replicas_acked``). The same request again is safe (it is idempotent) and may succeed."""
+class Unauthenticated(OccError):
+    """An Admin call without credentials OCC recognises (no token, an unknown or revoked token)."""
+
+    code = "unauthenticated"
+
+
+class PermissionDenied(OccError):
+    """An Admin call by a known caller whose role may not call that method (``occ.api.roles``)."""
+
+    code = "permission_denied"
+
+
+class StoreUnavailable(OccError):
+    """The online store (Redis) cannot be reached or did not answer in time, or could not take a write durably now
+    (fewer replicas than ``min_replicas_acked`` confirmed it in time). Retriable: a repeated request is answered from
+    what was stored, never charged twice."""
 
     code = "unavailable"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str = "the charging store is unavailable; retry later") -> None:
         super().__init__("", message)
 
 
 def from_store(error: BaseException) -> BaseException:
     """A store failure that OCC reports on purpose as the error of the table (:class:`NotReplicated` becomes
-    :class:`Unavailable`); any other error as it is."""
+    :class:`StoreUnavailable`, with its count of replicas); any other error as it is."""
     if isinstance(error, NotReplicated):
-        return Unavailable(str(error))
+        return StoreUnavailable(str(error))
     return error
 
 
@@ -119,11 +152,28 @@ ERRORS: dict[str, Rule] = {
         Rule(FailedPrecondition, "FAILED_PRECONDITION", retriable=False),
         Rule(NoTariff, "FAILED_PRECONDITION", retriable=True),
         Rule(CurrencyChange, "FAILED_PRECONDITION", retriable=False),
-        Rule(Unavailable, "UNAVAILABLE", retriable=True),
+        Rule(Unauthenticated, "UNAUTHENTICATED", retriable=False),
+        Rule(PermissionDenied, "PERMISSION_DENIED", retriable=False),
+        Rule(StoreUnavailable, "UNAVAILABLE", retriable=True),
     )
 }
+UNAVAILABLE_ERRORS = (RedisConnectionError, RedisTimeoutError)
+"""Errors of the Redis client that mean "the store is not there right now" (``BusyLoadingError``, while a restarted
+Redis replays its AOF, is a ``ConnectionError``)."""
+
+
+def as_occ_error(error: BaseException) -> OccError | None:
+    """``error`` as an error of the table (a Redis outage or a write too few replicas confirmed becomes
+    :class:`StoreUnavailable`), or None for a bug."""
+    error = from_store(error)
+    if isinstance(error, OccError):
+        return error
+    if isinstance(error, UNAVAILABLE_ERRORS):
+        return StoreUnavailable()
+    return None
 
 
 def rule_of(error: BaseException) -> Rule | None:
     """The table's row for ``error``, or None for an error OCC did not raise on purpose."""
-    return ERRORS.get(error.code) if isinstance(error, OccError) else None
+    known = as_occ_error(error)
+    return None if known is None else ERRORS[known.code]

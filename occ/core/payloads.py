@@ -90,9 +90,10 @@ def event_request(store: Store, work: Work, item: Rated, *, account: Account, ta
 
 
 def close_request(store: Store, account_id: str, session_id: str, *, cause: str, now_ms: int, validity_time_s: int = 0,
-                  reason: str = "") -> KeyedRequest:  # fmt: skip
-    """A close for ``session.lua``: TIMEOUT (the sweeper) or ABORTED (an administrator, with validity and reason)."""
+                  reason: str = "", actor: str = "") -> KeyedRequest:  # fmt: skip
+    """A close for ``session.lua``: TIMEOUT (the sweeper) or ABORTED (an administrator, with validity, reason and
+    who it is)."""
     account = store.keys(account_id)
     payload = CloseRequest(t="close", sid=session_id, acct=account_id, now=now_ms, cause=cause,
-                           validity=validity_time_s, reason=reason)  # fmt: skip
+                           validity=validity_time_s, reason=reason, actor=actor)  # fmt: skip
     return KeyedRequest(account.shard, account.session_script(session_id), payload)

@@ -49,8 +49,10 @@ class TariffHolder:
     def loaded(self) -> bool:
         return self._current is not None
 
-    async def publish(self, directory: str | Path) -> tuple[CompiledTariff, bool]:
+    async def publish(self, directory: str | Path, *, label: str = "") -> tuple[CompiledTariff, bool]:
         """Load, validate and compile ``directory``, store it in Redis and make it current for every frontend.
+
+        ``label`` names where the tariff came from in the log (default: the directory).
 
         Returns the compiled tariff and whether it changed the current one. Raises ``TariffError`` when the
         directory does not validate and ``CurrencyChange`` when its currency differs from the current tariff's
@@ -68,7 +70,7 @@ class TariffHolder:
         self._switch(compiled)
         changed = previous is None or previous.decode() != compiled.hash
         if changed:
-            log.info("tariff published", extra={"tariff_hash": compiled.hash, "directory": str(directory)})
+            log.info("tariff published", extra={"tariff_hash": compiled.hash, "directory": label or str(directory)})
         return compiled, changed
 
     async def refresh(self) -> bool:

@@ -12,14 +12,23 @@ It requires a password, so that another local user (or a browser tricked into ta
 read or change the books: 64 random hex digits generated on the first start and kept in ``<data_dir>/redis/password``
 (mode 0600, reused on every restart). :attr:`EmbeddedRedis.url` carries it; ``occ settle`` and the other commands
 that find the server through :func:`running_url` read it from that file.
+
+With ``keep_alive`` (as ``occ serve`` runs it) a server that dies on its own is started again on the same port
+with the same AOF by a keeper thread, so clients reconnect by themselves; at most ``MAX_RESTARTS`` times within
+``RESTART_WINDOW_S``, after which it stays down (and the servers' health stays NOT_SERVING). The keeper thread
+starts the new server and lives until :meth:`EmbeddedRedis.stop`: a server's parent-death signal is tied to the
+thread that started it. A server started again gets the same password (the same file).
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import secrets
 import stat
+import threading
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -31,6 +40,9 @@ PID_NAME = "redis.pid"
 URL_NAME = "redis.url"  # where other commands (occ settle, occ reconcile) find the running server
 PASSWORD_NAME = "password"  # the server's password, mode 0600 (the URL file holds none)
 PASSWORD_BYTES = 32
+KEEPER_POLL_S = 0.1
+MAX_RESTARTS = 5
+RESTART_WINDOW_S = 60.0
 
 
 class EmbeddedRedis:
@@ -41,16 +53,29 @@ class EmbeddedRedis:
         appendfsync: ``everysec`` (at most about a second of writes lost on a crash) or ``always`` (none).
         port: the TCP port asked for; ``None`` picks a free one.
         timeout_s: how long start-up may take (replaying a large AOF takes a while).
+        keep_alive: start the server again when it dies on its own (see the module docstring).
+        restarts: how many times it was started again.
     """
 
     def __init__(
-        self, data_dir: Path, *, appendfsync: str = "everysec", port: int | None = None, timeout_s: float = 60.0
+        self,
+        data_dir: Path,
+        *,
+        appendfsync: str = "everysec",
+        port: int | None = None,
+        timeout_s: float = 60.0,
+        keep_alive: bool = False,
     ) -> None:
         self.directory = Path(data_dir).resolve() / "redis"
         self.appendfsync = appendfsync
         self.port = port
         self.timeout_s = timeout_s
+        self.keep_alive = keep_alive
+        self.restarts = 0
         self._server: RedisProcess | None = None
+        self._lock = threading.Lock()  # held while the server is started or stopped
+        self._stopping = threading.Event()
+        self._keeper: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -71,34 +96,69 @@ class EmbeddedRedis:
         """
         if self._server is not None:
             raise RuntimeError("the embedded Redis is already running")
+        self._stopping.clear()
+        self._server = self._start_server(self.port)
+        if self.keep_alive:
+            self._keeper = threading.Thread(target=self._keep, name="embedded-redis-keeper", daemon=True)
+            self._keeper.start()
+
+    def _start_server(self, port: int | None) -> RedisProcess:
         self._refuse_if_owned()
-        self._server = start_redis_server(
+        server = start_redis_server(
             self.directory,
-            port=self.port,
+            port=port,
             appendonly=True,
             appendfsync=self.appendfsync,
             timeout_s=self.timeout_s,
             extra_args=("--pidfile", str(self.directory / PID_NAME)),
             password=password(self.directory),
         )
-        plain_url = f"redis://127.0.0.1:{self._server.port}/0"  # no password: that stays in its own file
+        plain_url = f"redis://127.0.0.1:{server.port}/0"  # no password: that stays in its own file
         (self.directory / URL_NAME).write_text(plain_url + "\n")
         log.info(
             "embedded redis-server started",
-            extra={"url": plain_url, "pid": self._server.process.pid, "dir": str(self.directory)},
+            extra={"url": plain_url, "pid": server.process.pid, "dir": str(self.directory)},
         )
+        return server
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """SHUTDOWN the server (flushing the AOF) and reap it; nothing happens if it is not running."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        (self.directory / URL_NAME).unlink(missing_ok=True)
-        status = server.stop(timeout_s=timeout_s)
-        if status == 0:
-            log.info("embedded redis-server stopped", extra={"pid": server.process.pid})
-        else:
-            log.warning("embedded redis-server exited with status %s; log ends:\n%s", status, server.log_tail())
+        self._stopping.set()
+        with self._lock:
+            server, self._server = self._server, None
+            if server is not None:
+                (self.directory / URL_NAME).unlink(missing_ok=True)
+                status = server.stop(timeout_s=timeout_s)
+                if status == 0:
+                    log.info("embedded redis-server stopped", extra={"pid": server.process.pid})
+                else:
+                    log.warning("embedded redis-server exited with status %s; log ends:\n%s", status, server.log_tail())
+        keeper, self._keeper = self._keeper, None
+        if keeper is not None and keeper is not threading.current_thread():
+            keeper.join()
+
+    def _keep(self) -> None:
+        """The keeper thread: start the server again whenever it died on its own, until stopped or out of tries."""
+        started: collections.deque[float] = collections.deque(maxlen=MAX_RESTARTS)
+        while not self._stopping.wait(KEEPER_POLL_S):
+            with self._lock:
+                server = self._server
+                if self._stopping.is_set() or server is None or server.process.poll() is None:
+                    continue
+                log.error(
+                    "embedded redis-server died; starting it again with its AOF",
+                    extra={"pid": server.process.pid, "status": server.process.returncode, "log": server.log_tail(5)},
+                )
+                if len(started) == MAX_RESTARTS and time.monotonic() - started[0] < RESTART_WINDOW_S:
+                    log.critical("embedded redis-server died %d times within %.0f s; leaving it down",
+                                 MAX_RESTARTS + 1, RESTART_WINDOW_S)  # fmt: skip
+                    return
+                started.append(time.monotonic())
+                try:
+                    self._server = self._start_server(server.port)
+                    self.restarts += 1
+                except RedisStartError as error:
+                    log.error("embedded redis-server could not be started again: %s", error)
 
     def _refuse_if_owned(self) -> None:
         """Raise if ``redis.pid`` names a live redis-server: two servers must never write one AOF."""

@@ -12,7 +12,7 @@ event stream share one slot and a single Lua call may change all of them atomica
 | ``occ:{sNNN}:sess:<session>`` | hash | the session (see ``lua/session.lua``) and its stored answers ``ans:<n>`` |
 | ``occ:{sNNN}:acct:<account>:evt:<id>`` | hash | stored answers of one-shot events ``ans:<n>`` (a day) |
 | ``occ:{sNNN}:deadlines`` | zset | open session ids scored by the time (ms) the sweeper may close them |
-| ``occ:{sNNN}:events`` | stream | every balance change and session close, for settlement |
+| ``occ:{sNNN}:events`` | stream | every balance change, session close and account change, for settlement |
 | ``occ:{sNNN}:events:dead`` | stream | entries settlement could not book, with the reason (dead letters) |
 | ``occ:tariff:current`` | string | hash of the tariff in force |
 | ``occ:tariff:<hash>`` | string | the tariff (msgpack of its model) |

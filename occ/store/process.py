@@ -182,10 +182,12 @@ def _bindable(port: int) -> bool:
         return True
 
 
-def _with_parent_death_signal(args: list[str]) -> list[str]:
+def with_parent_death_signal(args: list[str]) -> list[str]:
     """``args`` run through util-linux ``setpriv --pdeathsig TERM`` when it exists (Linux): the server gets SIGTERM
     (a clean shutdown) if the thread that started it dies. Done with ``setpriv`` rather than a ``preexec_fn`` so
     that no Python code runs between fork and exec (grpc's fork handlers complain, and it is unsafe with threads).
+    The one way OCC ties a child command's life to its parent: the embedded Redis and ``occ serve``'s settlement
+    worker both use it.
     """
     setpriv = shutil.which("setpriv") if sys.platform == "linux" else None
     return [setpriv, "--pdeathsig", "TERM", "--", *args] if setpriv else args
@@ -230,7 +232,7 @@ def start_redis_server(
             args.append("-")  # a last argument "-": more configuration on standard input
         with (directory / LOG_NAME).open("ab") as output:  # start-up errors before the log is opened land here too
             process = subprocess.Popen(
-                _with_parent_death_signal(args),
+                with_parent_death_signal(args),
                 stdin=subprocess.PIPE if password else subprocess.DEVNULL,
                 stdout=output,
                 stderr=output,

@@ -203,9 +203,11 @@ class Store:
             return await self.client.evalsha(script.sha, len(keys), *keys, *args)
 
     async def write_account(self, account_id: str, mode: str, fields: dict[str, str | int]) -> str:
-        """Create (``mode="create"``) or update an account's settings; returns "ok", "exists" or "missing"."""
+        """Create (``mode="create"``) or update an account's settings, with its ``account`` entry on the shard's
+        stream (``lua/account.lua``); returns "ok", "exists" or "missing"."""
+        keys = self.keys(account_id)
         flat = [value for pair in fields.items() for value in pair]
-        reply = await self._script("account", [self.keys(account_id).account], [mode, *flat])
+        reply = await self._script("account", [keys.account, keys.events], [mode, int(time.time() * 1000), *flat])
         return reply.decode()
 
     async def read_account(self, account_id: str) -> dict[str, str] | None:
@@ -221,13 +223,23 @@ class Store:
         return account
 
     async def transact(
-        self, account_id: str, *, key: str, kind: str, amount_micros: int, ledger_code: int, description: str
+        self,
+        account_id: str,
+        *,
+        key: str,
+        kind: str,
+        amount_micros: int,
+        ledger_code: int,
+        description: str,
+        actor: str = "",
     ) -> tuple[str, str, int, int]:
         """Apply a money movement once per idempotency key; returns (outcome, transaction id, balance, tax): tax is
-        the prepaid tax taken from a top-up (``lua/transaction.lua``), else 0."""
+        the prepaid tax taken from a top-up (``lua/transaction.lua``), else 0. ``actor`` (who asked) goes on the
+        event."""
         keys = self.keys(account_id)
         digest = hashlib.sha256(_encode([kind, amount_micros, ledger_code, description])).hexdigest()[:16]
-        args = [key, kind, amount_micros, ledger_code, description, int(time.time() * 1000), uuid.uuid4().hex, digest]
+        now_ms = int(time.time() * 1000)
+        args = [key, kind, amount_micros, ledger_code, description, now_ms, uuid.uuid4().hex, digest, actor]
         reply = await self._script("transaction", [keys.account, keys.transactions, keys.events], args)
         outcome = reply[0].decode()
         if outcome in ("ok", "dup"):

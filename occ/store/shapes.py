@@ -132,6 +132,7 @@ class CloseRequest(msgspec.Struct):
         cause: ``TIMEOUT`` or ``ABORTED``.
         validity: an abort's validity time, s (the switch's terminate is awaited for twice that).
         reason: an abort's reason, told to the switch.
+        actor: who aborted it (``token:<name>`` …); written on the session's close entries.
         k: as for :class:`SessionRequest`.
     """
 
@@ -142,6 +143,7 @@ class CloseRequest(msgspec.Struct):
     cause: str
     validity: int = 0
     reason: str = ""
+    actor: str = ""
     k: list[int] = msgspec.field(default_factory=list)
 
 

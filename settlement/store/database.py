@@ -38,12 +38,18 @@ def default_url(data_dir: Path) -> str:
     return f"sqlite:///{Path(data_dir).resolve() / SQLITE_FILE}"
 
 
-def open_store(url: str) -> Engine:
-    """An engine for ``url`` (``sqlite:///path`` or ``postgresql://…``); connections open lazily."""
+def open_store(url: str, *, create: bool = True) -> Engine:
+    """An engine for ``url`` (``sqlite:///path`` or ``postgresql://…``); connections open lazily.
+
+    A SQLite file that does not exist is created (with its directory) when ``create``; otherwise :class:`StoreError`
+    names the path: a command that only reads the books must not answer from a new, empty store.
+    """
     if url.startswith(("postgresql://", "postgres://")):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
+        if not create and path.name != ":memory:" and not path.is_file():
+            raise StoreError(f"no settlement store at {path}: check --db-url / --data-dir (occ settle creates it)")
         if path.name and not path.parent.is_dir():
             path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})

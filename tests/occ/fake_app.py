@@ -21,6 +21,15 @@ class EmptyApp:
     def add_to_server(self, server: grpc.aio.Server) -> list[str]:
         return []
 
+    def add_charging(self, server: grpc.aio.Server) -> list[str]:
+        return []
+
+    def add_admin(self, server: grpc.aio.Server) -> list[str]:
+        return []
+
+    async def ping(self) -> None:
+        """No store: always reachable."""
+
     async def close(self) -> None:
         self.closed = True
 

@@ -17,6 +17,7 @@ def clean_environment(*paths: Path) -> dict[str, str]:
     """This process's environment without OCC settings or a metrics dir, with ``paths`` on PYTHONPATH."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("OCC_")}
     env["OCC_SETTLE"] = "false"  # no settlement worker beside the server unless a test asks for one
+    env["OCC_ADMIN_LISTEN"] = ""  # no Admin listener (on a fixed port) unless a test gives one (--admin-listen)
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), *map(str, paths)])
     return env

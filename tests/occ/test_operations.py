@@ -219,12 +219,14 @@ def test_occ_rate_into_an_unwritable_directory_is_an_error_not_a_traceback(tmp_p
 
 
 def test_occ_serve_settles_into_a_sqlite_file_in_its_data_dir(serve, tmp_path):
-    """The embedded defaults: a private Redis and a settlement worker writing <data_dir>/occ.sqlite3."""
-    port, data = free_port(), tmp_path / "data"
+    """The embedded defaults: a private Redis and a settlement worker writing <data_dir>/occ.sqlite3. The commands
+    reach Admin with the token occ serve wrote to <data_dir>/admin-token, found through --data-dir."""
+    port, admin_port, data = free_port(), free_port(), tmp_path / "data"
     served = serve("--port", str(port), "--metrics-port", "0", "--data-dir", str(data), "--settle",
-                   "--tariff", str(REPO / "examples" / "tariff"))  # fmt: skip
+                   "--tariff", str(REPO / "examples" / "tariff"),
+                   "--admin-listen", f"127.0.0.1:{admin_port}")  # fmt: skip
     served.listening()
-    server = ["--server", f"127.0.0.1:{port}"]
+    server = ["--admin-server", f"127.0.0.1:{admin_port}", "--data-dir", str(data)]
     for args in (["create", "acme", "--plan", "retail", *server], ["topup", "acme", "12.5", "--ledger", "400000009",
                                                                     *server]):  # fmt: skip
         assert CliRunner().invoke(main, ["account", *args]).exit_code == 0

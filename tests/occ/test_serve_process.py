@@ -84,7 +84,8 @@ def test_two_workers_share_the_port_and_the_metrics_and_stop_cleanly_on_sigterm(
     served.wait_for("two workers listening", lambda: len(served.messages("listening")) == 2)
     assert {line["worker"] for line in served.messages("listening")} == {0, 1}
     assert health_status(port) == SERVING
-    assert listed_services(port) == {"grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"}
+    reflection = {"grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"}
+    assert listed_services(port) == {"grpc.health.v1.Health", *reflection}
     for _ in range(9):
         assert health_status(port) == SERVING
     page = metrics_page(metrics_port)
@@ -109,18 +110,23 @@ def test_a_worker_that_dies_stops_the_server_with_status_1(serve, tmp_path):
 
 
 def test_occ_serve_runs_the_real_app(serve, tmp_path):
-    port, metrics_port = free_port(), free_port()
+    port, metrics_port, admin_port = free_port(), free_port(), free_port()
     occ = str(Path(sys.executable).with_name("occ"))
     args = [occ, "serve", "--port", str(port), "--metrics-port", str(metrics_port), "--data-dir",
-            str(tmp_path / "data"), "--tariff", str(REPO / "examples" / "tariff")]  # fmt: skip
+            str(tmp_path / "data"), "--tariff", str(REPO / "examples" / "tariff"),
+            "--admin-listen", f"127.0.0.1:{admin_port}"]  # fmt: skip
     served = serve(args, port, metrics_port)
     served.wait_for("listening", lambda: bool(served.messages("listening")))
     (announced,) = [line for line in served.records() if line["msg"].startswith("occ serve: gRPC on")]
     assert announced["address"] == f"127.0.0.1:{port}" and announced["redis_embedded"] is True
     assert announced["metrics_url"] == f"http://127.0.0.1:{metrics_port}/metrics"
+    assert announced["admin_address"].startswith(f"127.0.0.1:{admin_port} ")
     assert health_status(port, "occ.v1.Charging") == SERVING
-    assert health_status(port, "occ.v1.Admin") == SERVING
-    assert {"occ.v1.Charging", "occ.v1.Admin", "grpc.health.v1.Health"} <= listed_services(port)
+    assert health_status(admin_port, "occ.v1.Admin") == SERVING
+    assert health_status(port, "occ.v1.Admin") is None  # Admin is not on the Charging port
+    assert {"occ.v1.Charging", "grpc.health.v1.Health"} <= listed_services(port)
+    assert "occ.v1.Admin" not in listed_services(port)
+    assert "occ.v1.Admin" in listed_services(admin_port)
     assert 'occ_grpc_calls_total{code="OK",method="Check"} 2.0' in metrics_page(metrics_port)
     assert served.stop() == 0
     assert not port_open(port)

@@ -16,6 +16,8 @@ ARGV[1] msgpack array of requests, each a map:
                released at once and the session waits, ABORTING, for the switch's terminate, which is still
                charged; updates meanwhile get no grant; the sweeper closes it with cause ABORTED if none comes)
         reason close with ABORTED: the administrator's reason
+        actor  close with ABORTED: who aborted it (``token:<name>`` …), kept as abort_actor and written as ``actor``
+               on the session's close entries
         info   start: {calling, called, dest, tariff, start_s}
         items  array of quota items: {rg, svc, used, used_total, cost_total, requested, group, ledger, rate,
                bp = {{units_total, cost_total}, ...} largest first, fail = result code when rating failed, reason}
@@ -63,12 +65,17 @@ local function close_session(sess, open, events, deadlines, r, s, balance, reser
     local p = 'rg:' .. rg .. ':'
     local f = redis.call('HMGET', sess, p .. 'hold', p .. 'svc', p .. 'used', p .. 'cost', p .. 'over',
       p .. 'group', p .. 'ledger', p .. 'rate')
-    redis.call('XADD', events, '*', 'type', 'session_close', 'id', r.sid .. ':close:' .. rg, 'account', r.acct,
+    local entry = {'type', 'session_close', 'id', r.sid .. ':close:' .. rg, 'account', r.acct,
       'session_id', r.sid, 'rg', rg, 'service', f[2], 'units', f[3], 'cost', f[4], 'over', f[5] or '0',
       'amount', '0', 'balance', int(balance), 'currency', currency, 'group', f[6] or '', 'ledger', f[7] or '',
       'rate', f[8] or '', 'tariff', s.tariff or '', 'plan', s.plan or '', 'calling', s.calling or '',
       'called', s.called or '', 'start_s', s.start_s or '', 'started_ms', s.started_ms or '', 'time_ms', int(r.now),
-      'cause', cause)
+      'cause', cause}
+    if cause == 'ABORTED' and (s.abort_actor or '') ~= '' then
+      entry[#entry + 1] = 'actor'
+      entry[#entry + 1] = s.abort_actor
+    end
+    redis.call('XADD', events, '*', unpack(entry))
   end
   redis.call('HSET', sess, 'state', 'CLOSED', 'closed_ms', int(r.now), 'cause', cause)
   redis.call('ZREM', deadlines, r.sid)
@@ -117,17 +124,18 @@ local function apply(r)
          start_s = r.info.start_s, started_ms = int(r.now), plan = r.plan}
   else
     local f = redis.call('HMGET', sess, 'version', 'rgs', 'cost', 'tariff', 'calling', 'called', 'start_s',
-      'started_ms', 'deadline_ms', 'abort_reason', 'plan')
+      'started_ms', 'deadline_ms', 'abort_reason', 'plan', 'abort_actor')
     if r.t ~= 'close' and num(f[1]) ~= r.ver then return {'retry'} end
     s = {version = num(f[1]), rgs = f[2] or '', cost = num(f[3]), tariff = f[4], calling = f[5], called = f[6],
-         start_s = f[7], started_ms = f[8], abort_reason = f[10] or '', plan = f[11]}
+         start_s = f[7], started_ms = f[8], abort_reason = f[10] or '', plan = f[11], abort_actor = f[12] or ''}
     if r.t == 'close' then
       if r.cause == 'TIMEOUT' and num(f[9]) > r.now then return {'gone'} end -- updated since: not lost
       if r.cause == 'ABORTED' then
         if state == 'ABORTING' then return {'gone'} end -- aborted already
         reserved = release_holds(sess, s.rgs, reserved, true)
         local deadline = r.now + 2000 * r.validity -- the switch's terminate may still report usage until then
-        redis.call('HSET', sess, 'state', 'ABORTING', 'deadline_ms', int(deadline), 'abort_reason', r.reason or '')
+        redis.call('HSET', sess, 'state', 'ABORTING', 'deadline_ms', int(deadline), 'abort_reason', r.reason or '',
+          'abort_actor', r.actor or '')
         redis.call('ZADD', deadlines, int(deadline), r.sid)
         redis.call('HSET', acct, 'reserved', int(reserved))
         return {'ok', {2001, balance, balance + limit - reserved, s.cost, {}}, 'ABORTING'}

@@ -3,6 +3,7 @@
 KEYS    [1] account hash   [2] the account's idempotency hash   [3] the shard's event stream
 ARGV    [1] idempotency key   [2] type (topup | payment | adjustment | refund)   [3] amount, signed micro-units
         [4] ledger code   [5] description   [6] time, Unix ms   [7] transaction id   [8] digest of the request
+        [9] actor: who asked (``token:<name>``, ``certificate:<name>``), carried on the entry as ``actor``; optional
 Returns {"ok", transaction id, balance, tax} | {"dup", transaction id, balance, tax} | {"conflict"} | {"missing"}
         | {"limit"}
 Prepaid tax (topup only): when the account's prepaid_tax_ppm r is > 0, the gross amount G = ARGV[3] is split into
@@ -17,6 +18,7 @@ Invariants
     first outcome (balance and tax), a repeat with a different request (other digest) answers "conflict" and
     changes nothing.
   - the balance change and its event on the shard's stream are written together.
+  - the entry names its actor when one is given (not part of the digest: a repeat by someone else is still "dup").
   - amounts and the balance stay within ±(2^53 - 1), where doubles are exact ("limit" otherwise, nothing written);
     written with %.0f.
 ]]
@@ -55,17 +57,18 @@ if math.abs(after) > 9007199254740991 then return {'limit'} end -- beyond 2^53 -
 local balance = string.format('%.0f', after)
 local account = string.match(KEYS[1], ':acct:(.*)$')
 redis.call('HSET', KEYS[1], 'balance', balance)
+local entry = {'type', ARGV[2], 'id', ARGV[7], 'account', account, 'amount', string.format('%.0f', net),
+  'balance', balance, 'currency', a[2], 'ledger', ARGV[4], 'description', ARGV[5], 'idempotency_key', ARGV[1],
+  'time_ms', ARGV[6]}
 if tax > 0 then
-  redis.call('XADD', KEYS[3], '*', 'type', ARGV[2], 'id', ARGV[7], 'account', account,
-    'amount', string.format('%.0f', net), 'balance', balance, 'currency', a[2], 'ledger', ARGV[4],
-    'description', ARGV[5], 'idempotency_key', ARGV[1], 'time_ms', ARGV[6], 'gross', ARGV[3],
-    'tax', string.format('%.0f', tax), 'tax_rate_ppm', string.format('%.0f', rate), 'tax_ledger', a[4] or '',
-    'tax_code', a[5] or '')
-else
-  redis.call('XADD', KEYS[3], '*', 'type', ARGV[2], 'id', ARGV[7], 'account', account,
-    'amount', ARGV[3], 'balance', balance, 'currency', a[2], 'ledger', ARGV[4], 'description', ARGV[5],
-    'idempotency_key', ARGV[1], 'time_ms', ARGV[6])
+  for _, v in ipairs({'gross', ARGV[3], 'tax', string.format('%.0f', tax), 'tax_rate_ppm', string.format('%.0f', rate),
+      'tax_ledger', a[4] or '', 'tax_code', a[5] or ''}) do entry[#entry + 1] = v end
 end
+if ARGV[9] and ARGV[9] ~= '' then
+  entry[#entry + 1] = 'actor'
+  entry[#entry + 1] = ARGV[9]
+end
+redis.call('XADD', KEYS[3], '*', unpack(entry))
 local taxed = string.format('%.0f', tax)
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[7] .. '|' .. balance .. '|' .. ARGV[8] .. '|' .. taxed)
 return {'ok', ARGV[7], balance, taxed}

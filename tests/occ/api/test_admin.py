@@ -10,6 +10,7 @@ import grpc
 import pytest
 from online_app import EXAMPLE_TARIFF, LONDON, MONDAY_PEAK, session, voice
 
+from occ.api.tariff_source import local_files
 from occ.store import keys
 from occ.v1 import admin_pb2 as admin
 from occ.v1 import charging_pb2 as pb
@@ -47,6 +48,29 @@ async def test_a_duplicate_create_is_already_exists_and_changes_nothing(charging
     again = charging.admin.CreateAccount(admin.Account(id="dup", currency="EUR", tariff_plan="wholesale"))
     assert "dup" in await rejected(again, grpc.StatusCode.ALREADY_EXISTS)
     assert (await charging.admin.GetAccount(admin.GetAccountRequest(id="dup"))).tariff_plan == "retail"
+    assert [e["change"] for e in await charging.events("dup", settings=True)] == ["created"]  # no second entry
+
+
+async def test_creating_and_changing_an_account_appends_its_whole_settings_to_the_stream(charging):
+    """Issue 17: settlement learns of an account from its creation, not from its first charge."""
+    before_ms = int(time.time() * 1000)
+    await charging.admin.CreateAccount(admin.Account(id="acc", currency="EUR", tariff_plan="retail",
+                                                     credit_limit_micros=1_500_000, tax_profile="LABEL"))  # fmt: skip
+    await charging.admin.UpdateAccount(admin.UpdateAccountRequest(id="acc", status=admin.BLOCKED))
+    await charging.admin.UpdateAccount(admin.UpdateAccountRequest(id="acc"))  # names nothing: changes nothing
+    missing = charging.admin.UpdateAccount(admin.UpdateAccountRequest(id="ghost", status=admin.BLOCKED))
+    await rejected(missing, grpc.StatusCode.NOT_FOUND)
+    created, blocked = await charging.events("acc", settings=True)
+    assert await charging.events("ghost", settings=True) == []
+    assert created == {
+        "type": "account", "change": "created", "id": "acc", "account": "acc", "amount": "0", "balance": "0",
+        "currency": "EUR", "time_ms": created["time_ms"], "plan": "retail", "credit_limit": "1500000",
+        "status": "ACTIVE", "prepaid_tax_ppm": "0", "prepaid_tax_ledger": "", "prepaid_tax_code": "",
+        "created_ms": created["time_ms"],
+    }  # fmt: skip
+    assert before_ms <= int(created["time_ms"]) <= int(time.time() * 1000)
+    assert {**blocked, "time_ms": "", "change": ""} == {**created, "status": "BLOCKED", "time_ms": "", "change": ""}
+    assert blocked["change"] == "updated" and "tax_profile" not in blocked  # billing keeps its own in SQL
 
 
 @pytest.mark.parametrize(
@@ -175,7 +199,7 @@ def tariff_copy(tmp_path: Path, name: str = "tariff") -> Path:
 
 async def test_load_tariff_publishes_a_changed_tariff_once(charging):
     original = charging.app.tariffs.current.hash
-    directory = tariff_copy(charging.app.settings.data_dir)
+    directory = tariff_copy(charging.app.settings.data_dir / "tariffs")  # the default tariff root
     intervals = directory / "rate_intervals.csv"
     intervals.write_text(intervals.read_text().replace("MOBILE,0,0.12,60,1", "MOBILE,0,0.24,60,1"))
 
@@ -191,18 +215,18 @@ async def test_load_tariff_publishes_a_changed_tariff_once(charging):
 
     again = await charging.admin.LoadTariff(admin.LoadTariffRequest(directory=str(directory)))
     assert (again.changed, again.tariff_hash) == (False, loaded.tariff_hash)
-    back = await charging.admin.LoadTariff(admin.LoadTariffRequest(directory=EXAMPLE_TARIFF))
+    back = await charging.admin.LoadTariff(admin.LoadTariffRequest(files=local_files(Path(EXAMPLE_TARIFF))))
     assert (back.changed, back.tariff_hash) == (True, original)
 
 
 async def test_a_broken_tariff_is_invalid_argument_listing_file_and_line(charging):
     original = charging.app.tariffs.current.hash
-    directory = tariff_copy(charging.app.settings.data_dir, "broken")
+    directory = tariff_copy(charging.app.settings.data_dir / "tariffs", "broken")
     groups = directory / "groups.csv"
     groups.write_text(groups.read_text().replace("EU,400000002", "EU,4000-02"))
     (directory / "destinations.csv").write_text("prefix,group\n44,UK_FIXED\n4x7,UK_MOBILE\n")
 
-    request = admin.LoadTariffRequest(directory=str(directory))
+    request = admin.LoadTariffRequest(directory="broken")  # relative to the tariff root
     details = await rejected(charging.admin.LoadTariff(request), grpc.StatusCode.INVALID_ARGUMENT)
     assert details.startswith("directory: ")
     assert "groups.csv:5 [ledger_code]" in details and "destinations.csv:3 [prefix]" in details
@@ -210,9 +234,10 @@ async def test_a_broken_tariff_is_invalid_argument_listing_file_and_line(chargin
     assert (await charging.app.redis.get(keys.TARIFF_CURRENT)).decode() == original
 
 
-async def test_load_tariff_of_a_missing_directory_is_not_found(charging, tmp_path):
+async def test_load_tariff_of_a_missing_directory_says_nothing_of_it(charging, tmp_path):
     request = admin.LoadTariffRequest(directory=str(tmp_path / "nowhere"))
-    assert "nowhere" in await rejected(charging.admin.LoadTariff(request), grpc.StatusCode.NOT_FOUND)
+    details = await rejected(charging.admin.LoadTariff(request), grpc.StatusCode.INVALID_ARGUMENT)
+    assert details.startswith("directory: is not a tariff directory below") and "nowhere" not in details
     empty = admin.LoadTariffRequest()
     assert (await rejected(charging.admin.LoadTariff(empty), grpc.StatusCode.INVALID_ARGUMENT)).startswith("directory")
 

@@ -1,5 +1,7 @@
 """``occ account``, ``occ sessions``, ``occ tariff load`` and ``occ call`` against a real server.
 
+The commands find the Admin API in $OCC_ADMIN_SERVER with the token in $OCC_TOKEN, as an operator would set them.
+
 The server runs in the test's event loop (the ``charging`` App, served on a port of our own); each command runs in
 a worker thread with click's CliRunner, as it would in a shell, and talks to the server with the sync stubs.
 Call figures from examples/tariff at Monday 09:00 UTC (PEAK → STANDARD): cost(30) = cost(60) = 0.300000,
@@ -16,6 +18,7 @@ import pytest
 from click.testing import CliRunner, Result
 from online_app import EXAMPLE_TARIFF, LONDON, session, voice
 
+from occ.api.auth import AdminAuthInterceptor
 from occ.cli import main
 from occ.v1 import admin_pb2 as admin
 
@@ -24,14 +27,17 @@ PEAK = "2026-01-05T09:00:00Z"
 
 @pytest.fixture
 async def occ(charging):
-    """Run ``occ ARGS…`` against the fixture's App; returns the click Result."""
-    server = grpc.aio.server()
+    """Run ``occ ARGS…`` against the fixture's App (Charging and the authenticated Admin on one port, the token of
+    role admin in $OCC_TOKEN); returns the click Result."""
+    guard = AdminAuthInterceptor.from_settings(charging.app.settings)
+    server = grpc.aio.server(interceptors=[guard])
     charging.app.add_to_server(server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
 
     async def run(*args: str) -> Result:
-        env = {"OCC_SERVER": f"127.0.0.1:{port}"}
+        address = f"127.0.0.1:{port}"
+        env = {"OCC_SERVER": address, "OCC_ADMIN_SERVER": address, "OCC_TOKEN": charging.token}
         result = await asyncio.to_thread(CliRunner().invoke, main, list(args), env=env)
         if result.exception is not None and not isinstance(result.exception, SystemExit):
             raise result.exception
@@ -39,6 +45,7 @@ async def occ(charging):
 
     yield run
     await server.stop(0)
+    guard.close()
 
 
 def fields(result: Result) -> dict[str, str]:
@@ -76,6 +83,17 @@ async def test_account_create_show_and_money_movements(occ, charging):
 
     shown = fields(await occ("account", "show", "cli-1"))
     assert (shown["balance"], shown["available"], shown["open sessions"]) == ("11.000000", "16.000000", "0")
+    # Issue 10: "tax profile: (none)" after `occ bill account set cli-1 --tax-profile VAT20` was one account with two
+    # truths; billing settings live in the SQL store, and the online account says where to see them.
+    assert "tax profile" not in shown and "tax label" not in shown
+    assert shown["billing"] == "settings in the SQL store: occ bill account show cli-1"
+
+
+async def test_an_online_tax_profile_is_shown_as_the_label_it_is(occ):
+    created = await occ("account", "create", "cli-label", "--plan", "retail", "--tax-profile", "VAT20")
+    assert created.exit_code == 0, created.output
+    assert fields(created)["tax label"] == "VAT20 (online only; billing does not read it)"
+    assert "billing does not read it" in " ".join((await occ("account", "create", "--help")).stdout.split())
 
 
 async def test_a_repeated_key_is_reported_as_a_duplicate(occ, charging):
@@ -106,10 +124,24 @@ async def test_grpc_errors_go_to_stderr_with_exit_status_1(occ):
     assert missing.stderr == "error: NOT_FOUND: id: no account 'ghost'\n"
     bad_plan = await occ("account", "create", "cli-4", "--plan", "gold")
     assert bad_plan.exit_code == 1 and bad_plan.stderr.startswith("error: INVALID_ARGUMENT: tariff_plan: ")
-    negative = await occ("account", "topup", "cli-4", "-5", "--ledger", "1")
-    assert negative.exit_code != 0  # not an option, and not an amount a top-up may have
-    unreachable = await occ("account", "show", "x", "--server", "127.0.0.1:1")
+    unreachable = await occ("account", "show", "x", "--admin-server", "127.0.0.1:1")
     assert unreachable.exit_code == 1 and unreachable.stderr.startswith("error: UNAVAILABLE: ")
+
+
+@pytest.mark.parametrize("command", ["topup", "payment", "refund"])
+async def test_a_negative_amount_gets_the_amounts_own_error_and_moves_nothing(occ, charging, command):
+    await charging.account("neg", balance=1_000_000)
+    for amount in ("-5", "-0.000001", "0"):
+        result = await occ("account", command, "neg", amount, "--ledger", "400000009")
+        assert result.exit_code == 2, result.output
+        assert "No such option" not in result.stderr  # issue 10: click took '-5' for an option
+        assert f"Invalid value for 'AMOUNT': '{amount}' must be positive" in result.stderr
+    assert (await charging.balance("neg")).balance_micros == 1_000_000
+    assert [e["type"] for e in await charging.events("neg")] == ["topup"]  # the opening top-up only
+    wrong_option = await occ("account", command, "neg", "5", "--ledger", "400000009", "--bogus")
+    assert wrong_option.exit_code == 2 and "--bogus" in wrong_option.stderr
+    signed = await occ("account", "adjust", "neg", "-0.25", "--ledger", "400000001", "--key", "fix")
+    assert (signed.exit_code, fields(signed)["balance"]) == (0, "0.750000")  # adjust keeps its sign
 
 
 async def test_an_amount_with_more_than_six_decimals_is_a_usage_error(occ):
@@ -133,7 +165,7 @@ async def test_sessions_list_and_abort(occ, charging):
     assert again.exit_code == 0 and "nothing to abort" in again.stdout
 
 
-async def test_tariff_load_sends_the_absolute_directory(occ, charging, tmp_path):
+async def test_tariff_load_uploads_the_directory(occ, charging, tmp_path):
     dearer = tmp_path / "dearer"
     shutil.copytree(EXAMPLE_TARIFF, dearer)
     intervals = dearer / "rate_intervals.csv"
@@ -147,7 +179,9 @@ async def test_tariff_load_sends_the_absolute_directory(occ, charging, tmp_path)
     assert fields(await occ("tariff", "load", str(dearer)))["changed"].startswith("no")
 
     missing = await occ("tariff", "load", str(tmp_path / "nowhere"))
-    assert missing.exit_code == 1 and missing.stderr.startswith("error: NOT_FOUND: directory: ")
+    assert missing.exit_code == 2 and "is not a directory here" in missing.stderr
+    outside = await occ("tariff", "load", "--on-server", str(dearer))  # the server's root is <data dir>/tariffs
+    assert outside.exit_code == 1 and outside.stderr.startswith("error: INVALID_ARGUMENT: directory: is not a tariff ")
 
 
 async def test_call_runs_a_whole_call_flow(occ, charging):
@@ -181,6 +215,13 @@ async def test_call_is_refused_without_credit(occ, charging):
     assert result.exit_code == 1 and "CREDIT_LIMIT_REACHED" in result.stdout
     assert "call refused" in result.stderr
     assert await charging.events("broke") == []
+
+
+async def test_call_of_an_unknown_account_prints_no_cost_line(occ):
+    result = await occ("call", "bob", LONDON, "--seconds", "60", "--at", PEAK)
+    assert result.exit_code == 1
+    assert result.stdout.split() == ["authorize", "USER_UNKNOWN"]  # issue 10: no "for 0.000000 " without currency
+    assert result.stderr == "Error: call refused: no account with this subscriber id\n"
 
 
 async def test_account_prepaid_tax_create_update_and_a_taxed_topup(occ, charging):

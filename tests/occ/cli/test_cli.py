@@ -149,4 +149,14 @@ def test_demo_rates_the_example_calls():
     assert "0.300834 EUR" in result.stdout
     assert "0.350000 EUR" in result.stdout
     assert "no destination prefix matches" in result.stdout
-    assert result.stdout.rstrip().endswith("The gRPC server (occ serve) arrives with the online core.")
+    assert "arrives with the online core" not in result.stdout  # issue 10: the server has long been there
+    assert "`occ serve --tariff examples/tariff --demo`" in result.stdout
+    assert result.stdout.rstrip().endswith("`occ call demo +442079460000 --seconds 150`.")
+
+
+def test_demo_points_occ_serve_at_the_tariff_it_was_given(tmp_path):
+    tariff = tmp_path / "my tariff"
+    shutil.copytree(EXAMPLE_TARIFF, tariff)
+    result = run("demo", "--tariff", tariff)
+    assert result.exit_code == 0, result.output
+    assert f"`occ serve --tariff '{tariff}' --demo`" in result.stdout  # quoted: the path has a space

@@ -49,7 +49,8 @@ def test_each_summary_is_its_commands_own_first_sentence(name):
     "args",
     [("account", "create"), ("account", "update"), ("account", "show"), ("account", "block"), ("account", "unblock"),
      ("account", "topup"), ("account", "payment"), ("account", "refund"), ("account", "adjust"),
-     ("sessions", "list"), ("sessions", "abort"), ("call",), ("bill", "now"), ("bill", "account", "set")],
+     ("sessions", "list"), ("sessions", "abort"), ("call",), ("bill", "now"), ("bill", "account", "set"),
+     ("bill", "account", "show")],
 )  # fmt: skip
 def test_an_account_is_always_spelled_ACCOUNT(args):
     usage = CliRunner().invoke(main, [*args, "--help"]).output.splitlines()[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 import redis
 from click.testing import CliRunner
 
@@ -18,11 +19,49 @@ def run(*args: str):
 
 def test_db_upgrade_then_status(tmp_path):
     url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
-    assert run("db", "status", "--db-url", url).exit_code == 1  # empty: behind the newest revision
+    missing = run("db", "status", "--db-url", url)
+    assert missing.exit_code == 1 and "no settlement store at" in missing.output  # and none was created:
+    assert not (tmp_path / "store.sqlite3").exists()
     upgraded = run("db", "upgrade", "--db-url", url)
     assert upgraded.exit_code == 0 and "empty →" in upgraded.output
     status = run("db", "status", "--db-url", url)
     assert status.exit_code == 0 and "(newest " in status.output
+
+
+READ_ONLY = [
+    ("reconcile",),
+    ("xdr", "list", "--status", "BILLABLE"),
+    ("xdr", "show", "s001:1-0"),
+    ("xdr", "except", "s001:1-0", "--reason", "r"),
+    ("xdr", "restore", "s001:1-0", "--reason", "r"),
+    ("rerate", "--from", "2026-01-01", "--to", "2026-02-01", "--tariff", "examples/tariff", "--dry-run"),
+    ("bill", "show", "00000001"),
+    ("bill", "now", "alice"),
+    ("bill", "reissue", "00000001"),
+    ("bill", "account", "set", "alice", "--billing-day", "1"),
+    ("bill", "account", "show", "alice"),
+    ("db", "status"),
+]
+
+
+@pytest.mark.parametrize("command", READ_ONLY, ids=" ".join)
+def test_a_command_about_the_books_refuses_a_missing_store_instead_of_creating_one(tmp_path, command):
+    """Issue 10: --db-url sqlite:////nonexistent/dir/occ.sqlite3 created the directory and an empty store, and
+    reconcile then reported every account as a mismatch."""
+    path = tmp_path / "nonexistent" / "dir" / "occ.sqlite3"
+    result = run(*command, "--db-url", f"sqlite:///{path}", "--redis-url", "redis://127.0.0.1:1/0")
+    assert result.exit_code == 1
+    expected = f"Error: no settlement store at {path}: check --db-url / --data-dir (occ settle creates it)\n"
+    assert result.output == expected
+    assert not (tmp_path / "nonexistent").exists()
+
+
+@pytest.mark.parametrize("command", [("db", "upgrade"), ("bill", "run", "--date", "2026-01-01")], ids=" ".join)
+def test_a_command_that_writes_the_books_may_create_the_store(tmp_path, command):
+    path = tmp_path / "new" / "occ.sqlite3"
+    result = run(*command, "--db-url", f"sqlite:///{path}")
+    assert result.exit_code == 0, result.output
+    assert path.is_file()
 
 
 def test_a_bad_store_url_is_named():

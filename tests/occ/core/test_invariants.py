@@ -16,6 +16,7 @@ import grpc
 import pytest
 from online_app import EXAMPLE_TARIFF, LONDON, MONDAY_PEAK, serving, session, voice
 
+from occ.api.tariff_source import local_files
 from occ.store import keys
 from occ.store.keys import shard_of
 from occ.v1 import admin_pb2 as admin
@@ -173,7 +174,7 @@ async def test_a_tariff_in_another_currency_does_not_charge_existing_accounts_in
     meta = dollars / "tariff.csv"
     meta.write_text(meta.read_text().replace(",EUR,", ",USD,"))
     try:
-        await charging.admin.LoadTariff(admin.LoadTariffRequest(directory=str(dollars)))
+        await charging.admin.LoadTariff(admin.LoadTariffRequest(files=local_files(dollars)))
     except grpc.aio.AioRpcError as exc:
         assert exc.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION)
         return

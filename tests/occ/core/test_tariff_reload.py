@@ -13,6 +13,7 @@ import time
 
 from online_app import EXAMPLE_TARIFF, MONDAY_PEAK, serving, session, voice
 
+from occ.api.tariff_source import local_files
 from occ.v1 import admin_pb2 as admin
 from occ.v1 import charging_pb2 as pb
 
@@ -41,7 +42,7 @@ async def test_a_tariff_loaded_on_one_frontend_prices_new_calls_on_the_other(red
         before = await other.charging.StartSession(session("old-1", 0, "mo", voice(60), called=MOBILE))
         assert before.available_micros == TEN_EUR - OLD_MINUTE  # held at the old price
 
-        loaded = await one.admin.LoadTariff(admin.LoadTariffRequest(directory=str(dearer)))
+        loaded = await one.admin.LoadTariff(admin.LoadTariffRequest(files=local_files(dearer)))
         assert loaded.changed and loaded.tariff_hash != old_hash
 
         # The other frontend's watcher (polling every second) picks the new tariff up: no restart, no call.
@@ -75,7 +76,7 @@ async def test_refresh_follows_the_current_tariff_at_once(redis_url, tmp_path):
 
     async with serving(redis_url, tmp_path / "a") as one, serving(redis_url, tmp_path / "b") as other:
         await one.account("mo", balance=TEN_EUR)
-        loaded = await one.admin.LoadTariff(admin.LoadTariffRequest(directory=str(dearer)))
+        loaded = await one.admin.LoadTariff(admin.LoadTariffRequest(files=local_files(dearer)))
         await other.app.tariffs.refresh()
         assert other.app.tariffs.current.hash == loaded.tariff_hash
         assert (await other.charging.Authorize(authorize_a_minute("mo"))).cost_micros == NEW_MINUTE
