@@ -4,6 +4,7 @@ command line, and handed to the settlement worker and to the commands that find 
 from __future__ import annotations
 
 import os
+import signal
 import stat
 import sys
 import time
@@ -54,6 +55,33 @@ async def test_the_embedded_redis_requires_its_password_kept_0600_and_reused(tmp
     with EmbeddedRedis(tmp_path) as second:
         assert password_file.read_text().strip() == secret and f":{secret}@" in second.url
         client = connect(second.url)
+        try:
+            assert await client.get("occ:x") == b"kept"
+        finally:
+            await client.aclose()
+
+
+async def test_the_keeper_starts_a_killed_embedded_redis_again_with_the_same_password(tmp_path):
+    with EmbeddedRedis(tmp_path, keep_alive=True, appendfsync="always") as embedded:  # always: the AOF has occ:x
+        url, first = embedded.url, embedded.pid
+        secret = (tmp_path / "redis" / "password").read_text().strip()
+        client = connect(url)
+        await client.set("occ:x", "kept")
+        await client.aclose()
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while embedded.restarts == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert embedded.restarts == 1 and embedded.pid != first
+        assert embedded.url == url and running_url(tmp_path) == url  # the same port and password: clients reconnect
+        assert secret not in cmdline(embedded.pid)
+        anonymous = connect(url.replace(f":{secret}@", ""))
+        try:
+            with pytest.raises((AuthenticationError, ResponseError), match=r"NOAUTH|authenticated"):
+                await anonymous.get("occ:x")
+        finally:
+            await anonymous.aclose()
+        client = connect(url)
         try:
             assert await client.get("occ:x") == b"kept"
         finally:
