@@ -170,7 +170,7 @@ def _status(call: Callable[[], T]) -> T:
 
 @click.command("rerate")
 @store_options
-@click.option("--from", "from_text", required=True, metavar="DATE", help="First day (UTC) of xDR ends, YYYY-MM-DD.")
+@click.option("--from", "from_text", required=True, metavar="DATE", help="First day (UTC) of xDR starts, YYYY-MM-DD.")
 @click.option("--to", "to_text", required=True, metavar="DATE", help="Day (UTC) after the last, YYYY-MM-DD.")
 @click.option("--account", help="Only this account.")
 @click.option("--tariff", "tariff_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),

@@ -17,6 +17,11 @@ Every other entry books at most one ledger row and one xDR.
 
 Signs: a ledger row's ``amount`` is the balance change (credit positive); an xDR's ``cost`` is what the customer
 owes for the item (a debit of 0.30 is an xDR of cost 0.30; a top-up of 10 is an xDR of cost −10).
+
+Times: a ledger row is of the moment the balance changed (``time_ms``). A usage xDR (session, event) starts when the
+call or event began as the switch reported it (``start_s``; an entry without it falls back to ``time_ms``) and its
+``period`` is that start's UTC month: a call priced at its start is billed in the period of that start, whichever
+day it is settled (``docs/billing.md``). Every other xDR starts, ends and has its period at ``time_ms``.
 """
 
 from __future__ import annotations
@@ -174,8 +179,9 @@ def book(key: str, fields: dict[str, str], now_ms: int) -> tuple[Rows, Rows]:
                 raise Malformed(f"amount {amount} does not match cost {cost} of a {kind}")
             xdr["cause"] = "EVENT"
             xdr["cost"] = -amount
-        if fields.get("start_s"):
+        if fields.get("start_s"):  # entries written before start_s was on every usage entry: the entry's time
             xdr["start_ms"] = _int(fields, "start_s", low=0, high=4_102_444_800) * 1000
+        xdr["period"] = period_of(xdr["start_ms"])  # a call belongs to the month it started in, not the one it settled
     xdr["status"], xdr["status_reason"] = billable_status(xdr)
     if kind == "topup" and "tax" in fields:
         return _taxed_topup(key, fields, ledger, xdr)  # type: ignore[arg-type]

@@ -1,7 +1,8 @@
 """``occ rerate``: price settled xDRs again with a tariff, and correct the ones whose price changed.
 
 **What is re-rated.** Original xDRs (revision 0) of kind ``session``, ``event_charge`` or ``event_refund``, status
-BILLABLE or BILLED, whose end falls in ``[from, to)`` (UTC; ``period`` prunes the scan), optionally of one account.
+BILLABLE or BILLED, whose start falls in ``[from, to)`` (UTC; ``period``, the start's month, prunes the scan),
+optionally of one account: a call is re-rated with the month it is billed in, whenever it was settled.
 Each is priced as the online core priced it: its plan, service, called number (normalised with the tariff's
 country code), start and units as one call. A session xDR's units are the rating group's cumulative usage from the
 call's start, and the online core charged exactly the price of that usage, in parts.
@@ -184,8 +185,8 @@ def plan(
     """Price every selected xDR again and list the corrections; writes nothing."""
     result = Plan(tariff.hash)
     query = select(xdrs).where(
-        xdrs.c.end_ms >= from_ms,
-        xdrs.c.end_ms < to_ms,
+        xdrs.c.start_ms >= from_ms,
+        xdrs.c.start_ms < to_ms,
         xdrs.c.kind.in_(RERATED_KINDS),
         xdrs.c.status.in_(("BILLABLE", "BILLED")),
         xdrs.c.revision == 0,
