@@ -27,7 +27,7 @@ from settlement.dead_letters import DeadLetter, read_dead_letters
 from settlement.reconcile import Outcome, Report, reconcile
 from settlement.store.database import reading
 from settlement.store.schema import XDR_STATUSES
-from settlement.xdr_status import StatusError, except_xdr, find, list_xdrs, restore_xdr
+from settlement.xdr_status import StatusError, except_xdr, find, lateness, list_xdrs, restore_xdr
 
 T = TypeVar("T")
 
@@ -116,6 +116,7 @@ def show_command(config: Path | None, xdr_id: str, **flags: object) -> None:
     for name, value in row._asdict().items():
         text = format_micros(value) if name in ("cost", "tax_amount") and value is not None else value
         click.echo(f"{name + ':':<15} {'' if text is None else text}")
+    click.echo(f"{'late:':<15} {lateness(row)}")
 
 
 @xdr.command("list")

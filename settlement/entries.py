@@ -154,6 +154,8 @@ def book(key: str, fields: dict[str, str], now_ms: int) -> tuple[Rows, Rows]:
         "revision": 0,
         "corrects": None,
         "created_ms": now_ms,
+        "late_period_start_ms": None,
+        "late_period_end_ms": None,
     }
     if kind in MONEY_MOVEMENTS:
         if kind != "adjustment":

@@ -366,7 +366,8 @@ def _write_account(
         if reversed_row["status"] == "BILLED" and reversed_row["invoice_id"] is not None:
             invoices.add(reversed_row["invoice_id"])
         common = {"revision": c.revision, "corrects": c.original, "status": "BILLABLE", "status_reason": "",
-                  "invoice_id": None, "created_ms": now_ms}  # fmt: skip
+                  "invoice_id": None, "created_ms": now_ms, "late_period_start_ms": None,
+                  "late_period_end_ms": None}  # fmt: skip
         tax = reversed_row["tax_amount"]
         rows.append({**reversed_row, **common, "id": f"{c.original}:r{c.revision}:rev", "kind": "correction",
                      "cost": -c.old_cost_micros, "tax_amount": None if tax is None else -tax,

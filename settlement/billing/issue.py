@@ -7,7 +7,9 @@ The issuing transaction, in order:
 2. look for the invoice of (account, period start, revision): if one is issued, stop (a second run issues nothing);
 3. insert the invoice (DRAFT) — the unique (account, period start, revision) is the last line of defence;
 4. ``UPDATE xdrs SET status='BILLED', invoice_id=… WHERE account=… AND status='BILLABLE' AND invoice_id IS NULL AND
-   end_ms < period end RETURNING …``: what is counted is exactly what was marked, whatever arrives meanwhile;
+   start_ms < period end RETURNING …``: what is counted is exactly what was marked, whatever arrives meanwhile (an
+   item's start decides its period: a call's start, ``late.py``); the marked items that start before the period are
+   late: the period they belonged to is recorded on them;
 5. compute the statement, run the validators: on a problem, roll everything back and store a DRAFT with the reasons
    (no number, nothing marked; the next run tries again);
 6. book taxation xDRs (period close's, ids ``tax:…``), write the lines, take the number, set COMPLETE, enqueue the
@@ -26,7 +28,8 @@ from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, up
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from settlement.billing import erp, validate
+from settlement.billing import erp, late, validate
+from settlement.billing.late import Period
 from settlement.billing.setup import BillingAccount
 from settlement.billing.statement import Item, Statement, compute
 from settlement.billing.tax import TaxProfile
@@ -38,7 +41,8 @@ from settlement.store.schema import invoice_lines, invoice_sequences, invoices, 
 ITEM_COLUMNS = tuple(
     xdrs.c[name]
     for name in ("id", "kind", "record_type", "ledger_code", "service", "units", "cost", "currency", "revision",
-                 "end_ms", "session_id", "description", "tax_code", "tax_rate_ppm")
+                 "end_ms", "session_id", "description", "tax_code", "tax_rate_ppm", "start_ms", "period",
+                 "late_period_start_ms")
 )  # fmt: skip
 ISSUED = ("COMPLETE", "POSTED", "POSTING_ERROR")
 PERIOD_CLOSE_TAX = "tax:"
@@ -50,7 +54,7 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
     """What issuing one invoice did.
 
     Attributes:
-        account, period_start_ms, period_end_ms: which statement.
+        account, period_start_ms, period_end_ms: which statement; timezone: the account's (to print the period).
         status: ISSUED, ALREADY (someone issued it before), DRAFT (validation failed) or PREVIEW (a dry run's).
         invoice_id, number, revision: the invoice (number None for a DRAFT).
         problems: why it stayed DRAFT.
@@ -60,6 +64,7 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
     period_start_ms: int
     period_end_ms: int
     status: str
+    timezone: str = "UTC"
     invoice_id: int | None = None
     number: int | None = None
     revision: int = 0
@@ -72,11 +77,15 @@ class Invalid(Exception):
         self.statement, self.problems = statement, problems
 
 
-def items_of(rows: Any) -> list[Item]:
-    return [Item(id=r[0], kind=r[1], record_type=r[2], ledger_code=r[3], service=r[4], units=r[5], cost=r[6],
-                 currency=r[7], revision=r[8], end_ms=r[9], reference=r[10], description=r[11],
-                 tax_code=r[12] or "", tax_rate_ppm=r[13] or 0)
-            for r in rows if r[2] != "TEXT"]  # fmt: skip
+def items_of(rows: Any, late: dict[str, Period] | None = None) -> list[Item]:
+    """Rows of ``ITEM_COLUMNS`` → items; ``late``: periods found late now (else the one recorded on the row)."""
+    late = late or {}
+    return [Item(id=r.id, kind=r.kind, record_type=r.record_type, ledger_code=r.ledger_code, service=r.service,
+                 units=r.units, cost=r.cost, currency=r.currency, revision=r.revision, end_ms=r.end_ms,
+                 reference=r.session_id, description=r.description, tax_code=r.tax_code or "",
+                 tax_rate_ppm=r.tax_rate_ppm or 0,
+                 late_period_start_ms=late[r.id][0] if r.id in late else r.late_period_start_ms)
+            for r in rows if r.record_type != "TEXT"]  # fmt: skip
 
 
 _SEQ_SELECT = select(invoice_sequences.c.next_number).where(invoice_sequences.c.tenant == bindparam("b_tenant"))
@@ -95,9 +104,20 @@ _BROUGHT_FORWARD = (
 _MARK = (
     update(xdrs)
     .where(xdrs.c.account == bindparam("b_account"), xdrs.c.status == "BILLABLE", xdrs.c.invoice_id.is_(None),
-           xdrs.c.end_ms < bindparam("b_end"))
+           xdrs.c.start_ms < bindparam("b_end"))
     .values(status="BILLED", invoice_id=bindparam("b_invoice"))
     .returning(*ITEM_COLUMNS)
+)  # fmt: skip
+_MARK_LATE = (
+    update(xdrs)
+    .where(xdrs.c.id == bindparam("b_id"), xdrs.c.period == bindparam("b_period"))
+    .values(late_period_start_ms=bindparam("b_start"), late_period_end_ms=bindparam("b_end"))
+)
+_INVOICED = (
+    select(invoices.c.period_start_ms, invoices.c.period_end_ms)
+    .where(invoices.c.account == bindparam("b_account"), invoices.c.state.in_(ISSUED),
+           invoices.c.period_end_ms <= bindparam("b_before"))
+    .distinct()
 )  # fmt: skip
 _INSERT_INVOICE = insert(invoices).returning(invoices.c.id)
 _UPDATE_INVOICE = update(invoices).where(invoices.c.id == bindparam("b_id"))
@@ -118,12 +138,31 @@ def brought_forward(connection: Connection, account: str, before_ms: int) -> int
     return row[0] if row else 0
 
 
+def late_periods(connection: Connection, account: BillingAccount, rows: Any, period_start_ms: int) -> dict[str, Period]:
+    """The rows billed in a period starting at ``period_start_ms`` that are late → the period each belonged to."""
+    overdue = late.overdue(rows, period_start_ms)
+    if not overdue:
+        return {}
+    invoiced = [tuple(p) for p in connection.execute(_INVOICED, {"b_account": account.account,
+                                                                   "b_before": period_start_ms})]  # fmt: skip
+    return {r.id: late.own_period(r.start_ms, invoiced, billing_day=account.billing_day, timezone=account.timezone)
+            for r in overdue}  # fmt: skip
+
+
+def mark_late(connection: Connection, rows: Any, periods: dict[str, Period]) -> None:
+    """Record on each late xDR the period it belonged to."""
+    if periods:
+        connection.execute(_MARK_LATE, [{"b_id": r.id, "b_period": r.period, "b_start": periods[r.id][0],
+                                         "b_end": periods[r.id][1]} for r in rows if r.id in periods])  # fmt: skip
+
+
 def header(account: BillingAccount, profile: TaxProfile, s: Statement) -> dict[str, Any]:
     return {
         "customer_code": account.customer_code, "timezone": account.timezone, "currency": account.currency,
         "tax_profile": profile.name, "tax_mode": profile.mode, "brought_forward": s.brought_forward,
         "charges": s.charges, "payments": s.payments, "adjustments": s.adjustments, "tax": s.tax,
         "rounding": s.rounding, "carried_forward": s.carried_forward, "xdr_count": s.item_count,
+        "late_items": s.late_items,
     }  # fmt: skip
 
 
@@ -149,6 +188,7 @@ def tax_xdrs(invoice_id: int, account: BillingAccount, s: Statement, end_ms: int
             "description": f"tax {s.profile.label()} on {g.ledger_code}", "tax_code": s.profile.tax_code,
             "tax_rate_ppm": g.rate_ppm, "tax_amount": g.tax, "status": "BILLED", "status_reason": "",
             "invoice_id": invoice_id, "revision": 0, "corrects": None, "created_ms": now_ms,
+            "late_period_start_ms": None, "late_period_end_ms": None,
         })  # fmt: skip
     return rows
 
@@ -229,7 +269,8 @@ def _issue_one(connection: Connection, job: Job, now_ms: int, numbers: dict[str,
     """Issue one invoice in a savepoint. ``numbers``: each tenant's next number, its sequence row locked by this
     transaction (outside any savepoint: PostgreSQL releases locks taken in a savepoint that is rolled back)."""
     account, profile, start_ms, end_ms = job.account, job.profile, job.start_ms, job.end_ms
-    done = {"account": account.account, "period_start_ms": start_ms, "period_end_ms": end_ms}
+    done = {"account": account.account, "period_start_ms": start_ms, "period_end_ms": end_ms,
+            "timezone": account.timezone}
     values: dict[str, Any] = {}
     if account.tenant not in numbers:
         numbers[account.tenant] = lock_sequence(connection, account.tenant)
@@ -249,14 +290,17 @@ def _issue_one(connection: Connection, job: Job, now_ms: int, numbers: dict[str,
             "kind": job.kind, "period_start_ms": start_ms, "period_end_ms": end_ms, "timezone": account.timezone,
             "currency": account.currency, "tax_profile": profile.name, "tax_mode": profile.mode,
             "brought_forward": bf, "charges": 0, "payments": 0, "adjustments": 0, "tax": 0, "rounding": 0,
-            "carried_forward": bf, "xdr_count": 0, "created_ms": now_ms, "number": None, "revision": 0,
+            "carried_forward": bf, "xdr_count": 0, "late_items": 0, "created_ms": now_ms, "number": None, "revision": 0,
             "replaces": None, "state": "DRAFT", "state_reason": "", "updated_ms": now_ms,
         }  # fmt: skip
         invoice_id = connection.execute(_INSERT_INVOICE, values).scalar_one()
         marked = connection.execute(
             _MARK, {"b_account": account.account, "b_end": end_ms, "b_invoice": invoice_id}
         ).all()
-        s = compute(items_of(marked), currency=account.currency, profile=profile, brought_forward=bf)
+        periods = late_periods(connection, account, marked, start_ms)
+        mark_late(connection, marked, periods)
+        s = compute(items_of(marked, periods), currency=account.currency, profile=profile, brought_forward=bf,
+                    timezone=account.timezone)  # fmt: skip
         problems = validate.problems(s, extra=list(job.profile_problems))
         if problems:
             raise Invalid(s, problems)

@@ -75,6 +75,7 @@ def reissue(engine: Engine, invoice_id: int, *, now_ms: int | None = None) -> Ou
                                                  "period_end_ms", "timezone", "currency", "brought_forward")},
                 "kind": "REISSUE", "tax_profile": profile.name, "tax_mode": profile.mode, "charges": 0, "payments": 0,
                 "adjustments": 0, "tax": 0, "rounding": 0, "carried_forward": old.brought_forward, "xdr_count": 0,
+                "late_items": 0,
                 "created_ms": now_ms, "number": None, "revision": old.revision + 1, "replaces": old.id,
                 "state": "DRAFT", "state_reason": "", "updated_ms": now_ms,
             }  # fmt: skip
@@ -91,7 +92,7 @@ def reissue(engine: Engine, invoice_id: int, *, now_ms: int | None = None) -> Ou
                 .values(status="BILLED", invoice_id=new_id).returning(*ITEM_COLUMNS)
             ).all()  # fmt: skip
             s = compute(items_of([*originals, *corrections]), currency=old.currency, profile=profile,
-                        brought_forward=old.brought_forward)  # fmt: skip
+                        brought_forward=old.brought_forward, timezone=old.timezone)  # fmt: skip
             problems = validate.problems(s, extra=profile_problems)
             if problems:
                 raise Invalid(s, problems)
@@ -101,7 +102,8 @@ def reissue(engine: Engine, invoice_id: int, *, now_ms: int | None = None) -> Ou
         values.update(header(account, profile, invalid.statement))
         draft = store_draft(engine, values, invalid.statement, invalid.problems)
         return Outcome(account=old.account, period_start_ms=old.period_start_ms, period_end_ms=old.period_end_ms,
-                       status="DRAFT", invoice_id=draft, revision=old.revision + 1,
+                       status="DRAFT", timezone=old.timezone, invoice_id=draft, revision=old.revision + 1,
                        problems=tuple(invalid.problems))  # fmt: skip
     return Outcome(account=old.account, period_start_ms=old.period_start_ms, period_end_ms=old.period_end_ms,
-                   status="ISSUED", invoice_id=new_id, number=old.number, revision=old.revision + 1)  # fmt: skip
+                   status="ISSUED", timezone=old.timezone, invoice_id=new_id, number=old.number,
+                   revision=old.revision + 1)  # fmt: skip

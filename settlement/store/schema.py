@@ -1,10 +1,11 @@
 """The settlement schema: every table, as SQLAlchemy Core, for SQLite and PostgreSQL alike.
 
 Amounts are :class:`~settlement.store.money.Money` (``int`` micro-units in Python). Times are Unix milliseconds
-(``*_ms``, BIGINT). ``period`` is the UTC month ``YYYY-MM`` a row belongs to (an xDR's end, a ledger row's time):
-xDRs are LIST-partitioned by it on PostgreSQL and indexed by it everywhere, so a billing run reads one or two
-periods, never the whole table. The migrations in ``migrations/versions`` create exactly these tables; change both
-together (``tests/settlement/test_schema.py`` compares them).
+(``*_ms``, BIGINT). ``period`` is the UTC month ``YYYY-MM`` a row belongs to (an xDR's start, which for a call or
+event is when it began, for anything else when it happened; a ledger row's time): xDRs are LIST-partitioned by it
+on PostgreSQL and indexed by it everywhere, so a rerate reads the months it names, never the whole table. The
+migrations in ``migrations/versions`` create exactly these tables; change both together
+(``tests/settlement/test_schema.py`` compares them).
 
 Identity: a row made from a stream entry is keyed ``s<shard>:<entry id>`` (``s017:1795322840574-0``), the entry's
 durable identity (see ``docs/events.md``); inserts are ``ON CONFLICT DO NOTHING``, so a re-delivered entry changes
@@ -35,7 +36,9 @@ accounts = Table(
 
 # Billable items: one per closed session's rating group, one-shot event, money movement, tax or correction. cost is
 # what the customer owes for the item (negative: a credit); status follows RAW → BILLABLE → BILLED, or an EXCEPTED
-# status with status_reason; a correction has revision > 0 and names the xDR it corrects.
+# status with status_reason; a correction has revision > 0 and names the xDR it corrects. start_ms decides the
+# billing period; an item billed after its period was invoiced is late: late_period_start_ms / _end_ms hold the
+# period it belonged to (NULL: billed in its own period).
 xdrs = Table(
     "xdrs",
     metadata,
@@ -72,6 +75,8 @@ xdrs = Table(
     Column("revision", Integer, nullable=False, default=0),
     Column("corrects", String(80)),
     Column("created_ms", BigInteger, nullable=False),
+    Column("late_period_start_ms", BigInteger),
+    Column("late_period_end_ms", BigInteger),
     Index("xdrs_period_account_status", "period", "account", "status"),
     Index("xdrs_session", "session_id"),
     Index("xdrs_invoice", "invoice_id"),
@@ -228,6 +233,7 @@ def _invoice_columns() -> list[Column]:
         Column("carried_forward", Money(), nullable=False),
         Column("xdr_count", Integer, nullable=False),
         Column("created_ms", BigInteger, nullable=False),
+        Column("late_items", Integer, nullable=False, server_default="0"),
     ]
 
 
@@ -300,5 +306,5 @@ billing_runs = Table(
     Column("report", Text, nullable=False, default=""),
 )
 
-# Billing finds an account's open items through this index (account, status, end time).
-Index("xdrs_account_status_end", xdrs.c.account, xdrs.c.status, xdrs.c.end_ms)
+# Billing finds an account's open items through this index (account, status, start time: the billing time).
+Index("xdrs_account_status_start", xdrs.c.account, xdrs.c.status, xdrs.c.start_ms)
