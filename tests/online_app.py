@@ -25,10 +25,11 @@ MONDAY_PEAK = int(datetime(2026, 1, 5, 9, 0, tzinfo=UTC).timestamp())  # STANDAR
 
 
 class Client:
-    """Stubs for one running server, and its App (for the sweeper, Redis and settings)."""
+    """Stubs for one running server, its App (for the sweeper, Redis and settings) and its address (``host:port``,
+    for the ``occ`` command line)."""
 
-    def __init__(self, app: App, channel: grpc.aio.Channel) -> None:
-        self.app, self.channel = app, channel
+    def __init__(self, app: App, channel: grpc.aio.Channel, address: str = "") -> None:
+        self.app, self.channel, self.address = app, channel, address
         self.charging = charging_pb2_grpc.ChargingStub(channel)
         self.admin = admin_pb2_grpc.AdminStub(channel)
 
@@ -83,7 +84,7 @@ async def serving(redis_url: str, data_dir: Path, *, cluster: bool = False, **se
     await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     try:
-        yield Client(app, channel)
+        yield Client(app, channel, f"127.0.0.1:{port}")
     finally:
         await channel.close()
         await server.stop(0)
