@@ -14,8 +14,7 @@ they are for.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from settlement.billing.cycle import cycle_start, next_boundary
 
@@ -23,10 +22,10 @@ Period = tuple[int, int]
 """``[start_ms, end_ms)`` of a billing period."""
 
 
-def overdue(rows: Iterable[Any], period_start_ms: int) -> list[Any]:
-    """The rows (with ``start_ms`` and ``revision``) billed in a period starting at ``period_start_ms`` that belong
-    to an earlier one."""
-    return [r for r in rows if r.revision == 0 and r.start_ms < period_start_ms]
+def is_late(start_ms: int, revision: int, period_start_ms: int) -> bool:
+    """Whether an item (its start and revision) billed in a period starting at ``period_start_ms`` belongs to an
+    earlier one, already invoiced."""
+    return start_ms < period_start_ms and revision == 0
 
 
 def own_period(start_ms: int, invoiced: Sequence[Period], *, billing_day: int, timezone: str) -> Period:

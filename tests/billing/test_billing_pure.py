@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from settlement.billing import validate
 from settlement.billing.amounts import parse_rate_ppm, round_micros, round_to_currency
 from settlement.billing.cycle import CycleError, check_billing_day, cycle_start, next_boundary, zone
-from settlement.billing.late import overdue, own_period
+from settlement.billing.late import is_late, own_period
 from settlement.billing.run import due_periods
 from settlement.billing.setup import BillingAccount
 from settlement.billing.statement import Item, compute
@@ -118,6 +118,5 @@ def test_a_late_item_belonged_to_the_invoiced_period_holding_its_start_or_else_t
     assert own_period(ms(2026, 1, 25, tz=tz), invoiced, billing_day=1, timezone=tz) == invoiced[1]
     before_the_first = own_period(ms(2025, 11, 20, tz=tz), invoiced, billing_day=1, timezone=tz)
     assert before_the_first == (ms(2025, 11, 1, tz=tz), ms(2025, 12, 1, tz=tz))
-    rows = [msgspec.defstruct("Row", [("start_ms", int), ("revision", int)])(t, r)
-            for t, r in ((1, 0), (5, 0), (1, 1), (9, 0))]  # fmt: skip
-    assert [(r.start_ms, r.revision) for r in overdue(rows, 5)] == [(1, 0)]  # corrections are never late
+    items = ((1, 0), (5, 0), (1, 1), (9, 0))  # (start, revision) billed in a period starting at 5
+    assert [is_late(start, revision, 5) for start, revision in items] == [True, False, False, False]  # a correction
