@@ -34,7 +34,7 @@ from settlement.billing import document
 from settlement.billing.issue import ITEM_COLUMNS
 from settlement.billing.pdf import render
 from settlement.billing.run import run
-from settlement.billing.setup import set_tax_profile
+from settlement.billing.setup import set_issuer, set_tax_profile
 from settlement.billing.tax import TaxProfile
 from settlement.store.database import open_store
 from settlement.store.migrate import upgrade
@@ -57,6 +57,8 @@ def populate(engine, n_accounts: int, per_account: int, seed: int) -> int:
     with engine.begin() as connection:
         for profile in PROFILES:
             set_tax_profile(connection, profile)
+        set_issuer(connection, "default", name="ACME Telecom GmbH", address=("Friedrichstraße 123", "10117 Berlin"),
+                   vat_id="DE136695976", iban="DE89370400440532013000", bic="COBADEFFXXX")  # fmt: skip
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()
@@ -65,8 +67,10 @@ def populate(engine, n_accounts: int, per_account: int, seed: int) -> int:
             "INSERT INTO accounts VALUES (?, 'EUR', 0, ?)", ((f"acc{a:06d}", JAN) for a in range(n_accounts))
         )
         cursor.executemany(
-            "INSERT INTO billing_accounts VALUES (?, 'default', ?, '', ?, 1, 'UTC', 0)",
-            ((f"acc{a:06d}", f"C{a:06d}", PROFILES[a % 4].name) for a in range(n_accounts)),
+            "INSERT INTO billing_accounts (account, tenant, customer_code, customer_class, tax_profile, billing_day, "
+            "timezone, updated_ms, customer_name, customer_address) VALUES (?, 'default', ?, '', ?, 1, 'UTC', 0, ?, ?)",
+            ((f"acc{a:06d}", f"C{a:06d}", PROFILES[a % 4].name, f"Łukasz Żółć {a}", "ul. Floriańska 1\n31-019 Kraków")
+             for a in range(n_accounts)),
         )
         placeholders = ", ".join("?" for _ in XDR_COLUMNS)
         sql = f"INSERT INTO xdrs ({', '.join(XDR_COLUMNS)}) VALUES ({placeholders})"

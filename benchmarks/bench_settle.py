@@ -31,9 +31,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from postgres import PostgresServer  # noqa: E402  (tests/postgres.py: a private PostgreSQL)
 
 from benchmarks.settle_backlog import fill_backlog  # noqa: E402
-from occ.keys import shard_keys  # noqa: E402
-from occ.redis_client import connect  # noqa: E402
-from occ.redis_process import start_redis_server  # noqa: E402
+from occ.store.client import connect  # noqa: E402
+from occ.store.keys import shard_keys  # noqa: E402
+from occ.store.process import start_redis_server  # noqa: E402
 from settlement.drain import Drain, DrainOptions, _fields  # noqa: E402
 from settlement.entries import book, entry_key  # noqa: E402
 from settlement.store.database import open_store  # noqa: E402

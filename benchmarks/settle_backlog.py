@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from occ.keys import AccountKeys
+from occ.store.keys import AccountKeys
 
 TARIFF = "ab" * 32
 CALL_START_S = 1_767_603_600  # Monday 5 January 2026, 09:00 UTC

@@ -10,16 +10,17 @@ import logging
 import grpc
 from redis.exceptions import RedisError
 
-from occ import keys, metrics
-from occ.admin import AdminService
-from occ.batcher import Batcher
-from occ.engine import Engine
-from occ.redis_client import connect
-from occ.service import ChargingService
-from occ.sessions import Sweeper
+from occ import metrics
+from occ.api.admin import AdminService
+from occ.api.charging import ChargingService
+from occ.core.batcher import Batcher
+from occ.core.engine import Engine
+from occ.core.sweeper import Sweeper
+from occ.core.tariffs import TariffHolder
 from occ.settings import Settings
-from occ.store import Store
-from occ.tariffs import TariffHolder
+from occ.store import keys
+from occ.store.client import connect
+from occ.store.scripts import Store
 from occ.v1 import admin_pb2, admin_pb2_grpc, charging_pb2, charging_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,8 @@ class App:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.redis = connect(settings)
-        self.store = Store(self.redis, shards=settings.shards, cluster=settings.redis_cluster)
+        self.store = Store(self.redis, shards=settings.shards, cluster=settings.redis_cluster,
+                           on_roundtrip=metrics.observe_redis_roundtrip)  # fmt: skip
         self.tariffs = TariffHolder(self.redis, on_switch=metrics.set_current_tariff)
         self.engine = Engine(self.store, self.tariffs, validity_time_s=settings.validity_time_s)
         self.batcher = Batcher(

@@ -6,7 +6,7 @@ Several worker processes share one ``/metrics`` through prometheus-client's mult
 how they aggregate (``livesum``, ``livemax``: dead workers drop out).
 
 Servicers count their own answers (``REQUESTS`` by method and telecom result code); the gRPC interceptor
-(:mod:`occ.interceptors`) counts calls by gRPC status and times them (``GRPC_CALLS``, ``REQUEST_SECONDS``).
+(:mod:`occ.api.interceptors`) counts calls by gRPC status and times them (``GRPC_CALLS``, ``REQUEST_SECONDS``).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ __all__ = [
     "SWEEPER_CLOSES",
     "TARIFF_INFO",
     "TARIFF_RELOADS",
+    "observe_redis_roundtrip",
     "serve_metrics",
     "set_current_tariff",
 ]
@@ -78,3 +79,9 @@ def set_current_tariff(tariff_hash: str) -> None:
     TARIFF_INFO.labels(tariff_hash).set(1)
     TARIFF_RELOADS.inc()
     _current_tariff[:] = [tariff_hash]
+
+
+def observe_redis_roundtrip(script: str, seconds: float) -> None:
+    """Count and time one Redis round trip of ``script`` (the store's ``on_roundtrip`` hook)."""
+    REDIS_ROUNDTRIPS.labels(script).inc()
+    REDIS_ROUNDTRIP_SECONDS.observe(seconds)

@@ -34,17 +34,17 @@ import uvloop
 from msgspec.structs import replace
 
 from occ import logs
-from occ.embedded_redis import EmbeddedRedis
-from occ.grpc_server import AppFactory, GrpcServer, grpc_address
+from occ.api.server import AppFactory, GrpcServer, grpc_address
 from occ.metrics_server import (
     mark_process_dead,
     prepare_multiprocess_dir,
     release_multiprocess_dirs,
     serve_metrics,
 )
-from occ.redis_process import RedisStartError
 from occ.settings import Settings
 from occ.settle_process import start_settlement
+from occ.store.embedded import EmbeddedRedis
+from occ.store.process import RedisStartError
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +126,13 @@ def serve_worker(settings: Settings, worker_index: int = 0, *, app_factory: AppF
     return 0
 
 
+def _default_app_factory() -> AppFactory:
+    """``occ.app.App``, imported only when a server starts (the parent of several workers never needs it)."""
+    from occ.app import App
+
+    return App
+
+
 def _stop_with_parent(parent_pid: int | None) -> bool:
     """On Linux, have the kernel send this worker SIGTERM if its parent dies; False if the parent is already gone."""
     if sys.platform == "linux":
@@ -139,7 +146,7 @@ async def _serve_until_signal(settings: Settings, spawned: bool, app_factory: Ap
     signals = (signal.SIGTERM,) if spawned else _STOP_SIGNALS
     for signum in signals:
         loop.add_signal_handler(signum, stop.set)
-    server = GrpcServer(settings, app_factory=app_factory)
+    server = GrpcServer(settings, app_factory=app_factory or _default_app_factory())
     try:
         await server.start()
         await stop.wait()

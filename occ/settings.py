@@ -113,9 +113,18 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
 
 def validate(settings: Settings) -> list[tuple[str, str]]:
     """Every range problem of ``settings`` as (field, message naming the field); empty when all is well."""
-    s = settings
+    checks = _where_checks(settings) + _how_checks(settings)
+    return [(field, message) for field, ok, message in checks if not ok]
+
+
+Check = tuple[str, bool, str]
+"""(field, whether it is fine, the message naming it when it is not)."""
+
+
+def _where_checks(s: Settings) -> list[Check]:
+    """Addresses and stores: where the server listens, its Redis and its SQL store."""
     schemes = ", ".join(REDIS_URL_SCHEMES)
-    checks = [
+    return [
         ("host", bool(s.host), "host must not be empty"),
         ("port", 1 <= s.port <= 65535, f"port must be 1–65535, got {s.port}"),
         (
@@ -154,6 +163,12 @@ def validate(settings: Settings) -> list[tuple[str, str]]:
             s.redis_pool_timeout_s > 0,
             f"redis_pool_timeout_s must be > 0, got {s.redis_pool_timeout_s}",
         ),
+    ]
+
+
+def _how_checks(s: Settings) -> list[Check]:
+    """Capacities, timings and logging."""
+    return [
         ("workers", 1 <= s.workers <= 1024, f"workers must be 1–1024, got {s.workers}"),
         ("shards", 1 <= s.shards <= 16384, f"shards must be 1–16384, got {s.shards}"),
         (
@@ -180,7 +195,6 @@ def validate(settings: Settings) -> list[tuple[str, str]]:
         ),
         ("grace_s", 0 <= s.grace_s <= 3600, f"grace_s must be 0–3600, got {s.grace_s}"),
     ]
-    return [(field, message) for field, ok, message in checks if not ok]
 
 
 def load_struct(

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 import sys
 from collections.abc import Callable
 
 from occ.settings import Settings
 from settlement.store.database import default_url
+from settlement.workers import WorkerProcess
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT_S = 15.0
@@ -32,18 +32,6 @@ def start_settlement(settings: Settings) -> Callable[[], None]:
         "OCC_LOG_LEVEL": settings.log_level,
         "OCC_LOG_JSON": str(settings.log_json).lower(),
     }
-    process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
-    log.info("settlement worker started", extra={"pid": process.pid, "db_url": db_url})
-
-    def stop() -> None:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        if process.returncode not in (0, -15):
-            log.warning("settlement worker exited with status %s", process.returncode)
-
-    return stop
+    worker = WorkerProcess(command, env=env, stop_timeout_s=STOP_TIMEOUT_S).start()
+    log.info("settlement worker started", extra={"pid": worker.process.pid, "db_url": db_url})  # type: ignore[union-attr]
+    return worker.stop

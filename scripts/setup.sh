@@ -39,8 +39,21 @@ for arg in "$@"; do
 done
 has_initdb() { command -v initdb >/dev/null 2>&1 || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; }
 
+# Every apt-get install comes after one apt-get update in this run: on a fresh machine the package lists are missing
+# or stale, and an install from them fails. $@: the command prefix (sudo or nothing).
+apt_updated=false
+apt_update_once() {
+    $apt_updated && return 0
+    log "apt-get update"
+    "$@" env DEBIAN_FRONTEND=noninteractive apt-get update -qq || return 1
+    apt_updated=true
+}
+
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+# Invoice PDFs embed DejaVu Sans (settlement/billing/pdf.py): Unicode names and currency symbols.
+dejavu=/usr/share/fonts/truetype/dejavu
+[[ -f $dejavu/DejaVuSans.ttf && -f $dejavu/DejaVuSans-Bold.ttf ]] || missing+=(fonts-dejavu-core)
 if $with_postgres && ! has_initdb; then
     missing+=(postgresql)
 fi
@@ -51,8 +64,8 @@ if ((${#missing[@]})); then
     command -v apt-get >/dev/null 2>&1 || die "missing ${missing[*]} and no apt-get; install them by hand"
     sudo=()
     [[ $(id -u) -eq 0 ]] || sudo=(sudo)
-    log "apt-get update (missing: ${missing[*]})"
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    log "missing: ${missing[*]}"
+    apt_update_once "${sudo[@]}" || die "apt-get update failed"
     pkgs=()
     for m in "${missing[@]}"; do
         if [[ $m == venv ]]; then
@@ -64,6 +77,7 @@ if ((${#missing[@]})); then
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
 fi
 command -v redis-server >/dev/null 2>&1 || die "redis-server still not on PATH"
+[[ -f $dejavu/DejaVuSans.ttf ]] || die "fonts-dejavu-core still missing ($dejavu/DejaVuSans.ttf)"
 
 if [[ ! -x .venv/bin/python ]]; then
     log "creating .venv"
@@ -78,8 +92,9 @@ if [[ ${OCC_SKIP_H2LOAD:-} != 1 && ! -e .venv/.h2load-tried ]] && ! command -v h
     sudo=()
     [[ $(id -u) -eq 0 ]] || sudo=(sudo -n)
     log "apt-get install nghttp2-client (optional: h2load for occ bench's peak mode)"
-    if ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        nghttp2-client >/dev/null 2>&1; then
+    if ! apt_update_once "${sudo[@]}" \
+        || ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            nghttp2-client >/dev/null 2>&1; then
         log "h2load not installed (optional): occ bench will skip its peak mode"
     fi
     touch .venv/.h2load-tried

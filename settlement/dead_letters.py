@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import msgspec
 
-from occ.keys import dead_letters
-from occ.redis_client import RedisClient
+from occ.store.client import RedisClient
+from occ.store.keys import dead_letters
 
 
 class DeadLetter(msgspec.Struct, frozen=True):

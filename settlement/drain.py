@@ -28,15 +28,18 @@ from redis.exceptions import RedisError, ResponseError
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
-from occ import keys
-from occ.redis_client import RedisClient, connect
+from occ.store import keys
+from occ.store.client import RedisClient, connect
 from settlement import metrics
 from settlement.entries import Malformed, book, entry_key
+from settlement.records import LedgerRow, XdrRow
 from settlement.writer import BatchWriter, Booked
 
 log = logging.getLogger(__name__)
 
 ACK_SCRIPT = (Path(__file__).parent / "lua" / "ack.lua").read_text()
+MAX_BLOCK_S = 0.5  # longest blocking read, whatever poll_s says: a worker asked to stop notices within a second
+MAX_BACKOFF_S = 30.0  # longest pause between retries after Redis or the SQL store failed
 Entry = tuple[int, str, dict[str, str]]  # shard, entry id, fields
 Groups = list[list[dict[str, Any]]]  # XINFO GROUPS of each shard's stream, in shard order
 
@@ -50,8 +53,8 @@ class DrainOptions(msgspec.Struct, frozen=True, kw_only=True):
         read_count: most new entries read from one shard per batch (all shards are read at once: 256 × 32 = 8,192
             entries at most, small enough for several workers to share a backlog).
         claim_idle_s: entries pending this long with another consumer are taken over (its worker is presumed dead).
-        poll_s: while the streams are empty, how long a read waits for an entry (single node: a blocking read) or
-            the pause between reads (cluster).
+        poll_s: while the streams are empty, how long a read waits for an entry (single node: a blocking read, at
+            most ``MAX_BLOCK_S``) or the pause between reads (cluster); also the first retry delay after a failure.
         trim: trim the streams below what every group has acknowledged.
         trim_interval_s: how often to trim and to refresh the lag and pending gauges.
     """
@@ -97,6 +100,7 @@ class Drain:
         # restart by name starts there, and so does the loop after a failed batch.
         self._pending_from: list[str] | None = ["0"] * shards
         self._ack_sha = ""
+        self._block_ms = max(1, int(min(self.options.poll_s, MAX_BLOCK_S) * 1000))  # (BLOCK 0 would wait forever)
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -120,35 +124,38 @@ class Drain:
 
     # -- batches -----------------------------------------------------------------------------------------------
 
-    async def pump(self, max_s: float = 1.0, *, wait_ms: int = 0) -> int:
-        """Settle new entries (this consumer's own pending ones first) until the streams are empty or ``max_s`` has
-        passed; returns how many. Reading and booking the next batch overlaps writing the previous one (the SQL
-        write runs in a thread); at most one batch waits in between, so memory stays bounded. With ``wait_ms``, the
-        first read waits that long for an entry to arrive (single-node Redis: one blocking XREADGROUP over every
-        stream, so an idle worker costs nothing)."""
-        queue: asyncio.Queue[_Batch | None] = asyncio.Queue(maxsize=1)
+    async def pump(self, max_s: float = 1.0, *, wait_ms: int = 0, stop: asyncio.Event | None = None) -> int:
+        """Settle new entries (this consumer's own pending ones first) until the streams are empty, ``max_s`` has
+        passed or ``stop`` is set; returns how many. Reading and booking the next batch overlaps writing the previous
+        one (the SQL write runs in a thread); at most one booked batch waits for the write in progress, so memory
+        stays bounded. With ``wait_ms``, the first read waits that long for an entry to arrive (single-node Redis:
+        one blocking XREADGROUP over every stream, so an idle worker costs nothing).
+
+        A failed write is raised here, after the read in progress. The writes are awaited, never cancelled:
+        control never depends on a cancellation reaching a Redis call (Python 3.11's ``asyncio.wait_for``, which
+        redis-py uses for its socket timeouts, can swallow one, and a reader that missed it waited forever)."""
         deadline = time.monotonic() + max_s
         count = 0
-
-        async def read() -> None:
-            nonlocal count
-            block_ms = wait_ms
-            while time.monotonic() < deadline:
+        block_ms = wait_ms
+        writing: asyncio.Task[None] | None = None
+        try:
+            while time.monotonic() < deadline and not (stop is not None and stop.is_set()):
                 entries = await self._next(block_ms)
                 block_ms = 0
                 if not entries:
                     break
                 count += len(entries)
-                await queue.put(self._book(entries))
-            await queue.put(None)  # on failure the task group cancels the writer instead
-
-        async def write() -> None:
-            while (batch := await queue.get()) is not None:
-                await self._commit(batch)
-
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(read())
-            tasks.create_task(write())
+                batch = self._book(entries)
+                if writing is not None:
+                    await writing  # the previous batch is committed and acknowledged, or its failure raised
+                writing = asyncio.create_task(self._commit(batch))
+            if writing is not None:
+                await writing
+        finally:
+            if writing is not None and not writing.done():  # a read failed: let the write in progress finish
+                await asyncio.wait([writing])
+            if writing is not None and not writing.cancelled():
+                writing.exception()  # retrieved: when a read failed too, that failure is the one raised
         return count
 
     async def _next(self, block_ms: int = 0) -> list[Entry]:
@@ -323,7 +330,11 @@ class Drain:
         return await self.backlog(groups)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Settle until ``stop`` is set; Redis and SQL failures are logged, counted and retried with backoff."""
+        """Settle until ``stop`` is set, which ends the loop within a second (the batch in hand is finished, an
+        idle read waits at most ``MAX_BLOCK_S``). Redis and SQL failures are logged, counted and retried with
+        backoff (from ``poll_s`` doubling up to ``MAX_BACKOFF_S``); the entries already read stay pending with this
+        worker and are read again from the start of its pending list, so they settle as soon as the store is back,
+        with no new traffic needed."""
         next_claim = next_trim = 0.0
         backoff_s = self.options.poll_s
         while not stop.is_set():
@@ -335,7 +346,7 @@ class Drain:
                 if now >= next_trim:
                     await self._housekeep()
                     next_trim = now + self.options.trim_interval_s
-                if await self.pump(wait_ms=0 if self.cluster else int(self.options.poll_s * 1000)):
+                if await self.pump(wait_ms=0 if self.cluster else self._block_ms, stop=stop):
                     backoff_s = self.options.poll_s
                     continue
                 wait_s = self.options.poll_s if self.cluster else 0.0  # a single node waited in XREADGROUP
@@ -343,12 +354,12 @@ class Drain:
                 metrics.ERRORS.labels("redis").inc()
                 log.error("settlement: Redis failed, retrying in %.1f s: %s", backoff_s, group.exceptions[0])
                 self._pending_from = ["0"] * self.shards  # what was read stays pending with us: read it again first
-                wait_s, backoff_s = backoff_s, min(backoff_s * 2, 30.0)
+                wait_s, backoff_s = backoff_s, min(backoff_s * 2, MAX_BACKOFF_S)
             except* DBAPIError as group:
                 metrics.ERRORS.labels("sql").inc()
                 log.error("settlement: the SQL store failed, retrying in %.1f s: %s", backoff_s, group.exceptions[0])
                 self._pending_from = ["0"] * self.shards
-                wait_s, backoff_s = backoff_s, min(backoff_s * 2, 30.0)
+                wait_s, backoff_s = backoff_s, min(backoff_s * 2, MAX_BACKOFF_S)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), wait_s)
 
@@ -365,8 +376,8 @@ class _Batch:
         self.where: dict[str, tuple[int, str, dict[str, str]]] = {}
 
 
-def ledger_time(ledger: Sequence[dict[str, Any]], xdrs: Sequence[dict[str, Any]]) -> int:
-    return ledger[0]["time_ms"] if ledger else xdrs[0]["end_ms"]
+def ledger_time(ledger: Sequence[LedgerRow], xdrs: Sequence[XdrRow]) -> int:
+    return ledger[0].time_ms if ledger else xdrs[0].end_ms
 
 
 def _raw(response: Any, **_options: Any) -> Any:

@@ -15,8 +15,8 @@ amount, id = ``<entry key>:tax``). The two ledger rows add up to the entry's ``a
 
 Every other entry books at most one ledger row and one xDR.
 
-Signs: a ledger row's ``amount`` is the balance change (credit positive); an xDR's ``cost`` is what the customer
-owes for the item (a debit of 0.30 is an xDR of cost 0.30; a top-up of 10 is an xDR of cost −10).
+The rows are :class:`~settlement.records.LedgerRow` and :class:`~settlement.records.XdrRow` (their fields and signs
+are documented there).
 
 Times: a ledger row is of the moment the balance changed (``time_ms``). A usage xDR (session, event) starts when the
 call or event began as the switch reported it (``start_s``; an entry without it falls back to ``time_ms``) and its
@@ -28,22 +28,26 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any
 
+import msgspec
+
+from occ.store.keys import RERATE_KEY
 from rating_engine.money import MAX_EXACT_MICROS
+from settlement.records import LedgerRow, XdrRow
+from settlement.vocabulary import RecordType, XdrStatus
 
 USAGE = frozenset({"session_close", "event_charge", "event_refund"})
 MONEY_MOVEMENTS = frozenset({"topup", "payment", "adjustment", "refund"})
 TYPES = USAGE | MONEY_MOVEMENTS | {"session_charge"}
 SERVICES = frozenset({"voice", "data", "message"})
 CAUSES = frozenset({"TERMINATE", "TIMEOUT", "ABORTED"})
-RERATE_KEY = "rerate:"
-"""Idempotency-key prefix of the adjustments ``occ rerate`` makes (see ``settlement/rerate.py``)."""
 MAX_TEXT = {"account": 256, "ledger": 15, "tariff": 64, "currency": 3, "tax_ledger": 15, "tax_code": 20}
 _INTEGER = re.compile(r"-?[0-9]{1,19}").fullmatch  # ASCII digits only: int() would take "٣", " 5", "+5", "1_0"
 TAX_SUFFIX = ":tax"
 """The id of a top-up's tax rows: ``<entry key>:tax``."""
-Rows = tuple[dict[str, Any], ...]
+LedgerRows = tuple[LedgerRow, ...]
+XdrRows = tuple[XdrRow, ...]
+LATEST_MS = 4_102_444_800_000  # 2100-01-01: times beyond are not believed
 
 
 class Malformed(ValueError):
@@ -83,156 +87,205 @@ def _text(fields: dict[str, str], name: str, *, required: bool = False) -> str:
     return value
 
 
-def book(key: str, fields: dict[str, str], now_ms: int) -> tuple[Rows, Rows]:
+class Head(msgspec.Struct, frozen=True, gc=False):
+    """What every entry carries, validated: the fields its rows share (``docs/events.md`` names them)."""
+
+    key: str
+    kind: str
+    account: str
+    currency: str
+    amount: int
+    balance: int
+    time_ms: int
+    ledger_code: str
+    period: str
+
+
+class Usage(msgspec.Struct, frozen=True, gc=False):
+    """The usage fields of a session or event entry, validated."""
+
+    session_id: str
+    rating_group: int
+    units: int
+    service: str
+    subscriber: str
+    calling: str
+    called: str
+    dest_group: str
+    tariff_hash: str
+    rate_id: str
+
+
+def book(key: str, fields: dict[str, str], now_ms: int) -> tuple[LedgerRows, XdrRows]:
     """(ledger rows, xDR rows) for one entry whose identity is ``key``; raises :class:`Malformed`."""
     kind = fields.get("type", "")
     if kind not in TYPES:
         raise Malformed(f"type {kind[:40]!r} is not one settlement knows")
+    head = _head(key, kind, fields)
+    ledger = _ledger_row(head, fields) if head.amount != 0 or kind in MONEY_MOVEMENTS else None
+    if kind == "adjustment" and fields.get("idempotency_key", "").startswith(RERATE_KEY):
+        return (msgspec.structs.replace(ledger, xdr_id=None),), ()  # type: ignore[arg-type]  (a money movement)
+    if kind == "session_charge":
+        if head.amount > 0:
+            raise Malformed(f"amount of a session_charge must not be positive, got {head.amount}")
+        _usage(fields)  # validated, not kept: the session_close carries the totals
+        return (ledger,) if ledger is not None else (), ()
+    if kind in MONEY_MOVEMENTS:
+        xdr = _money_xdr(head, fields, now_ms)
+        if kind == "topup" and "tax" in fields:
+            return _taxed_topup(head, fields, ledger, xdr)  # type: ignore[arg-type]  (a money movement)
+        return (ledger,), (xdr,)  # type: ignore[return-value]
+    return ((ledger,) if ledger is not None else ()), (_usage_xdr(head, fields, now_ms),)
+
+
+def _head(key: str, kind: str, fields: dict[str, str]) -> Head:
     account = _text(fields, "account", required=True)
     currency = _text(fields, "currency", required=True)
     if not (len(currency) == 3 and currency.isascii() and currency.isupper()):
         raise Malformed(f"currency must be an ISO 4217 code, got {currency!r}")
     amount = _int(fields, "amount")
     balance = _int(fields, "balance")
-    time_ms = _int(fields, "time_ms", low=0, high=4_102_444_800_000)  # before 2100
+    time_ms = _int(fields, "time_ms", low=0, high=LATEST_MS)
     ledger_code = _text(fields, "ledger")
-    period = period_of(time_ms)
+    return Head(key, kind, account, currency, amount, balance, time_ms, ledger_code, period_of(time_ms))
 
-    ledger = None
-    if amount != 0 or kind in MONEY_MOVEMENTS:
-        ledger = {
-            "id": key,
-            "period": period,
-            "account": account,
-            "time_ms": time_ms,
-            "kind": kind,
-            "amount": amount,
-            "balance": balance,
-            "currency": currency,
-            "ledger_code": ledger_code,
-            "reference": fields.get("idempotency_key") or fields.get("session_id") or fields.get("id", ""),
-            "description": fields.get("description", ""),
-            "xdr_id": None if kind == "session_charge" else key,
-        }
-    if kind == "adjustment" and fields.get("idempotency_key", "").startswith(RERATE_KEY):
-        ledger["xdr_id"] = None  # type: ignore[index]  (always a ledger row: a money movement)
-        return (ledger,), ()  # type: ignore[return-value]
-    if kind == "session_charge":
-        if amount > 0:
-            raise Malformed(f"amount of a session_charge must not be positive, got {amount}")
-        _usage(fields)  # validated, not kept: the session_close carries the totals
-        return (ledger,) if ledger is not None else (), ()
 
-    xdr: dict[str, Any] = {
-        "id": key,
-        "period": period,
-        "account": account,
-        "kind": "session" if kind == "session_close" else kind,
-        "record_type": "MAIN",
-        "session_id": "",
-        "rating_group": 0,
-        "subscriber": account,
-        "calling": "",
-        "called": "",
-        "service": "",
-        "plan": fields.get("plan", ""),
-        "start_ms": time_ms,
-        "end_ms": time_ms,
-        "units": 0,
-        "over_units": 0,
-        "currency": currency,
-        "dest_group": "",
-        "ledger_code": ledger_code,
-        "tariff_hash": "",
-        "rate_id": "",
-        "cause": "",
-        "description": fields.get("description", ""),
-        "tax_code": None,
-        "tax_rate_ppm": None,
-        "tax_amount": None,
-        "invoice_id": None,
-        "revision": 0,
-        "corrects": None,
-        "created_ms": now_ms,
-        "late_period_start_ms": None,
-        "late_period_end_ms": None,
-    }
-    if kind in MONEY_MOVEMENTS:
-        if kind != "adjustment":
-            xdr["record_type"] = "PAYMENT"
-        xdr["cost"] = -amount
-        xdr["session_id"] = fields.get("idempotency_key", "")
+def _ledger_row(head: Head, fields: dict[str, str]) -> LedgerRow:
+    return LedgerRow(
+        id=head.key,
+        period=head.period,
+        account=head.account,
+        time_ms=head.time_ms,
+        kind=head.kind,
+        amount=head.amount,
+        balance=head.balance,
+        currency=head.currency,
+        ledger_code=head.ledger_code,
+        reference=fields.get("idempotency_key") or fields.get("session_id") or fields.get("id", ""),
+        description=fields.get("description", ""),
+        xdr_id=None if head.kind == "session_charge" else head.key,
+    )
+
+
+def _money_xdr(head: Head, fields: dict[str, str], now_ms: int) -> XdrRow:
+    """The xDR of a top-up, payment, refund or adjustment: cost = −amount (money in is a credit)."""
+    status, reason = billable_status(head.ledger_code)
+    return XdrRow(
+        id=head.key,
+        period=head.period,
+        account=head.account,
+        kind=head.kind,
+        record_type=RecordType.MAIN if head.kind == "adjustment" else RecordType.PAYMENT,
+        session_id=fields.get("idempotency_key", ""),
+        subscriber=head.account,
+        plan=fields.get("plan", ""),
+        start_ms=head.time_ms,
+        end_ms=head.time_ms,
+        cost=-head.amount,
+        currency=head.currency,
+        ledger_code=head.ledger_code,
+        description=fields.get("description", ""),
+        status=status,
+        status_reason=reason,
+        created_ms=now_ms,
+    )
+
+
+def _usage_xdr(head: Head, fields: dict[str, str], now_ms: int) -> XdrRow:
+    """The xDR of a session close (one rating group's totals) or a one-shot event charge or refund."""
+    usage = _usage(fields)
+    cost = _int(fields, "cost", low=0)
+    over_units = 0
+    if head.kind == "session_close":
+        if head.amount != 0:
+            raise Malformed(f"amount of a session_close must be 0, got {head.amount}")
+        cause = fields.get("cause", "")
+        if cause not in CAUSES:
+            raise Malformed(f"cause must be one of {', '.join(sorted(CAUSES))}, got {cause[:40]!r}")
+        over_units = _int(fields, "over", low=0)
     else:
-        usage = _usage(fields)
-        cost = _int(fields, "cost", low=0)
-        xdr.update(usage)
-        if kind == "session_close":
-            if amount != 0:
-                raise Malformed(f"amount of a session_close must be 0, got {amount}")
-            cause = fields.get("cause", "")
-            if cause not in CAUSES:
-                raise Malformed(f"cause must be one of {', '.join(sorted(CAUSES))}, got {cause[:40]!r}")
-            xdr["cause"] = cause
-            xdr["over_units"] = _int(fields, "over", low=0)
-            xdr["cost"] = cost
-        else:
-            sign = -1 if kind == "event_charge" else 1
-            if amount != sign * cost:
-                raise Malformed(f"amount {amount} does not match cost {cost} of a {kind}")
-            xdr["cause"] = "EVENT"
-            xdr["cost"] = -amount
-        if fields.get("start_s"):  # entries written before start_s was on every usage entry: the entry's time
-            xdr["start_ms"] = _int(fields, "start_s", low=0, high=4_102_444_800) * 1000
-        xdr["period"] = period_of(xdr["start_ms"])  # a call belongs to the month it started in, not the one it settled
-    xdr["status"], xdr["status_reason"] = billable_status(xdr)
-    if kind == "topup" and "tax" in fields:
-        return _taxed_topup(key, fields, ledger, xdr)  # type: ignore[arg-type]
-    return ((ledger,) if ledger is not None else ()), (xdr,)
+        sign = -1 if head.kind == "event_charge" else 1
+        if head.amount != sign * cost:
+            raise Malformed(f"amount {head.amount} does not match cost {cost} of a {head.kind}")
+        cause, cost = "EVENT", -head.amount
+    # An entry written before start_s was on every usage entry: the entry's own time.
+    start_ms = _int(fields, "start_s", low=0, high=LATEST_MS // 1000) * 1000 if fields.get("start_s") else head.time_ms
+    status, reason = billable_status(head.ledger_code)
+    return XdrRow(
+        id=head.key,
+        period=period_of(start_ms),  # a call belongs to the month it started in, not the one it was settled in
+        account=head.account,
+        kind="session" if head.kind == "session_close" else head.kind,
+        record_type=RecordType.MAIN,
+        session_id=usage.session_id,
+        rating_group=usage.rating_group,
+        subscriber=usage.subscriber,
+        calling=usage.calling,
+        called=usage.called,
+        service=usage.service,
+        plan=fields.get("plan", ""),
+        start_ms=start_ms,
+        end_ms=head.time_ms,
+        units=usage.units,
+        over_units=over_units,
+        cost=cost,
+        currency=head.currency,
+        dest_group=usage.dest_group,
+        ledger_code=head.ledger_code,
+        tariff_hash=usage.tariff_hash,
+        rate_id=usage.rate_id,
+        cause=cause,
+        description=fields.get("description", ""),
+        status=status,
+        status_reason=reason,
+        created_ms=now_ms,
+    )
 
 
-def _taxed_topup(key: str, fields: dict[str, str], ledger: dict[str, Any], xdr: dict[str, Any]) -> tuple[Rows, Rows]:
+def _taxed_topup(head: Head, fields: dict[str, str], ledger: LedgerRow, xdr: XdrRow) -> tuple[LedgerRows, XdrRows]:
     """A top-up the online core credited net: the top-up as paid and the tax taken from it, two rows of each."""
-    net = ledger["amount"]
+    net = ledger.amount
     tax = _int(fields, "tax", low=1)
     gross = _int(fields, "gross", low=1)
     if gross - tax != net:
         raise Malformed(f"gross {gross} - tax {tax} must be the amount {net}")
     rate = _int(fields, "tax_rate_ppm", low=1, high=1_000_000)
     tax_ledger, tax_code = _text(fields, "tax_ledger"), _text(fields, "tax_code")
-    tax_key = key + TAX_SUFFIX
-    paid = {**ledger, "amount": gross, "balance": ledger["balance"] + tax}
-    taken = {**ledger, "id": tax_key, "kind": "topup_tax", "amount": -tax, "ledger_code": tax_ledger,
-             "xdr_id": tax_key}  # fmt: skip
-    xdr["cost"] = -gross
-    tax_xdr = {**xdr, "id": tax_key, "kind": "topup_tax", "record_type": "TAX", "cost": tax, "ledger_code": tax_ledger,
-               "tax_code": tax_code, "tax_rate_ppm": rate, "tax_amount": tax}  # fmt: skip
-    tax_xdr["status"], tax_xdr["status_reason"] = billable_status(tax_xdr)
-    return (paid, taken), (xdr, tax_xdr)
+    tax_key = head.key + TAX_SUFFIX
+    replace = msgspec.structs.replace
+    paid = replace(ledger, amount=gross, balance=ledger.balance + tax)  # type: ignore[operator]  (always set here)
+    taken = replace(ledger, id=tax_key, kind="topup_tax", amount=-tax, ledger_code=tax_ledger, xdr_id=tax_key)
+    status, reason = billable_status(tax_ledger)
+    tax_xdr = replace(xdr, id=tax_key, kind="topup_tax", record_type=RecordType.TAX, cost=tax, ledger_code=tax_ledger,
+                      tax_code=tax_code, tax_rate_ppm=rate, tax_amount=tax, status=status,
+                      status_reason=reason)  # fmt: skip
+    return (paid, taken), (replace(xdr, cost=-gross), tax_xdr)
 
 
-def _usage(fields: dict[str, str]) -> dict[str, Any]:
+def _usage(fields: dict[str, str]) -> Usage:
     service = fields.get("service", "")
     if service not in SERVICES:
         raise Malformed(f"service must be one of {', '.join(sorted(SERVICES))}, got {service[:40]!r}")
-    calling, called = fields.get("calling", ""), fields.get("called", "")
-    return {
-        "session_id": _text(fields, "session_id", required=True),
-        "rating_group": _int(fields, "rg", low=0, high=2**32 - 1),
-        "units": _int(fields, "units", low=0, high=10**12),
-        "service": service,
-        "subscriber": calling or fields["account"],
-        "calling": calling,
-        "called": called,
-        "dest_group": fields.get("group", ""),
-        "tariff_hash": _text(fields, "tariff"),
-        "rate_id": fields.get("rate", ""),
-    }
+    calling = fields.get("calling", "")
+    return Usage(
+        session_id=_text(fields, "session_id", required=True),
+        rating_group=_int(fields, "rg", low=0, high=2**32 - 1),
+        units=_int(fields, "units", low=0, high=10**12),
+        service=service,
+        subscriber=calling or fields["account"],
+        calling=calling,
+        called=fields.get("called", ""),
+        dest_group=fields.get("group", ""),
+        tariff_hash=_text(fields, "tariff"),
+        rate_id=fields.get("rate", ""),
+    )
 
 
-def billable_status(xdr: dict[str, Any]) -> tuple[str, str]:
-    """(status, reason) an xDR can have on entering the store: BILLABLE, or RAW_EXCEPTED with why not."""
-    if not xdr["ledger_code"]:
-        return "RAW_EXCEPTED", "no ledger code"
-    if not xdr["ledger_code"].isdigit():
-        return "RAW_EXCEPTED", f"ledger code {xdr['ledger_code']!r} is not 1-15 digits"
-    return "BILLABLE", ""
+def billable_status(ledger_code: str) -> tuple[XdrStatus, str]:
+    """(status, reason) an xDR with ``ledger_code`` can have on entering the store: BILLABLE, or RAW_EXCEPTED with
+    why not."""
+    if not ledger_code:
+        return XdrStatus.RAW_EXCEPTED, "no ledger code"
+    if not ledger_code.isdigit():
+        return XdrStatus.RAW_EXCEPTED, f"ledger code {ledger_code!r} is not 1-15 digits"
+    return XdrStatus.BILLABLE, ""

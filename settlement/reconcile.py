@@ -24,8 +24,8 @@ from collections.abc import Iterable
 import msgspec
 from sqlalchemy import Engine, func, select
 
-from occ import keys
-from occ.redis_client import RedisClient
+from occ.store import keys
+from occ.store.client import RedisClient
 from settlement.drain import Backlog, Drain, DrainOptions
 from settlement.store.database import reading
 from settlement.store.schema import accounts, ledger

@@ -26,7 +26,7 @@ movement (stream → ``occ settle`` → a ledger row), so ``occ reconcile`` stay
 
 **Order of effects**, so that a crash anywhere neither loses nor doubles a correction:
 
-1. Plan: read and rate; nothing is written (``--dry-run`` stops here).
+1. Plan (:mod:`settlement.rerate_plan`): read and rate; nothing is written (``--dry-run`` stops here).
 2. Whole accounts per SQL transaction (several, up to :data:`WRITE_ROWS` corrections): each account's correction
    xDRs, re-issue requests and one ``rerate_adjustments`` row holding the balance correction owed (``applied_ms``
    NULL) commit together. Correction ids are deterministic primary keys, and the xDRs reversed are read again
@@ -48,83 +48,30 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
 from itertools import groupby
 from typing import Any
 
 import msgspec
-from sqlalchemy import Connection, Engine, Row, insert, select, tuple_, update
+from sqlalchemy import Connection, Engine, Row, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from occ.store import Store
-from rating_engine import CallBatch, CompiledTariff, Service, normalize_number, rate_batch
-from settlement.entries import RERATE_KEY, period_of
+from occ.store.keys import RERATE_KEY
+from occ.store.scripts import Store
+from settlement.records import XdrRow
+from settlement.rerate_plan import IN_CHUNK, Correction, Plan, chunked, parse_time, periods_between, plan
 from settlement.store.schema import reissue_requests, rerate_adjustments, xdrs
+from settlement.vocabulary import XdrStatus
+from settlement.writer import row_dicts
 
-RERATED_KINDS = ("session", "event_charge", "event_refund")
+__all__ = [
+    "DEFAULT_LEDGER", "Adjustment", "Conflict", "Correction", "Plan", "apply_adjustments", "new_run_id", "owed",
+    "parse_time", "periods_between", "plan", "write",
+]  # fmt: skip
+
 DEFAULT_LEDGER = 400000090
 """Ledger code of the balance corrections a rerate makes: "rating corrections" (change it with ``--ledger``)."""
-BATCH = 10_000
-IN_CHUNK = 500  # ids per ``IN (…)`` list
 WRITE_ROWS = 5_000  # corrections per SQL transaction (whole accounts; one account may exceed it)
-
-
-class Correction(msgspec.Struct, frozen=True):
-    """One re-rated xDR whose price changed.
-
-    Attributes:
-        original: the original xDR's id.
-        account: its account.
-        currency: its currency.
-        revision: the number ``n`` of the new revision.
-        reversed_id: the xDR the reversal cancels: the original, or revision n−1.
-        old_cost_micros: the effective cost now (what the customer owes for the item).
-        new_cost_micros: the cost at the new price.
-        group: destination group of the new pricing.
-        ledger_code: ledger code of the new pricing.
-        rate: rate id of the new pricing.
-    """
-
-    original: str
-    account: str
-    currency: str
-    revision: int
-    reversed_id: str
-    old_cost_micros: int
-    new_cost_micros: int
-    group: str
-    ledger_code: str
-    rate: str
-
-    @property
-    def balance_change_micros(self) -> int:
-        """What the balance gets back (old − new; negative: a further debit)."""
-        return self.old_cost_micros - self.new_cost_micros
-
-
-class Plan(msgspec.Struct):
-    """What a rerate would change, before anything is written.
-
-    Attributes:
-        tariff_hash: content hash of the tariff used.
-        examined: xDRs priced again.
-        corrections: the ones whose price changed, by account then id.
-        failures: (xDR id, reason) of those the tariff could not price; they are left as they are.
-    """
-
-    tariff_hash: str
-    examined: int = 0
-    corrections: list[Correction] = []
-    failures: list[tuple[str, str]] = []
-
-    def by_account(self) -> dict[str, tuple[int, int, int, str]]:
-        """account → (Σ old cost, Σ new cost, corrections, currency)."""
-        totals: dict[str, tuple[int, int, int, str]] = {}
-        for c in self.corrections:
-            old, new, n, _ = totals.get(c.account, (0, 0, 0, c.currency))
-            totals[c.account] = (old + c.old_cost_micros, new + c.new_cost_micros, n + 1, c.currency)
-        return totals
 
 
 class Adjustment(msgspec.Struct, frozen=True):
@@ -147,139 +94,7 @@ class Conflict(RuntimeError):
     """An xDR changed between planning and writing (another rerate, or billing): the account was left as it was."""
 
 
-def parse_time(text: str) -> int:
-    """``YYYY-MM-DD`` or an ISO 8601 date-time (UTC unless it names an offset) → Unix ms; ValueError otherwise."""
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ValueError(f"{text!r} is not a date YYYY-MM-DD (or an ISO 8601 date-time)") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
-
-
-def periods_between(from_ms: int, to_ms: int) -> list[str]:
-    """The months ``YYYY-MM`` that ``[from_ms, to_ms)`` touches."""
-    first, last = period_of(from_ms), period_of(to_ms - 1)
-    year, month = int(first[:4]), int(first[5:])
-    found = []
-    while (period := f"{year:04d}-{month:02d}") <= last:
-        found.append(period)
-        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-    return found
-
-
-# -- 1. plan ---------------------------------------------------------------------------------------------------
-
-
-def plan(
-    engine: Engine,
-    tariff: CompiledTariff,
-    *,
-    from_ms: int,
-    to_ms: int,
-    account: str | None = None,
-    batch: int = BATCH,
-    progress: Callable[[Plan], None] | None = None,
-) -> Plan:
-    """Price every selected xDR again and list the corrections; writes nothing."""
-    result = Plan(tariff.hash)
-    query = select(xdrs).where(
-        xdrs.c.start_ms >= from_ms,
-        xdrs.c.start_ms < to_ms,
-        xdrs.c.kind.in_(RERATED_KINDS),
-        xdrs.c.status.in_(("BILLABLE", "BILLED")),
-        xdrs.c.revision == 0,
-    )
-    if account is not None:
-        query = query.where(xdrs.c.account == account)
-    # Month by month, in pages ordered by (account, id) that the (period, account, status) index serves; each page
-    # is its own short read, so a long rerate never holds the store (SQLite's lock) between pages.
-    for period in periods_between(from_ms, to_ms):
-        after: tuple[str, str] | None = None
-        while True:
-            page = query.where(xdrs.c.period == period)
-            if after is not None:
-                page = page.where(tuple_(xdrs.c.account, xdrs.c.id) > tuple_(*after))
-            with engine.connect() as connection:
-                rows = connection.execute(page.order_by(xdrs.c.account, xdrs.c.id).limit(batch)).all()
-                if not rows:
-                    break
-                latest = _latest_revisions(connection, [r.id for r in rows])
-            _price(tariff, rows, latest, result)
-            result.examined += len(rows)
-            after = (rows[-1].account, rows[-1].id)
-            if progress is not None:
-                progress(result)
-    return result
-
-
-def _latest_revisions(connection: Connection, ids: list[str]) -> dict[str, Row[Any]]:
-    """original id → its latest revision (the row of the new cost, not the reversal), for those corrected before."""
-    latest: dict[str, Row[Any]] = {}
-    for chunk in _chunks(ids, IN_CHUNK):
-        query = select(xdrs.c.id, xdrs.c.corrects, xdrs.c.revision, xdrs.c.cost).where(
-            xdrs.c.corrects.in_(chunk), xdrs.c.kind != "correction"
-        )
-        for row in connection.execute(query):
-            if row.corrects not in latest or row.revision > latest[row.corrects].revision:
-                latest[row.corrects] = row
-    return latest
-
-
-def _price(tariff: CompiledTariff, rows: list[Row[Any]], latest: dict[str, Row[Any]], result: Plan) -> None:
-    country = tariff.tariff.country_code
-    destinations, failed = [], {}
-    for i, row in enumerate(rows):
-        destination = ""
-        try:
-            destination = normalize_number(row.called, country) if row.called.strip() else ""
-        except ValueError as error:
-            failed[i] = str(error)
-        if row.currency != tariff.tariff.currency:
-            failed[i] = f"the tariff is in {tariff.tariff.currency}, the xDR in {row.currency}"
-        destinations.append(destination)
-    calls = CallBatch.of(
-        tariff,
-        plans=[row.plan for row in rows],
-        services=[int(Service.parse(row.service)) for row in rows],
-        destinations=destinations,
-        starts=[row.start_ms // 1000 for row in rows],
-        usages=[row.units for row in rows],
-    )
-    rated = rate_batch(tariff, calls)
-    for i, row in enumerate(rows):
-        if i not in failed and rated.failure[i]:
-            failed[i] = rated.reason(i, calls)
-        if i in failed:
-            result.failures.append((row.id, failed[i]))
-            continue
-        price = int(rated.cost_micros[i])
-        new_cost = -price if row.kind == "event_refund" else price
-        current = latest.get(row.id)
-        if current is None:
-            old_cost, revision, reversed_id = row.cost, 0, row.id
-        else:
-            old_cost, revision, reversed_id = current.cost, current.revision, current.id
-        if new_cost == old_cost:
-            continue
-        result.corrections.append(
-            Correction(
-                original=row.id,
-                account=row.account,
-                currency=row.currency,
-                revision=revision + 1,
-                reversed_id=reversed_id,
-                old_cost_micros=old_cost,
-                new_cost_micros=new_cost,
-                group=rated.group_name(i),
-                ledger_code=str(int(rated.ledger_code[i])),
-                rate=rated.rate_name(i),
-            )
-        )
-
-
-# -- 2. write the corrections ----------------------------------------------------------------------------------
+# -- 2. write the corrections (1., the plan, is settlement.rerate_plan) ---------------------------------------
 
 
 def new_run_id() -> str:
@@ -352,30 +167,17 @@ def _write_account(
     ledger_code: int,
 ) -> None:
     now_ms = int(time.time() * 1000)
-    wanted = sorted({c.original for c in corrections} | {c.reversed_id for c in corrections})
-    rows: list[dict[str, Any]] = []
+    found = _locked(connection, sorted({c.original for c in corrections} | {c.reversed_id for c in corrections}))
+    rows: list[XdrRow] = []
     invoices: set[int] = set()
-    found = {}
-    for chunk in _chunks(wanted, IN_CHUNK):
-        query = select(xdrs).where(xdrs.c.id.in_(chunk)).with_for_update()
-        found.update({r.id: r._asdict() for r in connection.execute(query)})
     for c in corrections:
         reversed_row, original = found.get(c.reversed_id), found.get(c.original)
-        if reversed_row is None or original is None or reversed_row["cost"] != c.old_cost_micros:
+        if reversed_row is None or original is None or reversed_row.cost != c.old_cost_micros:
             raise Conflict(f"xDR {c.reversed_id} changed since it was priced; re-run the rerate")
-        if reversed_row["status"] == "BILLED" and reversed_row["invoice_id"] is not None:
-            invoices.add(reversed_row["invoice_id"])
-        common = {"revision": c.revision, "corrects": c.original, "status": "BILLABLE", "status_reason": "",
-                  "invoice_id": None, "created_ms": now_ms, "late_period_start_ms": None,
-                  "late_period_end_ms": None}  # fmt: skip
-        tax = reversed_row["tax_amount"]
-        rows.append({**reversed_row, **common, "id": f"{c.original}:r{c.revision}:rev", "kind": "correction",
-                     "cost": -c.old_cost_micros, "tax_amount": None if tax is None else -tax,
-                     "description": f"reverses {c.reversed_id} (rerate {run_id})"})  # fmt: skip
-        rows.append({**original, **common, "id": f"{c.original}:r{c.revision}", "cost": c.new_cost_micros,
-                     "tariff_hash": tariff_hash, "dest_group": c.group, "ledger_code": c.ledger_code,
-                     "rate_id": c.rate, "tax_amount": None, "description": f"rerate {run_id}"})  # fmt: skip
-    connection.execute(insert(xdrs), rows)  # a plain insert: a revision written meanwhile fails it
+        if reversed_row.status == XdrStatus.BILLED and reversed_row.invoice_id is not None:
+            invoices.add(reversed_row.invoice_id)
+        rows.extend(_revision(c, reversed_row, original, run_id=run_id, tariff_hash=tariff_hash, now_ms=now_ms))
+    connection.execute(insert(xdrs), row_dicts(rows))  # a plain insert: a revision written meanwhile fails it
     if invoices:
         dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
         reason = f"rerate {run_id} corrected xDRs of account {account}"
@@ -391,6 +193,35 @@ def _write_account(
              "amount": amount, "ledger_code": str(ledger_code), "xdrs": len(corrections),
              "description": f"rerate {run_id}: {len(corrections)} xDRs re-rated", "created_ms": now_ms},
         )  # fmt: skip
+
+
+def _locked(connection: Connection, ids: list[str]) -> dict[str, XdrRow]:
+    """The xDRs with these ids, read again (and locked, on PostgreSQL) in the writing transaction."""
+    found = {}
+    for chunk in chunked(ids, IN_CHUNK):
+        query = select(xdrs).where(xdrs.c.id.in_(chunk)).with_for_update()
+        found.update({r.id: XdrRow(**r._asdict()) for r in connection.execute(query)})
+    return found
+
+
+def _revision(
+    c: Correction, reversed_row: XdrRow, original: XdrRow, *, run_id: str, tariff_hash: str, now_ms: int
+) -> tuple[XdrRow, XdrRow]:
+    """Revision ``n`` of an xDR: the reversal of ``reversed_row`` (kind ``correction``) and the original at its new
+    price, both BILLABLE in the original's period."""
+    replace = msgspec.structs.replace
+    # A revision is billed afresh: never late (settlement/billing/late.py), whatever the row it copies was.
+    common = {"revision": c.revision, "corrects": c.original, "status": XdrStatus.BILLABLE, "status_reason": "",
+              "invoice_id": None, "created_ms": now_ms, "late_period_start_ms": None,
+              "late_period_end_ms": None}  # fmt: skip
+    tax = reversed_row.tax_amount
+    reversal = replace(reversed_row, **common, id=f"{c.original}:r{c.revision}:rev", kind="correction",
+                       cost=-c.old_cost_micros, tax_amount=None if tax is None else -tax,
+                       description=f"reverses {c.reversed_id} (rerate {run_id})")  # fmt: skip
+    repriced = replace(original, **common, id=f"{c.original}:r{c.revision}", cost=c.new_cost_micros,
+                       tariff_hash=tariff_hash, dest_group=c.group, ledger_code=c.ledger_code, rate_id=c.rate,
+                       tax_amount=None, description=f"rerate {run_id}")  # fmt: skip
+    return reversal, repriced
 
 
 # -- 3. apply the balance corrections --------------------------------------------------------------------------
@@ -427,6 +258,3 @@ async def apply_adjustments(store: Store, engine: Engine) -> list[Adjustment]:
     return outcomes
 
 
-def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

@@ -1,5 +1,9 @@
 """Write booked entries to the SQL store: one transaction per batch, idempotent on every row's id.
 
+This is where :mod:`settlement.records` become SQL rows: :class:`BatchWriter` turns them into the driver's tuples
+itself (the hot path), and :func:`row_dicts` into the dicts an SQLAlchemy ``insert()`` takes (billing's taxation
+xDRs, a rerate's corrections).
+
 Every insert is ``INSERT … ON CONFLICT DO NOTHING``: a batch written twice (re-delivered after a crash between the
 commit and the acknowledgement) changes nothing the second time. A batch the database refuses for a reason of its
 own data (a constraint, a value it cannot store) is retried entry by entry, so that one bad entry is set aside with
@@ -9,7 +13,7 @@ the database's reason and never blocks the others; a connection or lock failure 
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import msgspec
@@ -17,6 +21,7 @@ from sqlalchemy import Connection, Engine, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from settlement.records import LedgerRow, XdrRow
 from settlement.store.database import ensure_periods
 from settlement.store.money import Money, to_numeric
 from settlement.store.schema import accounts, ledger, xdrs
@@ -34,8 +39,8 @@ class Booked(msgspec.Struct, frozen=True):
     """
 
     key: str
-    ledger: tuple[dict[str, Any], ...]
-    xdrs: tuple[dict[str, Any], ...]
+    ledger: tuple[LedgerRow, ...]
+    xdrs: tuple[XdrRow, ...]
     account: tuple[str, str, int]
 
 
@@ -52,15 +57,21 @@ class Written(msgspec.Struct, frozen=True):
     refused: dict[str, str]
 
 
+def row_dicts(records: Iterable[XdrRow | LedgerRow]) -> list[dict[str, Any]]:
+    """The records as rows for ``connection.execute(insert(table), rows)`` (SQLAlchemy converts Money itself)."""
+    return [msgspec.structs.asdict(record) for record in records]
+
+
 class _Insert:
     """``INSERT … ON CONFLICT DO NOTHING`` into one table, compiled once and run with the driver's executemany.
 
-    Rows are dicts with every column; they are turned into tuples in the compiled statement's order, and Money
-    columns into what the dialect stores (SQLAlchemy's per-row bind processing costs more than the insert itself
-    at tens of thousands of rows a second).
+    Rows are records of ``record`` (or dicts with every column, without one); they are turned into tuples in the
+    compiled statement's order (a record whose fields are the columns in that order: ``astuple``), and Money columns
+    into what the dialect stores (SQLAlchemy's per-row bind processing costs more than the insert itself at tens
+    of thousands of rows a second).
     """
 
-    def __init__(self, table: Table, engine: Engine) -> None:
+    def __init__(self, table: Table, engine: Engine, record: type[msgspec.Struct] | None = None) -> None:
         dialect = engine.dialect
         module = postgresql if dialect.name == "postgresql" else sqlite
         compiled = module.insert(table).on_conflict_do_nothing().compile(dialect=dialect)
@@ -68,11 +79,11 @@ class _Insert:
         self.positional = compiled.positiontup is not None
         names = list(compiled.positiontup) if self.positional else list(compiled.params)
         self.names = names
-        self.row = operator.itemgetter(*names)
+        self.row = _row_getter(names, record)
         money = [names.index(c.name) for c in table.columns if isinstance(c.type, Money) and c.name in names]
         self.money = money if dialect.name != "sqlite" else []
 
-    def __call__(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
+    def __call__(self, connection: Connection, rows: Sequence[Any]) -> None:
         if not rows:
             return
         values = [self.row(r) for r in rows]
@@ -81,6 +92,14 @@ class _Insert:
         if not self.positional:
             values = [dict(zip(self.names, v, strict=True)) for v in values]
         connection.exec_driver_sql(self.sql, values)
+
+
+def _row_getter(names: list[str], record: type[msgspec.Struct] | None) -> Callable[[Any], tuple[Any, ...]]:
+    if record is None:
+        return operator.itemgetter(*names)
+    if list(record.__struct_fields__) == names:
+        return msgspec.structs.astuple
+    return operator.attrgetter(*names)
 
 
 def _decimals(row: tuple[Any, ...], money: list[int]) -> tuple[Any, ...]:
@@ -97,15 +116,15 @@ class BatchWriter:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._accounts = _Insert(accounts, engine)
-        self._ledger = _Insert(ledger, engine)
-        self._xdrs = _Insert(xdrs, engine)
+        self._ledger = _Insert(ledger, engine, LedgerRow)
+        self._xdrs = _Insert(xdrs, engine, XdrRow)
         self._periods: set[str] = set()
 
     def write(self, batch: Sequence[Booked]) -> Written:
         """Store ``batch`` in one transaction (or entry by entry if the database refuses the batch)."""
         if not batch:
             return Written(0, 0, {})
-        ensure_periods(self.engine, {x["period"] for b in batch for x in b.xdrs}, self._periods)
+        ensure_periods(self.engine, {x.period for b in batch for x in b.xdrs}, self._periods)
         try:
             with self.engine.begin() as connection:
                 counts = self._write(connection, batch)

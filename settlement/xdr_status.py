@@ -28,9 +28,10 @@ from sqlalchemy import Connection, Engine, Row, select, update
 
 from settlement.entries import billable_status
 from settlement.store.database import reading
-from settlement.store.schema import XDR_STATUSES, xdrs
+from settlement.store.schema import xdrs
+from settlement.vocabulary import XdrStatus
 
-EXCEPTED = {"RAW": "RAW_EXCEPTED", "BILLABLE": "BILLABLE_EXCEPTED"}
+EXCEPTED = {XdrStatus.RAW: XdrStatus.RAW_EXCEPTED, XdrStatus.BILLABLE: XdrStatus.BILLABLE_EXCEPTED}
 RESTORED = {excepted: status for status, excepted in EXCEPTED.items()}
 MAX_REASON = 500
 
@@ -90,7 +91,7 @@ def except_xdr(engine: Engine, xdr_id: str, reason: str) -> Change:
     reason = _reason(reason)
     with engine.begin() as connection:
         row = find(connection, xdr_id)
-        if row.status == "BILLED":
+        if row.status == XdrStatus.BILLED:
             raise StatusError(
                 f"xDR {xdr_id} is BILLED on invoice {row.invoice_id}: it cannot be excepted; "
                 "correct it with `occ rerate` or a credit instead"
@@ -113,9 +114,9 @@ def restore_xdr(engine: Engine, xdr_id: str, reason: str, *, ledger_code: str | 
             raise StatusError(f"xDR {xdr_id} is {row.status}, not excepted: there is nothing to restore")
         code = row.ledger_code if ledger_code is None else ledger_code
         status, why = RESTORED[row.status], f"restored: {reason}"
-        if status == "RAW":
-            status, check = billable_status({**row._asdict(), "ledger_code": code})
-            if status != "BILLABLE":
+        if status == XdrStatus.RAW:
+            status, check = billable_status(code)
+            if status != XdrStatus.BILLABLE:
                 why = check
         return _set(connection, row, status, why, code)
 
@@ -124,8 +125,8 @@ def list_xdrs(
     engine: Engine, *, status: str, account: str | None = None, period: str | None = None, limit: int = 1_000
 ) -> list[Row[Any]]:
     """xDRs in ``status`` (optionally of one account and one period), oldest first, at most ``limit``."""
-    if status not in XDR_STATUSES:
-        raise StatusError(f"status must be one of {', '.join(XDR_STATUSES)}, got {status!r}")
+    if status not in list(XdrStatus):
+        raise StatusError(f"status must be one of {', '.join(XdrStatus)}, got {status!r}")
     query = select(xdrs).where(xdrs.c.status == status)
     if account is not None:
         query = query.where(xdrs.c.account == account)

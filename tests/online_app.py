@@ -1,6 +1,6 @@
 """A real online core in the test process: an App and its gRPC server over a real redis-server, and request helpers.
 
-Used by the online tests (through ``tests/online/conftest.py``) and by settlement tests that need real events.
+Used by the tests of ``occ`` (through ``tests/occ/conftest.py``) and by settlement tests that need real events.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import grpc
 
+from occ.api.server import server_options
 from occ.app import App
-from occ.grpc_server import server_options
 from occ.settings import Settings
 from occ.v1 import admin_pb2 as admin
 from occ.v1 import admin_pb2_grpc, charging_pb2_grpc

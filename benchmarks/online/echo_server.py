@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from occ.v1 import charging_pb2 as pb
 from occ.v1 import charging_pb2_grpc as pb_grpc
 
-# The options of OCC's own server (occ.grpc_server.server_options with the default settings).
+# The options of OCC's own server (occ.api.server.server_options with the default settings).
 MAX_MESSAGE_BYTES = 65536
 PENDING_REQUESTS = 100_000
 SERVER_OPTIONS = (

@@ -26,9 +26,9 @@ from pathlib import Path
 import msgspec
 import redis.asyncio as redis
 
-from occ.keys import AccountKeys
-from occ.redis_process import start_redis_server
-from occ.store import SCRIPTS, Store
+from occ.store.keys import AccountKeys
+from occ.store.process import start_redis_server
+from occ.store.scripts import SCRIPTS, Store
 
 ACCOUNT = "rb-00001"
 SHARDS = 256

@@ -93,9 +93,9 @@ def occ_commands() -> set[str]:
     done = subprocess.run([str(OCC), "--help"], capture_output=True, text=True, timeout=60, check=False)
     commands, listing = set(), False
     for line in done.stdout.splitlines():
-        if line.strip() == "Commands:":
-            listing = True
-        elif listing and line.startswith("  ") and line.split():
+        if line and not line.startswith(" "):  # a heading: "Commands:", or a section of occ --help ("Serving:" …)
+            listing = line.endswith(":") and line != "Options:"
+        elif listing and line.split():
             commands.add(line.split()[0])
     return commands
 

@@ -47,11 +47,6 @@ def to_micros(amount: Decimal) -> int:
     return int(micros)
 
 
-def round_micros(micros: Decimal | int, currency: str) -> int:
-    """Micro-units (possibly fractional) rounded to the currency, as int micro-units."""
-    return to_micros(round_to_currency(Decimal(micros).scaleb(-6), currency))
-
-
 def rate(rate_ppm: int) -> Decimal:
     """An exact tax rate from millionths (``190000`` → ``Decimal('0.19')``)."""
     return Decimal(rate_ppm) / PPM

@@ -10,10 +10,14 @@ The issuing transaction, in order:
    start_ms < period end RETURNING …``: what is counted is exactly what was marked, whatever arrives meanwhile (an
    item's start decides its period: a call's start, ``late.py``); the marked items that start before the period are
    late: the period they belonged to is recorded on them;
-5. compute the statement, run the validators: on a problem, roll everything back and store a DRAFT with the reasons
-   (no number, nothing marked; the next run tries again);
-6. book taxation xDRs (period close's, ids ``tax:…``), write the lines, take the number, set COMPLETE, enqueue the
-   ERP document; commit.
+5. compute the statement, run the validators (the statement's, and the parties' when the tenant's issuer requires
+   them): on a problem, roll everything back and store a DRAFT with the reasons (no number, nothing marked; the next
+   run tries again);
+6. book taxation xDRs (period close's, ids ``tax:…``), write the lines, take the number, set COMPLETE, build the ERP
+   document and check that it ties out to the invoice (:mod:`.tieout`; if not: DRAFT as in 5), enqueue it; commit.
+
+The invoice keeps the seller (the tenant's issuer) and the buyer (the account's customer details) as they were when
+it was issued (``invoices.seller`` / ``buyer``).
 """
 
 from __future__ import annotations
@@ -28,15 +32,19 @@ from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, up
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from settlement.billing import erp, late, validate
+from settlement.billing import erp, late, tieout, validate
 from settlement.billing.late import Period
-from settlement.billing.setup import BillingAccount
+from settlement.billing.parties import Issuer, encode
+from settlement.billing.setup import BillingAccount, load_issuers
 from settlement.billing.statement import Item, Statement, compute
 from settlement.billing.tax import TaxProfile
 from settlement.entries import period_of
 from settlement.export.outbox import enqueue
+from settlement.records import XdrRow
 from settlement.store.database import ensure_periods
 from settlement.store.schema import invoice_lines, invoice_sequences, invoices, xdrs
+from settlement.vocabulary import ISSUED_STATES, InvoiceKind, InvoiceState, RecordType, TaxMode, XdrStatus
+from settlement.writer import row_dicts
 
 ITEM_NAMES = ("id", "kind", "record_type", "ledger_code", "service", "units", "cost", "currency", "revision", "end_ms",
               "session_id", "description", "tax_code", "tax_rate_ppm", "start_ms", "period", "late_period_start_ms")
@@ -44,7 +52,6 @@ ITEM_COLUMNS = tuple(xdrs.c[name] for name in ITEM_NAMES)
 # Rows are read by position: a million rows' worth of Row attribute look-ups costs seconds in a billing run.
 _ID, _REVISION, _START, _PERIOD, _LATE = (ITEM_NAMES.index(n) for n in ("id", "revision", "start_ms", "period",
                                                                          "late_period_start_ms"))  # fmt: skip
-ISSUED = ("COMPLETE", "POSTED", "POSTING_ERROR")
 PERIOD_CLOSE_TAX = "tax:"
 """Id prefix of the taxation xDRs a period close books (a re-issue books them afresh; settlement's prepaid-tax xDRs,
 ``<entry key>:tax``, are items like any other)."""
@@ -84,7 +91,7 @@ def items_of(rows: Any, late: dict[str, Period] | None = None) -> list[Item]:
                  currency=r[7], revision=r[8], end_ms=r[9], reference=r[10], description=r[11],
                  tax_code=r[12] or "", tax_rate_ppm=r[13] or 0,
                  late_period_start_ms=late[r[0]][0] if r[0] in late else r[_LATE])
-            for r in rows if r[2] != "TEXT"]  # fmt: skip
+            for r in rows if r[2] != RecordType.TEXT]  # fmt: skip
 
 
 _SEQ_SELECT = select(invoice_sequences.c.next_number).where(invoice_sequences.c.tenant == bindparam("b_tenant"))
@@ -95,16 +102,16 @@ _EXISTING = select(invoices.c.id, invoices.c.state, invoices.c.number).where(
 )  # fmt: skip
 _BROUGHT_FORWARD = (
     select(invoices.c.carried_forward)
-    .where(invoices.c.account == bindparam("b_account"), invoices.c.state.in_(ISSUED),
+    .where(invoices.c.account == bindparam("b_account"), invoices.c.state.in_(ISSUED_STATES),
            invoices.c.period_end_ms <= bindparam("b_before"))
     .order_by(invoices.c.period_end_ms.desc(), invoices.c.revision.desc())
     .limit(1)
 )  # fmt: skip
 _MARK = (
     update(xdrs)
-    .where(xdrs.c.account == bindparam("b_account"), xdrs.c.status == "BILLABLE", xdrs.c.invoice_id.is_(None),
-           xdrs.c.start_ms < bindparam("b_end"))
-    .values(status="BILLED", invoice_id=bindparam("b_invoice"))
+    .where(xdrs.c.account == bindparam("b_account"), xdrs.c.status == XdrStatus.BILLABLE,
+           xdrs.c.invoice_id.is_(None), xdrs.c.start_ms < bindparam("b_end"))
+    .values(status=XdrStatus.BILLED, invoice_id=bindparam("b_invoice"))
     .returning(*ITEM_COLUMNS)
 )  # fmt: skip
 _MARK_LATE = (
@@ -114,7 +121,7 @@ _MARK_LATE = (
 )
 _INVOICED = (
     select(invoices.c.period_start_ms, invoices.c.period_end_ms)
-    .where(invoices.c.account == bindparam("b_account"), invoices.c.state.in_(ISSUED),
+    .where(invoices.c.account == bindparam("b_account"), invoices.c.state.in_(ISSUED_STATES),
            invoices.c.period_end_ms <= bindparam("b_before"))
     .distinct()
 )  # fmt: skip
@@ -170,26 +177,21 @@ def line_rows(invoice_id: int, s: Statement) -> list[dict[str, Any]]:
             for i, line in enumerate(s.lines, 1)]  # fmt: skip
 
 
-def tax_xdrs(invoice_id: int, account: BillingAccount, s: Statement, end_ms: int, now_ms: int) -> list[dict]:
+def tax_xdrs(invoice_id: int, account: BillingAccount, s: Statement, end_ms: int, now_ms: int) -> list[XdrRow]:
     """The taxation xDRs a period close books: EXCLUSIVE adds tax (cost = tax). INCLUSIVE, EXEMPT and PREPAID book
     none (PREPAID tax was taken at top-up and settlement booked its TAX xDRs then)."""
-    if s.profile.mode != "EXCLUSIVE":
+    if s.profile.mode != TaxMode.EXCLUSIVE:
         return []
-    rows = []
-    for g in s.tax_groups:
-        rows.append({
-            "id": f"{PERIOD_CLOSE_TAX}{invoice_id}:{g.ledger_code}:{g.rate_ppm}", "period": period_of(end_ms - 1),
-            "account": account.account, "kind": "tax",
-            "record_type": "TAX", "session_id": "", "rating_group": 0, "subscriber": account.account, "calling": "",
-            "called": "", "service": "", "plan": "", "start_ms": end_ms - 1, "end_ms": end_ms - 1, "units": 0,
-            "over_units": 0, "cost": g.tax, "currency": s.currency,
-            "dest_group": "", "ledger_code": s.profile.tax_ledger_code, "tariff_hash": "", "rate_id": "", "cause": "",
-            "description": f"tax {s.profile.label()} on {g.ledger_code}", "tax_code": s.profile.tax_code,
-            "tax_rate_ppm": g.rate_ppm, "tax_amount": g.tax, "status": "BILLED", "status_reason": "",
-            "invoice_id": invoice_id, "revision": 0, "corrects": None, "created_ms": now_ms,
-            "late_period_start_ms": None, "late_period_end_ms": None,
-        })  # fmt: skip
-    return rows
+    at_ms = end_ms - 1
+    return [
+        XdrRow(id=f"{PERIOD_CLOSE_TAX}{invoice_id}:{g.ledger_code}:{g.rate_ppm}", period=period_of(at_ms),
+               account=account.account, kind="tax", record_type=RecordType.TAX, subscriber=account.account,
+               start_ms=at_ms, end_ms=at_ms, cost=g.tax, currency=s.currency, ledger_code=s.profile.tax_ledger_code,
+               description=f"tax {s.profile.label()} on {g.ledger_code}", tax_code=s.profile.tax_code,
+               tax_rate_ppm=g.rate_ppm, tax_amount=g.tax, status=XdrStatus.BILLED, invoice_id=invoice_id,
+               created_ms=now_ms)
+        for g in s.tax_groups
+    ]  # fmt: skip
 
 
 def finish(connection: Connection, invoice_id: int, account: BillingAccount, s: Statement, *, number: int,
@@ -197,19 +199,21 @@ def finish(connection: Connection, invoice_id: int, account: BillingAccount, s: 
     """Book tax xDRs and lines, number the invoice, set it COMPLETE; returns the header values set."""
     taxes = tax_xdrs(invoice_id, account, s, end_ms, now_ms)
     if taxes:
-        connection.execute(insert(xdrs), taxes)
+        connection.execute(insert(xdrs), row_dicts(taxes))
     if s.lines:
         connection.execute(insert(invoice_lines), line_rows(invoice_id, s))
-    values = {**header(account, s.profile, s), "number": number, "state": "COMPLETE", "state_reason": "",
+    values = {**header(account, s.profile, s), "number": number, "state": InvoiceState.COMPLETE, "state_reason": "",
               "updated_ms": now_ms}  # fmt: skip
     connection.execute(_UPDATE_INVOICE, {"b_id": invoice_id, **values})
     return values
 
 
 def enqueue_documents(connection: Connection, invoice_id: int, *, credit_for: int | None = None,
-                      invoice: Any = None, lines: Any = None) -> None:  # fmt: skip
+                      invoice: Any = None, lines: Any = None) -> list[str]:  # fmt: skip
     """Queue the ERP documents: a credit note for the replaced revision first (if any), then the invoice (built from
-    ``invoice`` and ``lines`` when given, else read back)."""
+    ``invoice`` and ``lines`` when given, else read back). Each must tie out to its invoice: if one does not, nothing
+    is queued and the problems are returned (the caller keeps the invoice DRAFT)."""
+    documents = []
     for target, kind in ((credit_for, "CREDIT_NOTE"), (invoice_id, "INVOICE")):
         if target is None:
             continue
@@ -221,8 +225,16 @@ def enqueue_documents(connection: Connection, invoice_id: int, *, credit_for: in
                 select(invoice_lines).where(invoice_lines.c.invoice_id == target).order_by(invoice_lines.c.line_number)
             ).all()
         document = erp.build(row, body, kind=kind)  # type: ignore[arg-type]
-        if document is not None:
-            enqueue(connection, document, invoice_id=target)
+        if document is None:
+            continue
+        untied = tieout.problems(row, body, document)
+        if untied:
+            what = "credit note" if kind == "CREDIT_NOTE" else "ERP document"
+            return [f"{what} does not tie out to invoice id {target}: {p}" for p in untied]
+        documents.append((document, target))
+    for document, target in documents:
+        enqueue(connection, document, invoice_id=target)
+    return []
 
 
 def insert_draft(connection: Connection, values: dict[str, Any], s: Statement, problems: list[str]) -> int | None:
@@ -231,7 +243,8 @@ def insert_draft(connection: Connection, values: dict[str, Any], s: Statement, p
     try:
         with connection.begin_nested():
             old = connection.execute(
-                select(invoices.c.id).where(invoices.c.account == values["account"], invoices.c.state == "DRAFT",
+                select(invoices.c.id).where(invoices.c.account == values["account"],
+                                            invoices.c.state == InvoiceState.DRAFT,
                                             invoices.c.period_start_ms == values["period_start_ms"],
                                             invoices.c.revision == values["revision"])
             ).scalars().all()  # fmt: skip
@@ -239,7 +252,7 @@ def insert_draft(connection: Connection, values: dict[str, Any], s: Statement, p
                 connection.execute(delete(invoice_lines).where(invoice_lines.c.invoice_id.in_(old)))
                 connection.execute(delete(invoices).where(invoices.c.id.in_(old)))
             invoice_id = connection.execute(
-                _INSERT_INVOICE, {**values, "state": "DRAFT", "state_reason": "\n".join(problems)}
+                _INSERT_INVOICE, {**values, "state": InvoiceState.DRAFT, "state_reason": "\n".join(problems)}
             ).scalar_one()
             if s.lines:
                 connection.execute(insert(invoice_lines), line_rows(invoice_id, s))
@@ -261,24 +274,28 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     profile_problems: tuple[str, ...]
     start_ms: int
     end_ms: int
-    kind: str
+    kind: InvoiceKind
 
 
-def _issue_one(connection: Connection, job: Job, now_ms: int, numbers: dict[str, int]) -> Outcome:
+def _issue_one(connection: Connection, job: Job, now_ms: int, numbers: dict[str, int],
+               issuers: dict[str, Issuer]) -> Outcome:  # fmt: skip
     """Issue one invoice in a savepoint. ``numbers``: each tenant's next number, its sequence row locked by this
-    transaction (outside any savepoint: PostgreSQL releases locks taken in a savepoint that is rolled back)."""
+    transaction (outside any savepoint: PostgreSQL releases locks taken in a savepoint that is rolled back);
+    ``issuers``: the tenants' issuers (absent: not configured)."""
     account, profile, start_ms, end_ms = job.account, job.profile, job.start_ms, job.end_ms
     done = {"account": account.account, "period_start_ms": start_ms, "period_end_ms": end_ms,
             "timezone": account.timezone}
     values: dict[str, Any] = {}
     if account.tenant not in numbers:
         numbers[account.tenant] = lock_sequence(connection, account.tenant)
+        issuers.update(load_issuers(connection, [account.tenant]))
     number = numbers[account.tenant]
+    issuer = issuers.get(account.tenant)
     savepoint = connection.begin_nested()
     try:
         existing = connection.execute(_EXISTING, {"b_account": account.account, "b_start": start_ms}).first()
         if existing is not None:
-            if existing.state != "DRAFT":
+            if existing.state != InvoiceState.DRAFT:
                 savepoint.commit()
                 return Outcome(**done, status="ALREADY", invoice_id=existing.id, number=existing.number)
             connection.execute(delete(invoice_lines).where(invoice_lines.c.invoice_id == existing.id))
@@ -289,8 +306,9 @@ def _issue_one(connection: Connection, job: Job, now_ms: int, numbers: dict[str,
             "kind": job.kind, "period_start_ms": start_ms, "period_end_ms": end_ms, "timezone": account.timezone,
             "currency": account.currency, "tax_profile": profile.name, "tax_mode": profile.mode,
             "brought_forward": bf, "charges": 0, "payments": 0, "adjustments": 0, "tax": 0, "rounding": 0,
-            "carried_forward": bf, "xdr_count": 0, "late_items": 0, "created_ms": now_ms, "number": None, "revision": 0,
-            "replaces": None, "state": "DRAFT", "state_reason": "", "updated_ms": now_ms,
+            "carried_forward": bf, "xdr_count": 0, "late_items": 0, "created_ms": now_ms, "number": None,
+            "revision": 0, "replaces": None, "state": InvoiceState.DRAFT, "state_reason": "", "updated_ms": now_ms,
+            "seller": encode(issuer.party) if issuer else "", "buyer": encode(account.customer),
         }  # fmt: skip
         invoice_id = connection.execute(_INSERT_INVOICE, values).scalar_one()
         marked = connection.execute(
@@ -300,16 +318,18 @@ def _issue_one(connection: Connection, job: Job, now_ms: int, numbers: dict[str,
         mark_late(connection, marked, periods)
         s = compute(items_of(marked, periods), currency=account.currency, profile=profile, brought_forward=bf,
                     timezone=account.timezone)  # fmt: skip
-        problems = validate.problems(s, extra=list(job.profile_problems))
+        problems = validate.problems(s, extra=[*job.profile_problems, *validate.parties(issuer, account.customer)])
         if problems:
             raise Invalid(s, problems)
         values.update(finish(connection, invoice_id, account, s, number=number, end_ms=end_ms, now_ms=now_ms))
-        enqueue_documents(connection, invoice_id, invoice=SimpleNamespace(**values), lines=s.lines)
+        problems = enqueue_documents(connection, invoice_id, invoice=SimpleNamespace(**values), lines=s.lines)
+        if problems:
+            raise Invalid(s, problems)
         savepoint.commit()
         numbers[account.tenant] = number + 1
     except Invalid as invalid:
         savepoint.rollback()
-        values.update(header(account, profile, invalid.statement))
+        values.update(header(account, profile, invalid.statement), number=None)  # a DRAFT takes no number
         draft_id = insert_draft(connection, values, invalid.statement, invalid.problems)
         return Outcome(**done, status="DRAFT", invoice_id=draft_id, problems=tuple(invalid.problems))
     except IntegrityError:
@@ -335,10 +355,11 @@ def issue_many(engine: Engine, jobs: Sequence[Job], *, known_periods: set[str] |
     with engine.begin() as connection:
         # Every tenant's sequence row first, in one order for everybody: two runs never wait on each other in a cycle.
         numbers = {tenant: lock_sequence(connection, tenant) for tenant in sorted({j.account.tenant for j in jobs})}
+        issuers = load_issuers(connection, list(numbers))
         for job in jobs:
             if job.account.account in stopped:
                 continue
-            outcome = _issue_one(connection, job, now_ms, numbers)
+            outcome = _issue_one(connection, job, now_ms, numbers, issuers)
             outcomes.append(outcome)
             if outcome.status == "DRAFT":
                 stopped.add(job.account.account)
@@ -348,9 +369,10 @@ def issue_many(engine: Engine, jobs: Sequence[Job], *, known_periods: set[str] |
 
 
 def issue(engine: Engine, account: BillingAccount, profile: TaxProfile, profile_problems: list[str], *,
-          start_ms: int, end_ms: int, kind: str, known_periods: set[str] | None = None,
+          start_ms: int, end_ms: int, kind: InvoiceKind, known_periods: set[str] | None = None,
           now_ms: int | None = None) -> Outcome:  # fmt: skip
-    """Issue the invoice of ``account`` for ``[start_ms, end_ms)`` (REGULAR or OUT_OF_TURN), at most once."""
+    """Issue the invoice of ``account`` for ``[start_ms, end_ms)`` (an :class:`InvoiceKind`: REGULAR or OUT_OF_TURN),
+    at most once."""
     job = Job(account=account, profile=profile, profile_problems=tuple(profile_problems), start_ms=start_ms,
               end_ms=end_ms, kind=kind)  # fmt: skip
     [outcome] = issue_many(engine, [job], known_periods=known_periods, now_ms=now_ms)

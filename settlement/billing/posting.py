@@ -10,18 +10,23 @@ import time
 
 from sqlalchemy import Connection, select, update
 
-from settlement.export.exporter import ExportOutcome
-from settlement.store.schema import invoices
+from settlement.billing import tieout
+from settlement.export.document import ErpDocument
+from settlement.export.outcomes import ExportOutcome
+from settlement.store.schema import invoice_lines, invoices
+from settlement.vocabulary import InvoiceState, OutboxState
 
+DRAFT, COMPLETE = InvoiceState.DRAFT, InvoiceState.COMPLETE
+POSTED, POSTING_ERROR = InvoiceState.POSTED, InvoiceState.POSTING_ERROR
 TRANSITIONS = {
-    "DRAFT": frozenset({"COMPLETE"}),
-    "COMPLETE": frozenset({"POSTED", "POSTING_ERROR"}),
-    "POSTING_ERROR": frozenset({"POSTED", "POSTING_ERROR"}),
-    "POSTED": frozenset({"POSTED"}),
+    DRAFT: frozenset({COMPLETE}),
+    COMPLETE: frozenset({POSTED, POSTING_ERROR}),
+    POSTING_ERROR: frozenset({POSTED, POSTING_ERROR}),
+    POSTED: frozenset({POSTED}),
 }
-# The export's outcomes (outbox states) and the invoice state each means.
-OUTCOMES = {"ACCEPTED": "POSTED", "DUPLICATE": "POSTED", "POSTED": "POSTED", "REJECTED": "POSTING_ERROR",
-            "POSTING_ERROR": "POSTING_ERROR"}  # fmt: skip
+# The export's outcomes (outbox states, or the invoice states themselves) and the invoice state each means.
+OUTCOMES = {OutboxState.ACCEPTED: POSTED, OutboxState.DUPLICATE: POSTED, POSTED: POSTED,
+            OutboxState.REJECTED: POSTING_ERROR, POSTING_ERROR: POSTING_ERROR}  # fmt: skip
 
 
 class StateError(ValueError):
@@ -44,11 +49,11 @@ def record_posting(connection: Connection, invoice_id: int, outcome: str, messag
         raise StateError(f"outcome must be one of {', '.join(OUTCOMES)}, got {outcome!r}")
     if document_kind == "CREDIT_NOTE":
         successor = connection.execute(
-            select(invoices.c.id).where(invoices.c.replaces == invoice_id, invoices.c.state != "DRAFT")
+            select(invoices.c.id).where(invoices.c.replaces == invoice_id, invoices.c.state != DRAFT)
         ).scalar()
         if successor is None:
             raise StateError(f"invoice {invoice_id} has no issued revision replacing it")
-        if OUTCOMES[outcome] == "POSTED":
+        if OUTCOMES[outcome] == POSTED:
             return str(connection.execute(select(invoices.c.state).where(invoices.c.id == successor)).scalar())
         return record_posting(connection, successor, outcome, f"credit note for invoice id {invoice_id}: {message}")
     if document_kind != "INVOICE":
@@ -57,13 +62,13 @@ def record_posting(connection: Connection, invoice_id: int, outcome: str, messag
     if state is None:
         raise StateError(f"no invoice with id {invoice_id}")
     target = OUTCOMES[outcome]
-    if state == "POSTED":
+    if state == POSTED:
         return state
     if target not in TRANSITIONS[state]:
         raise StateError(f"invoice {invoice_id} is {state}; it cannot become {target}")
     connection.execute(
         update(invoices).where(invoices.c.id == invoice_id)
-        .values(state=target, state_reason=message[:2000] if target == "POSTING_ERROR" else "",
+        .values(state=target, state_reason=message[:2000] if target == POSTING_ERROR else "",
                 updated_ms=int(time.time() * 1000))
     )  # fmt: skip
     return target
@@ -75,3 +80,15 @@ def on_export_outcome(connection: Connection, outcome: ExportOutcome) -> None:
     if outcome.invoice_id is None or outcome.state not in OUTCOMES:
         return
     record_posting(connection, outcome.invoice_id, outcome.state, outcome.error, document_kind=outcome.kind)
+
+
+def verify_document(connection: Connection, invoice_id: int, document: ErpDocument) -> list[str]:
+    """The exporter's check before sending (``Exporter(verify=…)``): the problems of ``document`` against the stored
+    invoice it was queued for (for a credit note, the revision it credits); empty = it ties out."""
+    invoice = connection.execute(select(invoices).where(invoices.c.id == invoice_id)).first()
+    if invoice is None:
+        return [f"no invoice with id {invoice_id}"]
+    lines = connection.execute(
+        select(invoice_lines).where(invoice_lines.c.invoice_id == invoice_id).order_by(invoice_lines.c.line_number)
+    ).all()
+    return tieout.problems(invoice, lines, document)

@@ -24,7 +24,6 @@ from settlement.billing import validate
 from settlement.billing.cycle import cycle_start, local_midnight_ms, next_boundary
 from settlement.billing.issue import (
     CHUNK,
-    ISSUED,
     ITEM_COLUMNS,
     Job,
     Outcome,
@@ -36,11 +35,12 @@ from settlement.billing.issue import (
     late_periods,
     line_rows,
 )
-from settlement.billing.setup import BillingAccount, TaxSetup, load_accounts, load_tax_setup
+from settlement.billing.parties import encode
+from settlement.billing.setup import BillingAccount, TaxSetup, load_accounts, load_issuers, load_tax_setup
 from settlement.billing.statement import compute
 from settlement.store.schema import accounts, billing_runs, invoices, preview_invoice_lines, preview_invoices, xdrs
+from settlement.vocabulary import EXCEPTED_STATUSES, ISSUED_STATES, InvoiceKind, XdrStatus
 
-EXCEPTED = ("RAW_EXCEPTED", "BILLABLE_EXCEPTED")
 EARLIEST_ZONE = "Etc/GMT-14"  # UTC+14: where a date begins first
 
 
@@ -69,7 +69,7 @@ class RunReport(msgspec.Struct, kw_only=True):
 
 def last_ends(connection: Connection, only: list[str] | None = None) -> dict[str, int]:
     """Each account's end of its latest issued period."""
-    query = select(invoices.c.account, func.max(invoices.c.period_end_ms)).where(invoices.c.state.in_(ISSUED))
+    query = select(invoices.c.account, func.max(invoices.c.period_end_ms)).where(invoices.c.state.in_(ISSUED_STATES))
     if only is not None:
         query = query.where(invoices.c.account.in_(only))
     return {a: e for a, e in connection.execute(query.group_by(invoices.c.account))}
@@ -79,7 +79,7 @@ def earliest_items(connection: Connection, only: list[str] | None = None) -> dic
     """Each account's earliest open item (the least start of its BILLABLE xDRs): one index probe per account."""
     earliest = (
         select(func.min(xdrs.c.start_ms))
-        .where(xdrs.c.account == accounts.c.account, xdrs.c.status == "BILLABLE")
+        .where(xdrs.c.account == accounts.c.account, xdrs.c.status == XdrStatus.BILLABLE)
         .correlate(accounts).scalar_subquery()
     )  # fmt: skip
     query = select(accounts.c.account, earliest)
@@ -120,7 +120,7 @@ def _begin_run(engine: Engine, run_date: date, preview: bool, now_ms: int) -> in
 def excepted_items(connection: Connection, before_ms: int) -> list[dict[str, Any]]:
     rows = connection.execute(
         select(xdrs.c.id, xdrs.c.account, xdrs.c.status, xdrs.c.status_reason, xdrs.c.cost)
-        .where(xdrs.c.status.in_(EXCEPTED), xdrs.c.invoice_id.is_(None), xdrs.c.start_ms < before_ms)
+        .where(xdrs.c.status.in_(EXCEPTED_STATUSES), xdrs.c.invoice_id.is_(None), xdrs.c.start_ms < before_ms)
         .order_by(xdrs.c.account, xdrs.c.id)
     )  # fmt: skip
     return [{"id": r.id, "account": r.account, "status": r.status, "reason": r.status_reason, "cost": r.cost}
@@ -154,7 +154,7 @@ def run(engine: Engine, run_date: date, *, preview: bool = False, accounts: list
         elif not preview and periods:
             profile, problems = taxes.profile_of(account)
             jobs.extend(Job(account=account, profile=profile, profile_problems=tuple(problems), start_ms=begin,
-                            end_ms=end, kind="REGULAR") for begin, end in periods)  # fmt: skip
+                            end_ms=end, kind=InvoiceKind.REGULAR) for begin, end in periods)  # fmt: skip
         if len(jobs) >= CHUNK or (done == len(everyone) and jobs):
             report.outcomes.extend(issue_many(engine, jobs, known_periods=known))
             jobs = []
@@ -182,19 +182,21 @@ def preview_statement(engine: Engine, account: BillingAccount, taxes: TaxSetup, 
     with engine.begin() as connection:
         bf = brought_forward(connection, account.account, start_ms)
         rows = connection.execute(
-            select(*ITEM_COLUMNS).where(xdrs.c.account == account.account, xdrs.c.status == "BILLABLE",
+            select(*ITEM_COLUMNS).where(xdrs.c.account == account.account, xdrs.c.status == XdrStatus.BILLABLE,
                                         xdrs.c.invoice_id.is_(None), xdrs.c.start_ms < end_ms)
         ).all()  # fmt: skip
         late = late_periods(connection, account, rows, start_ms)
         s = compute(items_of(rows, late), currency=account.currency, profile=profile, brought_forward=bf,
                     timezone=account.timezone)  # fmt: skip
-        values = {"tenant": account.tenant, "account": account.account, "kind": "PREVIEW",
+        issuer = load_issuers(connection, [account.tenant]).get(account.tenant)
+        values = {"tenant": account.tenant, "account": account.account, "kind": InvoiceKind.PREVIEW,
                   "period_start_ms": start_ms, "period_end_ms": end_ms, "created_ms": now_ms, "run_id": run_id,
+                  "seller": encode(issuer.party) if issuer else "", "buyer": encode(account.customer),
                   **header(account, profile, s)}  # fmt: skip
         preview_id = connection.execute(insert(preview_invoices).returning(preview_invoices.c.id), values).scalar_one()
         if s.lines:
             connection.execute(insert(preview_invoice_lines), line_rows(preview_id, s))
-    problems = validate.problems(s, extra=profile_problems)
+    problems = validate.problems(s, extra=[*profile_problems, *validate.parties(issuer, account.customer)])
     return Outcome(account=account.account, period_start_ms=start_ms, period_end_ms=end_ms, status="PREVIEW",
                    timezone=account.timezone, invoice_id=preview_id, problems=tuple(problems))  # fmt: skip
 
@@ -217,7 +219,8 @@ def bill_now(engine: Engine, account_id: str, *, now_ms: int | None = None) -> O
     if now_ms <= start:
         raise BillingError(f"account {account_id!r}: its open period starts at {start} ms, not before now")
     profile, problems = taxes.profile_of(account)
-    return issue(engine, account, profile, problems, start_ms=start, end_ms=now_ms, kind="OUT_OF_TURN", now_ms=now_ms)
+    return issue(engine, account, profile, problems, start_ms=start, end_ms=now_ms, kind=InvoiceKind.OUT_OF_TURN,
+                 now_ms=now_ms)
 
 
 def preview_now(engine: Engine, account_id: str, *, now_ms: int | None = None) -> Outcome:

@@ -1,4 +1,5 @@
-"""Billing settings in SQL: tax profiles, customer classes, accounts' billing cycle and tax, and reading them back."""
+"""Billing settings in SQL: tax profiles, customer classes, accounts' billing cycle, tax and customer details, each
+tenant's issuer (seller), and reading them back."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from sqlalchemy import Connection, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from settlement.billing.cycle import check_billing_day, zone
+from settlement.billing.parties import Issuer, Party, check_issuer, normalise
 from settlement.billing.tax import UNTAXED, TaxProfile, check_profile
-from settlement.store.schema import accounts, billing_accounts, customer_classes, tax_profiles
+from settlement.store.schema import accounts, billing_accounts, billing_issuers, customer_classes, tax_profiles
 
 DEFAULT_TENANT = "default"
 DEFAULT_TIMEZONE = "UTC"
@@ -29,6 +31,7 @@ class BillingAccount(msgspec.Struct, frozen=True, kw_only=True):
         tenant: whose invoice numbers it takes; customer_code: the ERP's customer code (default: the account id).
         customer_class, tax_profile: names ("" = none); the account's own profile wins over its class's.
         billing_day: 1–28; timezone: IANA name. Periods start at local midnight of the billing day.
+        customer_name, customer_address (lines), customer_vat_id: the customer as invoices print it.
     """
 
     account: str
@@ -40,6 +43,13 @@ class BillingAccount(msgspec.Struct, frozen=True, kw_only=True):
     tax_profile: str = ""
     billing_day: int = DEFAULT_BILLING_DAY
     timezone: str = DEFAULT_TIMEZONE
+    customer_name: str = ""
+    customer_address: tuple[str, ...] = ()
+    customer_vat_id: str = ""
+
+    @property
+    def customer(self) -> Party:
+        return Party(name=self.customer_name, address=self.customer_address, vat_id=self.customer_vat_id)
 
 
 def _upsert(connection: Connection, table, row: dict, keys: list[str]) -> None:
@@ -70,9 +80,17 @@ def set_account(connection: Connection, account: str, **changes: object) -> Bill
     current = connection.execute(select(billing_accounts).where(billing_accounts.c.account == account)).first()
     row = dict(current._mapping) if current else {
         "account": account, "tenant": DEFAULT_TENANT, "customer_code": account, "customer_class": "",
-        "tax_profile": "", "billing_day": DEFAULT_BILLING_DAY, "timezone": DEFAULT_TIMEZONE,
+        "tax_profile": "", "billing_day": DEFAULT_BILLING_DAY, "timezone": DEFAULT_TIMEZONE, "customer_name": "",
+        "customer_address": "", "customer_vat_id": "",
     }  # fmt: skip
     row.update({k: v for k, v in changes.items() if v is not None})
+    row["customer_address"] = _joined(row["customer_address"])
+    customer, problems = normalise(Party(name=str(row["customer_name"]), vat_id=str(row["customer_vat_id"]),
+                                         address=tuple(str(row["customer_address"]).splitlines())))  # fmt: skip
+    if problems:
+        raise SetupError("; ".join(problems))
+    row.update(customer_name=customer.name, customer_address="\n".join(customer.address),
+               customer_vat_id=customer.vat_id)  # fmt: skip
     try:
         check_billing_day(int(row["billing_day"]))  # type: ignore[call-overload]
         zone(str(row["timezone"]))
@@ -104,7 +122,8 @@ def load_accounts(connection: Connection, only: list[str] | None = None) -> list
     b = billing_accounts
     query = (
         select(accounts.c.account, accounts.c.currency, accounts.c.first_seen_ms, b.c.tenant, b.c.customer_code,
-               b.c.customer_class, b.c.tax_profile, b.c.billing_day, b.c.timezone)
+               b.c.customer_class, b.c.tax_profile, b.c.billing_day, b.c.timezone, b.c.customer_name,
+               b.c.customer_address, b.c.customer_vat_id)
         .select_from(accounts.outerjoin(b, b.c.account == accounts.c.account))
         .order_by(accounts.c.account)
     )  # fmt: skip
@@ -115,6 +134,8 @@ def load_accounts(connection: Connection, only: list[str] | None = None) -> list
         extra = {} if r.tenant is None else {
             "tenant": r.tenant, "customer_code": r.customer_code, "customer_class": r.customer_class,
             "tax_profile": r.tax_profile, "billing_day": r.billing_day, "timezone": r.timezone,
+            "customer_name": r.customer_name, "customer_address": tuple(r.customer_address.splitlines()),
+            "customer_vat_id": r.customer_vat_id,
         }  # fmt: skip
         result.append(BillingAccount(account=r.account, currency=r.currency, first_seen_ms=r.first_seen_ms, **extra))
     return [a if a.customer_code else msgspec.structs.replace(a, customer_code=a.account) for a in result]
@@ -148,3 +169,48 @@ def load_tax_setup(connection: Connection) -> TaxSetup:
     }  # fmt: skip
     classes = {r.name: r.tax_profile for r in connection.execute(select(customer_classes))}
     return TaxSetup(profiles, classes)
+
+
+def _joined(address: object) -> str:
+    """Address lines as stored: a sequence of lines (the command line's repeated --address) or text as it is."""
+    return "\n".join(str(line) for line in address) if isinstance(address, (list, tuple)) else str(address)
+
+
+_ISSUER_FIELDS = ("name", "vat_id", "registration_number", "email", "bank_name", "iban", "bic")
+
+
+def set_issuer(connection: Connection, tenant: str, *, require_details: bool | None = None,
+               **changes: object) -> Issuer:  # fmt: skip
+    """Create or change ``tenant``'s issuer (only the given fields change; ``address`` replaces every line).
+    Raises :class:`SetupError` naming the option when a field is invalid or the name or address is missing."""
+    if not tenant:
+        raise SetupError("--tenant must not be empty")
+    current = load_issuers(connection, [tenant]).get(tenant)
+    party = current.party if current else Party()
+    fields = {k: v for k, v in changes.items() if v is not None}
+    unknown = set(fields) - {*_ISSUER_FIELDS, "address"}
+    if unknown:
+        raise SetupError(f"unknown issuer field(s): {', '.join(sorted(unknown))}")
+    if "address" in fields:
+        fields["address"] = tuple(_joined(fields["address"]).splitlines())
+    party, problems = normalise(msgspec.structs.replace(party, **fields))
+    problems += check_issuer(party)
+    if problems:
+        raise SetupError("; ".join(problems))
+    required = require_details if require_details is not None else bool(current and current.require_details)
+    row = {"tenant": tenant, **{k: getattr(party, k) for k in _ISSUER_FIELDS}, "address": "\n".join(party.address),
+           "require_details": int(required), "updated_ms": int(time.time() * 1000)}  # fmt: skip
+    _upsert(connection, billing_issuers, row, ["tenant"])
+    return Issuer(tenant=tenant, party=party, require_details=required)
+
+
+def load_issuers(connection: Connection, tenants: list[str] | None = None) -> dict[str, Issuer]:
+    """The issuers of ``tenants`` (all when None) that are configured, by tenant."""
+    query = select(billing_issuers)
+    if tenants is not None:
+        query = query.where(billing_issuers.c.tenant.in_(tenants))
+    found = {}
+    for r in connection.execute(query):
+        party = Party(address=tuple(r.address.splitlines()), **{k: getattr(r, k) for k in _ISSUER_FIELDS})
+        found[r.tenant] = Issuer(tenant=r.tenant, party=party, require_details=bool(r.require_details))
+    return found

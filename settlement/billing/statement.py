@@ -22,10 +22,13 @@ import msgspec
 from settlement.billing.amounts import D, round_to_currency, to_micros
 from settlement.billing.cycle import local_date
 from settlement.billing.tax import TaxProfile, tax_in_gross, tax_on_net
+from settlement.vocabulary import USAGE_KINDS, RecordType, TaxMode
 
-USAGE_KINDS = frozenset({"session", "event_charge", "event_refund"})
 CATEGORIES = ("CHARGE", "CREDIT", "CORRECTION", "ADJUSTMENT", "PAYMENT", "TAX", "ROUNDING")
 SERVICE_UNITS = {"voice": "s", "data": "octets", "message": "msgs", "": ""}
+UsageKey = tuple[str, str, str, int]
+"""A usage line's group: category, ledger code, service, and the start of the period its late items belonged to (0:
+on time)."""
 
 
 class Item(msgspec.Struct, frozen=True, kw_only=True):
@@ -135,7 +138,7 @@ def _round(micros: int | Decimal, currency: str) -> int:
 
 
 def category(item: Item) -> str:
-    if item.record_type == "PAYMENT":
+    if item.record_type == RecordType.PAYMENT:
         return "PAYMENT"
     if item.kind == "adjustment":
         return "ADJUSTMENT"
@@ -145,7 +148,7 @@ def category(item: Item) -> str:
 
 
 def _taxable(item: Item, profile: TaxProfile) -> bool:
-    if profile.mode in ("EXCLUSIVE", "INCLUSIVE"):
+    if profile.mode in (TaxMode.EXCLUSIVE, TaxMode.INCLUSIVE):
         return item.kind in USAGE_KINDS
     return False  # PREPAID: the tax was taken at top-up; its TAX xDRs are billed as they are
 
@@ -156,89 +159,65 @@ def _describe(cat: str, ledger_code: str, service: str, late_day: str = "") -> s
     return f"Late {text[0].lower()}{text[1:]} of {late_day}" if late_day else text
 
 
+class _Gathered:
+    """One pass over the items: sums per line group and per taxed ledger code, single lines, what stands out."""
+
+    def __init__(self, brought_forward: int) -> None:
+        # (cat, code, service, start of the period a late item belonged to, 0 when on time) → n, units, Σ cost
+        self.groups: dict[UsageKey, list[int]] = defaultdict(lambda: [0, 0, 0])
+        self.taxed: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])  # ledger code → n, units, Σ cost
+        self.singles: list[Line] = []
+        self.foreign: list[str] = []
+        self.topups: dict[str, Item] = {}
+        self.prepaid_taxes: list[Item] = []
+        self.exact_total = brought_forward
+        self.count = 0
+        self.late = 0  # of count: items billed after their own period was invoiced
+
+    def add(self, item: Item, currency: str, profile: TaxProfile) -> None:
+        self.count += 1
+        self.late += item.late_period_start_ms is not None
+        if item.currency != currency:
+            self.foreign.append(item.id)
+        self.exact_total += item.cost
+        if item.record_type == RecordType.TAX and item.kind == PREPAID_TAX_KIND:
+            self.prepaid_taxes.append(item)
+            return
+        if item.kind == "topup":
+            self.topups[item.id] = item
+        cat = category(item)
+        if _taxable(item, profile):
+            t = self.taxed[item.ledger_code]
+            base = -item.cost if profile.mode == TaxMode.PREPAID else item.cost  # prepaid: the money that came in
+            t[0], t[1], t[2] = t[0] + 1, t[1] + item.units, t[2] + base
+        if cat in ("PAYMENT", "ADJUSTMENT"):
+            amount = _round(item.cost, currency)
+            title = item.description or item.kind.replace("_", " ").capitalize()
+            title = title if item.late_period_start_ms is None else f"{title} (late)"
+            self.singles.append(Line(category=cat, ledger_code=item.ledger_code, description=title, count=1, units=0,
+                                     amount=amount, net=amount, tax=0, tax_code="", tax_rate_ppm=0,
+                                     time_ms=item.end_ms, reference=item.reference))  # fmt: skip
+        else:
+            g = self.groups[(cat, item.ledger_code, item.service, item.late_period_start_ms or 0)]
+            g[0], g[1], g[2] = g[0] + 1, g[1] + item.units, g[2] + item.cost
+
+
 def compute(items: Iterable[Item], *, currency: str, profile: TaxProfile, brought_forward: int,
             timezone: str = "UTC") -> Statement:  # fmt: skip
     """The statement of ``items`` for an account taxed by ``profile`` whose previous balance is ``brought_forward``.
 
     Late items get lines of their own, per period they belonged to (its first day in ``timezone`` names it).
     """
-    inclusive = profile.mode in ("INCLUSIVE", "PREPAID")
-    # (cat, code, service, start of the period a late item belonged to, 0 when on time) → n, units, Σ cost
-    groups: dict[tuple[str, str, str, int], list[int]] = defaultdict(lambda: [0, 0, 0])
-    taxed: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])  # ledger code → n, units, Σ cost
-    singles: list[Line] = []
-    foreign: list[str] = []
-    topups: dict[str, Item] = {}
-    prepaid_taxes: list[Item] = []
-    exact_total = brought_forward
-    n = late = 0
+    gathered = _Gathered(brought_forward)
     for item in items:
-        n += 1
-        late += item.late_period_start_ms is not None
-        if item.currency != currency:
-            foreign.append(item.id)
-        exact_total += item.cost
-        if item.record_type == "TAX" and item.kind == PREPAID_TAX_KIND:
-            prepaid_taxes.append(item)
-            continue
-        if item.kind == "topup":
-            topups[item.id] = item
-        cat = category(item)
-        if _taxable(item, profile):
-            t = taxed[item.ledger_code]
-            base = -item.cost if profile.mode == "PREPAID" else item.cost  # prepaid: the money that came in
-            t[0], t[1], t[2] = t[0] + 1, t[1] + item.units, t[2] + base
-        if cat in ("PAYMENT", "ADJUSTMENT"):
-            amount = _round(item.cost, currency)
-            title = item.description or item.kind.replace("_", " ").capitalize()
-            title = title if item.late_period_start_ms is None else f"{title} (late)"
-            singles.append(Line(category=cat, ledger_code=item.ledger_code, description=title, count=1, units=0,
-                                amount=amount, net=amount, tax=0, tax_code="", tax_rate_ppm=0, time_ms=item.end_ms,
-                                reference=item.reference))  # fmt: skip
-        else:
-            g = groups[(cat, item.ledger_code, item.service, item.late_period_start_ms or 0)]
-            g[0], g[1], g[2] = g[0] + 1, g[1] + item.units, g[2] + item.cost
-
-    tax_groups = []
-    for code in sorted(taxed):
-        count, units, base = taxed[code]
-        exact = tax_in_gross(D(base), profile) if inclusive else tax_on_net(D(base), profile)
-        tax_groups.append(TaxGroup(ledger_code=code, rate_ppm=profile.rate_ppm, count=count, units=units, base=base,
-                                   base_rounded=_round(base, currency), tax_exact=exact,
-                                   tax=to_micros(round_to_currency(exact, currency))))  # fmt: skip
-
+        gathered.add(item, currency, profile)
+    tax_groups = _tax_groups(gathered.taxed, currency, profile)
     order = {c: i for i, c in enumerate(CATEGORIES)}
-    lines: list[Line] = []
-    usage_taxed = profile.mode in ("EXCLUSIVE", "INCLUSIVE")
-    ordered = sorted(groups.items(), key=lambda kv: (order[kv[0][0]], kv[0]))  # on time, then late (code, service)
-    for (cat, code, service, late_ms), (count, units, total) in ordered:
-        amount = _round(total, currency)
-        tax = 0
-        if usage_taxed:
-            exact = tax_in_gross(D(total), profile) if inclusive else tax_on_net(D(total), profile)
-            tax = to_micros(round_to_currency(exact, currency))
-        net = amount - tax if inclusive else amount
-        late_day = local_date(late_ms, timezone).isoformat() if late_ms else ""
-        lines.append(Line(category=cat, ledger_code=code, description=_describe(cat, code, service, late_day),
-                          count=count, units=units, amount=amount, net=net, tax=tax, tax_code=profile.tax_code,
-                          tax_rate_ppm=profile.rate_ppm))  # fmt: skip
-    lines.extend(sorted(singles, key=lambda line: (order[line.category], line.time_ms or 0, line.reference)))
-
-    added_tax = Decimal(0)
-    for group in tax_groups:
-        added = profile.mode == "EXCLUSIVE"
-        if added:
-            added_tax += group.tax_exact
-        what = "top-ups" if profile.mode == "PREPAID" else group.ledger_code
-        how = "on" if added else "included in"
-        lines.append(Line(category="TAX", ledger_code=profile.tax_ledger_code,
-                          description=f"Tax {profile.label()} {how} {what}", count=group.count, units=0,
-                          amount=group.tax if added else 0, net=group.base_rounded - (0 if added else group.tax),
-                          tax=group.tax,
-                          tax_code=profile.tax_code, tax_rate_ppm=group.rate_ppm,
-                          reference=group.ledger_code))  # fmt: skip
-
-    prepaid_lines = _prepaid_tax_lines(prepaid_taxes, topups, currency, profile)
+    lines = _usage_lines(gathered.groups, currency, profile, timezone)
+    lines.extend(sorted(gathered.singles, key=lambda line: (order[line.category], line.time_ms or 0, line.reference)))
+    tax_lines, added_tax = _tax_lines(tax_groups, profile)
+    lines.extend(tax_lines)
+    prepaid_lines = _prepaid_tax_lines(gathered.prepaid_taxes, gathered.topups, currency, profile)
     lines.extend(prepaid_lines)
 
     def total(*cats: str, field: str = "amount") -> int:
@@ -246,19 +225,74 @@ def compute(items: Iterable[Item], *, currency: str, profile: TaxProfile, brough
 
     charges = total("CHARGE", "CREDIT", "CORRECTION")
     payments, adjustments = total("PAYMENT"), total("ADJUSTMENT")
-    tax_total = total("TAX", field="tax")
-    added_total = total("TAX")
-    carried = to_micros(round_to_currency(D(exact_total) + added_tax, currency))
-    rounding = carried - (brought_forward + charges + payments + adjustments + added_total)
+    carried = to_micros(round_to_currency(D(gathered.exact_total) + added_tax, currency))
+    rounding = carried - (brought_forward + charges + payments + adjustments + total("TAX"))
     if rounding:
         lines.append(Line(category="ROUNDING", ledger_code=profile.tax_ledger_code or _first_code(lines),
                           description="Rounding difference", count=0, units=0, amount=rounding, net=rounding, tax=0,
                           tax_code="", tax_rate_ppm=0))  # fmt: skip
     return Statement(currency=currency, profile=profile, brought_forward=brought_forward, lines=tuple(lines),
                      tax_groups=tuple(tax_groups), charges=charges, payments=payments, adjustments=adjustments,
-                     tax=tax_total, rounding=rounding, carried_forward=carried, item_count=n, late_items=late,
+                     tax=total("TAX", field="tax"), rounding=rounding, carried_forward=carried,
+                     item_count=gathered.count, late_items=gathered.late,
                      prepaid_tax=sum(line.tax for line in prepaid_lines),
-                     foreign_currency=tuple(foreign))  # fmt: skip
+                     foreign_currency=tuple(gathered.foreign))  # fmt: skip
+
+
+def _inclusive(profile: TaxProfile) -> bool:
+    """Whether the profile's prices include the tax (it is shown, not added)."""
+    return profile.mode in (TaxMode.INCLUSIVE, TaxMode.PREPAID)
+
+
+def _tax_of(total: int, profile: TaxProfile) -> Decimal:
+    """The exact tax in (inclusive) or on (exclusive) a sum of micro-units."""
+    return tax_in_gross(D(total), profile) if _inclusive(profile) else tax_on_net(D(total), profile)
+
+
+def _tax_groups(taxed: dict[str, list[int]], currency: str, profile: TaxProfile) -> list[TaxGroup]:
+    """The tax of each taxed ledger code, on its unrounded sum, rounded once."""
+    groups = []
+    for code in sorted(taxed):
+        count, units, base = taxed[code]
+        exact = _tax_of(base, profile)
+        groups.append(TaxGroup(ledger_code=code, rate_ppm=profile.rate_ppm, count=count, units=units, base=base,
+                               base_rounded=_round(base, currency), tax_exact=exact,
+                               tax=to_micros(round_to_currency(exact, currency))))  # fmt: skip
+    return groups
+
+
+def _usage_lines(groups: dict[UsageKey, list[int]], currency: str, profile: TaxProfile, timezone: str) -> list[Line]:
+    """One line per (category, ledger code, service), in category order, with the tax it carries; late items of
+    each, per period they belonged to, after the on-time line."""
+    order = {c: i for i, c in enumerate(CATEGORIES)}
+    usage_taxed = profile.mode in (TaxMode.EXCLUSIVE, TaxMode.INCLUSIVE)
+    lines = []
+    ordered = sorted(groups.items(), key=lambda kv: (order[kv[0][0]], kv[0]))  # on time, then late (code, service)
+    for (cat, code, service, late_ms), (count, units, total) in ordered:
+        amount = _round(total, currency)
+        tax = to_micros(round_to_currency(_tax_of(total, profile), currency)) if usage_taxed else 0
+        net = amount - tax if _inclusive(profile) else amount
+        late_day = local_date(late_ms, timezone).isoformat() if late_ms else ""
+        lines.append(Line(category=cat, ledger_code=code, description=_describe(cat, code, service, late_day),
+                          count=count, units=units, amount=amount, net=net, tax=tax, tax_code=profile.tax_code,
+                          tax_rate_ppm=profile.rate_ppm))  # fmt: skip
+    return lines
+
+
+def _tax_lines(tax_groups: list[TaxGroup], profile: TaxProfile) -> tuple[list[Line], Decimal]:
+    """A TAX line per tax group, and the exact tax they add (EXCLUSIVE: added; otherwise included, adding 0)."""
+    added = profile.mode == TaxMode.EXCLUSIVE
+    what = "top-ups" if profile.mode == TaxMode.PREPAID else None
+    how = "on" if added else "included in"
+    lines = [
+        Line(category="TAX", ledger_code=profile.tax_ledger_code,
+             description=f"Tax {profile.label()} {how} {what or group.ledger_code}", count=group.count, units=0,
+             amount=group.tax if added else 0, net=group.base_rounded - (0 if added else group.tax), tax=group.tax,
+             tax_code=profile.tax_code, tax_rate_ppm=group.rate_ppm, reference=group.ledger_code)
+        for group in tax_groups
+    ]  # fmt: skip
+    added_tax = sum((group.tax_exact for group in tax_groups), Decimal(0)) if added else Decimal(0)
+    return lines, added_tax
 
 
 ROUNDING_LEDGER_CODE = "0"

@@ -16,8 +16,10 @@ from decimal import Decimal
 import msgspec
 
 from settlement.billing.amounts import rate
+from settlement.vocabulary import TaxMode
 
-MODES = ("EXCLUSIVE", "INCLUSIVE", "PREPAID", "EXEMPT")
+MODES = tuple(mode.value for mode in TaxMode)
+"""The modes as plain strings (for option choices and messages)."""
 NO_TAX_CODE = "EXEMPT"
 
 
@@ -26,14 +28,14 @@ class TaxProfile(msgspec.Struct, frozen=True, kw_only=True):
 
     Attributes:
         name: the profile's name (what accounts and customer classes refer to).
-        mode: EXCLUSIVE, INCLUSIVE, PREPAID or EXEMPT.
+        mode: a :class:`~settlement.vocabulary.TaxMode` (EXCLUSIVE, INCLUSIVE, PREPAID or EXEMPT).
         rate_ppm: the rate in millionths (200000 = 20 %); 0 for EXEMPT.
         tax_code: the VAT group / tax code written on lines and sent to the ERP.
         tax_ledger_code: the G/L code tax lines post to.
     """
 
     name: str
-    mode: str
+    mode: TaxMode
     rate_ppm: int
     tax_code: str
     tax_ledger_code: str
@@ -48,7 +50,7 @@ class TaxProfile(msgspec.Struct, frozen=True, kw_only=True):
 
 
 # What an account without any profile gets: no tax. (A profile that is *named* but not defined is an error instead.)
-UNTAXED = TaxProfile(name="", mode="EXEMPT", rate_ppm=0, tax_code=NO_TAX_CODE, tax_ledger_code="")
+UNTAXED = TaxProfile(name="", mode=TaxMode.EXEMPT, rate_ppm=0, tax_code=NO_TAX_CODE, tax_ledger_code="")
 
 
 def check_profile(profile: TaxProfile) -> list[str]:
@@ -58,9 +60,9 @@ def check_profile(profile: TaxProfile) -> list[str]:
         problems.append(f"mode must be one of {', '.join(MODES)}, got {profile.mode!r}")
     if not 0 <= profile.rate_ppm <= 1_000_000:
         problems.append(f"rate must be 0 to 100 %, got {profile.rate_ppm} ppm")
-    if profile.mode == "EXEMPT" and profile.rate_ppm:
+    if profile.mode == TaxMode.EXEMPT and profile.rate_ppm:
         problems.append("an EXEMPT profile has rate 0")
-    if profile.mode != "EXEMPT" and (not profile.tax_ledger_code.isdigit() or len(profile.tax_ledger_code) > 15):
+    if profile.mode != TaxMode.EXEMPT and (not profile.tax_ledger_code.isdigit() or len(profile.tax_ledger_code) > 15):
         problems.append(f"tax ledger code must be 1-15 digits, got {profile.tax_ledger_code!r}")
     if not profile.tax_code or len(profile.tax_code) > 20:
         problems.append("tax code is required (at most 20 characters)")

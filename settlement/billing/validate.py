@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from settlement.billing.amounts import quantum, to_micros
+from settlement.billing.parties import Issuer, Party
 from settlement.billing.statement import Statement
 from settlement.billing.tax import check_profile
+from settlement.vocabulary import TaxMode
 
 Validator = Callable[[Statement], list[str]]
 
@@ -62,7 +64,7 @@ def one_currency(s: Statement) -> list[str]:
 def prepaid_tax_under_a_prepaid_profile(s: Statement) -> list[str]:
     """Tax taken at top-up (the online core's prepaid tax) belongs to a PREPAID profile: any other mode would tax the
     usage as well, or not expect tax at all (the account's online and billing settings disagree)."""
-    if not s.prepaid_tax or s.profile.mode == "PREPAID":
+    if not s.prepaid_tax or s.profile.mode == TaxMode.PREPAID:
         return []
     return [
         f"tax was taken at top-up but tax profile {s.profile.name!r} is {s.profile.mode}, not PREPAID: make "
@@ -72,6 +74,19 @@ def prepaid_tax_under_a_prepaid_profile(s: Statement) -> list[str]:
 
 def tax_profile_usable(s: Statement) -> list[str]:
     return [f"tax profile {s.profile.name!r}: {p}" for p in check_profile(s.profile)]
+
+
+def parties(issuer: Issuer | None, customer: Party) -> list[str]:
+    """Seller and buyer details. An invoice without them is not a valid tax invoice, but a store set up before they
+    existed must keep billing: so only a tenant whose issuer requires details (``occ bill issuer set
+    --require-details``) keeps an invoice to a customer without a name or an address DRAFT. Otherwise the invoice
+    issues and prints what is missing."""
+    if issuer is None or not issuer.require_details or customer.complete:
+        return []
+    missing = " and ".join(what for what, there in (("name", customer.name), ("address", customer.address))
+                           if not there)  # fmt: skip
+    return [f"customer {missing} required by tenant {issuer.tenant!r}'s issuer settings: "
+            "occ bill account set ACCOUNT --name … --address …"]  # fmt: skip
 
 
 VALIDATORS: tuple[Validator, ...] = (

@@ -32,7 +32,7 @@ import msgspec
 from aiohttp import web
 from lxml import etree
 
-from settlement.export.document import ErpDocument, ErpLine
+from settlement.export.document import ErpDocument, ErpLine, ErpParty, arithmetic_problems
 from settlement.export.soap_client import NAMESPACE, WSDL_PATH, XSD_PATH
 
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -87,6 +87,17 @@ def _period(node: etree._Element, name: str) -> tuple[date, date]:
     return date.fromisoformat(_text(period, "start")), date.fromisoformat(_text(period, "end"))
 
 
+def _party(node: etree._Element | None) -> ErpParty | None:
+    if node is None:
+        return None
+    bank = node.find(_q("bankAccount"))
+    account = {} if bank is None else {"bank_name": _text(bank, "bankName"), "iban": _text(bank, "iban"),
+                                       "bic": _text(bank, "bic")}  # fmt: skip
+    return ErpParty(name=_text(node, "name"), address=tuple(x.text or "" for x in node.iterfind(_q("addressLine"))),
+                    vat_id=_text(node, "vatId"), registration_number=_text(node, "registrationNumber"),
+                    email=_text(node, "email"), **account)  # fmt: skip
+
+
 def document_from_xml(node: etree._Element, kind: str) -> ErpDocument:
     """The :class:`ErpDocument` an ``erp:Document`` element (already valid against the XSD) carries."""
     lines = []
@@ -104,6 +115,8 @@ def document_from_xml(node: etree._Element, kind: str) -> ErpDocument:
                 tax_amount=Decimal(_text(line, "taxAmount")),
                 period_start=start,
                 period_end=end,
+                item_count=int(_text(line, "itemCount") or 0),
+                usage_units=int(_text(line, "usageUnits") or 0),
             )
         )
     start, end = _period(node, "billingPeriod")
@@ -123,6 +136,8 @@ def document_from_xml(node: etree._Element, kind: str) -> ErpDocument:
         tax_total=Decimal(_text(node, "taxTotal")),
         gross_total=Decimal(_text(node, "grossTotal")),
         lines=tuple(lines),
+        seller=_party(node.find(_q("seller"))),
+        buyer=_party(node.find(_q("buyer"))),
     )
 
 
@@ -131,17 +146,7 @@ def business_errors(document: ErpDocument, sent_key: str) -> list[str]:
     errors = []
     if sent_key != document.idempotency_key:
         errors.append(f"idempotencyKey {sent_key!r} does not name this document ({document.idempotency_key!r})")
-    if [line.line_number for line in document.lines] != list(range(1, len(document.lines) + 1)):
-        errors.append("lineNumber must run 1, 2, … in order")
-    # Line totals are in the price mode: they add up to the net total (NET) or to the gross total (GROSS).
-    lines_total = document.gross_total if document.price_mode == "GROSS" else document.net_total
-    if sum((line.line_total for line in document.lines), Decimal(0)) != lines_total:
-        which = "grossTotal" if document.price_mode == "GROSS" else "netTotal"
-        errors.append(f"{which} {lines_total} is not the sum of the line totals")
-    if sum((line.tax_amount for line in document.lines), Decimal(0)) != document.tax_total:
-        errors.append(f"taxTotal {document.tax_total} is not the sum of the lines' tax amounts")
-    if document.net_total + document.tax_total != document.gross_total:
-        errors.append(f"grossTotal {document.gross_total} is not netTotal + taxTotal")
+    errors += arithmetic_problems(document)  # lines multiply out, totals add up
     if document.due_date < document.document_date:
         errors.append("dueDate is before documentDate")
     periods = [(document.period_start, document.period_end), *((x.period_start, x.period_end) for x in document.lines)]

@@ -23,6 +23,9 @@ Rules (``docs/erp-export.md``):
   conflict → REJECTED with the reason (never retried); a transient fault, a timeout, a refused connection → retried
   after ``backoff_s × 2^(attempt−1)`` (capped, minus up to ``jitter`` of it at random). Retries never stop: nothing
   is dropped; ``occ_export_oldest_pending_age_seconds`` is the alarm.
+- **Checked before sent.** A document that does not add up (lines that do not multiply out, totals that are not
+  the lines' sums) or that ``verify(connection, invoice_id, document)`` finds problems with (billing's: it does not
+  tie out to its invoice) is REJECTED with the reasons, and nothing is sent.
 - **Billing hook.** ``on_outcome(connection, outcome)`` runs for every final outcome (ACCEPTED, DUPLICATE,
   REJECTED, VOID) inside the transaction that records it, so an invoice's POSTED / POSTING_ERROR state commits with the
   outbox row or not at all (then the row is reconciled again after its lease: the hook must be idempotent).
@@ -36,118 +39,29 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from typing import Literal
 
 import msgspec
-from sqlalchemy import Connection, Engine, and_, case, exists, func, or_, select, update
+from sqlalchemy import Engine, and_, case, exists, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from settlement.export import metrics
+from settlement.export.document import ErpDocument, arithmetic_problems
 from settlement.export.outbox import load
+from settlement.export.outcomes import (
+    Backlog,
+    ExporterOptions,
+    ExportOutcome,
+    ExportSummary,
+    OutcomeHook,
+    OutcomeState,
+    VerifyHook,
+)
 from settlement.export.soap_client import ErpClient, ErpConflictFault, ErpTransientError, ErpValidationFault
 from settlement.store.schema import outbox
+from settlement.vocabulary import OutboxState
 
 log = logging.getLogger(__name__)
-
-OutcomeState = Literal["ACCEPTED", "DUPLICATE", "REJECTED", "VOID", "RETRYING"]
-FINAL_STATES = ("ACCEPTED", "DUPLICATE", "REJECTED", "VOID")
-
-
-class ExporterOptions(msgspec.Struct, frozen=True, kw_only=True):
-    """How the exporter sends.
-
-    Attributes:
-        timeout_s: the most one SOAP call may take; after it the outcome is unknown (reconciled next attempt).
-        lease_s: how long a claimed row is the worker's (0: 2 × timeout_s + 5 s, a status call and a submission).
-        backoff_s: the wait after a first failed attempt; doubles with each further one.
-        backoff_cap_s: the longest wait between attempts.
-        jitter: the fraction (0–1) of each wait taken off at random, so workers do not retry in step.
-        concurrency: documents in flight at once (of different invoice numbers).
-        poll_s: how often the background loop looks for due documents.
-        close_grace_s: on close, how long the round in progress may go on finishing its documents.
-    """
-
-    timeout_s: float = 10.0
-    lease_s: float = 0.0
-    backoff_s: float = 1.0
-    backoff_cap_s: float = 300.0
-    jitter: float = 0.25
-    concurrency: int = 4
-    poll_s: float = 1.0
-    close_grace_s: float = 15.0
-
-    def __post_init__(self) -> None:
-        if self.timeout_s <= 0 or self.lease_s < 0 or self.backoff_s < 0 or self.poll_s <= 0:
-            raise ValueError("timeout_s and poll_s must be positive; lease_s and backoff_s not negative")
-        if self.backoff_cap_s < self.backoff_s or not 0 <= self.jitter <= 1 or self.concurrency < 1:
-            raise ValueError("need backoff_cap_s ≥ backoff_s, 0 ≤ jitter ≤ 1 and concurrency ≥ 1")
-
-    @property
-    def lease_ms(self) -> int:
-        return int(1000 * (self.lease_s or 2 * self.timeout_s + 5))
-
-
-class ExportOutcome(msgspec.Struct, frozen=True, kw_only=True):
-    """What became of one attempt at one outbox row.
-
-    Attributes:
-        outbox_id, invoice_id, idempotency_key, kind: the row (``invoice_id`` as billing enqueued it).
-        state: ACCEPTED, DUPLICATE (the ERP already had it), REJECTED (final, see ``error``), VOID (a credit note
-            of an invoice the ERP rejected: nothing to credit, so not sent) or RETRYING.
-        erp_document_number: the ERP's number for the document (ACCEPTED, DUPLICATE).
-        attempts: attempts made so far, this one included.
-        error: why REJECTED or RETRYING ("unknown outcome: …" when the request may have reached the ERP).
-        reconciled: found in the ERP by GetSubmissionStatus (an earlier attempt's reply was lost).
-    """
-
-    outbox_id: int
-    invoice_id: int | None
-    idempotency_key: str
-    kind: str
-    state: OutcomeState
-    erp_document_number: str = ""
-    attempts: int
-    error: str = ""
-    reconciled: bool = False
-
-    @property
-    def final(self) -> bool:
-        return self.state in FINAL_STATES
-
-
-OutcomeHook = Callable[[Connection, ExportOutcome], None]
-
-
-class ExportSummary(msgspec.Struct, kw_only=True):
-    """Counts of a run (``outcomes``: the recorded outcomes, in the order they were recorded)."""
-
-    sent: int = 0
-    checked: int = 0
-    accepted: int = 0
-    duplicate: int = 0
-    rejected: int = 0
-    void: int = 0
-    retrying: int = 0
-    outcomes: list[ExportOutcome] = msgspec.field(default_factory=list)
-
-    def count(self, outcome: ExportOutcome) -> None:
-        self.outcomes.append(outcome)
-        field = outcome.state.lower()
-        setattr(self, field, getattr(self, field) + 1)
-
-    def add(self, other: ExportSummary) -> None:
-        """Add ``other``'s counts (not its outcomes) to these."""
-        for field in ("sent", "checked", "accepted", "duplicate", "rejected", "void", "retrying"):
-            setattr(self, field, getattr(self, field) + getattr(other, field))
-
-
-class Backlog(msgspec.Struct, frozen=True, kw_only=True):
-    """The outbox now: PENDING rows, those tried at least once, the oldest one's age; REJECTED rows."""
-
-    pending: int
-    retrying: int
-    oldest_pending_age_s: float
-    rejected: int
+PENDING, REJECTED = OutboxState.PENDING, OutboxState.REJECTED
 
 
 class _Claim(msgspec.Struct, frozen=True):
@@ -176,10 +90,12 @@ class Exporter:
         options: ExporterOptions | None = None,
         on_outcome: OutcomeHook | None = None,
         on_run: Callable[[ExportSummary], None] | None = None,
+        verify: VerifyHook | None = None,
     ) -> None:
         self.engine = engine
         self.options = options or ExporterOptions()
         self.on_outcome = on_outcome
+        self.verify = verify
         self.on_run = on_run
         self.totals = ExportSummary()  # of the background loop's runs
         self.running: ExportSummary | None = None  # the counts of the run in progress (or the last one)
@@ -289,11 +205,11 @@ class Exporter:
         blocking = exists().where(
             earlier.c.document_ref == outbox.c.document_ref,
             earlier.c.id < outbox.c.id,
-            or_(earlier.c.state == "PENDING", and_(earlier.c.state == "REJECTED", earlier.c.kind == "CREDIT_NOTE")),
+            or_(earlier.c.state == PENDING, and_(earlier.c.state == REJECTED, earlier.c.kind == "CREDIT_NOTE")),
         )
         due = (
             select(outbox.c.id, outbox.c.attempts)
-            .where(outbox.c.state == "PENDING", outbox.c.next_attempt_ms <= cutoff_ms, ~blocking)
+            .where(outbox.c.state == PENDING, outbox.c.next_attempt_ms <= cutoff_ms, ~blocking)
             .order_by(outbox.c.id)
             .limit(self.options.concurrency)
         )
@@ -304,7 +220,7 @@ class Exporter:
                     update(outbox)
                     .where(
                         outbox.c.id == row_id,
-                        outbox.c.state == "PENDING",
+                        outbox.c.state == PENDING,
                         outbox.c.attempts == attempts,
                         outbox.c.next_attempt_ms <= cutoff_ms,
                     )
@@ -332,7 +248,7 @@ class Exporter:
         with self.engine.begin() as connection:
             held = connection.execute(
                 update(outbox)
-                .where(outbox.c.id == claim.id, outbox.c.state == "PENDING", outbox.c.attempts == claim.token)
+                .where(outbox.c.id == claim.id, outbox.c.state == PENDING, outbox.c.attempts == claim.token)
                 .values(**values)
             ).rowcount
             if held == 1 and outcome.final and self.on_outcome is not None:
@@ -346,14 +262,14 @@ class Exporter:
 
     def backlog(self) -> Backlog:
         """How much of the outbox is still to send (also the gauges' source)."""
-        pending = outbox.c.state == "PENDING"
+        pending = outbox.c.state == PENDING
         with self.engine.connect() as connection:
             count, tried, oldest, rejected = connection.execute(
                 select(
                     func.count().filter(pending),
                     func.count().filter(and_(pending, outbox.c.attempts > 0)),
                     func.min(case((pending, outbox.c.created_ms))),
-                    func.count().filter(outbox.c.state == "REJECTED"),
+                    func.count().filter(outbox.c.state == REJECTED),
                 )
             ).one()
         age_s = max(0.0, (_now_ms() - oldest) / 1000) if oldest is not None else 0.0
@@ -369,34 +285,53 @@ class Exporter:
                 reconciled=reconciled,
             )  # fmt: skip
 
-        if claim.kind == "CREDIT_NOTE" and claim.credited_state == "REJECTED":
+        if claim.kind == "CREDIT_NOTE" and claim.credited_state == REJECTED:
             credited = claim.idempotency_key.removesuffix(":credit")
-            return outcome("VOID", error=f"nothing to credit: the ERP rejected {credited}")
+            return outcome(OutboxState.VOID, error=f"nothing to credit: the ERP rejected {credited}")
         try:
             document = load(claim.payload)
         except (msgspec.DecodeError, msgspec.ValidationError) as error:
-            return outcome("REJECTED", error=f"unreadable outbox payload: {error}")
+            return outcome(REJECTED, error=f"unreadable outbox payload: {error}")
+        try:
+            problems = await self._check(claim, document)
+        except Exception as error:  # the store or the hook failed: the document is fine as far as we know
+            log.exception("checking outbox row %d failed", claim.id)
+            return outcome("RETRYING", error=f"could not check the document: {type(error).__name__}: {error}")
+        if problems:
+            return outcome(REJECTED, error="not sent, the document does not tie out: " + "; ".join(problems))
         try:
             if claim.token > 1:  # an earlier attempt may have reached the ERP
                 summary.checked += 1
                 found = await self._timed("status", self._client.status(claim.idempotency_key))
                 if found.found and found.payload_sha256 == claim.payload_sha256:
-                    return outcome("ACCEPTED", found.erp_document_number, reconciled=True)
+                    return outcome(OutboxState.ACCEPTED, found.erp_document_number, reconciled=True)
                 if found.found:
                     held = f"{found.erp_document_number} under this key with payload {found.payload_sha256}"
-                    return outcome("REJECTED", error=f"idempotency conflict: the ERP holds {held}")
+                    return outcome(REJECTED, error=f"idempotency conflict: the ERP holds {held}")
             summary.sent += 1
             reply = await self._timed("submit", self._client.submit(document))
             return outcome(reply.status, reply.erp_document_number)
         except ErpValidationFault as error:
-            return outcome("REJECTED", error=f"validation fault: {error}")
+            return outcome(REJECTED, error=f"validation fault: {error}")
         except ErpConflictFault as error:
-            return outcome("REJECTED", error=f"idempotency conflict: {error}")
+            return outcome(REJECTED, error=f"idempotency conflict: {error}")
         except ErpTransientError as error:
             return outcome("RETRYING", error=f"{'unknown outcome: ' if error.outcome_unknown else ''}{error}")
         except Exception as error:  # a bug, not the document's fault: keep it and try again later
             log.exception("exporting outbox row %d failed", claim.id)
             return outcome("RETRYING", error=f"unknown outcome: {type(error).__name__}: {error}")
+
+    async def _check(self, claim: _Claim, document: ErpDocument) -> list[str]:
+        problems = arithmetic_problems(document)
+        if problems or self.verify is None or claim.invoice_id is None:
+            return problems
+        verify, invoice_id = self.verify, claim.invoice_id
+
+        def run() -> list[str]:
+            with self.engine.connect() as connection:
+                return verify(connection, invoice_id, document)
+
+        return await asyncio.to_thread(run)
 
     async def _timed(self, operation: str, call):  # type: ignore[no-untyped-def]
         started = time.perf_counter()

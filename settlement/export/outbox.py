@@ -2,7 +2,9 @@
 
 ``enqueue`` is idempotent on the document's idempotency key: the same document twice is one row; another document
 under the same key (a changed invoice that kept its revision) is refused with :class:`OutboxConflict`, so nothing is
-ever sent as two different documents under one key.
+ever sent as two different documents under one key. A document whose lines do not multiply out or whose totals do
+not add up (:func:`~settlement.export.document.arithmetic_problems`) is refused with :class:`InvalidDocument` before
+anything is written.
 """
 
 from __future__ import annotations
@@ -12,17 +14,25 @@ import time
 import msgspec
 from sqlalchemy import Connection, insert, select
 
-from settlement.export.document import ErpDocument
+from settlement.export.document import ErpDocument, arithmetic_problems
 from settlement.store.schema import outbox
+from settlement.vocabulary import OutboxState
 
 
 class OutboxConflict(ValueError):
     """A different document is already queued under this idempotency key."""
 
 
+class InvalidDocument(ValueError):
+    """The document does not add up; the message says where."""
+
+
 def enqueue(connection: Connection, document: ErpDocument, *, invoice_id: int | None = None) -> int:
     """Queue ``document`` in the caller's transaction; returns the outbox row id (the existing one for a repeat)."""
     key, digest = document.idempotency_key, document.payload_sha256
+    problems = arithmetic_problems(document)
+    if problems:
+        raise InvalidDocument(f"{key} not queued: " + "; ".join(problems))
     existing = connection.execute(
         select(outbox.c.id, outbox.c.payload_sha256).where(outbox.c.idempotency_key == key)
     ).first()
@@ -38,7 +48,7 @@ def enqueue(connection: Connection, document: ErpDocument, *, invoice_id: int | 
         "invoice_id": invoice_id,
         "payload": msgspec.json.encode(document).decode(),
         "payload_sha256": digest,
-        "state": "PENDING",
+        "state": OutboxState.PENDING,
         "attempts": 0,
         "next_attempt_ms": now_ms,
         "last_error": "",

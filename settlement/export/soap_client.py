@@ -30,7 +30,7 @@ from zeep.exceptions import Fault, TransportError
 from zeep.proxy import AsyncServiceProxy
 from zeep.transports import AsyncTransport
 
-from settlement.export.document import ErpDocument
+from settlement.export.document import ErpDocument, ErpParty
 
 WSDL_PATH = Path(__file__).with_name("erp.wsdl")
 XSD_PATH = Path(__file__).with_name("erp.xsd")
@@ -86,8 +86,20 @@ def _period(start: Any, end: Any) -> dict[str, Any]:
     return {"start": start, "end": end}
 
 
+def party_to_soap(party: ErpParty) -> dict[str, Any]:
+    """An ``erp:Party`` with only the fields that are set."""
+    fields = {"name": party.name, "addressLine": list(party.address), "vatId": party.vat_id,
+              "registrationNumber": party.registration_number, "email": party.email}  # fmt: skip
+    if party.iban:
+        bank = {"bankName": party.bank_name, "iban": party.iban, "bic": party.bic}
+        fields["bankAccount"] = {k: v for k, v in bank.items() if v}
+    return {k: v for k, v in fields.items() if v}
+
+
 def document_to_soap(document: ErpDocument) -> dict[str, Any]:
     """The ``erp:Document`` of ``document``, as zeep takes it (Decimals are written in fixed-point notation)."""
+    parties = {name: party_to_soap(party) for name, party in (("seller", document.seller), ("buyer", document.buyer))
+               if party is not None}  # fmt: skip
     return {
         "idempotencyKey": document.idempotency_key,
         "payloadSha256": document.payload_sha256,
@@ -95,6 +107,7 @@ def document_to_soap(document: ErpDocument) -> dict[str, Any]:
         "invoiceNumber": document.invoice_number,
         "revision": document.revision,
         "customerCode": document.customer_code,
+        **parties,
         "documentDate": document.document_date,
         "dueDate": document.due_date,
         "billingPeriod": _period(document.period_start, document.period_end),
@@ -115,6 +128,8 @@ def document_to_soap(document: ErpDocument) -> dict[str, Any]:
                     "vatGroup": line.vat_group,
                     "taxAmount": line.tax_amount,
                     "servicePeriod": _period(line.period_start, line.period_end),
+                    "itemCount": line.item_count,
+                    "usageUnits": line.usage_units,
                 }
                 for line in document.lines
             ]

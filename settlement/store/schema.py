@@ -7,6 +7,9 @@ on PostgreSQL and indexed by it everywhere, so a rerate reads the months it name
 migrations in ``migrations/versions`` create exactly these tables; change both together
 (``tests/settlement/test_schema.py`` compares them).
 
+The columns holding a vocabulary (xDR status and record type, tax mode, invoice kind and state, outbox state) take
+the words of ``settlement/vocabulary.py``; :func:`check_vocabulary_fits` proves at import that each word fits.
+
 Identity: a row made from a stream entry is keyed ``s<shard>:<entry id>`` (``s017:1795322840574-0``), the entry's
 durable identity (see ``docs/events.md``); inserts are ``ON CONFLICT DO NOTHING``, so a re-delivered entry changes
 nothing.
@@ -14,14 +17,14 @@ nothing.
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
 
 from settlement.store.money import Money
+from settlement.vocabulary import InvoiceKind, InvoiceState, OutboxState, RecordType, TaxMode, XdrStatus
 
 metadata = MetaData()
-
-XDR_STATUSES = ("RAW", "BILLABLE", "BILLED", "RAW_EXCEPTED", "BILLABLE_EXCEPTED")
-RECORD_TYPES = ("MAIN", "PAYMENT", "TAX", "TEXT")
 
 # Accounts settlement has seen; opening_balance is the balance before the first settled entry (0 for an account
 # whose whole stream history was settled).
@@ -104,8 +107,6 @@ ledger = Table(
     Index("ledger_period_account", "period", "account"),
 )
 
-OUTBOX_STATES = ("PENDING", "ACCEPTED", "DUPLICATE", "REJECTED", "VOID")
-
 # Every document to send to the ERP, written in the same transaction as the invoice it comes from. The exporter
 # sends PENDING ones (attempts, next_attempt_ms, last_error track retries) until the middleware answers ACCEPTED or
 # DUPLICATE (both: it has the document, erp_document_number says which) or REJECTED (a validation fault or an
@@ -165,10 +166,6 @@ rerate_adjustments = Table(
 )
 # --- Billing (issue 5; docs/billing.md) -------------------------------------------------------------------------
 
-TAX_MODES = ("EXCLUSIVE", "INCLUSIVE", "PREPAID", "EXEMPT")
-INVOICE_KINDS = ("REGULAR", "OUT_OF_TURN", "REISSUE")
-INVOICE_STATES = ("DRAFT", "COMPLETE", "POSTED", "POSTING_ERROR")
-
 # How an account is taxed: rate_ppm is the exact rate in millionths (200000 = 20 %); tax lines post to tax_ledger_code.
 tax_profiles = Table(
     "tax_profiles",
@@ -199,6 +196,28 @@ billing_accounts = Table(
     Column("tax_profile", String(50), nullable=False, default=""),
     Column("billing_day", Integer, nullable=False),
     Column("timezone", String(64), nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+    # The customer as invoices print it (migration 0005_parties): name, address lines joined by "\n", VAT id.
+    Column("customer_name", String(200), nullable=False, server_default=""),
+    Column("customer_address", Text, nullable=False, server_default=""),
+    Column("customer_vat_id", String(20), nullable=False, server_default=""),
+)
+
+# The seller of each tenant's invoices (settlement.billing.parties.Issuer); an invoice copies it when issued.
+# require_details (0/1): invoices of the tenant whose customer has no name or address stay DRAFT.
+billing_issuers = Table(
+    "billing_issuers",
+    metadata,
+    Column("tenant", String(50), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("address", Text, nullable=False),
+    Column("vat_id", String(20), nullable=False),
+    Column("registration_number", String(100), nullable=False),
+    Column("email", String(254), nullable=False),
+    Column("bank_name", String(100), nullable=False),
+    Column("iban", String(34), nullable=False),
+    Column("bic", String(11), nullable=False),
+    Column("require_details", Integer, nullable=False),
     Column("updated_ms", BigInteger, nullable=False),
 )
 
@@ -233,7 +252,10 @@ def _invoice_columns() -> list[Column]:
         Column("carried_forward", Money(), nullable=False),
         Column("xdr_count", Integer, nullable=False),
         Column("created_ms", BigInteger, nullable=False),
-        Column("late_items", Integer, nullable=False, server_default="0"),
+        # The parties as issued (settlement.billing.parties.Party as JSON; "" = not configured), migration 0005.
+        Column("seller", Text, nullable=False, server_default=""),
+        Column("buyer", Text, nullable=False, server_default=""),
+        Column("late_items", Integer, nullable=False, server_default="0"),  # migration 0007
     ]
 
 
@@ -308,3 +330,29 @@ billing_runs = Table(
 
 # Billing finds an account's open items through this index (account, status, start time: the billing time).
 Index("xdrs_account_status_start", xdrs.c.account, xdrs.c.status, xdrs.c.start_ms)
+
+
+# The columns that hold a vocabulary (settlement/vocabulary.py), and the vocabulary: every word must fit its column.
+VOCABULARY_COLUMNS = (
+    (xdrs.c.status, XdrStatus),
+    (xdrs.c.record_type, RecordType),
+    (tax_profiles.c.mode, TaxMode),
+    (invoices.c.kind, InvoiceKind),
+    (invoices.c.tax_mode, TaxMode),
+    (invoices.c.state, InvoiceState),
+    (preview_invoices.c.kind, InvoiceKind),
+    (preview_invoices.c.tax_mode, TaxMode),
+    (outbox.c.state, OutboxState),
+)
+
+
+def check_vocabulary_fits(columns: tuple[tuple[Column, type[StrEnum]], ...]) -> None:
+    """Raise ValueError naming the column when a word of its vocabulary is longer than the column holds."""
+    for column, words in columns:
+        longest = max(words, key=len)
+        if len(longest) > column.type.length:
+            where = f"{column.table.name}.{column.name} ({column.type})"
+            raise ValueError(f"{where} cannot hold {words.__name__} {longest.value!r}")
+
+
+check_vocabulary_fits(VOCABULARY_COLUMNS)

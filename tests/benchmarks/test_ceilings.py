@@ -14,7 +14,7 @@ import redis
 
 from benchmarks.online import h2load, redis_ceiling
 from benchmarks.online.machine import free_port
-from occ.redis_process import RedisProcess
+from occ.store.process import RedisProcess
 from occ.v1 import charging_pb2 as pb
 
 ECHO_SERVER = Path(__file__).resolve().parents[2] / "benchmarks" / "online" / "echo_server.py"

@@ -137,24 +137,32 @@ def test_four_tax_modes_to_the_cent(store):
     ]
     assert "RAW_EXCEPTED" in statuses and feb == ["BILLABLE"]
 
-    # The ERP documents queued with them: what was sold, per ledger code (payments are not part of an A/R invoice).
+    # The ERP documents queued with them: the invoice line for line — usage, adjustments and the rounding line, with
+    # the invoice's texts, priced quantity 1 × the line total (units for information) — totalling what the invoice
+    # totals besides payments (carried − brought forward − payments). PREPAID sells the top-ups instead.
     with store.connect() as c:
         docs = {d.customer_code: d for d in map(load, c.execute(select(outbox.c.payload)).scalars())}
     expected = {
-        "C-EXCL": ("NET", "1.44", "0.39", "1.83", [("400000001", "90", "1.73", "S20", "0.35"),
-                                                   ("400000002", "2", "0.21", "S20", "0.04"),
-                                                   ("400000011", "1", "-0.50", "EXEMPT", "0.00")]),
-        "incl": ("GROSS", "2.52", "0.48", "3.00", [("400000001", "100", "1.00", "S19", "0.16"),
-                                                   ("400000002", "1", "2.00", "S19", "0.32")]),
-        "exempt": ("NET", "12.35", "0.00", "12.35", [("400000003", "600", "12.35", "E0", "0.00")]),
-        "pre": ("GROSS", "16.66", "3.34", "20.00", [("400000008", "1", "10.00", "S20", "1.67"),
-                                                   ("400000009", "1", "10.00", "S20", "1.67")]),
+        "C-EXCL": ("NET", "1.44", "0.39", "1.83", [
+            ("400000001", "Usage voice (400000001)", "1", "1.73", 90, "S20", "0.35"),
+            ("400000002", "Usage message (400000002)", "1", "0.21", 2, "S20", "0.04"),
+            ("400000011", "Goodwill", "1", "-0.50", 0, "EXEMPT", "0.00")]),
+        "incl": ("GROSS", "2.53", "0.48", "3.01", [
+            ("400000001", "Usage voice (400000001)", "1", "1.00", 100, "S19", "0.16"),
+            ("400000002", "Usage message (400000002)", "1", "2.00", 1, "S19", "0.32"),
+            ("470000002", "Rounding difference", "1", "0.01", 0, "EXEMPT", "0.00")]),  # 3.01 = −16.99 + 20
+        "exempt": ("NET", "12.35", "0.00", "12.35", [
+            ("400000003", "Usage voice (400000003)", "1", "12.35", 600, "E0", "0.00")]),
+        "pre": ("GROSS", "16.66", "3.34", "20.00", [
+            ("400000008", "Prepaid credit (400000008), tax taken at top-up", "1", "10.00", 0, "S20", "1.67"),
+            ("400000009", "Prepaid credit (400000009), tax taken at top-up", "1", "10.00", 0, "S20", "1.67")]),
     }  # fmt: skip
     for customer, (mode, net, tax, gross, lines) in expected.items():
         d = docs[customer]
         assert (d.price_mode, str(d.net_total), str(d.tax_total), str(d.gross_total)) == (mode, net, tax, gross)
-        assert [(x.account_code, str(x.quantity), str(x.line_total), x.vat_group, str(x.tax_amount))
-                for x in d.lines] == lines  # fmt: skip
+        assert [(x.account_code, x.description, str(x.quantity), str(x.line_total), x.usage_units, x.vat_group,
+                 str(x.tax_amount)) for x in d.lines] == lines  # fmt: skip
+        assert all(x.unit_price == x.line_total for x in d.lines)
         assert business_errors(d, d.idempotency_key) == []  # what erp-sim checks besides the XSD
 
     # February: the balance comes forward; 2.00 + 20 % = 2.40.

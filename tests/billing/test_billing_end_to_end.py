@@ -14,12 +14,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from billing_helpers import round_micros
 from online_app import serving, session, settle_everything, voice
 from sqlalchemy import func, select
 
 from occ.v1 import admin_pb2 as admin
 from occ.v1 import charging_pb2 as pb
-from settlement.billing.amounts import round_micros
 from settlement.billing.cycle import local_date, next_boundary
 from settlement.billing.run import BillingError, run
 from settlement.billing.setup import set_account, set_tax_profile

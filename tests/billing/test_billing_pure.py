@@ -7,11 +7,12 @@ from decimal import Decimal
 
 import msgspec
 import pytest
+from billing_helpers import round_micros
 from hypothesis import given
 from hypothesis import strategies as st
 
 from settlement.billing import validate
-from settlement.billing.amounts import parse_rate_ppm, round_micros, round_to_currency
+from settlement.billing.amounts import parse_rate_ppm, round_to_currency
 from settlement.billing.cycle import CycleError, check_billing_day, cycle_start, next_boundary, zone
 from settlement.billing.late import is_late, own_period
 from settlement.billing.run import due_periods

@@ -6,6 +6,7 @@ No mocks: documents go through zeep over HTTP into the simulator, which validate
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import AsyncIterator
 from datetime import date
 from decimal import Decimal
@@ -32,9 +33,9 @@ def document(number: str = "00000001", *, revision: int = 0, kind: str = "INVOIC
     """A small invoice (or credit note): one taxed usage line and one untaxed adjustment line, in EUR."""
     october = {"period_start": date(2026, 10, 1), "period_end": date(2026, 10, 31)}
     lines = (
-        ErpLine(line_number=1, account_code=account_code, description="Local calls", quantity=Decimal("3600"),
-                unit_price=Decimal("0.00"), line_total=Decimal(net), vat_group="S20", tax_amount=Decimal("2.00"),
-                **october),
+        ErpLine(line_number=1, account_code=account_code, description="Local calls", quantity=Decimal("1"),
+                unit_price=Decimal(net), line_total=Decimal(net), vat_group="S20", tax_amount=Decimal("2.00"),
+                item_count=40, usage_units=3600, **october),
         ErpLine(line_number=2, account_code="400000003", description="Goodwill credit", quantity=Decimal("1"),
                 unit_price=Decimal("-1.50"), line_total=Decimal("-1.50"), vat_group="EXEMPT",
                 tax_amount=Decimal("0.00"), **october),
@@ -67,6 +68,16 @@ def rows(engine: Engine) -> dict[str, Any]:
 def insert_raw(engine: Engine, **row: Any) -> None:
     with engine.begin() as connection:
         connection.execute(insert(outbox), row)
+
+
+def queue_unchecked(engine: Engine, doc: ErpDocument, *, invoice_id: int | None = None) -> None:
+    """Write ``doc`` into the outbox as a PENDING row without ``enqueue``'s checks (as an older version, a bug or a
+    hand-edited row would), to see what the exporter does with it."""
+    now_ms = int(time.time() * 1000)
+    insert_raw(engine, idempotency_key=doc.idempotency_key, document_ref=doc.document_ref, kind=doc.kind,
+               invoice_id=invoice_id, payload=msgspec.json.encode(doc).decode(), payload_sha256=doc.payload_sha256,
+               state="PENDING", attempts=0, next_attempt_ms=now_ms, last_error="", erp_document_number="",
+               created_ms=now_ms, updated_ms=now_ms)  # fmt: skip
 
 
 def free_port() -> int:

@@ -94,7 +94,8 @@ async def test_the_json_store_keeps_documents_and_numbers_across_restarts(tmp_pa
 
 async def test_a_gross_document_s_lines_add_up_to_the_gross_total(sim):
     net = document()
-    gross_lines = tuple(msgspec.structs.replace(x, line_total=x.line_total + x.tax_amount) for x in net.lines)
+    gross_lines = tuple(msgspec.structs.replace(x, line_total=x.line_total + x.tax_amount,
+                                                unit_price=x.line_total + x.tax_amount) for x in net.lines)  # fmt: skip
     gross = msgspec.structs.replace(net, price_mode="GROSS", lines=gross_lines, invoice_number="00000005")
     wrong = msgspec.structs.replace(net, price_mode="GROSS", invoice_number="00000006")  # net line totals
     async with ErpClient(sim.url, timeout_s=2.0) as client:

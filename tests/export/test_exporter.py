@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import msgspec
-from conftest import FAST, IMPATIENT, broken, document, free_port, queue, rows
+import pytest
+from conftest import FAST, IMPATIENT, broken, document, free_port, queue, queue_unchecked, rows
 
 from settlement.export.erp_sim import ErpSim, Injections
 from settlement.export.exporter import Exporter, ExportOutcome
+from settlement.export.outbox import InvalidDocument
 from settlement.export.soap_client import ErpClient
 
 
@@ -86,14 +88,40 @@ async def test_a_document_the_xsd_refuses_is_rejected_and_never_retried(store, s
     assert list(sim.documents) == [good.idempotency_key]
 
 
-async def test_totals_that_do_not_add_up_are_rejected_by_the_erp_rules(store, sim):
-    doc = broken(document(), line_total=document().lines[0].line_total + 1)
-    queue(store, doc)
+async def test_a_document_that_does_not_add_up_is_neither_queued_nor_sent(store, sim):
+    doc = broken(document(), line_total=document().lines[0].line_total + 1)  # 1 × 10.00 is not 11.00
+    with pytest.raises(InvalidDocument, match=r"line 1: quantity 1 × unitPrice 10.00 is not lineTotal 11.00"):
+        queue(store, doc)
+    assert rows(store) == {}  # nothing written
+    queue_unchecked(store, doc)  # as a row written before the outbox checked, or by hand
     async with Exporter(store, sim.url, options=FAST) as exporter:
-        await exporter.run_once()
+        summary = await exporter.run_once()
     row = rows(store)[doc.idempotency_key]
-    assert row.state == "REJECTED" and "netTotal 8.50 is not the sum of the line totals" in row.last_error
-    assert sim.documents == {}
+    assert row.state == "REJECTED" and row.last_error.startswith("not sent, the document does not tie out:")
+    assert "netTotal 8.50 is not the sum of the line totals" in row.last_error
+    assert (summary.rejected, summary.sent, sim.submissions()) == (1, 0, 0) and sim.documents == {}
+
+
+async def test_a_document_the_billing_check_refuses_is_rejected_before_sending(store, sim):
+    doc, good = document(), document("00000002")
+    queue(store, doc, invoice_id=7)
+    queue(store, good, invoice_id=8)
+    asked = []
+
+    def verify(connection, invoice_id, document):  # type: ignore[no-untyped-def]
+        asked.append((invoice_id, document.invoice_number, connection.closed))
+        return ["lineTotal 10.00 is not the invoice's 9.00"] if invoice_id == 7 else []
+
+    async with Exporter(store, sim.url, options=FAST, verify=verify) as exporter:
+        summary = await exporter.run_once()
+    states = rows(store)
+    assert states[doc.idempotency_key].state == "REJECTED"
+    assert states[doc.idempotency_key].last_error == (
+        "not sent, the document does not tie out: lineTotal 10.00 is not the invoice's 9.00")
+    assert states[good.idempotency_key].state == "ACCEPTED"
+    assert sorted(asked) == [(7, "00000001", False), (8, "00000002", False)]  # an open connection
+    assert (summary.rejected, summary.accepted, sim.submissions()) == (1, 1, 1)
+    assert list(sim.documents) == [good.idempotency_key]
 
 
 async def test_transient_faults_are_retried_with_backoff_until_accepted(store, sim):

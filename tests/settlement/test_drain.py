@@ -84,12 +84,12 @@ def test_a_usage_xdr_belongs_to_the_month_its_call_started_and_old_entries_fall_
     }  # fmt: skip
     ledger_rows, (xdr,) = book("s001:1-0", close, 0)
     assert ledger_rows == ()  # a close changes no balance
-    assert (xdr["start_ms"], xdr["end_ms"], xdr["period"]) == (MONDAY_PEAK * 1000, 1_770_000_000_000, "2026-01")
+    assert (xdr.start_ms, xdr.end_ms, xdr.period) == (MONDAY_PEAK * 1000, 1_770_000_000_000, "2026-01")
     # An entry written before start_s was on every usage entry: its own time decides.
     del close["start_s"]
     _, (old,) = book("s001:2-0", close, 0)
-    assert (old["start_ms"], old["period"]) == (1_770_000_000_000, "2026-02")
+    assert (old.start_ms, old.period) == (1_770_000_000_000, "2026-02")
     topup = {"type": "topup", "id": "t", "account": "alice", "amount": "10000000", "balance": "10000000",
              "currency": "EUR", "time_ms": "1770000000000", "ledger": "400000009", "idempotency_key": "k"}  # fmt: skip
     (row,), (paid,) = book("s001:3-0", topup, 0)
-    assert (row["period"], paid["period"], paid["start_ms"]) == ("2026-02", "2026-02", 1_770_000_000_000)
+    assert (row.period, paid.period, paid.start_ms) == ("2026-02", "2026-02", 1_770_000_000_000)

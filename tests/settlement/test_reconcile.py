@@ -6,7 +6,7 @@ from books import check, occ, random_workload, settle
 from online_app import serving
 from sqlalchemy import func, select, update
 
-from occ.redis_client import connect
+from occ.store.client import connect
 from settlement.reconcile import Mismatch, Outcome, compare, stream_marks
 from settlement.store.database import open_store
 from settlement.store.migrate import upgrade

@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import func, select
 
 from benchmarks.settle_backlog import fill_backlog
-from occ.keys import dead_letters, shard_keys
-from occ.redis_client import connect
+from occ.store.client import connect
+from occ.store.keys import dead_letters, shard_keys
 from settlement import metrics
-from settlement.drain import Drain, DrainOptions
+from settlement.drain import Backlog, Drain, DrainOptions
 from settlement.store.database import open_store
 from settlement.store.migrate import upgrade
 from settlement.store.schema import ledger, xdrs
@@ -148,27 +148,80 @@ async def test_kill_9_in_the_middle_of_a_batch_loses_and_duplicates_nothing(redi
     assert sums == backlog.balances
 
 
+async def until(condition, timeout_s: float, what: str) -> None:
+    """Wait (polling every 20 ms) until ``condition()`` holds; fail naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout_s} s"
+        await asyncio.sleep(0.02)
+
+
+async def stopped_within_s(stop: asyncio.Event, worker: asyncio.Task) -> float:
+    """Set ``stop`` and return how long ``worker`` took to end (failing after 10 s instead of hanging)."""
+    started = time.monotonic()
+    stop.set()
+    await asyncio.wait_for(worker, 10)
+    return time.monotonic() - started
+
+
+async def entries_added(redis) -> int:
+    """Entries ever added to the shard streams (XINFO STREAM; trimming does not lower it)."""
+    total = 0
+    for shard in range(SHARDS):
+        if await redis.exists(stream := shard_keys(shard)[0]):
+            total += (await redis.xinfo_stream(stream))["entries-added"]
+    return total
+
+
 async def test_an_unusable_store_is_retried_not_dead_lettered(redis, redis_url, db_url):
     """A store that cannot take the batch (here: not migrated yet, as when the database is down) is a reason to wait
-    and retry; once it can, every entry read in the meantime is settled from this worker's pending list."""
+    and retry; once it can, every entry read in the meantime is settled from this worker's pending list, with no new
+    stream traffic to wake it, and the worker stops within a second when asked."""
     backlog = await fill_backlog(redis, shards=SHARDS, accounts=10, calls=100)
+    added = await entries_added(redis)
     engine = open_store(db_url)
-    errors_before = metrics.ERRORS.labels("sql")._value.get()
+    sql_errors = metrics.ERRORS.labels("sql")._value.get
+    errors_before = sql_errors()
     options = DrainOptions(poll_s=0.05, claim_idle_s=3600)
     async with Drain(redis_url, engine, shards=SHARDS, options=options) as drain:
         stop = asyncio.Event()
         worker = asyncio.create_task(drain.run(stop))
-        await asyncio.sleep(0.5)
-        assert metrics.ERRORS.labels("sql")._value.get() > errors_before
-        assert (drain.booked, drain.dead_letters) == (0, 0)
-        assert (await drain.backlog()).pending == backlog.entries  # read, held, not lost
-        upgrade(engine)
-        for _ in range(200):
-            if drain.booked == backlog.entries:
-                break
-            await asyncio.sleep(0.05)
-        stop.set()
-        await worker
+        try:
+            await until(lambda: sql_errors() >= errors_before + 3, 20, "the write was not retried after failing")
+            assert (drain.booked, drain.dead_letters) == (0, 0)
+            assert await drain.backlog() == Backlog(lag=0, pending=backlog.entries)  # all read, held, none lost
+            upgrade(engine)
+            await until(lambda: drain.booked == backlog.entries, 30, "the held entries were not settled")
+            assert await stopped_within_s(stop, worker) < 1.0
+        finally:
+            stop.set()
+            await asyncio.wait([worker], timeout=10)
+        assert await drain.drain_once() == Backlog(lag=0, pending=0)
+    assert await entries_added(redis) == added  # settled with no new traffic
     assert (drain.booked, drain.dead_letters) == (backlog.entries, 0)
     assert counts(engine) == (backlog.ledger_rows, backlog.xdrs, backlog.balances)
+    engine.dispose()
+
+
+async def test_stop_ends_a_worker_blocked_on_an_empty_stream_within_a_second(redis, redis_url, tmp_path):
+    """A long ``poll_s`` does not hold a stop back: the blocking read waits at most ``MAX_BLOCK_S``."""
+    engine = open_store(f"sqlite:///{tmp_path / 'occ.sqlite3'}")
+    upgrade(engine)
+    async with Drain(redis_url, engine, shards=SHARDS, options=DrainOptions(poll_s=60.0)) as drain:
+        stop = asyncio.Event()
+        worker = asyncio.create_task(drain.run(stop))
+        try:
+
+            async def blocked_reads() -> int:
+                return sum(c["cmd"] == "xreadgroup" and "b" in c["flags"] for c in await redis.client_list())
+
+            deadline = time.monotonic() + 20
+            while not await blocked_reads():
+                assert time.monotonic() < deadline, "the idle worker never blocked in XREADGROUP"
+                await asyncio.sleep(0.02)
+            assert await stopped_within_s(stop, worker) < 1.0
+        finally:
+            stop.set()
+            await asyncio.wait([worker], timeout=10)
+    assert worker.done() and worker.exception() is None
     engine.dispose()

@@ -22,6 +22,7 @@ from occ.v1 import charging_pb2 as pb
 from rating_engine import compile_tariff, load_tariff
 from settlement import rerate
 from settlement.reconcile import Outcome
+from settlement.rerate_run import RerateRun
 from settlement.store.schema import ledger, reissue_requests, rerate_adjustments, xdrs
 
 
@@ -215,3 +216,31 @@ def test_dates_are_checked_with_the_option_named(flags, message, tmp_path):
 
     result = CliRunner().invoke(main, ["rerate", *flags, "--tariff", EXAMPLE_TARIFF, "--db-url", "sqlite:///x"])
     assert result.exit_code == 2 and message in result.output
+
+
+def never() -> str:
+    raise AssertionError("Redis was asked for, but nothing needed it")
+
+
+def test_a_rerate_that_changes_no_balance_needs_no_redis(store, cheaper):
+    sms(store, "s001:1-0")
+    run = RerateRun(store, compile_tariff(load_tariff(cheaper)), redis_url=never, shards=8)
+    plan = run.plan(from_ms=JAN - 1000, to_ms=JAN + 1000)
+    assert ([c.old_cost_micros for c in plan.corrections], run.owed()) == ([50_000], 0)  # a dry run stops here
+    nothing = run.plan(from_ms=JAN + 1000, to_ms=JAN + 2000)
+    done = run.correct(nothing)
+    assert (nothing.examined, done.written, done.conflicts, done.adjustments) == (0, 0, [], [])
+
+
+def test_a_balance_correction_redis_does_not_take_stays_owed(store, cheaper, redis_url):
+    sms(store, "s001:1-0")  # settled, but the account is not in this Redis
+    run = RerateRun(store, compile_tariff(load_tariff(cheaper)), redis_url=lambda: redis_url, shards=8)
+    plan = run.plan(from_ms=JAN - 1000, to_ms=JAN + 1000)
+    progress: list[tuple[int, int]] = []
+    done = run.correct(plan, ledger_code=400000091, progress=lambda *p: progress.append(p))
+    assert (done.written, done.conflicts, progress) == (1, [], [(1, 1)])
+    assert [(a.account, a.amount_micros, a.outcome) for a in done.not_applied] == [("alice", 10_000, "missing")]
+    assert run.owed() == 1
+    with store.connect() as sql:
+        owed = sql.execute(select(rerate_adjustments.c.ledger_code, rerate_adjustments.c.applied_ms)).all()
+    assert [tuple(r) for r in owed] == [("400000091", None)]

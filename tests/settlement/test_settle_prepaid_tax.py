@@ -125,5 +125,5 @@ def test_a_taxed_top_up_that_breaks_the_contract_is_malformed_naming_the_field(c
 
 def test_a_tax_ledger_that_is_not_a_code_leaves_the_tax_xdr_raw_excepted_but_the_ledger_whole():
     (paid, taken), (payment, tax) = book("s001:1-0", {**ENTRY, "tax_ledger": ""}, 0)
-    assert (paid["amount"] + taken["amount"], payment["status"], tax["status"]) == (
+    assert (paid.amount + taken.amount, payment.status, tax.status) == (
         8_333_333, "BILLABLE", "RAW_EXCEPTED")  # fmt: skip

@@ -1,0 +1,167 @@
+"""``occ export`` (send the outbox to the ERP middleware) and ``occ erp-sim`` (a simulated middleware on loopback)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+from sqlalchemy import Engine
+
+from occ.cli.store_options import load_settings, open_database, store_options
+from occ.logs import configure as configure_logs
+from settlement.billing.posting import on_export_outcome, verify_document
+from settlement.export.exporter import Exporter, ExporterOptions, ExportSummary
+
+if TYPE_CHECKING:
+    from settlement.export.erp_sim import ErpSim
+
+
+@click.command()
+@store_options
+@click.option("--erp-url", envvar="OCC_ERP_URL", required=True,
+              help="The middleware's SOAP endpoint, e.g. http://127.0.0.1:8090/soap; also $OCC_ERP_URL.")  # fmt: skip
+@click.option("--once", is_flag=True, help="Send what is due now, then exit (3 if anything was rejected).")
+@click.option("--timeout-s", type=click.FloatRange(min=0.001), default=10.0, show_default=True,
+              help="The most one SOAP call may take; after it the outcome is unknown and reconciled.")  # fmt: skip
+@click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True,
+              help="Documents in flight at once.")  # fmt: skip
+@click.option("--backoff-s", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Wait after a first failed attempt; doubles with each further one.")  # fmt: skip
+@click.option("--backoff-cap-s", type=click.FloatRange(min=0), default=300.0, show_default=True,
+              help="Longest wait between attempts.")  # fmt: skip
+@click.option("--poll-s", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
+              help="How often to look for due documents (without --once).")  # fmt: skip
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=0, help="Serve Prometheus /metrics here [off].")
+def export(config: object, erp_url: str, once: bool, timeout_s: float, concurrency: int, backoff_s: float,
+           backoff_cap_s: float, poll_s: float, metrics_port: int, **flags: object) -> None:  # fmt: skip
+    """Send the ERP outbox (invoices and credit notes) to the finance middleware over SOAP.
+
+    Transient faults and timeouts are retried with backoff (a retry first asks the ERP whether it already has the
+    document); validation faults and idempotency conflicts are REJECTED. Runs until Ctrl-C or SIGTERM unless --once;
+    several exporters may run at once. Exit status 3 when a document was rejected.
+    """
+    settings = load_settings(config, **flags)  # type: ignore[arg-type]
+    configure_logs(settings.log_level, json=False)
+    try:
+        options = ExporterOptions(timeout_s=timeout_s, concurrency=concurrency, backoff_s=backoff_s,
+                                  backoff_cap_s=max(backoff_cap_s, backoff_s), poll_s=poll_s)  # fmt: skip
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    engine = open_database(settings)
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr=settings.host)
+    try:
+        totals = asyncio.run(_export(engine, erp_url, options, once))
+    except ValueError as error:  # a bad --erp-url
+        raise click.UsageError(str(error)) from None
+    if totals.rejected:
+        raise click.exceptions.Exit(3)
+
+
+def _say(text: str) -> None:
+    print(f"export: {text}", file=sys.stderr, flush=True)
+
+
+def _show(summary: ExportSummary) -> None:
+    for outcome in summary.outcomes:
+        if outcome.state in ("REJECTED", "VOID", "RETRYING"):
+            _say(f"{outcome.idempotency_key} {outcome.state} (attempt {outcome.attempts}): {outcome.error}")
+
+
+def _summary(totals: ExportSummary) -> str:
+    void = f", {totals.void:,} void" if totals.void else ""
+    return (f"{totals.sent:,} sent, {totals.accepted:,} accepted, {totals.duplicate:,} duplicate, "
+            f"{totals.rejected:,} rejected{void}, {totals.retrying:,} retrying")  # fmt: skip
+
+
+async def _export(engine: Engine, erp_url: str, options: ExporterOptions, once: bool) -> ExportSummary:
+    def progress(summary: ExportSummary) -> None:
+        _show(summary)
+        if summary.outcomes:
+            _say(f"{_summary(exporter.totals)} so far")
+
+    exporter = Exporter(engine, erp_url, options=options, on_run=progress, on_outcome=on_export_outcome,
+                        verify=verify_document)
+    backlog = await asyncio.to_thread(exporter.backlog)
+    _say(f"{backlog.pending:,} documents pending ({backlog.retrying:,} tried before), {erp_url}")
+    if once:
+        reporter = asyncio.create_task(_report(exporter))
+        try:
+            async with exporter:
+                totals = await exporter.run_once()
+        finally:
+            reporter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reporter
+        _show(totals)
+    else:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await exporter.run_until(stop)
+        totals = exporter.totals
+    left = await asyncio.to_thread(exporter.backlog)
+    _say(f"{_summary(totals)}; {left.pending:,} still pending, {left.rejected:,} rejected in the outbox")
+    return totals
+
+
+async def _report(exporter: Exporter, every_s: float = 1.0) -> None:
+    """A progress line a second while a long --once run goes on."""
+    while True:
+        await asyncio.sleep(every_s)
+        if exporter.running is not None:
+            _say(f"{_summary(exporter.running)} so far")
+
+
+@click.command("erp-sim")
+@click.option("--port", type=click.IntRange(0, 65535), default=8090, show_default=True,
+              help="Port on 127.0.0.1 (0: any free one).")  # fmt: skip
+@click.option("--fail-next", type=click.IntRange(min=0), default=0, help="Answer the next N submissions TRANSIENT.")
+@click.option("--stall-s", type=click.FloatRange(min=0), default=0.0, help="Hold stalled submissions this long.")
+@click.option("--stall-next", type=click.IntRange(min=0), default=None,
+              help="Stall the next N submissions [1 with --stall-s].")  # fmt: skip
+@click.option("--drop-next", type=click.IntRange(min=0), default=0,
+              help="Store the next N submissions but close the connection without an answer.")  # fmt: skip
+@click.option("--store", "store_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Keep the documents in this JSON file (across restarts).")  # fmt: skip
+def erp_sim(port: int, fail_next: int, stall_s: float, stall_next: int | None, drop_next: int,
+            store_path: Path | None) -> None:  # fmt: skip
+    """A simulated ERP middleware on 127.0.0.1 for demos and tests (SOAP, validated against the XSD).
+
+    Stores documents, answers DUPLICATE on a replayed idempotency key, and fails, stalls or drops replies on demand;
+    change that while it runs with POST /control, e.g. curl -d '{"fail_next": 3}' http://127.0.0.1:8090/control.
+    """
+    from settlement.export.erp_sim import ErpSim, Injections
+
+    stalls = (1 if stall_s else 0) if stall_next is None else stall_next
+    injections = Injections(fail_next=fail_next, stall_next=stalls, stall_s=stall_s, drop_next=drop_next)
+    sim = ErpSim(store_path=store_path, injections=injections)
+    try:
+        asyncio.run(_serve_sim(sim, port))
+    except OSError as error:
+        raise click.ClickException(f"cannot listen on 127.0.0.1:{port}: {error.strerror or error}") from None
+
+
+async def _serve_sim(sim: ErpSim, port: int) -> None:
+    url = await sim.start(port)
+    base = url.removesuffix("/soap")
+    print(f"erp-sim: listening on {url} (WSDL {url}?wsdl, control {base}/control, documents {base}/documents)",
+          flush=True)  # fmt: skip
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        with contextlib.suppress(Exception):
+            await sim.close()
+        print(f"erp-sim: stopped; {len(sim.documents):,} documents held", flush=True)

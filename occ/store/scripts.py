@@ -1,0 +1,206 @@
+"""The Redis side of OCC: the Lua scripts in ``occ/store/lua/`` and the calls that run them.
+
+Hot-path operations take whole batches: the requests of a batch are grouped (one group on a single Redis node, one
+group per shard on Redis Cluster, where a script may only touch one slot) and every group is one ``EVALSHA``, all
+groups of a batch in one pipeline: one network round trip per batch, whatever its size.
+
+Each round trip can be reported to an ``on_roundtrip(script name, seconds)`` hook (the server counts and times
+them in its metrics); this package imports no metrics of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import redis.asyncio as redis
+from redis.exceptions import NoScriptError, RedisError
+
+from occ.store.keys import AccountKeys
+from occ.store.shapes import CloseRequest, EventRequest, ReadReply, ReadRequest, ScriptReply, SessionRequest
+
+LUA_DIR = Path(__file__).with_name("lua")
+_encode = msgspec.msgpack.Encoder().encode
+
+Payload = ReadRequest | SessionRequest | CloseRequest | EventRequest
+"""A request of a batch script (``shapes.py``); its ``k`` is set by :meth:`Store.run_batch`."""
+
+
+class Script:
+    """One ``.lua`` file, run by SHA (loaded again if the server lost it); a batch script decodes its replies into
+    ``reply`` structures (``shapes.py``)."""
+
+    def __init__(self, name: str, reply: type[msgspec.Struct] | None = None) -> None:
+        self.name = name
+        self.source = (LUA_DIR / f"{name}.lua").read_text()
+        self.sha = hashlib.sha1(self.source.encode()).hexdigest()
+        self.decode = msgspec.msgpack.Decoder(list[reply] if reply else Any).decode  # type: ignore[valid-type]
+
+
+SCRIPTS = {
+    script.name: script
+    for script in (
+        Script("read", ReadReply),
+        Script("session", ScriptReply),
+        Script("event", ScriptReply),
+        Script("account"),
+        Script("transaction"),
+    )
+}
+
+
+class KeyedRequest:
+    """A request for a batch script, with the keys it touches (all in one shard)."""
+
+    __slots__ = ("keys", "payload", "shard")
+
+    def __init__(self, shard: int, keys: Sequence[str], payload: Payload) -> None:
+        self.shard, self.keys, self.payload = shard, keys, payload
+
+
+RoundtripHook = Callable[[str, float], None]
+"""Called after each batch round trip with the script's name and how long the round trip took, in seconds."""
+
+
+class Store:
+    """Runs OCC's scripts against Redis (a single node or a cluster)."""
+
+    def __init__(
+        self, client: redis.Redis, *, shards: int, cluster: bool, on_roundtrip: RoundtripHook | None = None
+    ) -> None:
+        self.client, self.shards, self.cluster, self._on_roundtrip = client, shards, cluster, on_roundtrip
+
+    def keys(self, account_id: str) -> AccountKeys:
+        return AccountKeys(account_id, self.shards)
+
+    async def load_scripts(self) -> None:
+        """Load every script so that EVALSHA finds them (redis-py sends SCRIPT LOAD to every primary of a cluster)."""
+        for script in SCRIPTS.values():
+            await self.client.script_load(script.source)
+
+    async def run_batch(self, script: str, requests: Sequence[KeyedRequest]) -> list[Any]:
+        """Run a batch script over ``requests``; return the script's per-request replies (``shapes.py``: a
+        :class:`ReadReply` or a :class:`ScriptReply`) in request order, an exception where its group failed."""
+        if not requests:
+            return []
+        groups: dict[int, tuple[list[str], dict[str, int], list[Payload], list[int]]] = {}
+        for position, request in enumerate(requests):
+            keys, index, payloads, positions = groups.setdefault(request.shard if self.cluster else 0, ([], {}, [], []))
+            indices = []
+            for key in request.keys:
+                if key not in index:
+                    keys.append(key)
+                    index[key] = len(keys)
+                indices.append(index[key])
+            request.payload.k = indices
+            payloads.append(request.payload)
+            positions.append(position)
+        calls = [(keys, _encode(payloads)) for keys, _, payloads, _ in groups.values()]
+        runner = SCRIPTS[script]
+        replies = await self._evalsha_all(runner, calls)
+        results: list[Any] = [None] * len(requests)
+        for (_, _, _, positions), reply in zip(groups.values(), replies, strict=True):
+            # A group whose script failed fails its own requests only (each gets the exception).
+            answers = [reply] * len(positions) if isinstance(reply, Exception) else runner.decode(reply)
+            for position, result in zip(positions, answers, strict=True):
+                results[position] = result
+        return results
+
+    async def _evalsha_all(self, script: Script, calls: list[tuple[list[str], bytes]]) -> list[bytes | Exception]:
+        """One EVALSHA per call, all in one pipeline; a call's error is returned in its place. Calls that found the
+        script missing (the server restarted or flushed its script cache) are run once more after loading it."""
+        replies = await self._pipeline(script, calls)
+        missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if missing:
+            await self.load_scripts()
+            for i, reply in zip(missing, await self._pipeline(script, [calls[i] for i in missing]), strict=True):
+                replies[i] = reply
+        return replies
+
+    async def _pipeline(self, script: Script, calls: list[tuple[list[str], bytes]]) -> list[bytes | Exception]:
+        started = time.perf_counter()
+        try:
+            if len(calls) == 1:
+                keys, argument = calls[0]
+                try:
+                    return [await self.client.evalsha(script.sha, len(keys), *keys, argument)]
+                except RedisError as error:
+                    return [error]
+            pipe = self.client.pipeline(transaction=False)
+            for keys, argument in calls:
+                # execute_command, not pipe.evalsha: redis-py refuses evalsha in cluster pipelines but routes a
+                # plain EVALSHA by its first key, which is what a shard group needs.
+                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, argument)
+            return await pipe.execute(raise_on_error=False)
+        finally:
+            if self._on_roundtrip is not None:
+                self._on_roundtrip(script.name, time.perf_counter() - started)
+
+    # -- administration (not on the hot path: one call each) -------------------------------------------------
+
+    async def _script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        script = SCRIPTS[name]
+        try:
+            return await self.client.evalsha(script.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            await self.load_scripts()
+            return await self.client.evalsha(script.sha, len(keys), *keys, *args)
+
+    async def write_account(self, account_id: str, mode: str, fields: dict[str, str | int]) -> str:
+        """Create (``mode="create"``) or update an account's settings; returns "ok", "exists" or "missing"."""
+        flat = [value for pair in fields.items() for value in pair]
+        reply = await self._script("account", [self.keys(account_id).account], [mode, *flat])
+        return reply.decode()
+
+    async def read_account(self, account_id: str) -> dict[str, str] | None:
+        keys = self.keys(account_id)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(keys.account)
+        pipe.scard(keys.sessions)
+        fields, open_sessions = await pipe.execute()
+        if not fields:
+            return None
+        account = {k.decode(): v.decode() for k, v in fields.items()}
+        account["open_sessions"] = str(open_sessions)
+        return account
+
+    async def transact(
+        self, account_id: str, *, key: str, kind: str, amount_micros: int, ledger_code: int, description: str
+    ) -> tuple[str, str, int, int]:
+        """Apply a money movement once per idempotency key; returns (outcome, transaction id, balance, tax): tax is
+        the prepaid tax taken from a top-up (``lua/transaction.lua``), else 0."""
+        keys = self.keys(account_id)
+        digest = hashlib.sha256(_encode([kind, amount_micros, ledger_code, description])).hexdigest()[:16]
+        args = [key, kind, amount_micros, ledger_code, description, int(time.time() * 1000), uuid.uuid4().hex, digest]
+        reply = await self._script("transaction", [keys.account, keys.transactions, keys.events], args)
+        outcome = reply[0].decode()
+        if outcome in ("ok", "dup"):
+            return outcome, reply[1].decode(), int(reply[2]), int(reply[3])
+        return outcome, "", 0, 0
+
+    async def open_sessions(self, account_id: str) -> list[dict[str, str | int]]:
+        """The account's open sessions: their fields, and ``held``, what they hold over all rating groups."""
+        keys = self.keys(account_id)
+        ids = sorted(member.decode() for member in await self.client.smembers(keys.sessions))
+        if not ids:
+            return []
+        fields = ("last_rn", "cost", "called", "started_ms", "deadline_ms", "rgs")
+        pipe = self.client.pipeline(transaction=False)
+        for session_id in ids:
+            pipe.hmget(keys.session(session_id), *fields)
+        sessions = []
+        for session_id, values in zip(ids, await pipe.execute(), strict=True):
+            record = {name: (value or b"").decode() for name, value in zip(fields, values, strict=True)}
+            sessions.append({"session_id": session_id, **record})
+        pipe = self.client.pipeline(transaction=False)
+        for session in sessions:  # every session asks for at least one field, so that replies line up
+            groups = [group for group in str(session["rgs"]).split(",") if group]
+            pipe.hmget(keys.session(str(session["session_id"])), "state", *(f"rg:{group}:hold" for group in groups))
+        for session, (_, *holds) in zip(sessions, await pipe.execute(), strict=True):
+            session["held"] = sum(int(hold or 0) for hold in holds)
+        return sessions
