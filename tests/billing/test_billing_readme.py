@@ -62,8 +62,8 @@ async def test_the_readme_bills_its_own_call(redis_url, db_url, store, tmp_path)
     assert steps[2][0][-2:] == ["--at", "2026-01-05T09:00:00Z"] and steps[-2][0][-2:] == ["--date", "2026-02-01"]
 
     async with serving(redis_url, tmp_path) as client:
-        env = {"OCC_SERVER": client.address, "OCC_REDIS_URL": redis_url, "OCC_DB_URL": db_url,
-               "OCC_DATA_DIR": str(tmp_path)}  # fmt: skip
+        env = {"OCC_SERVER": client.address, "OCC_ADMIN_SERVER": client.address, "OCC_TOKEN": client.token,
+               "OCC_REDIS_URL": redis_url, "OCC_DB_URL": db_url, "OCC_DATA_DIR": str(tmp_path)}  # fmt: skip
         for args, shown in steps:
             result = await asyncio.to_thread(CliRunner().invoke, main, args, env=env, catch_exceptions=False)
             assert result.exit_code == 0, (args, result.output)
