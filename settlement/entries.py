@@ -23,6 +23,11 @@ switch's usage, and entries written before actors existed) book ``actor`` None (
 
 The rows are :class:`~settlement.records.LedgerRow`, :class:`~settlement.records.XdrRow` and
 :class:`~settlement.records.AccountRow` (their fields and signs are documented there).
+
+Times: a ledger row is of the moment the balance changed (``time_ms``). A usage xDR (session, event) starts when the
+call or event began as the switch reported it (``start_s``; an entry without it falls back to ``time_ms``) and its
+``period`` is that start's UTC month: a call priced at its start is billed in the period of that start, whichever
+day it is settled (``docs/billing.md``). Every other xDR starts, ends and has its period at ``time_ms``.
 """
 
 from __future__ import annotations
@@ -222,11 +227,12 @@ def _usage_xdr(head: Head, fields: dict[str, str], now_ms: int) -> XdrRow:
         if head.amount != sign * cost:
             raise Malformed(f"amount {head.amount} does not match cost {cost} of a {head.kind}")
         cause, cost = "EVENT", -head.amount
+    # An entry written before start_s was on every usage entry: the entry's own time.
     start_ms = _int(fields, "start_s", low=0, high=LATEST_MS // 1000) * 1000 if fields.get("start_s") else head.time_ms
     status, reason = billable_status(head.ledger_code)
     return XdrRow(
         id=head.key,
-        period=head.period,
+        period=period_of(start_ms),  # a call belongs to the month it started in, not the one it was settled in
         account=head.account,
         kind="session" if head.kind == "session_close" else head.kind,
         record_type=RecordType.MAIN,

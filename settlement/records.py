@@ -25,7 +25,8 @@ class XdrRow(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     Attributes:
         id: ``s<shard>:<entry id>`` for what a stream entry booked (``:tax`` added for a top-up's tax),
             ``tax:<invoice id>:<ledger code>:<rate>`` for a period close's tax, ``<id>:r<n>[:rev]`` for a rerate's.
-        period: the UTC month ``YYYY-MM`` of its end (with ``id``, the primary key; the PostgreSQL partition).
+        period: the UTC month ``YYYY-MM`` of its start (with ``id``, the primary key; the PostgreSQL partition): a
+            call belongs to the month it started in, whichever day it was settled.
         account: the account it belongs to.
         kind: ``session``, ``event_charge``, ``event_refund`` (usage), ``topup``, ``payment``, ``adjustment``,
             ``refund`` (money movements), ``topup_tax``, ``tax`` (tax) or ``correction`` (a rerate's reversal).
@@ -51,6 +52,8 @@ class XdrRow(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         invoice_id: the invoice it is on, once BILLED.
         revision: 0 for an original, n for a rerate's revision n; corrects: the original a revision corrects.
         created_ms: when it was written.
+        late_period_start_ms, late_period_end_ms: for an item billed after its own period was invoiced (late), that
+            period (``settlement/billing/late.py``); None for an item billed in its own period.
         actor: who caused it through the Admin API (``token:<name>``, ``certificate:<name>``): a money movement, or
             the close of a session an administrator aborted; None for the switch's usage and for what was settled
             before actors existed. A rerate's reversal and revision keep their original's.
@@ -89,6 +92,8 @@ class XdrRow(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     revision: int = 0
     corrects: str | None = None
     created_ms: int
+    late_period_start_ms: int | None = None
+    late_period_end_ms: int | None = None
     actor: str | None = None
 
 

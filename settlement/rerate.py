@@ -1,7 +1,8 @@
 """``occ rerate``: price settled xDRs again with a tariff, and correct the ones whose price changed.
 
 **What is re-rated.** Original xDRs (revision 0) of kind ``session``, ``event_charge`` or ``event_refund``, status
-BILLABLE or BILLED, whose end falls in ``[from, to)`` (UTC; ``period`` prunes the scan), optionally of one account.
+BILLABLE or BILLED, whose start falls in ``[from, to)`` (UTC; ``period``, the start's month, prunes the scan),
+optionally of one account: a call is re-rated with the month it is billed in, whenever it was settled.
 Each is priced as the online core priced it: its plan, service, called number (normalised with the tariff's
 country code), start and units as one call. A session xDR's units are the rating group's cumulative usage from the
 call's start, and the online core charged exactly the price of that usage, in parts.
@@ -209,8 +210,10 @@ def _revision(
     """Revision ``n`` of an xDR: the reversal of ``reversed_row`` (kind ``correction``) and the original at its new
     price, both BILLABLE in the original's period."""
     replace = msgspec.structs.replace
+    # A revision is billed afresh: never late (settlement/billing/late.py), whatever the row it copies was.
     common = {"revision": c.revision, "corrects": c.original, "status": XdrStatus.BILLABLE, "status_reason": "",
-              "invoice_id": None, "created_ms": now_ms}  # fmt: skip
+              "invoice_id": None, "created_ms": now_ms, "late_period_start_ms": None,
+              "late_period_end_ms": None}  # fmt: skip
     tax = reversed_row.tax_amount
     reversal = replace(reversed_row, **common, id=f"{c.original}:r{c.revision}:rev", kind="correction",
                        cost=-c.old_cost_micros, tax_amount=None if tax is None else -tax,

@@ -115,8 +115,8 @@ def plan(
     """Price every selected xDR again and list the corrections; writes nothing."""
     result = Plan(tariff.hash)
     query = select(xdrs).where(
-        xdrs.c.end_ms >= from_ms,
-        xdrs.c.end_ms < to_ms,
+        xdrs.c.start_ms >= from_ms,
+        xdrs.c.start_ms < to_ms,
         xdrs.c.kind.in_(RERATED_KINDS),
         xdrs.c.status.in_((XdrStatus.BILLABLE, XdrStatus.BILLED)),
         xdrs.c.revision == 0,

@@ -69,7 +69,7 @@ class RerateRun:
     def plan(
         self, *, from_ms: int, to_ms: int, account: str | None = None, progress: Callable[[Plan], None] | None = None
     ) -> Plan:
-        """Step 1: price the xDRs ending in ``[from_ms, to_ms)`` (of ``account``) again; writes nothing."""
+        """Step 1: price the xDRs starting in ``[from_ms, to_ms)`` (of ``account``) again; writes nothing."""
         return rerate.plan(self.engine, self.tariff, from_ms=from_ms, to_ms=to_ms, account=account, progress=progress)
 
     def owed(self) -> int:

@@ -20,6 +20,7 @@ recorded in ``status_reason`` (prefixed ``restored:`` on a restore, so the audit
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -59,6 +60,19 @@ class Change(msgspec.Struct, frozen=True):
     after: str
     reason: str
     ledger_code: str
+
+
+def lateness(row: Row[Any]) -> str:
+    """How late the xDR was billed: "no", or the period it belonged to, already invoiced when it was billed (it then
+    went on a later invoice, ``settlement/billing/late.py``)."""
+    if row.late_period_start_ms is None:
+        return "no"
+
+    def utc(ms: int) -> str:
+        return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+
+    return (f"yes: its period {utc(row.late_period_start_ms)} – {utc(row.late_period_end_ms)} UTC had been "
+            f"invoiced; billed on invoice id {row.invoice_id}")  # fmt: skip
 
 
 def find(connection: Connection, xdr_id: str) -> Row[Any]:

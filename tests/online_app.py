@@ -30,11 +30,12 @@ MONDAY_PEAK = int(datetime(2026, 1, 5, 9, 0, tzinfo=UTC).timestamp())  # STANDAR
 
 
 class Client:
-    """Stubs for one running server, and its App (for the sweeper, Redis and settings)."""
+    """Stubs for one running server, its App (for the sweeper, Redis and settings) and its address (``host:port``,
+    for the ``occ`` command line)."""
 
-    def __init__(self, app: App, channel: grpc.aio.Channel) -> None:
-        self.app, self.channel = app, channel
-        self.token, self.address = "", ""  # the admin token the channel sends, and the server's host:port
+    def __init__(self, app: App, channel: grpc.aio.Channel, address: str = "") -> None:
+        self.app, self.channel, self.address = app, channel, address
+        self.token = ""  # the admin token the channel sends
         self.charging = charging_pb2_grpc.ChargingStub(channel)
         self.admin = admin_pb2_grpc.AdminStub(channel)
 
@@ -94,8 +95,8 @@ async def serving(redis_url: str, data_dir: Path, *, cluster: bool = False, **se
     await server.start()
     channel = aio_channel(f"127.0.0.1:{port}", token=token)
     try:
-        client = Client(app, channel)
-        client.token, client.address = token, f"127.0.0.1:{port}"
+        client = Client(app, channel, f"127.0.0.1:{port}")
+        client.token = token
         yield client
     finally:
         await channel.close()

@@ -75,6 +75,8 @@ def _scalar(field: FieldDescriptor) -> st.SearchStrategy[Any]:
         return _text()
     if field.type == FieldDescriptor.TYPE_BOOL:
         return st.booleans()
+    if field.type == FieldDescriptor.TYPE_BYTES:
+        return st.binary(max_size=300)
     if field.type == FieldDescriptor.TYPE_ENUM:
         return st.one_of(st.sampled_from([value.number for value in field.enum_type.values]), st.integers(-3, 99))
     return _integer(field.type)
@@ -96,7 +98,11 @@ def messages(draw: st.DrawFn, cls: type[Message], depth: int = 0) -> Message:
 
 
 def _set(draw: st.DrawFn, message: Message, field: FieldDescriptor, depth: int) -> None:
-    if field.type == FieldDescriptor.TYPE_MESSAGE:
+    if field.type == FieldDescriptor.TYPE_MESSAGE and field.message_type.GetOptions().map_entry:
+        key, value = field.message_type.fields_by_name["key"], field.message_type.fields_by_name["value"]
+        entries = draw(st.dictionaries(_scalar(key), _scalar(value), max_size=5))
+        getattr(message, field.name).update(entries)  # (maps of scalars: LoadTariff's files)
+    elif field.type == FieldDescriptor.TYPE_MESSAGE:
         if depth > 3:
             return
         cls = GetMessageClass(field.message_type)

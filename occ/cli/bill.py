@@ -32,11 +32,11 @@ def _engine(config: object, flags: dict, *, must_exist: bool = False) -> Engine:
     return open_database(load_settings(config, **flags), must_exist=must_exist)  # type: ignore[arg-type]
 
 
-def _outcome(o: Outcome, tz: str = "UTC") -> str:
+def _outcome(o: Outcome) -> str:
     what = {"ISSUED": "issued", "ALREADY": "already issued", "DRAFT": "left DRAFT", "PREVIEW": "preview"}[o.status]
     ident = f"invoice {o.number:08d} (id {o.invoice_id})" if o.number is not None else f"id {o.invoice_id}"
     problems = "".join(f"\n    - {p}" for p in o.problems)
-    return f"{o.account}: {describe(o.period_start_ms, o.period_end_ms, tz)} {what}: {ident}{problems}"
+    return f"{o.account}: {describe(o.period_start_ms, o.period_end_ms, o.timezone)} {what}: {ident}{problems}"
 
 
 @click.group()

@@ -28,7 +28,7 @@ from settlement.reconcile import Outcome, Report, reconcile
 from settlement.rerate_run import RerateRun
 from settlement.store.database import reading
 from settlement.vocabulary import XdrStatus
-from settlement.xdr_status import StatusError, except_xdr, find, list_xdrs, restore_xdr
+from settlement.xdr_status import StatusError, except_xdr, find, lateness, list_xdrs, restore_xdr
 
 T = TypeVar("T")
 
@@ -117,6 +117,7 @@ def show_command(config: Path | None, xdr_id: str, **flags: object) -> None:
     for name, value in row._asdict().items():
         text = format_micros(value) if name in ("cost", "tax_amount") and value is not None else value
         click.echo(f"{name + ':':<15} {'' if text is None else text}")
+    click.echo(f"{'late:':<15} {lateness(row)}")
 
 
 @xdr.command("list")
@@ -172,7 +173,7 @@ def _status(call: Callable[[], T]) -> T:
 
 @click.command("rerate")
 @store_options
-@click.option("--from", "from_text", required=True, metavar="DATE", help="First day (UTC) of xDR ends, YYYY-MM-DD.")
+@click.option("--from", "from_text", required=True, metavar="DATE", help="First day (UTC) of xDR starts, YYYY-MM-DD.")
 @click.option("--to", "to_text", required=True, metavar="DATE", help="Day (UTC) after the last, YYYY-MM-DD.")
 @click.option("--account", metavar="ACCOUNT", help="Only this account.")
 @click.option("--tariff", "tariff_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),

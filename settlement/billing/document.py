@@ -130,7 +130,8 @@ def _when(time_ms: int | None, tz: str) -> str:
     return "" if time_ms is None else local_date(time_ms, tz).isoformat()
 
 
-TABLE_WIDTH = 128  # the lines table's width in text(): the statement's amounts end at the same column
+DESCRIPTION = 52  # characters of a line's description in the terminal (a late line: "Late usage voice (…) of <day>")
+TABLE_WIDTH = 84 + DESCRIPTION  # the lines table's width in text(): the statement's amounts end at the same column
 
 
 def text(view: InvoiceView) -> str:
@@ -145,7 +146,9 @@ def text(view: InvoiceView) -> str:
     out.append(f"Customer {h['customer_code']} (account {h['account']}), tenant {h.get('tenant', '')}")
     out.append(f"Period {d['period']} ({h['timezone']}); issued {d['issued']}; amounts in {h['currency']}")
     tax = h["tax_profile"] or "none"
-    out.append(f"Kind {h['kind']}; tax profile {tax} ({h['tax_mode']}); {h['xdr_count']} items")
+    items = f"{h['xdr_count']} item{'' if h['xdr_count'] == 1 else 's'}"
+    late = f" ({h['late_items']} late: billed after their period was invoiced)" if h.get("late_items") else ""
+    out.append(f"Kind {h['kind']}; tax profile {tax} ({h['tax_mode']}); {items}{late}")
     if not view.preview:
         reason = f": {h['state_reason']}" if h["state_reason"] else ""
         replaces = f"; replaces invoice id {h['replaces']}" if h["replaces"] else ""
@@ -155,13 +158,14 @@ def text(view: InvoiceView) -> str:
     for label, amount in view.statement():
         out.append(f"  {label:<{TABLE_WIDTH - 2 - 16}}{view.money(amount):>16}")
     out.append("")
-    out.append(f"  {'#':>3} {'category':<11} {'ledger':<10} {'description':<44} {'count':>6} {'units':>10} "
+    out.append(f"  {'#':>3} {'category':<11} {'ledger':<10} {'description':<{DESCRIPTION}} {'count':>6} {'units':>10} "
                f"{'net':>12} {'tax':>10} {'amount':>12}")  # fmt: skip
     for line in view.lines:
         desc = line["description"]
         if line["time_ms"] is not None:
             desc = f"{_when(line['time_ms'], h['timezone'])} {desc} {line['reference']}".strip()
-        out.append(f"  {line['line_number']:>3} {line['category']:<11} {line['ledger_code']:<10} {desc[:44]:<44} "
+        out.append(f"  {line['line_number']:>3} {line['category']:<11} {line['ledger_code']:<10} "
+                   f"{desc[:DESCRIPTION]:<{DESCRIPTION}} "
                    f"{line['count']:>6} {line['units']:>10} {view.money(line['net']):>12} "
                    f"{view.money(line['tax']):>10} {view.money(line['amount']):>12}")  # fmt: skip
     return "\n".join(out) + "\n"

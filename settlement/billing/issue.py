@@ -7,7 +7,9 @@ The issuing transaction, in order:
 2. look for the invoice of (account, period start, revision): if one is issued, stop (a second run issues nothing);
 3. insert the invoice (DRAFT) — the unique (account, period start, revision) is the last line of defence;
 4. ``UPDATE xdrs SET status='BILLED', invoice_id=… WHERE account=… AND status='BILLABLE' AND invoice_id IS NULL AND
-   end_ms < period end RETURNING …``: what is counted is exactly what was marked, whatever arrives meanwhile;
+   start_ms < period end RETURNING …``: what is counted is exactly what was marked, whatever arrives meanwhile (an
+   item's start decides its period: a call's start, ``late.py``); the marked items that start before the period are
+   late: the period they belonged to is recorded on them;
 5. compute the statement, run the validators (the statement's, and the parties' when the tenant's issuer requires
    them): on a problem, roll everything back and store a DRAFT with the reasons (no number, nothing marked; the next
    run tries again);
@@ -30,7 +32,8 @@ from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, up
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from settlement.billing import erp, tieout, validate
+from settlement.billing import erp, late, tieout, validate
+from settlement.billing.late import Period
 from settlement.billing.parties import Issuer, encode
 from settlement.billing.setup import BillingAccount, load_issuers
 from settlement.billing.statement import Item, Statement, compute
@@ -43,11 +46,12 @@ from settlement.store.schema import invoice_lines, invoice_sequences, invoices, 
 from settlement.vocabulary import ISSUED_STATES, InvoiceKind, InvoiceState, RecordType, TaxMode, XdrStatus
 from settlement.writer import row_dicts
 
-ITEM_COLUMNS = tuple(
-    xdrs.c[name]
-    for name in ("id", "kind", "record_type", "ledger_code", "service", "units", "cost", "currency", "revision",
-                 "end_ms", "session_id", "description", "tax_code", "tax_rate_ppm")
-)  # fmt: skip
+ITEM_NAMES = ("id", "kind", "record_type", "ledger_code", "service", "units", "cost", "currency", "revision", "end_ms",
+              "session_id", "description", "tax_code", "tax_rate_ppm", "start_ms", "period", "late_period_start_ms")
+ITEM_COLUMNS = tuple(xdrs.c[name] for name in ITEM_NAMES)
+# Rows are read by position: a million rows' worth of Row attribute look-ups costs seconds in a billing run.
+_ID, _REVISION, _START, _PERIOD, _LATE = (ITEM_NAMES.index(n) for n in ("id", "revision", "start_ms", "period",
+                                                                         "late_period_start_ms"))  # fmt: skip
 PERIOD_CLOSE_TAX = "tax:"
 """Id prefix of the taxation xDRs a period close books (a re-issue books them afresh; settlement's prepaid-tax xDRs,
 ``<entry key>:tax``, are items like any other)."""
@@ -57,7 +61,7 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
     """What issuing one invoice did.
 
     Attributes:
-        account, period_start_ms, period_end_ms: which statement.
+        account, period_start_ms, period_end_ms: which statement; timezone: the account's (to print the period).
         status: ISSUED, ALREADY (someone issued it before), DRAFT (validation failed) or PREVIEW (a dry run's).
         invoice_id, number, revision: the invoice (number None for a DRAFT).
         problems: why it stayed DRAFT.
@@ -67,6 +71,7 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
     period_start_ms: int
     period_end_ms: int
     status: str
+    timezone: str = "UTC"
     invoice_id: int | None = None
     number: int | None = None
     revision: int = 0
@@ -79,10 +84,13 @@ class Invalid(Exception):
         self.statement, self.problems = statement, problems
 
 
-def items_of(rows: Any) -> list[Item]:
+def items_of(rows: Any, late: dict[str, Period] | None = None) -> list[Item]:
+    """Rows of ``ITEM_COLUMNS`` → items; ``late``: periods found late now (else the one recorded on the row)."""
+    late = late or {}
     return [Item(id=r[0], kind=r[1], record_type=r[2], ledger_code=r[3], service=r[4], units=r[5], cost=r[6],
                  currency=r[7], revision=r[8], end_ms=r[9], reference=r[10], description=r[11],
-                 tax_code=r[12] or "", tax_rate_ppm=r[13] or 0)
+                 tax_code=r[12] or "", tax_rate_ppm=r[13] or 0,
+                 late_period_start_ms=late[r[0]][0] if r[0] in late else r[_LATE])
             for r in rows if r[2] != RecordType.TEXT]  # fmt: skip
 
 
@@ -102,9 +110,20 @@ _BROUGHT_FORWARD = (
 _MARK = (
     update(xdrs)
     .where(xdrs.c.account == bindparam("b_account"), xdrs.c.status == XdrStatus.BILLABLE,
-           xdrs.c.invoice_id.is_(None), xdrs.c.end_ms < bindparam("b_end"))
+           xdrs.c.invoice_id.is_(None), xdrs.c.start_ms < bindparam("b_end"))
     .values(status=XdrStatus.BILLED, invoice_id=bindparam("b_invoice"))
     .returning(*ITEM_COLUMNS)
+)  # fmt: skip
+_MARK_LATE = (
+    update(xdrs)
+    .where(xdrs.c.id == bindparam("b_id"), xdrs.c.period == bindparam("b_period"))
+    .values(late_period_start_ms=bindparam("b_start"), late_period_end_ms=bindparam("b_end"))
+)
+_INVOICED = (
+    select(invoices.c.period_start_ms, invoices.c.period_end_ms)
+    .where(invoices.c.account == bindparam("b_account"), invoices.c.state.in_(ISSUED_STATES),
+           invoices.c.period_end_ms <= bindparam("b_before"))
+    .distinct()
 )  # fmt: skip
 _INSERT_INVOICE = insert(invoices).returning(invoices.c.id)
 _UPDATE_INVOICE = update(invoices).where(invoices.c.id == bindparam("b_id"))
@@ -125,12 +144,31 @@ def brought_forward(connection: Connection, account: str, before_ms: int) -> int
     return row[0] if row else 0
 
 
+def late_periods(connection: Connection, account: BillingAccount, rows: Any, period_start_ms: int) -> dict[str, Period]:
+    """The rows billed in a period starting at ``period_start_ms`` that are late → the period each belonged to."""
+    overdue = [r for r in rows if late.is_late(r[_START], r[_REVISION], period_start_ms)]
+    if not overdue:
+        return {}
+    invoiced = [tuple(p) for p in connection.execute(_INVOICED, {"b_account": account.account,
+                                                                   "b_before": period_start_ms})]  # fmt: skip
+    return {r[_ID]: late.own_period(r[_START], invoiced, billing_day=account.billing_day, timezone=account.timezone)
+            for r in overdue}  # fmt: skip
+
+
+def mark_late(connection: Connection, rows: Any, periods: dict[str, Period]) -> None:
+    """Record on each late xDR the period it belonged to."""
+    if periods:
+        connection.execute(_MARK_LATE, [{"b_id": r[_ID], "b_period": r[_PERIOD], "b_start": periods[r[_ID]][0],
+                                         "b_end": periods[r[_ID]][1]} for r in rows if r[_ID] in periods])  # fmt: skip
+
+
 def header(account: BillingAccount, profile: TaxProfile, s: Statement) -> dict[str, Any]:
     return {
         "customer_code": account.customer_code, "timezone": account.timezone, "currency": account.currency,
         "tax_profile": profile.name, "tax_mode": profile.mode, "brought_forward": s.brought_forward,
         "charges": s.charges, "payments": s.payments, "adjustments": s.adjustments, "tax": s.tax,
         "rounding": s.rounding, "carried_forward": s.carried_forward, "xdr_count": s.item_count,
+        "late_items": s.late_items,
     }  # fmt: skip
 
 
@@ -245,7 +283,8 @@ def _issue_one(connection: Connection, job: Job, now_ms: int, numbers: dict[str,
     transaction (outside any savepoint: PostgreSQL releases locks taken in a savepoint that is rolled back);
     ``issuers``: the tenants' issuers (absent: not configured)."""
     account, profile, start_ms, end_ms = job.account, job.profile, job.start_ms, job.end_ms
-    done = {"account": account.account, "period_start_ms": start_ms, "period_end_ms": end_ms}
+    done = {"account": account.account, "period_start_ms": start_ms, "period_end_ms": end_ms,
+            "timezone": account.timezone}
     values: dict[str, Any] = {}
     if account.tenant not in numbers:
         numbers[account.tenant] = lock_sequence(connection, account.tenant)
@@ -267,15 +306,18 @@ def _issue_one(connection: Connection, job: Job, now_ms: int, numbers: dict[str,
             "kind": job.kind, "period_start_ms": start_ms, "period_end_ms": end_ms, "timezone": account.timezone,
             "currency": account.currency, "tax_profile": profile.name, "tax_mode": profile.mode,
             "brought_forward": bf, "charges": 0, "payments": 0, "adjustments": 0, "tax": 0, "rounding": 0,
-            "carried_forward": bf, "xdr_count": 0, "created_ms": now_ms, "number": None, "revision": 0,
-            "replaces": None, "state": InvoiceState.DRAFT, "state_reason": "", "updated_ms": now_ms,
+            "carried_forward": bf, "xdr_count": 0, "late_items": 0, "created_ms": now_ms, "number": None,
+            "revision": 0, "replaces": None, "state": InvoiceState.DRAFT, "state_reason": "", "updated_ms": now_ms,
             "seller": encode(issuer.party) if issuer else "", "buyer": encode(account.customer),
         }  # fmt: skip
         invoice_id = connection.execute(_INSERT_INVOICE, values).scalar_one()
         marked = connection.execute(
             _MARK, {"b_account": account.account, "b_end": end_ms, "b_invoice": invoice_id}
         ).all()
-        s = compute(items_of(marked), currency=account.currency, profile=profile, brought_forward=bf)
+        periods = late_periods(connection, account, marked, start_ms)
+        mark_late(connection, marked, periods)
+        s = compute(items_of(marked, periods), currency=account.currency, profile=profile, brought_forward=bf,
+                    timezone=account.timezone)  # fmt: skip
         problems = validate.problems(s, extra=[*job.profile_problems, *validate.parties(issuer, account.customer)])
         if problems:
             raise Invalid(s, problems)

@@ -56,7 +56,7 @@ def reissue(engine: Engine, invoice_id: int, *, now_ms: int | None = None) -> Ou
                       "seller": encode(issuer.party) if issuer else "", "buyer": encode(account.customer)}
             new_id = connection.execute(insert(invoices).returning(invoices.c.id), values).scalar_one()
             s = compute(items_of(_take_items(connection, old, new_id)), currency=old.currency, profile=profile,
-                        brought_forward=old.brought_forward)  # fmt: skip
+                        brought_forward=old.brought_forward, timezone=old.timezone)  # fmt: skip
             problems = validate.problems(s, extra=[*profile_problems, *validate.parties(issuer, account.customer)])
             if problems:
                 raise Invalid(s, problems)
@@ -68,10 +68,11 @@ def reissue(engine: Engine, invoice_id: int, *, now_ms: int | None = None) -> Ou
         values.update(header(account, profile, invalid.statement))
         draft = store_draft(engine, values, invalid.statement, invalid.problems)
         return Outcome(account=old.account, period_start_ms=old.period_start_ms, period_end_ms=old.period_end_ms,
-                       status="DRAFT", invoice_id=draft, revision=old.revision + 1,
+                       status="DRAFT", timezone=old.timezone, invoice_id=draft, revision=old.revision + 1,
                        problems=tuple(invalid.problems))  # fmt: skip
     return Outcome(account=old.account, period_start_ms=old.period_start_ms, period_end_ms=old.period_end_ms,
-                   status="ISSUED", invoice_id=new_id, number=old.number, revision=old.revision + 1)  # fmt: skip
+                   status="ISSUED", timezone=old.timezone, invoice_id=new_id, number=old.number,
+                   revision=old.revision + 1)  # fmt: skip
 
 
 def _load(engine: Engine, invoice_id: int) -> tuple[Row[Any], BillingAccount, TaxSetup]:
@@ -114,8 +115,8 @@ def _revision(old: Row[Any], profile: TaxProfile, now_ms: int) -> dict[str, Any]
         **{c: getattr(old, c) for c in kept},
         "kind": InvoiceKind.REISSUE, "tax_profile": profile.name, "tax_mode": profile.mode, "charges": 0,
         "payments": 0, "adjustments": 0, "tax": 0, "rounding": 0, "carried_forward": old.brought_forward,
-        "xdr_count": 0, "created_ms": now_ms, "number": None, "revision": old.revision + 1, "replaces": old.id,
-        "state": InvoiceState.DRAFT, "state_reason": "", "updated_ms": now_ms,
+        "xdr_count": 0, "late_items": 0, "created_ms": now_ms, "number": None, "revision": old.revision + 1,
+        "replaces": old.id, "state": InvoiceState.DRAFT, "state_reason": "", "updated_ms": now_ms,
     }  # fmt: skip
 
 

@@ -2,7 +2,9 @@
 
 A run closes, for every account settlement has seen, each period that ended by the run date (at local midnight of
 that date in the account's time zone), oldest first, in transactions of up to ``CHUNK``
-invoices, each in its own savepoint (:func:`issue.issue_many`). An account
+invoices, each in its own savepoint (:func:`issue.issue_many`). An account's first period is the billing cycle
+holding its earliest item (a call's start: a call made in January and settled in March opens January), or the
+moment settlement first saw it if that is earlier. An account
 whose statement stays DRAFT is not billed further until it is fixed. A preview computes the same statements from the
 same xDRs without marking anything and stores them in the ``preview_*`` tables.
 """
@@ -31,12 +33,13 @@ from settlement.billing.issue import (
     issue,
     issue_many,  # fmt: skip
     items_of,
+    late_periods,
     line_rows,
 )
 from settlement.billing.parties import encode
 from settlement.billing.setup import BillingAccount, TaxSetup, load_accounts, load_issuers, load_tax_setup
 from settlement.billing.statement import compute
-from settlement.store.schema import billing_runs, invoices, preview_invoice_lines, preview_invoices, xdrs
+from settlement.store.schema import accounts, billing_runs, invoices, preview_invoice_lines, preview_invoices, xdrs
 from settlement.vocabulary import EXCEPTED_STATUSES, ISSUED_STATES, InvoiceKind, XdrStatus
 
 EARLIEST_ZONE = "Etc/GMT-14"  # UTC+14: where a date begins first
@@ -73,11 +76,26 @@ def last_ends(connection: Connection, only: list[str] | None = None) -> dict[str
     return {a: e for a, e in connection.execute(query.group_by(invoices.c.account))}
 
 
-def open_period_start(account: BillingAccount, last_end: int | None) -> int:
-    """Where the account's open period starts: the end of its last invoice, or the cycle start it was first seen in."""
+def earliest_items(connection: Connection, only: list[str] | None = None) -> dict[str, int]:
+    """Each account's earliest open item (the least start of its BILLABLE xDRs): one index probe per account."""
+    earliest = (
+        select(func.min(xdrs.c.start_ms))
+        .where(xdrs.c.account == accounts.c.account, xdrs.c.status == XdrStatus.BILLABLE)
+        .correlate(accounts).scalar_subquery()
+    )  # fmt: skip
+    query = select(accounts.c.account, earliest)
+    if only is not None:
+        query = query.where(accounts.c.account.in_(only))
+    return {a: t for a, t in connection.execute(query) if t is not None}
+
+
+def open_period_start(account: BillingAccount, last_end: int | None, earliest_ms: int | None = None) -> int:
+    """Where the account's open period starts: the end of its last invoice, or the cycle start holding the earlier of
+    its first sight and its earliest open item (``earliest_ms``)."""
     if last_end is not None:
         return last_end
-    return cycle_start(account.first_seen_ms, account.billing_day, account.timezone)
+    first_ms = min(account.first_seen_ms, earliest_ms if earliest_ms is not None else account.first_seen_ms)
+    return cycle_start(first_ms, account.billing_day, account.timezone)
 
 
 def due_periods(account: BillingAccount, start_ms: int, run_date: date) -> list[tuple[int, int]]:
@@ -103,7 +121,7 @@ def _begin_run(engine: Engine, run_date: date, preview: bool, now_ms: int) -> in
 def excepted_items(connection: Connection, before_ms: int) -> list[dict[str, Any]]:
     rows = connection.execute(
         select(xdrs.c.id, xdrs.c.account, xdrs.c.status, xdrs.c.status_reason, xdrs.c.cost)
-        .where(xdrs.c.status.in_(EXCEPTED_STATUSES), xdrs.c.invoice_id.is_(None), xdrs.c.end_ms < before_ms)
+        .where(xdrs.c.status.in_(EXCEPTED_STATUSES), xdrs.c.invoice_id.is_(None), xdrs.c.start_ms < before_ms)
         .order_by(xdrs.c.account, xdrs.c.id)
     )  # fmt: skip
     return [{"id": r.id, "account": r.account, "status": r.status, "reason": r.status_reason, "cost": r.cost}
@@ -130,10 +148,11 @@ def run(engine: Engine, run_date: date, *, preview: bool = False, accounts: list
         everyone = load_accounts(connection, accounts)
         taxes = load_tax_setup(connection)
         ends = last_ends(connection, accounts)
+        earliest = earliest_items(connection, accounts)
     known: set[str] = set()
     jobs: list[Job] = []
     for done, account in enumerate(everyone, 1):
-        start = open_period_start(account, ends.get(account.account))
+        start = open_period_start(account, ends.get(account.account), earliest.get(account.account))
         periods = due_periods(account, start, run_date)
         if preview and periods:
             report.outcomes.append(preview_statement(engine, account, taxes, periods[0][0], periods[-1][1], run_id))
@@ -169,9 +188,11 @@ def preview_statement(engine: Engine, account: BillingAccount, taxes: TaxSetup, 
         bf = brought_forward(connection, account.account, start_ms)
         rows = connection.execute(
             select(*ITEM_COLUMNS).where(xdrs.c.account == account.account, xdrs.c.status == XdrStatus.BILLABLE,
-                                        xdrs.c.invoice_id.is_(None), xdrs.c.end_ms < end_ms)
+                                        xdrs.c.invoice_id.is_(None), xdrs.c.start_ms < end_ms)
         ).all()  # fmt: skip
-        s = compute(items_of(rows), currency=account.currency, profile=profile, brought_forward=bf)
+        late = late_periods(connection, account, rows, start_ms)
+        s = compute(items_of(rows, late), currency=account.currency, profile=profile, brought_forward=bf,
+                    timezone=account.timezone)  # fmt: skip
         issuer = load_issuers(connection, [account.tenant]).get(account.tenant)
         values = {"tenant": account.tenant, "account": account.account, "kind": InvoiceKind.PREVIEW,
                   "period_start_ms": start_ms, "period_end_ms": end_ms, "created_ms": now_ms, "run_id": run_id,
@@ -182,7 +203,7 @@ def preview_statement(engine: Engine, account: BillingAccount, taxes: TaxSetup, 
             connection.execute(insert(preview_invoice_lines), line_rows(preview_id, s))
     problems = validate.problems(s, extra=[*profile_problems, *validate.parties(issuer, account.customer)])
     return Outcome(account=account.account, period_start_ms=start_ms, period_end_ms=end_ms, status="PREVIEW",
-                   invoice_id=preview_id, problems=tuple(problems))  # fmt: skip
+                   timezone=account.timezone, invoice_id=preview_id, problems=tuple(problems))  # fmt: skip
 
 
 def _one_account(engine: Engine, account_id: str) -> tuple[BillingAccount, TaxSetup, int]:
@@ -191,7 +212,8 @@ def _one_account(engine: Engine, account_id: str) -> tuple[BillingAccount, TaxSe
         found = load_accounts(connection, [account_id])
         taxes = load_tax_setup(connection)
         last = last_ends(connection, [account_id]).get(account_id)
-    return found[0], taxes, open_period_start(found[0], last)
+        earliest = earliest_items(connection, [account_id]).get(account_id)
+    return found[0], taxes, open_period_start(found[0], last, earliest)
 
 
 def bill_now(engine: Engine, account_id: str, *, now_ms: int | None = None) -> Outcome:

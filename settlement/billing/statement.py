@@ -20,11 +20,15 @@ from decimal import Decimal
 import msgspec
 
 from settlement.billing.amounts import D, round_to_currency, to_micros
+from settlement.billing.cycle import local_date
 from settlement.billing.tax import TaxProfile, tax_in_gross, tax_on_net
 from settlement.vocabulary import USAGE_KINDS, RecordType, TaxMode
 
 CATEGORIES = ("CHARGE", "CREDIT", "CORRECTION", "ADJUSTMENT", "PAYMENT", "TAX", "ROUNDING")
 SERVICE_UNITS = {"voice": "s", "data": "octets", "message": "msgs", "": ""}
+UsageKey = tuple[str, str, str, int]
+"""A usage line's group: category, ledger code, service, and the start of the period its late items belonged to (0:
+on time)."""
 
 
 class Item(msgspec.Struct, frozen=True, kw_only=True):
@@ -41,6 +45,8 @@ class Item(msgspec.Struct, frozen=True, kw_only=True):
         currency: ISO 4217 code.
         revision: 0 for an original item, > 0 for a re-rating correction.
         end_ms: when it happened (Unix ms).
+        late_period_start_ms: for a late item (billed after its own period was invoiced, ``late.py``), the start of
+            the period it belonged to; None for an item billed in its own period.
         reference: session id or idempotency key.
         description: free text.
         tax_code, tax_rate_ppm: a TAX item's tax code and rate ("" and 0 otherwise).
@@ -60,6 +66,7 @@ class Item(msgspec.Struct, frozen=True, kw_only=True):
     description: str = ""
     tax_code: str = ""
     tax_rate_ppm: int = 0
+    late_period_start_ms: int | None = None
 
 
 PREPAID_TAX_KIND = "topup_tax"
@@ -121,6 +128,7 @@ class Statement(msgspec.Struct, frozen=True, kw_only=True):
     rounding: int
     carried_forward: int
     item_count: int
+    late_items: int  # of ``item_count``: items billed after their own period was invoiced (lines of their own)
     prepaid_tax: int  # of ``tax``: the tax taken at top-up (TAX lines from settlement's topup_tax xDRs)
     foreign_currency: tuple[str, ...]  # ids of items in another currency than the account's (a validation problem)
 
@@ -145,16 +153,18 @@ def _taxable(item: Item, profile: TaxProfile) -> bool:
     return False  # PREPAID: the tax was taken at top-up; its TAX xDRs are billed as they are
 
 
-def _describe(cat: str, ledger_code: str, service: str) -> str:
+def _describe(cat: str, ledger_code: str, service: str, late_day: str = "") -> str:
     label = {"CHARGE": "Usage", "CREDIT": "Usage credits", "CORRECTION": "Corrections after re-rating"}[cat]
-    return f"{label} {service} ({ledger_code})" if service else f"{label} ({ledger_code})"
+    text = f"{label} {service} ({ledger_code})" if service else f"{label} ({ledger_code})"
+    return f"Late {text[0].lower()}{text[1:]} of {late_day}" if late_day else text
 
 
 class _Gathered:
     """One pass over the items: sums per line group and per taxed ledger code, single lines, what stands out."""
 
     def __init__(self, brought_forward: int) -> None:
-        self.groups: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0])  # (cat, code, svc) → n,u,Σ
+        # (cat, code, service, start of the period a late item belonged to, 0 when on time) → n, units, Σ cost
+        self.groups: dict[UsageKey, list[int]] = defaultdict(lambda: [0, 0, 0])
         self.taxed: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])  # ledger code → n, units, Σ cost
         self.singles: list[Line] = []
         self.foreign: list[str] = []
@@ -162,9 +172,11 @@ class _Gathered:
         self.prepaid_taxes: list[Item] = []
         self.exact_total = brought_forward
         self.count = 0
+        self.late = 0  # of count: items billed after their own period was invoiced
 
     def add(self, item: Item, currency: str, profile: TaxProfile) -> None:
         self.count += 1
+        self.late += item.late_period_start_ms is not None
         if item.currency != currency:
             self.foreign.append(item.id)
         self.exact_total += item.cost
@@ -181,22 +193,27 @@ class _Gathered:
         if cat in ("PAYMENT", "ADJUSTMENT"):
             amount = _round(item.cost, currency)
             title = item.description or item.kind.replace("_", " ").capitalize()
+            title = title if item.late_period_start_ms is None else f"{title} (late)"
             self.singles.append(Line(category=cat, ledger_code=item.ledger_code, description=title, count=1, units=0,
                                      amount=amount, net=amount, tax=0, tax_code="", tax_rate_ppm=0,
                                      time_ms=item.end_ms, reference=item.reference))  # fmt: skip
         else:
-            g = self.groups[(cat, item.ledger_code, item.service)]
+            g = self.groups[(cat, item.ledger_code, item.service, item.late_period_start_ms or 0)]
             g[0], g[1], g[2] = g[0] + 1, g[1] + item.units, g[2] + item.cost
 
 
-def compute(items: Iterable[Item], *, currency: str, profile: TaxProfile, brought_forward: int) -> Statement:
-    """The statement of ``items`` for an account taxed by ``profile`` whose previous balance is ``brought_forward``."""
+def compute(items: Iterable[Item], *, currency: str, profile: TaxProfile, brought_forward: int,
+            timezone: str = "UTC") -> Statement:  # fmt: skip
+    """The statement of ``items`` for an account taxed by ``profile`` whose previous balance is ``brought_forward``.
+
+    Late items get lines of their own, per period they belonged to (its first day in ``timezone`` names it).
+    """
     gathered = _Gathered(brought_forward)
     for item in items:
         gathered.add(item, currency, profile)
     tax_groups = _tax_groups(gathered.taxed, currency, profile)
     order = {c: i for i, c in enumerate(CATEGORIES)}
-    lines = _usage_lines(gathered.groups, currency, profile)
+    lines = _usage_lines(gathered.groups, currency, profile, timezone)
     lines.extend(sorted(gathered.singles, key=lambda line: (order[line.category], line.time_ms or 0, line.reference)))
     tax_lines, added_tax = _tax_lines(tax_groups, profile)
     lines.extend(tax_lines)
@@ -217,7 +234,8 @@ def compute(items: Iterable[Item], *, currency: str, profile: TaxProfile, brough
     return Statement(currency=currency, profile=profile, brought_forward=brought_forward, lines=tuple(lines),
                      tax_groups=tuple(tax_groups), charges=charges, payments=payments, adjustments=adjustments,
                      tax=total("TAX", field="tax"), rounding=rounding, carried_forward=carried,
-                     item_count=gathered.count, prepaid_tax=sum(line.tax for line in prepaid_lines),
+                     item_count=gathered.count, late_items=gathered.late,
+                     prepaid_tax=sum(line.tax for line in prepaid_lines),
                      foreign_currency=tuple(gathered.foreign))  # fmt: skip
 
 
@@ -243,17 +261,20 @@ def _tax_groups(taxed: dict[str, list[int]], currency: str, profile: TaxProfile)
     return groups
 
 
-def _usage_lines(groups: dict[tuple[str, str, str], list[int]], currency: str, profile: TaxProfile) -> list[Line]:
-    """One line per (category, ledger code, service), in category order, with the tax it carries."""
+def _usage_lines(groups: dict[UsageKey, list[int]], currency: str, profile: TaxProfile, timezone: str) -> list[Line]:
+    """One line per (category, ledger code, service), in category order, with the tax it carries; late items of
+    each, per period they belonged to, after the on-time line."""
     order = {c: i for i, c in enumerate(CATEGORIES)}
     usage_taxed = profile.mode in (TaxMode.EXCLUSIVE, TaxMode.INCLUSIVE)
     lines = []
-    for (cat, code, service), (count, units, total) in sorted(groups.items(), key=lambda kv: (order[kv[0][0]], kv[0])):
+    ordered = sorted(groups.items(), key=lambda kv: (order[kv[0][0]], kv[0]))  # on time, then late (code, service)
+    for (cat, code, service, late_ms), (count, units, total) in ordered:
         amount = _round(total, currency)
         tax = to_micros(round_to_currency(_tax_of(total, profile), currency)) if usage_taxed else 0
         net = amount - tax if _inclusive(profile) else amount
-        lines.append(Line(category=cat, ledger_code=code, description=_describe(cat, code, service), count=count,
-                          units=units, amount=amount, net=net, tax=tax, tax_code=profile.tax_code,
+        late_day = local_date(late_ms, timezone).isoformat() if late_ms else ""
+        lines.append(Line(category=cat, ledger_code=code, description=_describe(cat, code, service, late_day),
+                          count=count, units=units, amount=amount, net=net, tax=tax, tax_code=profile.tax_code,
                           tax_rate_ppm=profile.rate_ppm))  # fmt: skip
     return lines
 

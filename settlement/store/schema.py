@@ -1,10 +1,11 @@
 """The settlement schema: every table, as SQLAlchemy Core, for SQLite and PostgreSQL alike.
 
 Amounts are :class:`~settlement.store.money.Money` (``int`` micro-units in Python). Times are Unix milliseconds
-(``*_ms``, BIGINT). ``period`` is the UTC month ``YYYY-MM`` a row belongs to (an xDR's end, a ledger row's time):
-xDRs are LIST-partitioned by it on PostgreSQL and indexed by it everywhere, so a billing run reads one or two
-periods, never the whole table. The migrations in ``migrations/versions`` create exactly these tables; change both
-together (``tests/settlement/test_schema.py`` compares them).
+(``*_ms``, BIGINT). ``period`` is the UTC month ``YYYY-MM`` a row belongs to (an xDR's start, which for a call or
+event is when it began, for anything else when it happened; a ledger row's time): xDRs are LIST-partitioned by it
+on PostgreSQL and indexed by it everywhere, so a rerate reads the months it names, never the whole table. The
+migrations in ``migrations/versions`` create exactly these tables; change both together
+(``tests/settlement/test_schema.py`` compares them).
 
 The columns holding a vocabulary (xDR status and record type, account status, tax mode, invoice kind and state,
 outbox state) take the words of ``settlement/vocabulary.py``; :func:`check_vocabulary_fits` proves at import that
@@ -58,7 +59,9 @@ accounts = Table(
 
 # Billable items: one per closed session's rating group, one-shot event, money movement, tax or correction. cost is
 # what the customer owes for the item (negative: a credit); status follows RAW → BILLABLE → BILLED, or an EXCEPTED
-# status with status_reason; a correction has revision > 0 and names the xDR it corrects.
+# status with status_reason; a correction has revision > 0 and names the xDR it corrects. start_ms decides the
+# billing period; an item billed after its period was invoiced is late: late_period_start_ms / _end_ms hold the
+# period it belonged to (NULL: billed in its own period).
 xdrs = Table(
     "xdrs",
     metadata,
@@ -95,6 +98,8 @@ xdrs = Table(
     Column("revision", Integer, nullable=False, default=0),
     Column("corrects", String(80)),
     Column("created_ms", BigInteger, nullable=False),
+    Column("late_period_start_ms", BigInteger),
+    Column("late_period_end_ms", BigInteger),
     Column("actor", Text),  # who caused it through the Admin API (token:<name> …); NULL for the switch's usage
     Index("xdrs_period_account_status", "period", "account", "status"),
     Index("xdrs_session", "session_id"),
@@ -272,6 +277,7 @@ def _invoice_columns() -> list[Column]:
         # The parties as issued (settlement.billing.parties.Party as JSON; "" = not configured), migration 0005.
         Column("seller", Text, nullable=False, server_default=""),
         Column("buyer", Text, nullable=False, server_default=""),
+        Column("late_items", Integer, nullable=False, server_default="0"),  # migration 0007
     ]
 
 
@@ -344,8 +350,8 @@ billing_runs = Table(
     Column("report", Text, nullable=False, default=""),
 )
 
-# Billing finds an account's open items through this index (account, status, end time).
-Index("xdrs_account_status_end", xdrs.c.account, xdrs.c.status, xdrs.c.end_ms)
+# Billing finds an account's open items through this index (account, status, start time: the billing time).
+Index("xdrs_account_status_start", xdrs.c.account, xdrs.c.status, xdrs.c.start_ms)
 
 
 # The columns that hold a vocabulary (settlement/vocabulary.py), and the vocabulary: every word must fit its column.

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from settlement.billing import validate
 from settlement.billing.amounts import parse_rate_ppm, round_to_currency
 from settlement.billing.cycle import CycleError, check_billing_day, cycle_start, next_boundary, zone
+from settlement.billing.late import is_late, own_period
 from settlement.billing.run import due_periods
 from settlement.billing.setup import BillingAccount
 from settlement.billing.statement import Item, compute
@@ -91,3 +92,32 @@ def test_validators_name_what_is_wrong():
     line = msgspec.structs.replace(s.lines[0], ledger_code="", amount=1)
     found = validate.problems(msgspec.structs.replace(s, lines=(line, *s.lines[1:])))
     assert any("has no ledger code" in p for p in found) and any("not rounded" in p for p in found)
+
+
+def test_late_items_get_lines_of_their_own_and_are_counted():
+    january = ms(2026, 1, 1, tz="Europe/Berlin")
+    items = [item(1_004_000), item(2_003_000, late_period_start_ms=january),
+             item(1_001_000, late_period_start_ms=january),
+             item(-5_000_000, "400000009", "payment", late_period_start_ms=january, description="Top-up")]  # fmt: skip
+    s = compute(items, currency="EUR", profile=VAT, brought_forward=0, timezone="Europe/Berlin")
+    assert [(line.category, line.description, line.count, line.amount) for line in s.lines] == [
+        ("CHARGE", "Usage voice (400000001)", 1, 1_000_000),
+        ("CHARGE", "Late usage voice (400000001) of 2026-01-01", 2, 3_000_000),  # its first day in Berlin
+        ("PAYMENT", "Top-up (late)", 1, -5_000_000),
+        ("TAX", "Tax S 20 % on 400000001", 3, 800_000),  # one tax on the code's whole base 4.008: 0.8016
+        ("ROUNDING", "Rounding difference", 0, 10_000),  # exact −0.1904 carries as −0.19, the lines make −0.20
+    ]
+    assert (s.item_count, s.late_items, s.charges) == (4, 3, 4_000_000) and validate.problems(s) == []
+
+
+def test_a_late_item_belonged_to_the_invoiced_period_holding_its_start_or_else_to_its_billing_cycle():
+    tz = "Europe/Berlin"
+    split = ms(2026, 1, 20, 15, tz=tz)
+    invoiced = [(ms(2026, 1, 1, tz=tz), split), (split, ms(2026, 2, 1, tz=tz))]
+    out_of_turn = own_period(ms(2026, 1, 20, 9, tz=tz), invoiced, billing_day=1, timezone=tz)
+    assert out_of_turn == invoiced[0]  # an out-of-turn invoice ended the first period at 15:00 on the 20th
+    assert own_period(ms(2026, 1, 25, tz=tz), invoiced, billing_day=1, timezone=tz) == invoiced[1]
+    before_the_first = own_period(ms(2025, 11, 20, tz=tz), invoiced, billing_day=1, timezone=tz)
+    assert before_the_first == (ms(2025, 11, 1, tz=tz), ms(2025, 12, 1, tz=tz))
+    items = ((1, 0), (5, 0), (1, 1), (9, 0))  # (start, revision) billed in a period starting at 5
+    assert [is_late(start, revision, 5) for start, revision in items] == [True, False, False, False]  # a correction

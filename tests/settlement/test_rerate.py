@@ -11,7 +11,6 @@ for STANDARD's first minute and 0.04 instead of 0.05 per SMS):
 from __future__ import annotations
 
 import shutil
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -39,9 +38,9 @@ def cheaper(tmp_path):
 
 
 def days() -> tuple[str, str]:
-    """--from and --to covering today (xDRs end when OCC closed them: now)."""
-    today = datetime.now(UTC).date()
-    return str(today - timedelta(days=1)), str(today + timedelta(days=1))
+    """--from and --to covering the xDRs' starts: the calls' (Monday 2026-01-05) and the SMS's (now, the events name
+    no time). A rerate selects by start, whatever day OCC closed the call."""
+    return "2026-01-05", str(datetime.now(UTC).date() + timedelta(days=1))
 
 
 async def traffic(client) -> dict[str, str]:
@@ -158,10 +157,15 @@ async def test_a_crash_before_the_balance_correction_is_repaired_once(redis_url,
         await settle(client, store)
         before = await balances(client)
         tariff = compile_tariff(load_tariff(cheaper))
-        window = {"from_ms": int(time.time() * 1000) - 86_400_000, "to_ms": int(time.time() * 1000) + 86_400_000}
+        start, end = days()
+        window = {"from_ms": rerate.parse_time(start), "to_ms": rerate.parse_time(end)}
 
         plan = rerate.plan(store, tariff, **window)
         assert rerate.plan(store, tariff, **window, batch=1).corrections == plan.corrections  # page by page
+        # By start: Monday 2026-01-05 holds alice's calls (settled today), not bob's SMS of today.
+        monday = rerate.plan(store, tariff, from_ms=rerate.parse_time("2026-01-05"),
+                             to_ms=rerate.parse_time("2026-01-06"))  # fmt: skip
+        assert (monday.examined, [c.account for c in monday.corrections]) == (2, ["alice"])
         # Another run corrected bob in between: this run writes alice and leaves bob, whose xDRs it would double.
         bob = [c for c in plan.corrections if c.account == "bob"]
         assert rerate.write(store, bob, run_id="run0", tariff_hash=tariff.hash) == (1, [])

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008_auth"
-down_revision = "0006_account_events"  # the chain: 0004 → 0005_parties → 0006_account_events → 0007_late_items → here
+down_revision = "0007_late_items"
 
 
 def upgrade() -> None:
