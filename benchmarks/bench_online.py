@@ -49,7 +49,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from benchmarks.online import correctness, h2load, redis_ceiling, report
+from benchmarks.online import correctness, h2load, redis_ceiling, replicas, report
 from benchmarks.online.accounts import AdminTarget, ceiling_accounts, create_accounts, softswitch_accounts
 from benchmarks.online.loadgen import Workload
 from benchmarks.online.machine import (
@@ -119,6 +119,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--wait-quiet", type=float, default=0.0, metavar="SECONDS", help="wait up to this long for a quiet machine")
     add("--seed", type=int, default=1, help="seed of every random draw (1)")
     add("--results-dir", type=Path, default=RESULTS_DIR, help=f"where results go (default {RESULTS_DIR})")
+    add("--redis-appendfsync", choices=("everysec", "always"), default="everysec",
+        help="OCC's Redis AOF fsync policy (default everysec; always: no acknowledged write lost in a crash)")
+    add("--replicas", type=int, default=0,
+        help="serve OCC on a Redis of the harness's own with this many replicas, not the embedded one (0)")
+    add("--min-replicas-acked", type=int, default=0,
+        help="OCC waits (WAIT) for this many replicas after each write batch; needs --replicas (0)")  # fmt: skip
     args = parser.parse_args(argv)
     args.phases = [p.strip() for p in args.phases.split(",") if p.strip()]
     if unknown := set(args.phases) - set(PHASES):
@@ -138,6 +144,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for name in counts:
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if not 0 <= args.min_replicas_acked <= args.replicas <= 4:
+        parser.error("--replicas must be 0–4 and --min-replicas-acked at most --replicas")
     if not 0 < args.seconds <= 600 or not 0 < args.rate <= 100_000 or not 0 <= args.drain_s <= 120:
         parser.error("--seconds must be in (0, 600], --rate in (0, 100,000] and --drain-s in [0, 120]")
     if any(not 0 < rate <= 100_000 for rate in args.calls_rates) or not 0 <= args.message_share <= 1:
@@ -277,17 +285,28 @@ def run_occ(args: argparse.Namespace, results: Summary, temp_dir: Path, base: Wo
                "--admin-listen", f"127.0.0.1:{admin_port}"]  # fmt: skip
     if args.no_settle_worker:
         command.append("--no-settle")
+    # occ settle and occ reconcile find the embedded Redis and the SQLite store under the server's data dir.
+    env = {key: value for key, value in os.environ.items() if not key.startswith("OCC_")}
+    env["OCC_DATA_DIR"] = str(data_dir)
+    env["OCC_REDIS_APPENDFSYNC"] = args.redis_appendfsync
+    own_redis = replicas.start(temp_dir / "redis", replicas=args.replicas,
+                               appendfsync=args.redis_appendfsync) if args.replicas else []  # fmt: skip
+    if own_redis:
+        env["OCC_REDIS_URL"] = own_redis[0].url
+        env["OCC_MIN_REPLICAS_ACKED"] = str(args.min_replicas_acked)
+        progress(f"OCC's Redis: a primary on port {own_redis[0].port} with {args.replicas} replica(s), "
+                 f"appendfsync {args.redis_appendfsync}, min_replicas_acked {args.min_replicas_acked}")  # fmt: skip
     progress(f"starting OCC on 127.0.0.1:{port} ({args.workers} worker(s)): {' '.join(command)}")
-    with running(Server("occ serve", command, temp_dir / "occ.log")) as server:
-        target = f"127.0.0.1:{port}"
-        wait_until_serving(target, SERVER_START_TIMEOUT_S, server)
-        # occ settle and occ reconcile find the embedded Redis and the SQLite store under the server's data dir.
-        env = {key: value for key, value in os.environ.items() if not key.startswith("OCC_")}
-        env["OCC_DATA_DIR"] = str(data_dir)
-        # the Admin listener's token for the local operator, which occ serve wrote before it started serving
-        admin = AdminTarget(f"127.0.0.1:{admin_port}", (data_dir / "admin-token").read_text().strip())
-        run_occ_phases(args, results, server, target, admin, env, base, run_id, ceiling_specs, switch_specs)
-        results["occ_log_tail"] = server.log_tail(20).splitlines()
+    try:
+        with running(Server("occ serve", command, temp_dir / "occ.log", env=env)) as server:
+            target = f"127.0.0.1:{port}"
+            wait_until_serving(target, SERVER_START_TIMEOUT_S, server)
+            # the Admin listener's token for the local operator, which occ serve wrote before it started serving
+            admin = AdminTarget(f"127.0.0.1:{admin_port}", (data_dir / "admin-token").read_text().strip())
+            run_occ_phases(args, results, server, target, admin, env, base, run_id, ceiling_specs, switch_specs)
+            results["occ_log_tail"] = server.log_tail(20).splitlines()
+    finally:
+        replicas.stop(own_redis)
 
 
 def run_occ_phases(args: argparse.Namespace, results: Summary, server: Server | External, target: str,

@@ -21,6 +21,7 @@ from occ.core.tariffs import TariffHolder
 from occ.settings import Settings
 from occ.store import keys
 from occ.store.client import connect
+from occ.store.replication import ReplicaAck
 from occ.store.scripts import Store
 from occ.v1 import admin_pb2, admin_pb2_grpc, charging_pb2, charging_pb2_grpc
 
@@ -35,8 +36,10 @@ class App:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.redis = connect(settings)
+        replicas = (ReplicaAck(settings.min_replicas_acked, settings.replica_ack_timeout_ms)
+                    if settings.min_replicas_acked else None)  # fmt: skip
         self.store = Store(self.redis, shards=settings.shards, cluster=settings.redis_cluster,
-                           on_roundtrip=metrics.observe_redis_roundtrip)  # fmt: skip
+                           on_roundtrip=metrics.observe_redis_roundtrip, replicas=replicas)  # fmt: skip
         self.tariffs = TariffHolder(self.redis, on_switch=metrics.set_current_tariff)
         self.engine = Engine(self.store, self.tariffs, validity_time_s=settings.validity_time_s)
         self.batcher = Batcher(

@@ -30,7 +30,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import uvloop
 from msgspec.structs import replace
@@ -47,14 +46,17 @@ from occ.metrics_server import (
 )
 from occ.settings import Settings, split_host_port
 from occ.settle_process import start_settlement
+from occ.store.client import RedisAccessError, check_access, connect
 from occ.store.embedded import EmbeddedRedis
 from occ.store.process import RedisStartError
+from occ.store.urls import redacted
 
 log = logging.getLogger(__name__)
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _PR_SET_PDEATHSIG = 1
 _KILL_AFTER_GRACE_S = 10.0  # how long past grace_s a stopping worker may take before it is killed
+_ACCESS_CHECK_S = 10.0  # how long the start-up check of Redis credentials and TLS may take
 
 
 def run(settings: Settings, *, app_factory: AppFactory | None = None) -> int:
@@ -83,13 +85,14 @@ def run(settings: Settings, *, app_factory: AppFactory | None = None) -> int:
                 embedded.start()
                 stack.callback(embedded.stop)
                 settings = replace(settings, redis_url=embedded.url)
+            _check_redis_access(settings)
             if settings.settle:
                 stack.callback(start_settlement(settings))  # stopped before the embedded Redis (LIFO)
             multiprocess_dir = prepare_multiprocess_dir(data_dir / "metrics") if settings.workers > 1 else None
             stack.callback(release_multiprocess_dirs)
             if settings.metrics_port:
                 stack.callback(serve_metrics(settings.metrics_port, multiprocess_dir, host=settings.host))
-        except (RedisStartError, OSError, TokenError) as error:
+        except (RedisStartError, RedisAccessError, OSError, TokenError) as error:
             log.error("cannot start: %s", error)
             return 1
         _announce(settings, embedded, local_token)
@@ -97,6 +100,23 @@ def run(settings: Settings, *, app_factory: AppFactory | None = None) -> int:
             return serve_worker(settings, 0, app_factory=app_factory)
         return _supervise(settings, multiprocess_dir, app_factory)
     raise AssertionError("unreachable")
+
+
+def _check_redis_access(settings: Settings) -> None:
+    """Raise :class:`RedisAccessError` (one clear line) when Redis refuses OCC's credentials, ACL or TLS; a Redis that
+    does not answer in time is left to the workers."""
+
+    async def probe() -> None:
+        client = connect(settings, pool_size=1)
+        try:
+            async with asyncio.timeout(_ACCESS_CHECK_S):
+                await check_access(client, settings.redis_url)
+        except TimeoutError:
+            pass
+        finally:
+            await client.aclose()
+
+    asyncio.run(probe())
 
 
 def _bootstrap_local_token(settings: Settings) -> Path | None:
@@ -261,10 +281,4 @@ def _announce(settings: Settings, embedded: EmbeddedRedis | None, local_token: P
 
 def _redacted(url: str) -> str:
     """``url`` (or comma-separated URLs) with any password replaced by ``***``."""
-    parts = []
-    for part in url.split(","):
-        address = urlsplit(part)
-        if address.password:
-            part = address._replace(netloc=address.netloc.replace(f":{address.password}@", ":***@", 1)).geturl()
-        parts.append(part)
-    return ",".join(parts)
+    return redacted(url)

@@ -25,7 +25,8 @@ from occ.config_layers import ENV_PREFIX, SettingsError, load_struct
 __all__ = ["ENV_PREFIX", "Settings", "SettingsError", "is_loopback", "load_struct", "split_host_port", "validate"]
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 APPENDFSYNC_MODES = ("everysec", "always")
-REDIS_URL_SCHEMES = ("redis://", "rediss://", "unix://")
+REDIS_URL_SCHEMES = ("redis://", "rediss://", "unix://", "redis+sentinel://", "rediss+sentinel://")
+TLS_REDIS_SCHEMES = ("rediss://", "rediss+sentinel://")
 DB_URL_SCHEMES = ("sqlite:///", "postgresql://", "postgres://", "postgresql+psycopg://")
 CLIENT_AUTH_MODES = ("none", "required")
 REFLECTION_MODES = ("auto", "on", "off")
@@ -40,8 +41,20 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
         metrics_port: Prometheus ``/metrics`` HTTP port on ``host``; 0 disables it.
         data_dir: the server's own files: embedded Redis (``redis/``), metrics of worker processes (``metrics/``).
         redis_url: ``redis://host:port/db`` (or ``unix://``); empty starts a private redis-server under ``data_dir``.
-            For a cluster, one or more comma-separated ``redis://host:port`` startup nodes.
+            For a cluster, one or more comma-separated ``redis://host:port`` startup nodes; for Redis Sentinel,
+            ``redis+sentinel://host:port,host:port/<service>``. ``rediss`` instead of ``redis``: TLS. The forms and
+            their query options: ``occ.store.urls``.
         redis_cluster: ``redis_url`` is a Redis Cluster.
+        redis_username: the Redis ACL user OCC logs in as, when ``redis_url`` names none.
+        redis_password: its password (better from ``OCC_REDIS_PASSWORD`` than from a file others may read), when
+            ``redis_url`` carries none.
+        redis_tls_ca_file: PEM file of the CA(s) that signed the Redis server's certificate (with ``rediss://``).
+        redis_tls_cert_file: PEM file of OCC's client certificate, for a Redis that requires one (``tls-auth-clients``).
+        redis_tls_key_file: PEM file of that certificate's private key.
+        min_replicas_acked: after each write batch, wait until this many replicas have it (Redis ``WAIT``) and fail the
+            requests (UNAVAILABLE, retriable) when they do not within ``replica_ack_timeout_ms``; 0: do not wait.
+            With 1 or more, a failover to a replica loses no acknowledged balance change. Single node or Sentinel.
+        replica_ack_timeout_ms: how long a write batch waits for its replicas.
         settle: run a settlement worker (``occ settle``) beside the server, draining the event streams into
             ``db_url``; turn it off when settlement workers run elsewhere.
         db_url: the settlement SQL store, ``sqlite:///PATH`` or ``postgresql://user@host/db``; empty: the SQLite
@@ -95,6 +108,13 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     data_dir: Path = Path("data")
     redis_url: str = ""
     redis_cluster: bool = False
+    redis_username: str = ""
+    redis_password: str = ""
+    redis_tls_ca_file: str = ""
+    redis_tls_cert_file: str = ""
+    redis_tls_key_file: str = ""
+    min_replicas_acked: int = 0
+    replica_ack_timeout_ms: int = 1000
     settle: bool = True
     db_url: str = ""
     redis_appendfsync: str = "everysec"
@@ -190,6 +210,7 @@ def _where_checks(s: Settings) -> list[Check]:
             not s.redis_cluster or bool(s.redis_url),
             "redis_cluster needs redis_url (the embedded Redis is a single node)",
         ),
+        *_redis_access_checks(s),
         (
             "redis_appendfsync",
             s.redis_appendfsync in APPENDFSYNC_MODES,
@@ -309,3 +330,41 @@ def _security_problems(s: Settings) -> list[tuple[str, str]]:
         limit = f"tariff_upload_max_bytes must be 1024–1073741824, got {s.tariff_upload_max_bytes}"
         problems.append(("tariff_upload_max_bytes", limit))
     return problems
+
+
+def _redis_access_checks(s: Settings) -> list[tuple[str, bool, str]]:
+    """The checks of the Redis TLS, credentials, Sentinel and replica settings (``validate``'s rows)."""
+    names = ("redis_tls_ca_file", "redis_tls_cert_file", "redis_tls_key_file")
+    tls_files = [name for name in names if getattr(s, name)]
+    sentinel = s.redis_url.startswith(("redis+sentinel://", "rediss+sentinel://"))
+    plain = s.redis_url.split("://")[0] + "://" if s.redis_url else "the embedded Redis"
+    return [
+        (
+            tls_files[0] if tls_files else "redis_tls_ca_file",
+            not tls_files or s.redis_url.startswith(TLS_REDIS_SCHEMES),
+            f"{', '.join(tls_files)} {'needs' if len(tls_files) == 1 else 'need'} a rediss:// (or "
+            f"rediss+sentinel://) redis_url: TLS is off for {plain}",
+        ),
+        (
+            "redis_tls_key_file",
+            bool(s.redis_tls_cert_file) == bool(s.redis_tls_key_file),
+            "redis_tls_cert_file and redis_tls_key_file go together (a client certificate and its key)",
+        ),
+        ("redis_cluster", not (sentinel and s.redis_cluster), "redis_cluster cannot be used with a redis+sentinel URL"),
+        (
+            "min_replicas_acked",
+            0 <= s.min_replicas_acked <= 16,
+            f"min_replicas_acked must be 0–16, got {s.min_replicas_acked}",
+        ),
+        (
+            "min_replicas_acked",
+            not s.min_replicas_acked or (bool(s.redis_url) and not s.redis_cluster),
+            "min_replicas_acked needs a redis_url with replicas, single node or Sentinel (the embedded Redis has "
+            "none; on Redis Cluster WAIT is not supported by OCC yet)",
+        ),
+        (
+            "replica_ack_timeout_ms",
+            1 <= s.replica_ack_timeout_ms <= 60_000,
+            f"replica_ack_timeout_ms must be 1–60000, got {s.replica_ack_timeout_ms}",
+        ),
+    ]

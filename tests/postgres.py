@@ -4,6 +4,10 @@ Found on PATH or under ``/usr/lib/postgresql/*/bin`` (``scripts/setup.sh`` insta
 neither has it). PostgreSQL refuses to run as root, so as root the cluster is owned by and run as ``postgres``.
 The server runs with fsync off (a test database need not survive a power cut) and is removed on stop. Under
 pytest-xdist each worker process starts its own (in its own temporary directory, on its own free port).
+
+With ``tls`` (test certificates, ``tests/certs.py``) it takes TCP connections over TLS only (``hostssl``; plain TCP
+is rejected), and with ``client_certificates`` only from a client whose certificate's common name is the user
+(``cert`` authentication). Tests create their databases over the Unix socket either way.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import subprocess
 import tempfile
 import uuid
 from pathlib import Path
+
+from certs import Certs
 
 SERVICE_USER = "postgres"
 PORT_ATTEMPTS = 5  # a free port can be taken between choosing it and the server binding it
@@ -37,7 +43,7 @@ def _free_port() -> int:
 class PostgresServer:
     """One running cluster; :meth:`new_database` gives each test an empty database of its own."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, tls: Certs | None = None, client_certificates: bool = False) -> None:
         self.directory = Path(tempfile.mkdtemp(prefix="occ-pg-"))
         self.port = _free_port()
         self._as: list[str] = []
@@ -46,12 +52,13 @@ class PostgresServer:
             self._as = ["runuser", "-u", SERVICE_USER, "--"]
         data = str(self.directory / "data")
         self._run(_binary("initdb"), "-D", data, "-U", "occ", "-A", "trust", "--no-sync", "-E", "UTF8")
+        tls_options = self._secure(Path(data), tls, client_certificates) if tls else ""
         for attempt in range(1, PORT_ATTEMPTS + 1):
             try:
                 self._run(
                     _binary("pg_ctl"), "-D", data, "-w", "-t", "60", "-l", str(self.directory / "log"), "-o",
                     f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off "
-                    "-c synchronous_commit=off -c full_page_writes=off",
+                    "-c synchronous_commit=off -c full_page_writes=off" + tls_options,
                     "start",
                 )  # fmt: skip
                 break
@@ -61,6 +68,21 @@ class PostgresServer:
                     raise
                 self.port = _free_port()  # another process (another xdist worker) took it meanwhile
         self._data = data
+
+    def _secure(self, data: Path, tls: Certs, client_certificates: bool) -> str:
+        """Copy the server's certificate files into the data dir (owned by the server's user, 0600), allow TCP over
+        TLS only; return the server options that turn TLS on."""
+        for source, name in ((tls.server_cert, "server.crt"), (tls.server_key, "server.key"), (tls.ca, "root.crt")):
+            target = data / name
+            shutil.copyfile(source, target)
+            os.chmod(target, 0o600)
+            if self._as:
+                shutil.chown(target, SERVICE_USER)
+        method = "cert" if client_certificates else "trust"
+        (data / "pg_hba.conf").write_text(
+            f"local all all trust\nhostssl all all 127.0.0.1/32 {method}\nhostnossl all all 0.0.0.0/0 reject\n"
+        )
+        return " -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key -c ssl_ca_file=root.crt"
 
     def _run(self, *command: str) -> None:
         result = subprocess.run([*self._as, *command], capture_output=True, text=True, timeout=120)
@@ -76,7 +98,9 @@ class PostgresServer:
         import psycopg
 
         name = "t_" + uuid.uuid4().hex[:12]
-        with psycopg.connect(self.url(), autocommit=True) as connection:
+        # Over the Unix socket: a server taking TLS only would refuse a plain TCP connection.
+        with psycopg.connect(host=str(self.directory), port=self.port, user="occ", dbname="postgres",
+                             autocommit=True) as connection:  # fmt: skip
             connection.execute(f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
         return self.url(name)
 

@@ -31,13 +31,14 @@ SERVER_STOP_TIMEOUT_S = 20.0
 class Server:
     """A server under test started as its own process group; stopped with SIGTERM, then SIGKILL if it lingers."""
 
-    def __init__(self, name: str, command: list[str], log_path: Path) -> None:
+    def __init__(self, name: str, command: list[str], log_path: Path, env: dict[str, str] | None = None) -> None:
         self.name = name
         self.command = command
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+            command, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=env,
         )
         self.pid = self.process.pid
 

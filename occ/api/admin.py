@@ -25,6 +25,7 @@ from occ.core.errors import (
     InvalidRequest,
     NotFound,
     OccError,
+    from_store,
     quoted,
 )
 from occ.core.payloads import close_request
@@ -277,7 +278,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
                               actor=caller().actor)  # fmt: skip
         [result] = await self.store.run_batch("session", [abort])
         if isinstance(result, Exception):
-            raise result
+            raise from_store(result)
         if result.outcome != "ok":
             return pb.AbortSessionAnswer(aborted=False)
         await self.notify("abort", account_id, session_id, request.reason)

@@ -16,6 +16,7 @@ from occ.cli.store_options import load_settings, open_database, store_options
 from occ.logs import configure as configure_logs
 from settlement.billing.posting import on_export_outcome, verify_document
 from settlement.export.exporter import Exporter, ExporterOptions, ExportSummary
+from settlement.export.security import ErpAuth
 
 if TYPE_CHECKING:
     from settlement.export.erp_sim import ErpSim
@@ -37,8 +38,24 @@ if TYPE_CHECKING:
 @click.option("--poll-s", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
               help="How often to look for due documents (without --once).")  # fmt: skip
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=0, help="Serve Prometheus /metrics here [off].")
+@click.option("--erp-username", envvar="OCC_ERP_USERNAME", default="",
+              help="OCC's user at the middleware (HTTP basic, or --erp-wsse); also $OCC_ERP_USERNAME.")  # fmt: skip
+@click.option("--erp-password", envvar="OCC_ERP_PASSWORD", default="",
+              help="Its password; better $OCC_ERP_PASSWORD, which ps does not show.")  # fmt: skip
+@click.option("--erp-wsse", "erp_wsse", flag_value="text", default="",
+              help="Send the credentials as a WS-Security UsernameToken (PasswordText), not HTTP basic.")  # fmt: skip
+@click.option("--erp-wsse-digest", "erp_wsse", flag_value="digest",
+              help="The same with PasswordDigest (SHA-1 of nonce, time and password).")  # fmt: skip
+@click.option("--erp-cert", envvar="OCC_ERP_CERT", type=click.Path(exists=True, dir_okay=False),
+              help="PEM client certificate for the TLS handshake (https); also $OCC_ERP_CERT.")  # fmt: skip
+@click.option("--erp-key", envvar="OCC_ERP_KEY", type=click.Path(exists=True, dir_okay=False),
+              help="Its private key; also $OCC_ERP_KEY.")  # fmt: skip
+@click.option("--erp-ca", envvar="OCC_ERP_CA", type=click.Path(exists=True, dir_okay=False),
+              help="PEM CA bundle that signed the middleware's certificate [the system's]; $OCC_ERP_CA.")  # fmt: skip
 def export(config: object, erp_url: str, once: bool, timeout_s: float, concurrency: int, backoff_s: float,
-           backoff_cap_s: float, poll_s: float, metrics_port: int, **flags: object) -> None:  # fmt: skip
+           backoff_cap_s: float, poll_s: float, metrics_port: int, erp_username: str, erp_password: str,
+           erp_wsse: str, erp_cert: str | None, erp_key: str | None, erp_ca: str | None,
+           **flags: object) -> None:  # fmt: skip
     """Send the ERP outbox (invoices and credit notes) to the finance middleware over SOAP.
 
     Transient faults and timeouts are retried with backoff (a retry first asks the ERP whether it already has the
@@ -50,6 +67,9 @@ def export(config: object, erp_url: str, once: bool, timeout_s: float, concurren
     try:
         options = ExporterOptions(timeout_s=timeout_s, concurrency=concurrency, backoff_s=backoff_s,
                                   backoff_cap_s=max(backoff_cap_s, backoff_s), poll_s=poll_s)  # fmt: skip
+        auth = ErpAuth(username=erp_username, password=erp_password, wsse=erp_wsse,  # type: ignore[arg-type]
+                       cert_file=erp_cert or "", key_file=erp_key or "", ca_file=erp_ca or "")  # fmt: skip
+        auth.check_url(erp_url)
     except ValueError as error:
         raise click.UsageError(str(error)) from None
     engine = open_database(settings)
@@ -58,7 +78,7 @@ def export(config: object, erp_url: str, once: bool, timeout_s: float, concurren
 
         start_http_server(metrics_port, addr=settings.host)
     try:
-        totals = asyncio.run(_export(engine, erp_url, options, once))
+        totals = asyncio.run(_export(engine, erp_url, options, once, auth))
     except ValueError as error:  # a bad --erp-url
         raise click.UsageError(str(error)) from None
     if totals.rejected:
@@ -81,14 +101,15 @@ def _summary(totals: ExportSummary) -> str:
             f"{totals.rejected:,} rejected{void}, {totals.retrying:,} retrying")  # fmt: skip
 
 
-async def _export(engine: Engine, erp_url: str, options: ExporterOptions, once: bool) -> ExportSummary:
+async def _export(engine: Engine, erp_url: str, options: ExporterOptions, once: bool,
+                  auth: ErpAuth) -> ExportSummary:  # fmt: skip
     def progress(summary: ExportSummary) -> None:
         _show(summary)
         if summary.outcomes:
             _say(f"{_summary(exporter.totals)} so far")
 
     exporter = Exporter(engine, erp_url, options=options, on_run=progress, on_outcome=on_export_outcome,
-                        verify=verify_document)
+                        verify=verify_document, auth=auth)
     backlog = await asyncio.to_thread(exporter.backlog)
     _say(f"{backlog.pending:,} documents pending ({backlog.retrying:,} tried before), {erp_url}")
     if once:
@@ -132,18 +153,34 @@ async def _report(exporter: Exporter, every_s: float = 1.0) -> None:
               help="Store the next N submissions but close the connection without an answer.")  # fmt: skip
 @click.option("--store", "store_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Keep the documents in this JSON file (across restarts).")  # fmt: skip
+@click.option("--username", default="", help="The one user accepted (with --require-basic / --require-wsse).")
+@click.option("--password", envvar="OCC_ERP_SIM_PASSWORD", default="", help="Its password; also $OCC_ERP_SIM_PASSWORD.")
+@click.option("--require-basic", is_flag=True, help="Answer 401 to a request without those credentials (HTTP basic).")
+@click.option("--require-wsse", is_flag=True, help="Fault a request without them in a WS-Security UsernameToken.")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="Serve https: certificate.")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="Its private key.")
+@click.option("--client-ca", type=click.Path(exists=True, dir_okay=False),
+              help="Require client certificates signed by this CA (https).")  # fmt: skip
 def erp_sim(port: int, fail_next: int, stall_s: float, stall_next: int | None, drop_next: int,
-            store_path: Path | None) -> None:  # fmt: skip
+            store_path: Path | None, username: str, password: str, require_basic: bool, require_wsse: bool,
+            tls_cert: str | None, tls_key: str | None, client_ca: str | None) -> None:  # fmt: skip
     """A simulated ERP middleware on 127.0.0.1 for demos and tests (SOAP, validated against the XSD).
 
     Stores documents, answers DUPLICATE on a replayed idempotency key, and fails, stalls or drops replies on demand;
     change that while it runs with POST /control, e.g. curl -d '{"fail_next": 3}' http://127.0.0.1:8090/control.
     """
     from settlement.export.erp_sim import ErpSim, Injections
+    from settlement.export.security import SimSecurity
 
     stalls = (1 if stall_s else 0) if stall_next is None else stall_next
     injections = Injections(fail_next=fail_next, stall_next=stalls, stall_s=stall_s, drop_next=drop_next)
-    sim = ErpSim(store_path=store_path, injections=injections)
+    try:
+        security = SimSecurity(username=username, password=password, require_basic=require_basic,
+                               require_wsse=require_wsse, cert_file=tls_cert or "", key_file=tls_key or "",
+                               client_ca_file=client_ca or "")  # fmt: skip
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    sim = ErpSim(store_path=store_path, injections=injections, security=security)
     try:
         asyncio.run(_serve_sim(sim, port))
     except OSError as error:

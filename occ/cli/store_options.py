@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from sqlalchemy import Engine
+from sqlalchemy import Engine, make_url
 from sqlalchemy.exc import OperationalError
 
 from occ.settings import Settings, SettingsError
+from occ.store.client import full_url
 from occ.store.embedded import running_url
 from occ.store.process import RedisStartError
 from settlement.accounts import NotInBooks, unknown
@@ -46,9 +47,10 @@ def load_settings(config: Path | None, **flags: Any) -> Settings:
 
 
 def redis_url(settings: Settings) -> str:
-    """The configured Redis, or the embedded one an ``occ serve`` runs under the data dir."""
+    """The configured Redis (with the credentials and TLS files of the settings in the URL), or the embedded one an
+    ``occ serve`` runs under the data dir (with its password)."""
     if settings.redis_url:
-        return settings.redis_url
+        return full_url(settings)
     try:
         return running_url(settings.data_dir)
     except RedisStartError as error:
@@ -70,7 +72,8 @@ def require_accounts(engine: Engine, names: Iterable[str | None]) -> None:
 
 
 def open_database(settings: Settings, *, migrate: bool = True, must_exist: bool = False) -> Engine:
-    """The settlement store, migrated to the newest schema unless ``migrate`` is false; inside a command, closed when
+    """The settlement store, reached once (so that a store that refuses us, e.g. a TLS certificate it does not trust,
+    is one clear line) and migrated to the newest schema unless ``migrate`` is false; inside a command, closed when
     the command ends (however it ends). With ``must_exist`` (commands that read the books, or change what is in
     them), a SQLite file that is not there is an error naming its path instead of a new, empty store."""
     url = database_url(settings)
@@ -78,10 +81,13 @@ def open_database(settings: Settings, *, migrate: bool = True, must_exist: bool 
         engine = open_store(url, create=not must_exist)
         if migrate:
             upgrade(engine)
+        else:
+            engine.connect().close()
     except StoreError as error:
         raise click.ClickException(str(error)) from None
     except OperationalError as error:
-        raise click.ClickException(f"cannot open the settlement store {url}: {error.orig}") from None
+        shown = make_url(url).render_as_string(hide_password=True)
+        raise click.ClickException(f"cannot open the settlement store {shown}: {error.orig}") from None
     context = click.get_current_context(silent=True)
     if context is not None:
         context.call_on_close(engine.dispose)

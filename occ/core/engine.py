@@ -18,7 +18,7 @@ from collections import defaultdict
 from typing import Any
 
 from occ.core import outcomes
-from occ.core.errors import InvalidRequest
+from occ.core.errors import InvalidRequest, from_store
 from occ.core.payloads import SESSION_KINDS, event_request, read_request, session_request
 from occ.core.rating import Account, Rated, Row, rate, rows_for
 from occ.core.requests import Action, Code, Kind, Outcome, Work
@@ -102,7 +102,7 @@ class Engine:
         replies = await self.store.run_batch("read", [read_request(self.store, works[i]) for i in read])
         for position, reply in zip(read, replies, strict=True):
             if isinstance(reply, Exception):  # its shard group's script failed: this request fails, not the batch
-                step.results[position] = reply
+                step.results[position] = from_store(reply)
             else:
                 self._decide(position, works[position], reply, step)
 
@@ -207,7 +207,7 @@ class Engine:
     def _settle_reply(self, position: int, work: Work, reply: ScriptReply | Exception, step: Round) -> bool:
         """Record the outcome a script's reply gives; True when the request must go round again."""
         if isinstance(reply, Exception):
-            step.results[position] = reply
+            step.results[position] = from_store(reply)
         elif reply.outcome in ("retry", "short"):  # the plan moved, or the credit must be read: read, go round again
             return True
         elif reply.outcome == "gone":

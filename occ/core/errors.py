@@ -16,6 +16,9 @@ that names the field at fault (``str(error)`` is ``"<field>: <message>"``), and 
 | ``permission_denied`` | :class:`PermissionDenied` | PERMISSION_DENIED | no |
 | ``unavailable`` | :class:`StoreUnavailable` (and redis-py's ConnectionError, TimeoutError) | UNAVAILABLE | yes |
 
+A write that fewer replicas than ``min_replicas_acked`` confirmed in time (``occ.store.replication.NotReplicated``)
+is :class:`StoreUnavailable` too: the same request again is safe (idempotent) and may succeed.
+
 "Retriable" says whether the same request may succeed later unchanged. Anything else that escapes is a bug, not in
 the table: the edge answers it INTERNAL with a short message (``occ.api.guard``), never with the exception's text.
 The gRPC status is kept as its name so that this package imports no gRPC; ``occ.api.errors`` turns it into one.
@@ -28,6 +31,8 @@ from typing import ClassVar, NamedTuple
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from occ.store.replication import NotReplicated
 
 QUOTE_CHARS = 64
 """Most characters of a client's value an error message quotes."""
@@ -109,14 +114,25 @@ class PermissionDenied(OccError):
     """An Admin call by a known caller whose role may not call that method (``occ.api.roles``)."""
 
     code = "permission_denied"
+
+
 class StoreUnavailable(OccError):
-    """The online store (Redis) cannot be reached or did not answer in time. Retriable: a repeated request is
-    answered from what was stored, never charged twice."""
+    """The online store (Redis) cannot be reached or did not answer in time, or could not take a write durably now
+    (fewer replicas than ``min_replicas_acked`` confirmed it in time). Retriable: a repeated request is answered from
+    what was stored, never charged twice."""
 
     code = "unavailable"
 
     def __init__(self, message: str = "the charging store is unavailable; retry later") -> None:
         super().__init__("", message)
+
+
+def from_store(error: BaseException) -> BaseException:
+    """A store failure that OCC reports on purpose as the error of the table (:class:`NotReplicated` becomes
+    :class:`StoreUnavailable`, with its count of replicas); any other error as it is."""
+    if isinstance(error, NotReplicated):
+        return StoreUnavailable(str(error))
+    return error
 
 
 class Rule(NamedTuple):
@@ -147,7 +163,9 @@ Redis replays its AOF, is a ``ConnectionError``)."""
 
 
 def as_occ_error(error: BaseException) -> OccError | None:
-    """``error`` as an error of the table (a Redis outage becomes :class:`StoreUnavailable`), or None for a bug."""
+    """``error`` as an error of the table (a Redis outage or a write too few replicas confirmed becomes
+    :class:`StoreUnavailable`), or None for a bug."""
+    error = from_store(error)
     if isinstance(error, OccError):
         return error
     if isinstance(error, UNAVAILABLE_ERRORS):

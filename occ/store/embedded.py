@@ -8,11 +8,16 @@
 The server keeps its data across restarts (the AOF in ``<data_dir>/redis/appendonlydir``), listens on 127.0.0.1
 on a free port, logs to ``<data_dir>/redis/redis.log`` and is stopped with SHUTDOWN (the AOF is flushed).
 
+It requires a password, so that another local user (or a browser tricked into talking to a loopback port) cannot
+read or change the books: 64 random hex digits generated on the first start and kept in ``<data_dir>/redis/password``
+(mode 0600, reused on every restart). :attr:`EmbeddedRedis.url` carries it; ``occ settle`` and the other commands
+that find the server through :func:`running_url` read it from that file.
+
 With ``keep_alive`` (as ``occ serve`` runs it) a server that dies on its own is started again on the same port
 with the same AOF by a keeper thread, so clients reconnect by themselves; at most ``MAX_RESTARTS`` times within
 ``RESTART_WINDOW_S``, after which it stays down (and the servers' health stays NOT_SERVING). The keeper thread
 starts the new server and lives until :meth:`EmbeddedRedis.stop`: a server's parent-death signal is tied to the
-thread that started it.
+thread that started it. A server started again gets the same password (the same file).
 """
 
 from __future__ import annotations
@@ -20,9 +25,12 @@ from __future__ import annotations
 import collections
 import logging
 import os
+import secrets
+import stat
 import threading
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 from occ.store.process import RedisProcess, RedisStartError, start_redis_server
 
@@ -30,6 +38,8 @@ log = logging.getLogger(__name__)
 
 PID_NAME = "redis.pid"
 URL_NAME = "redis.url"  # where other commands (occ settle, occ reconcile) find the running server
+PASSWORD_NAME = "password"  # the server's password, mode 0600 (the URL file holds none)
+PASSWORD_BYTES = 32
 KEEPER_POLL_S = 0.1
 MAX_RESTARTS = 5
 RESTART_WINDOW_S = 60.0
@@ -69,7 +79,7 @@ class EmbeddedRedis:
 
     @property
     def url(self) -> str:
-        """``redis://127.0.0.1:<port>/0`` of the running server."""
+        """``redis://:<password>@127.0.0.1:<port>/0`` of the running server."""
         if self._server is None:
             raise RuntimeError("the embedded Redis is not running")
         return self._server.url
@@ -101,11 +111,13 @@ class EmbeddedRedis:
             appendfsync=self.appendfsync,
             timeout_s=self.timeout_s,
             extra_args=("--pidfile", str(self.directory / PID_NAME)),
+            password=password(self.directory),
         )
-        (self.directory / URL_NAME).write_text(server.url + "\n")
+        plain_url = f"redis://127.0.0.1:{server.port}/0"  # no password: that stays in its own file
+        (self.directory / URL_NAME).write_text(plain_url + "\n")
         log.info(
             "embedded redis-server started",
-            extra={"url": server.url, "pid": server.process.pid, "dir": str(self.directory)},
+            extra={"url": plain_url, "pid": server.process.pid, "dir": str(self.directory)},
         )
         return server
 
@@ -192,8 +204,40 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def password(directory: Path) -> str:
+    """The embedded server's password, kept in ``directory/password`` (mode 0600): read, or made on first use.
+
+    A file that others may read is tightened to 0600 (with a warning): the password guards every balance.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / PASSWORD_NAME
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return _existing_password(path)
+    secret = secrets.token_hex(PASSWORD_BYTES)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(secret + "\n")
+    return secret
+
+
+def _existing_password(path: Path) -> str:
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        log.warning("the embedded Redis password file was readable by others; made it 0600",
+                    extra={"path": str(path), "mode": oct(mode)})  # fmt: skip
+        path.chmod(0o600)
+    secret = path.read_text().strip()
+    if not secret.isalnum():
+        raise RedisStartError(f"{path} must hold the embedded Redis password (letters and digits); "
+                              "delete it to have a new one made")  # fmt: skip
+    return secret
+
+
 def running_url(data_dir: Path) -> str:
-    """The URL of the embedded Redis an ``occ serve`` runs under ``data_dir``; raises RedisStartError if none."""
+    """The URL (password included) of the embedded Redis an ``occ serve`` runs under ``data_dir``; raises
+    RedisStartError if none runs there, or its password file cannot be read."""
     directory = Path(data_dir).resolve() / "redis"
     try:
         url = (directory / URL_NAME).read_text().strip()
@@ -205,4 +249,11 @@ def running_url(data_dir: Path) -> str:
             f"no redis_url is configured and no embedded Redis runs under {directory}: "
             "start `occ serve` with the same data dir, or set --redis-url / OCC_REDIS_URL"
         )
-    return url
+    try:
+        secret = (directory / PASSWORD_NAME).read_text().strip()
+    except OSError as error:
+        raise RedisStartError(
+            f"the embedded Redis under {directory} needs its password, and {directory / PASSWORD_NAME} cannot be "
+            f"read: {error.strerror or error} (run this command as the user that runs occ serve)"
+        ) from None
+    return url.replace("redis://", f"redis://:{quote(secret, safe='')}@", 1) if secret else url

@@ -3,7 +3,8 @@
 Each server lives in its own directory (config-less: everything is on the command line), logs to ``redis.log``
 there, listens on 127.0.0.1 only, runs in its own session (a Ctrl-C meant for ``occ serve`` does not reach it, so
 the server outlives the workers' graceful stop) and, on Linux with ``setpriv``, stops when the thread that started
-it dies (so a killed ``occ serve`` or test run leaves no server behind).
+it dies (so a killed ``occ serve`` or test run leaves no server behind). A server started with a password
+(``requirepass``) reads it from its standard input at start-up, so it never shows on a command line.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import quote
 
 log = logging.getLogger(__name__)
 
@@ -39,17 +42,20 @@ class RedisProcess:
         process: the child process.
         port: its TCP port on 127.0.0.1.
         directory: its working directory (AOF, cluster config, ``redis.log``).
+        password: the default user's password (``requirepass``); empty when the server has none.
     """
 
-    def __init__(self, process: subprocess.Popen[bytes], port: int, directory: Path) -> None:
+    def __init__(self, process: subprocess.Popen[bytes], port: int, directory: Path, password: str = "") -> None:
         self.process = process
         self.port = port
         self.directory = directory
+        self.password = password
 
     @property
     def url(self) -> str:
-        """``redis://127.0.0.1:<port>/0``."""
-        return f"redis://{HOST}:{self.port}/0"
+        """``redis://127.0.0.1:<port>/0``, with ``:<password>@`` when the server has a password."""
+        credentials = f":{quote(self.password, safe='')}@" if self.password else ""
+        return f"redis://{credentials}{HOST}:{self.port}/0"
 
     @property
     def log_path(self) -> Path:
@@ -65,7 +71,7 @@ class RedisProcess:
 
     def command(self, *args: str, timeout_s: float = 2.0) -> bytes:
         """Send one command and return its reply (simple, integer or bulk string); raise ``OSError`` on failure."""
-        return call(self.port, *args, timeout_s=timeout_s)
+        return call(self.port, *args, timeout_s=timeout_s, password=self.password)
 
     def wait_ready(self, timeout_s: float) -> None:
         """Block until the server answers PING; raise :class:`RedisStartError` (with its log) if it dies or hangs."""
@@ -110,26 +116,37 @@ class RedisProcess:
         self.stop()
 
 
-def call(port: int, *args: str, timeout_s: float = 2.0) -> bytes:
-    """One RESP command to 127.0.0.1:port; the reply of a simple/integer/bulk type (b"" if the server hung up)."""
-    request = [f"*{len(args)}\r\n".encode()]
-    for arg in args:
-        data = arg.encode()
-        request.append(b"$%d\r\n%s\r\n" % (len(data), data))
+def call(port: int, *args: str, timeout_s: float = 2.0, password: str = "") -> bytes:
+    """One RESP command to 127.0.0.1:port (after ``AUTH`` when ``password`` is given); the reply of a simple, integer
+    or bulk type (b"" if the server hung up)."""
+    commands = [("AUTH", password), args] if password else [args]
+    request = []
+    for command in commands:
+        request.append(f"*{len(command)}\r\n".encode())
+        for arg in command:
+            data = arg.encode()
+            request.append(b"$%d\r\n%s\r\n" % (len(data), data))
     with socket.create_connection((HOST, port), timeout=timeout_s) as sock:
         sock.sendall(b"".join(request))
         reader = sock.makefile("rb")
         with reader:
-            line = reader.readline()
-            if not line:
-                return b""
-            kind, rest = line[:1], line[1:-2]
-            if kind == b"-":
-                raise OSError(f"redis error: {rest.decode(errors='replace')}")
-            if kind == b"$":
-                size = int(rest)
-                return b"" if size < 0 else reader.read(size + 2)[:-2]
-            return rest
+            reply = b""
+            for _ in commands:
+                reply = _read_reply(reader)
+            return reply
+
+
+def _read_reply(reader: BinaryIO) -> bytes:
+    line = reader.readline()
+    if not line:
+        return b""
+    kind, rest = line[:1], line[1:-2]
+    if kind == b"-":
+        raise OSError(f"redis error: {rest.decode(errors='replace')}")
+    if kind == b"$":
+        size = int(rest)
+        return b"" if size < 0 else reader.read(size + 2)[:-2]
+    return rest
 
 
 def redis_server_path() -> str:
@@ -185,13 +202,17 @@ def start_redis_server(
     appendfsync: str = "everysec",
     timeout_s: float = 10.0,
     extra_args: Sequence[str] = (),
+    password: str = "",
 ) -> RedisProcess:
     """Start ``redis-server`` in ``directory`` (created) on ``port`` (default: a free one) and wait until it answers.
 
     ``appendonly`` turns on the AOF (``appendonlydir/`` in ``directory``) with ``appendfsync`` (``everysec`` or
-    ``always``); RDB snapshots are always off. ``cluster`` enables cluster mode (``nodes.conf``). Raises
-    :class:`RedisStartError` with the tail of the server's log when it fails.
+    ``always``); RDB snapshots are always off. ``cluster`` enables cluster mode (``nodes.conf``). ``password``
+    (letters and digits) becomes the default user's ``requirepass``, handed over on the server's standard input.
+    Raises :class:`RedisStartError` with the tail of the server's log when it fails.
     """
+    if password and not password.isalnum():
+        raise ValueError("a redis-server password given here must be letters and digits only")
     executable = redis_server_path()
     directory = directory.resolve()
     directory.mkdir(parents=True, exist_ok=True)
@@ -207,15 +228,21 @@ def start_redis_server(
                         "cluster-node-timeout": "5000"}  # fmt: skip
         args = [executable, *(part for name, value in options.items() for part in (f"--{name}", value))]
         args += list(extra_args)
+        if password:
+            args.append("-")  # a last argument "-": more configuration on standard input
         with (directory / LOG_NAME).open("ab") as output:  # start-up errors before the log is opened land here too
             process = subprocess.Popen(
                 with_parent_death_signal(args),
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.PIPE if password else subprocess.DEVNULL,
                 stdout=output,
                 stderr=output,
                 start_new_session=True,
             )
-        server = RedisProcess(process, chosen, directory)
+        if password:
+            assert process.stdin is not None
+            with contextlib.suppress(BrokenPipeError), process.stdin:
+                process.stdin.write(f"requirepass {password}\n".encode())
+        server = RedisProcess(process, chosen, directory, password)
         try:
             server.wait_ready(timeout_s)
         except RedisStartError:

@@ -6,6 +6,10 @@ groups of a batch in one pipeline: one network round trip per batch, whatever it
 
 Each round trip can be reported to an ``on_roundtrip(script name, seconds)`` hook (the server counts and times
 them in its metrics); this package imports no metrics of its own.
+
+With ``replicas`` (a :class:`~occ.store.replication.ReplicaAck`), every pipeline that runs a writing script ends
+with ``WAIT`` in the same round trip, and a read that finds a stored answer is confirmed the same way before it is
+replayed: an answer leaves the store only once enough replicas hold what it reports (``replication.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import redis.asyncio as redis
 from redis.exceptions import NoScriptError, RedisError
 
 from occ.store.keys import AccountKeys
+from occ.store.replication import ReplicaAck
 from occ.store.shapes import CloseRequest, EventRequest, ReadReply, ReadRequest, ScriptReply, SessionRequest
 
 LUA_DIR = Path(__file__).with_name("lua")
@@ -63,17 +68,32 @@ class KeyedRequest:
         self.shard, self.keys, self.payload = shard, keys, payload
 
 
+Call = tuple[list[str], tuple[Any, ...]]
+"""One script call: its KEYS and its ARGV."""
+
 RoundtripHook = Callable[[str, float], None]
 """Called after each batch round trip with the script's name and how long the round trip took, in seconds."""
 
 
+READ_ONLY_SCRIPTS = ("read",)
+
+
 class Store:
-    """Runs OCC's scripts against Redis (a single node or a cluster)."""
+    """Runs OCC's scripts against Redis (a single node, a Sentinel primary or a cluster)."""
 
     def __init__(
-        self, client: redis.Redis, *, shards: int, cluster: bool, on_roundtrip: RoundtripHook | None = None
+        self,
+        client: redis.Redis,
+        *,
+        shards: int,
+        cluster: bool,
+        on_roundtrip: RoundtripHook | None = None,
+        replicas: ReplicaAck | None = None,
     ) -> None:
+        if cluster and replicas is not None:
+            raise ValueError("waiting for replicas (WAIT) is not supported on Redis Cluster")
         self.client, self.shards, self.cluster, self._on_roundtrip = client, shards, cluster, on_roundtrip
+        self.replicas = replicas
 
     def keys(self, account_id: str) -> AccountKeys:
         return AccountKeys(account_id, self.shards)
@@ -100,7 +120,7 @@ class Store:
             request.payload.k = indices
             payloads.append(request.payload)
             positions.append(position)
-        calls = [(keys, _encode(payloads)) for keys, _, payloads, _ in groups.values()]
+        calls: list[Call] = [(keys, (_encode(payloads),)) for keys, _, payloads, _ in groups.values()]
         runner = SCRIPTS[script]
         replies = await self._evalsha_all(runner, calls)
         results: list[Any] = [None] * len(requests)
@@ -109,9 +129,30 @@ class Store:
             answers = [reply] * len(positions) if isinstance(reply, Exception) else runner.decode(reply)
             for position, result in zip(positions, answers, strict=True):
                 results[position] = result
+        if self.replicas is not None and script == "read":
+            await self._confirm_stored(results)
         return results
 
-    async def _evalsha_all(self, script: Script, calls: list[tuple[list[str], bytes]]) -> list[bytes | Exception]:
+    async def _confirm_stored(self, results: list[Any]) -> None:
+        """Reads that found a stored answer are about to replay it: confirm that the replicas hold it first (an
+        earlier attempt's WAIT may have failed), else fail those reads."""
+        stored = [i for i, result in enumerate(results) if isinstance(result, ReadReply) and result.stored]
+        if stored:
+            error = await self.confirm_replicated()
+            if error is not None:
+                for position in stored:
+                    results[position] = error
+
+    async def confirm_replicated(self) -> Exception | None:
+        """Wait until the replicas hold everything the primary has now; the error when they do not in time (None
+        without ``replicas``)."""
+        if self.replicas is None:
+            return None
+        pipe = self.client.pipeline(transaction=False)
+        self.replicas.add(pipe)
+        return self.replicas.failure(*await pipe.execute(raise_on_error=False))
+
+    async def _evalsha_all(self, script: Script, calls: list[Call]) -> list[bytes | Exception]:
         """One EVALSHA per call, all in one pipeline; a call's error is returned in its place. Calls that found the
         script missing (the server restarted or flushed its script cache) are run once more after loading it."""
         replies = await self._pipeline(script, calls)
@@ -122,20 +163,25 @@ class Store:
                 replies[i] = reply
         return replies
 
-    async def _pipeline(self, script: Script, calls: list[tuple[list[str], bytes]]) -> list[bytes | Exception]:
+    async def _pipeline(self, script: Script, calls: list[Call]) -> list[bytes | Exception]:
         started = time.perf_counter()
+        wait = self.replicas is not None and script.name not in READ_ONLY_SCRIPTS
         try:
-            if len(calls) == 1:
-                keys, argument = calls[0]
+            if len(calls) == 1 and not wait:
+                keys, args = calls[0]
                 try:
-                    return [await self.client.evalsha(script.sha, len(keys), *keys, argument)]
+                    return [await self.client.evalsha(script.sha, len(keys), *keys, *args)]
                 except RedisError as error:
                     return [error]
             pipe = self.client.pipeline(transaction=False)
-            for keys, argument in calls:
+            for keys, args in calls:
                 # execute_command, not pipe.evalsha: redis-py refuses evalsha in cluster pipelines but routes a
                 # plain EVALSHA by its first key, which is what a shard group needs.
-                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, argument)
+                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+            if wait:
+                assert self.replicas is not None
+                self.replicas.add(pipe)
+                return self.replicas.check(await pipe.execute(raise_on_error=False))
             return await pipe.execute(raise_on_error=False)
         finally:
             if self._on_roundtrip is not None:
@@ -145,6 +191,11 @@ class Store:
 
     async def _script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         script = SCRIPTS[name]
+        if self.replicas is not None:  # one pipeline: the script, then WAIT on the same connection
+            [reply] = await self._evalsha_all(script, [(list(keys), tuple(args))])
+            if isinstance(reply, Exception):
+                raise reply
+            return reply
         try:
             return await self.client.evalsha(script.sha, len(keys), *keys, *args)
         except NoScriptError:

@@ -15,6 +15,10 @@ Faults on demand, for the submissions only (SubmitInvoice, SubmitCreditNote), in
 
 Routes: ``POST /soap`` (the service), ``GET /soap?wsdl`` and ``GET /erp.xsd`` (the contract, with this endpoint's
 address), ``GET|POST /control`` (counters and fault injection as JSON: ``{"fail_next": 2}``), ``GET /documents``.
+
+Security on demand (:class:`~settlement.export.security.SimSecurity`): https with a certificate, client certificates
+required in the handshake, HTTP basic (401 without it) and a WS-Security UsernameToken (a ``wsse:FailedAuthentication``
+fault without it) on ``POST /soap``.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from aiohttp import web
 from lxml import etree
 
 from settlement.export.document import ErpDocument, ErpLine, ErpParty, arithmetic_problems
+from settlement.export.security import WSSE, SimSecurity
 from settlement.export.soap_client import NAMESPACE, WSDL_PATH, XSD_PATH
 
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -172,8 +177,10 @@ def _element(name: str, **children: str) -> etree._Element:
 class ErpSim:
     """The simulated middleware; ``await start()``, use :attr:`url`, ``await close()``."""
 
-    def __init__(self, *, store_path: Path | None = None, injections: Injections | None = None) -> None:
+    def __init__(self, *, store_path: Path | None = None, injections: Injections | None = None,
+                 security: SimSecurity | None = None) -> None:  # fmt: skip
         self.injections = injections or Injections()
+        self.security = security or SimSecurity()
         self.store_path = store_path
         self.documents: dict[str, StoredDocument] = {}
         self.requests: Counter[str] = Counter()  # arrivals per operation, faulted ones included
@@ -201,10 +208,11 @@ class ErpSim:
         """Listen on 127.0.0.1:``port`` (0: any free port); returns the service URL."""
         self._runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", port)
+        context = self.security.server_context()
+        site = web.TCPSite(self._runner, "127.0.0.1", port, ssl_context=context)
         await site.start()
         host, bound = self._runner.addresses[0][:2]
-        self.url = f"http://{host}:{bound}/soap"
+        self.url = f"{'https' if context else 'http'}://{host}:{bound}/soap"
         return self.url
 
     async def close(self) -> None:
@@ -250,6 +258,10 @@ class ErpSim:
         return web.json_response(self.state())
 
     async def _soap(self, request: web.Request) -> web.StreamResponse:
+        if not self.security.basic_ok(request.headers.get("Authorization")):
+            self.faults["unauthorized"] += 1
+            return web.Response(status=401, text="credentials required\n",
+                                headers={"WWW-Authenticate": f'Basic realm="{SERVICE_NAME}"'})  # fmt: skip
         try:
             operation, payload = self._parse(await request.read())
             self.requests[operation] += 1
@@ -283,6 +295,8 @@ class ErpSim:
         soap_body = envelope.find(f"{{{SOAP_ENV}}}Body")
         if envelope.tag != f"{{{SOAP_ENV}}}Envelope" or soap_body is None or len(soap_body) != 1:
             raise SoapFault("VALIDATION", "expected a SOAP 1.1 Envelope whose Body holds one element")
+        if not self.security.wsse_ok(envelope):
+            raise SoapFault("AUTHENTICATION", "The security token could not be authenticated or authorized")
         payload = soap_body[0]
         name = etree.QName(payload)
         if name.namespace != NAMESPACE or name.localname not in OPERATIONS:
@@ -364,6 +378,11 @@ class ErpSim:
 
     def _fault(self, fault: SoapFault) -> web.Response:
         self.faults[fault.code] += 1
+        if fault.code == "AUTHENTICATION":  # WS-Security's own fault, not an erp:ErpFault
+            node = etree.Element(f"{{{SOAP_ENV}}}Fault", nsmap={"wsse": WSSE})
+            etree.SubElement(node, "faultcode").text = "wsse:FailedAuthentication"
+            etree.SubElement(node, "faultstring").text = fault.message
+            return web.Response(status=500, body=_envelope(node), content_type="text/xml", charset="utf-8")
         node = etree.Element(f"{{{SOAP_ENV}}}Fault")
         etree.SubElement(node, "faultcode").text = "soap:Server" if fault.code == "TRANSIENT" else "soap:Client"
         etree.SubElement(node, "faultstring").text = fault.message

@@ -56,6 +56,7 @@ from settlement.export.outcomes import (
     OutcomeState,
     VerifyHook,
 )
+from settlement.export.security import ErpAuth
 from settlement.export.soap_client import ErpClient, ErpConflictFault, ErpTransientError, ErpValidationFault
 from settlement.store.schema import outbox
 from settlement.vocabulary import OutboxState
@@ -91,6 +92,7 @@ class Exporter:
         on_outcome: OutcomeHook | None = None,
         on_run: Callable[[ExportSummary], None] | None = None,
         verify: VerifyHook | None = None,
+        auth: ErpAuth | None = None,
     ) -> None:
         self.engine = engine
         self.options = options or ExporterOptions()
@@ -99,7 +101,7 @@ class Exporter:
         self.on_run = on_run
         self.totals = ExportSummary()  # of the background loop's runs
         self.running: ExportSummary | None = None  # the counts of the run in progress (or the last one)
-        self._client = ErpClient(erp_url, timeout_s=self.options.timeout_s)
+        self._client = ErpClient(erp_url, timeout_s=self.options.timeout_s, auth=auth)
         self._random = random.Random()
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None

@@ -13,11 +13,14 @@ Every failure is one of three exceptions, by what the exporter must do next:
 - :class:`ErpTransientError`: try again later. ``outcome_unknown`` says whether the request may have been processed
   (a timeout, a dropped connection, a garbled reply): then the next attempt asks GetSubmissionStatus first. A
   refused connection or a TRANSIENT fault means the middleware did not take the document.
+  :class:`ErpAuthError`, one of them, says the middleware refused OCC's credentials or certificate: nothing was
+  taken, and retrying helps once the settings are fixed (``security.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,6 +34,7 @@ from zeep.proxy import AsyncServiceProxy
 from zeep.transports import AsyncTransport
 
 from settlement.export.document import ErpDocument, ErpParty
+from settlement.export.security import ErpAuth
 
 WSDL_PATH = Path(__file__).with_name("erp.wsdl")
 XSD_PATH = Path(__file__).with_name("erp.xsd")
@@ -64,6 +68,14 @@ class ErpTransientError(ErpError):
     def __init__(self, message: str, *, outcome_unknown: bool) -> None:
         super().__init__(message)
         self.outcome_unknown = outcome_unknown
+
+
+class ErpAuthError(ErpTransientError):
+    """The middleware refused OCC's credentials (HTTP 401/403, a WS-Security fault) or its TLS handshake: it took
+    nothing. Fix the ERP settings; the documents wait."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, outcome_unknown=False)
 
 
 class SubmitReply(msgspec.Struct, frozen=True):
@@ -142,6 +154,9 @@ def _fault_error(fault: Fault) -> ErpError:
     node = detail.find(f"{{{NAMESPACE}}}ErpFault") if isinstance(detail, etree._Element) else None
     message = fault.message or "SOAP fault without a message"
     if node is None:  # not one of ours: a client fault is the request's, anything else the server's
+        if any(code in str(fault.code or "") for code in ("FailedAuthentication", "InvalidSecurity")):
+            return ErpAuthError(f"the ERP refused our WS-Security credentials ({message}): check the ERP username, "
+                                "password and --erp-wsse")  # fmt: skip
         if fault.code and str(fault.code).endswith("Client"):
             return ErpValidationFault(message)
         return ErpTransientError(f"fault {fault.code}: {message}", outcome_unknown=True)
@@ -156,14 +171,42 @@ def _fault_error(fault: Fault) -> ErpError:
     return ErpTransientError(f"unknown fault code {code!r}: {text}", outcome_unknown=True)
 
 
+def _tls_failure(error: BaseException) -> str:
+    """What failed in the TLS handshake behind ``error`` (an untrusted certificate, one missing), or ""."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return str(seen)
+        seen = seen.__cause__ or seen.__context__
+    return str(error) if "SSL" in str(error) or "CERTIFICATE" in str(error).upper() else ""
+
+
+def _transport_error(error: httpx.HTTPError, url: str, timeout_s: float) -> ErpError:
+    """The exporter's view of an HTTP failure: TLS refused (settings), unreachable, no reply, or unknown."""
+    tls = _tls_failure(error)
+    if tls:
+        return ErpAuthError(f"TLS with {url} failed ({tls}): check --erp-ca (the CA of the ERP's certificate) and "
+                            "--erp-cert / --erp-key")  # fmt: skip
+    if isinstance(error, httpx.ConnectError | httpx.ConnectTimeout):
+        return ErpTransientError(f"{url} unreachable: {error or type(error).__name__}", outcome_unknown=False)
+    if isinstance(error, httpx.TimeoutException):
+        return ErpTransientError(f"no reply within {timeout_s:g} s", outcome_unknown=True)
+    hint = ""
+    if url.startswith("https://") and isinstance(error, httpx.ReadError | httpx.RemoteProtocolError):
+        hint = " (an https middleware wanting a client certificate it did not get closes the connection so: --erp-cert)"
+    return ErpTransientError(f"{type(error).__name__}: {error}{hint}", outcome_unknown=True)
+
+
 class ErpClient:
     """One middleware endpoint; open it (``async with`` or :meth:`open`) before calling, close it after."""
 
-    def __init__(self, url: str, *, timeout_s: float = 10.0) -> None:
+    def __init__(self, url: str, *, timeout_s: float = 10.0, auth: ErpAuth | None = None) -> None:
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"the ERP URL must be http:// or https://, got {url!r}")
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be positive, got {timeout_s}")
+        self.auth = auth or ErpAuth()
+        self.auth.check_url(url)
         self.url = url
         self.timeout_s = timeout_s
         self._http: httpx.AsyncClient | None = None
@@ -176,9 +219,11 @@ class ErpClient:
             return self
         # zeep reads a local WSDL (and the XSD it imports) from disk; its sync client is only for remote WSDLs.
         self._wsdl_http = httpx.Client(timeout=self.timeout_s)
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout_s))
+        self._http = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout_s), verify=self.auth.verify(),
+                                       auth=self.auth.basic())  # fmt: skip
         transport = AsyncTransport(client=self._http, wsdl_client=self._wsdl_http)
-        self._zeep = await asyncio.to_thread(zeep.AsyncClient, str(WSDL_PATH), transport=transport)
+        self._zeep = await asyncio.to_thread(zeep.AsyncClient, str(WSDL_PATH), transport=transport,
+                                             wsse=self.auth.username_token())  # fmt: skip
         # Client.create_service builds a sync proxy even on an AsyncClient; the async one is built directly.
         self._service = AsyncServiceProxy(self._zeep, self._zeep.wsdl.bindings[BINDING], address=self.url)
         return self
@@ -233,14 +278,14 @@ class ErpClient:
                 return await getattr(self._service, operation)(**body)
         except Fault as fault:
             raise _fault_error(fault) from fault
-        except (httpx.ConnectError, httpx.ConnectTimeout) as error:
-            raise ErpTransientError(f"{self.url} unreachable: {error or type(error).__name__}",
-                                    outcome_unknown=False) from error  # fmt: skip
-        except (TimeoutError, httpx.TimeoutException) as error:
+        except TimeoutError as error:
             raise ErpTransientError(f"no reply within {self.timeout_s:g} s", outcome_unknown=True) from error
         except httpx.HTTPError as error:
-            raise ErpTransientError(f"{type(error).__name__}: {error}", outcome_unknown=True) from error
+            raise _transport_error(error, self.url, self.timeout_s) from error
         except TransportError as error:
+            if error.status_code in (401, 403):
+                raise ErpAuthError(f"the ERP refused our credentials (HTTP {error.status_code}): check "
+                                   "--erp-username / --erp-password (OCC_ERP_PASSWORD)") from error  # fmt: skip
             raise ErpTransientError(f"HTTP {error.status_code} from {self.url}", outcome_unknown=True) from error
         except (ZeepError, etree.XMLSyntaxError) as error:
             raise ErpTransientError(f"unreadable reply: {error}", outcome_unknown=True) from error

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import select
 import signal
 import subprocess
@@ -19,10 +20,12 @@ from settlement.store.database import open_store
 from settlement.store.migrate import upgrade
 
 
-def start_sim(*args: str) -> tuple[subprocess.Popen[str], str]:
+def start_sim(*args: str, env_password: str = "") -> tuple[subprocess.Popen[str], str]:
+    """``occ erp-sim ARGS`` on a free port (``env_password``: its accepted password, from the environment)."""
+    env = {**os.environ, "OCC_ERP_SIM_PASSWORD": env_password} if env_password else None
     process = subprocess.Popen(
         [sys.executable, "-c", "from occ.cli import main; main()", "erp-sim", "--port", "0", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
     )  # fmt: skip
     ready, _, _ = select.select([process.stdout], [], [], 20)
     line = process.stdout.readline() if ready else ""  # type: ignore[union-attr]

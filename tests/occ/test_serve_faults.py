@@ -18,6 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from redis import Redis
 from served import Served, clean_environment
 
+from occ.store.embedded import running_url
 from occ.store.keys import shard_keys
 from occ.store.process import free_port
 from occ.v1 import charging_pb2 as pb
@@ -104,14 +105,15 @@ def test_a_killed_embedded_redis_is_started_again_with_its_aof(occ_serve):
     assert gone_within(second["pid"], 5)
 
 
-def test_a_killed_server_takes_its_settlement_worker_and_its_redis_with_it(occ_serve):
+def test_a_killed_server_takes_its_settlement_worker_and_its_redis_with_it(occ_serve, tmp_path):
     served = occ_serve(settle=True)
     (worker,) = served.messages("settlement worker started")
     (redis,) = served.messages("embedded redis-server started")
-    served.wait_for("the worker draining", lambda: draining(redis["url"]))
+    url = running_url(tmp_path / "data")  # the logged URL has no password; the data dir has it
+    served.wait_for("the worker draining", lambda: draining(url))
     assert alive(worker["pid"]) and alive(redis["pid"])
     name = f"{socket.gethostname()}-serve-{served.port}"  # the same on every run: a restart reads what it held
-    with contextlib.closing(Redis.from_url(redis["url"], decode_responses=True)) as client:
+    with contextlib.closing(Redis.from_url(url, decode_responses=True)) as client:
         assert [c["name"] for c in client.xinfo_consumers(shard_keys(0)[0], "settlement")] == [name]
     served.process.send_signal(signal.SIGKILL)
     served.process.wait(10)
