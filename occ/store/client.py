@@ -11,7 +11,7 @@ and drops a connection whose server was demoted, so after a failover it finds th
 from __future__ import annotations
 
 import ssl
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -66,6 +66,38 @@ class SentinelBlockingPool(SentinelConnectionPool, BlockingConnectionPool):
     when ``max_connections`` are busy."""
 
 
+class SentinelQuorum(Sentinel):
+    """redis-py's :class:`Sentinel` that never loses one of its sentinels.
+
+    ``discover_master`` moves the sentinel that answered to the front of the shared list by swapping two positions,
+    one of them read before its await; two discoveries running at once (every connection a pool opens asks, so a
+    failover under load starts many) can both swap the same positions and leave one sentinel twice in the list and
+    another not at all: never asked again, and its connections never closed. After every discovery the list is made
+    a permutation of the sentinels given again (the order the discoveries left kept, the lost ones appended), and
+    :meth:`aclose` closes every one of them.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._every_sentinel = list(self.sentinels)
+
+    async def discover_master(self, service_name: str) -> Any:
+        try:
+            return await super().discover_master(service_name)
+        finally:
+            self._keep_every_sentinel()
+
+    def _keep_every_sentinel(self) -> None:
+        kept: dict[int, Redis] = {}
+        for sentinel in (*self.sentinels, *self._every_sentinel):
+            kept.setdefault(id(sentinel), sentinel)
+        self.sentinels[:] = kept.values()  # in place: discoveries in flight go on over the same list
+
+    async def aclose(self) -> None:
+        self._keep_every_sentinel()
+        await super().aclose()
+
+
 class SentinelPrimary(Redis):
     """The client of a Sentinel primary; closing it also closes its connections to the sentinels."""
 
@@ -107,7 +139,7 @@ def connect(
         return RedisCluster(startup_nodes=startup_nodes(url), max_connections=pool_size, **common, **options)
     if is_sentinel(url):
         address = sentinel_address(url)
-        sentinel = Sentinel(address.sentinels, sentinel_kwargs=address.sentinel_options, **node_options(url))
+        sentinel = SentinelQuorum(address.sentinels, sentinel_kwargs=address.sentinel_options, **node_options(url))
         return sentinel.master_for(address.service, SentinelPrimary, SentinelBlockingPool, db=address.db,
                                    max_connections=pool_size, timeout=timeout_s, check_connection=True,
                                    **common)  # fmt: skip

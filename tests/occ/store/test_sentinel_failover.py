@@ -18,7 +18,7 @@ from pathlib import Path
 import grpc
 import pytest
 from online_app import serving, settle_everything
-from redis_sentinel import start_sentinel_set
+from redis_sentinel import SERVICE, start_sentinel_set
 
 from occ.store.client import connect
 from occ.v1 import admin_pb2 as admin
@@ -133,5 +133,28 @@ async def test_a_failover_under_load_loses_no_acknowledged_balance_change(tmp_pa
               f"({', '.join(sorted({code for _, code in load.failures}))}), "
               f"{(max(outage) - killed_at[0]) if outage else 0:.1f} s from the kill to the last failure")  # fmt: skip
         assert outage, "the kill should have failed some requests in flight"
+    finally:
+        servers.stop()
+
+
+async def test_discoveries_at_once_keep_every_sentinel_and_close_them_all(tmp_path):
+    """redis-py's master discovery swaps the sentinel that answered to the front of a shared list; many at once (a
+    pool opening connections after a failover) used to leave one sentinel twice and lose another, whose connections
+    were then never closed."""
+    servers = start_sentinel_set(tmp_path / "sentinel-set")
+    try:
+        client = connect(servers.url)
+        manager = client.connection_pool.sentinel_manager
+        every = list(manager.sentinels)
+        port = every[0].connection_pool.connection_kwargs["port"]
+        (first,) = [sentinel for sentinel in servers.sentinels if sentinel.port == port]
+        first.stop()  # each discovery passes it and finds the primary at the second sentinel: the same swap at once
+        answers = await asyncio.gather(*(manager.discover_master(SERVICE) for _ in range(10)))
+        assert set(answers) == {("127.0.0.1", servers.primary.port)}
+        assert sorted(map(id, manager.sentinels)) == sorted(map(id, every))
+        await client.aclose()
+        pools = [sentinel.connection_pool for sentinel in every]
+        assert not any(c.is_connected for pool in pools for c in (*pool._available_connections,
+                                                                   *pool._in_use_connections))  # fmt: skip
     finally:
         servers.stop()
