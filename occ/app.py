@@ -4,7 +4,6 @@ sweeper, the abort listener, and the Charging and Admin services. Owned object: 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from occ.v1 import admin_pb2, admin_pb2_grpc, charging_pb2, charging_pb2_grpc
 log = logging.getLogger(__name__)
 DEMO_CREDIT_MICROS = 10_000_000
 DEMO_LEDGER_CODE = 400000009
+NOTICE_LISTENER_STOP_S = 2.0
 ABORT_RESUBSCRIBE_S = 1.0
 TARIFF_ROOT = "tariffs"  # below the data dir, where LoadTariff by path looks unless tariff_root says otherwise
 
@@ -135,8 +135,11 @@ class App:
     async def close(self) -> None:
         if self._aborts is not None:
             self._aborts.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._aborts
+            # Bounded: a cancel that lands inside redis-py's read can be swallowed (Python 3.11's asyncio.wait_for),
+            # leaving the listener blocked on a channel nobody publishes to; closing must not wait for it forever.
+            done, _ = await asyncio.wait({self._aborts}, timeout=NOTICE_LISTENER_STOP_S)
+            if not done:
+                log.warning("notice listener did not stop; left to end with the event loop")
         await self.sweeper.close()
         await self.batcher.close()
         await self.tariffs.close()

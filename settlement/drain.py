@@ -33,6 +33,7 @@ from occ.store.client import RedisClient, connect
 from settlement import metrics
 from settlement.entries import ACCOUNT, Malformed, account_row, book, entry_key
 from settlement.records import LedgerRow, XdrRow
+from settlement.stream_replies import fields_of, id_order, raw_reply, streams_of
 from settlement.writer import BatchWriter, Booked
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ class Drain:
         self.client: RedisClient = connect(redis_url, cluster=cluster, pool_size=4, decode=True)
         self.cluster = cluster
         for command in ("XREADGROUP", "XAUTOCLAIM"):
-            self.client.set_response_callback(command, _raw)
+            self.client.set_response_callback(command, raw_reply)
         self.writer = BatchWriter(engine)
         self.shards = shards
         self.options = options or DrainOptions()
@@ -174,7 +175,9 @@ class Drain:
             block=block_ms,
         )  # fmt: skip
         return [
-            (self._shard_of[stream], entry_id, _fields(f)) for stream, items in _streams(reply) for entry_id, f in items
+            (self._shard_of[stream], entry_id, fields_of(f))
+            for stream, items in streams_of(reply)
+            for entry_id, f in items
         ]
 
     async def claim(self, idle_s: float | None = None) -> int:
@@ -195,7 +198,7 @@ class Drain:
                 gone += [entry_id for entry_id, fields in claimed if fields is None]
                 if gone:  # deleted from the stream while pending: nothing left to book
                     await self.client.xack(stream, self.options.group, *gone)
-                entries = [(shard, entry_id, _fields(f)) for entry_id, f in claimed if f is not None]
+                entries = [(shard, entry_id, fields_of(f)) for entry_id, f in claimed if f is not None]
                 if entries:
                     await self._commit(self._book(entries))
                 total += len(entries)
@@ -213,8 +216,8 @@ class Drain:
             pipe.xreadgroup(self.options.group, self.consumer, {stream: after}, count=self.options.read_count)
         entries: list[Entry] = []
         for shard, reply in enumerate(await pipe.execute()):
-            for _stream, items in _streams(reply):
-                entries.extend((shard, entry_id, _fields(f)) for entry_id, f in items)
+            for _stream, items in streams_of(reply):
+                entries.extend((shard, entry_id, fields_of(f)) for entry_id, f in items)
         return entries
 
     def _book(self, entries: Sequence[Entry]) -> _Batch:
@@ -304,7 +307,7 @@ class Drain:
                 if int(group["pending"]):  # (may have been acknowledged since XINFO: then min is None)
                     oldest_pending = (await self.client.xpending(stream, group["name"]))["min"]
                 keep.append(oldest_pending or group["last-delivered-id"])
-            oldest = min(keep, key=_id_order)
+            oldest = min(keep, key=id_order)
             if oldest != "0-0":
                 removed += await self.client.xtrim(stream, minid=oldest, approximate=False)
         return removed
@@ -386,25 +389,3 @@ def _booked(key: str, fields: dict[str, str], now_ms: int) -> Booked:
 
 def ledger_time(ledger: Sequence[LedgerRow], xdrs: Sequence[XdrRow]) -> int:
     return ledger[0].time_ms if ledger else xdrs[0].end_ms
-
-
-def _raw(response: Any, **_options: Any) -> Any:
-    return response
-
-
-def _streams(reply: Any) -> Any:
-    """XREADGROUP's ``stream → entries`` (a map under RESP3, a list of pairs under RESP2, None when empty)."""
-    if not reply:
-        return ()
-    return reply.items() if isinstance(reply, dict) else reply
-
-
-def _fields(flat: list[str]) -> dict[str, str]:
-    """An entry's ``[field, value, field, value, …]`` as a dict."""
-    pairs = iter(flat)
-    return dict(zip(pairs, pairs, strict=True))
-
-
-def _id_order(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)

@@ -113,13 +113,13 @@ async def run_worker(engine: Engine, spec: WorkerSpec, *, report: Report | None 
             claimed = await drain.claim(idle_s=0)
             if report is not None:
                 report(f"settle: took over {claimed:,} entries pending with other workers")
-        progress = asyncio.create_task(_progress(drain, report))
+        settled = asyncio.Event()
+        progress = asyncio.create_task(_progress(drain, report, settled))
         try:
             left = await drain.drain_once() if spec.once else await _until_signalled(drain)
         finally:
-            progress.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await progress
+            settled.set()  # not cancel(): a cancel that lands in a Redis call can be swallowed (see Drain.pump)
+            await progress
         summary = (
             f"settle ({drain.consumer}): {drain.booked:,} entries booked, {drain.dead_letters:,} dead-lettered; "
             f"left: {left.lag:,} undelivered, {left.pending:,} pending with other workers"
@@ -149,12 +149,14 @@ async def _until_signalled(drain: Drain) -> Backlog:
         raise _StoppedInOutage(str(error)) from None
 
 
-async def _progress(drain: Drain, report: Report | None, *, every_s: float = 1.0) -> None:
-    """The throughput gauge, and (``report``) a progress line a second while entries are settled: count, rate, what
-    is left."""
+async def _progress(drain: Drain, report: Report | None, stop: asyncio.Event, *, every_s: float = 1.0) -> None:
+    """Until ``stop`` is set: the throughput gauge, and (``report``) a progress line a second while entries are
+    settled: count, rate, what is left."""
     last, last_t = drain.booked + drain.dead_letters, time.monotonic()
-    while True:
-        await asyncio.sleep(every_s)
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every_s)
+            return
         done, now = drain.booked + drain.dead_letters, time.monotonic()
         rate = (done - last) / (now - last_t)
         metrics.THROUGHPUT.set(rate)

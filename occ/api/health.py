@@ -49,11 +49,14 @@ class StoreWatch:
         self._targets = [(health, list(services)) for health, services in targets]
         self._ping, self.interval_s = ping, interval_s
         self._task: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="store-watch")
 
     async def close(self) -> None:
+        """Stop watching; ends even if the cancel is lost inside the ping (see ``occ.core.periodic.Periodic.close``)."""
+        self._closing.set()
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -80,6 +83,8 @@ class StoreWatch:
         return reachable
 
     async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval_s)
+        while not self._closing.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), self.interval_s)
+                return
             await self.check()

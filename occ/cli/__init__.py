@@ -67,6 +67,21 @@ class OccGroup(click.Group):
         module, attribute = entry[0].split(":")
         return getattr(importlib.import_module(module), attribute)
 
+    def invoke(self, ctx: click.Context) -> object:
+        """Run the command; a Redis that cannot be reached (refused, timed out, wrong credentials) is one line on
+        stderr and exit status 1 for every command, never a traceback."""
+        try:
+            return super().invoke(ctx)
+        except Exception as error:
+            if not type(error).__module__.startswith("redis"):  # (redis is imported only when it was used)
+                raise
+            from redis.exceptions import ConnectionError as RedisConnectionError
+            from redis.exceptions import TimeoutError as RedisTimeoutError
+
+            if not isinstance(error, RedisConnectionError | RedisTimeoutError):
+                raise
+            raise click.ClickException(f"Redis cannot be reached: {error}") from None
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         widest = max(len(name) for name in COMMANDS)
         limit = formatter.width - 6 - widest

@@ -277,6 +277,20 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     kind: InvoiceKind
 
 
+def _draft_header(job: Job, bf: int, issuer: Issuer | None, now_ms: int) -> dict[str, Any]:
+    """The ``invoices`` row of ``job`` as a DRAFT with nothing on it yet (``bf``: the balance brought forward)."""
+    account, profile = job.account, job.profile
+    return {
+        "tenant": account.tenant, "account": account.account, "customer_code": account.customer_code,
+        "kind": job.kind, "period_start_ms": job.start_ms, "period_end_ms": job.end_ms, "timezone": account.timezone,
+        "currency": account.currency, "tax_profile": profile.name, "tax_mode": profile.mode,
+        "brought_forward": bf, "charges": 0, "payments": 0, "adjustments": 0, "tax": 0, "rounding": 0,
+        "carried_forward": bf, "xdr_count": 0, "late_items": 0, "created_ms": now_ms, "number": None,
+        "revision": 0, "replaces": None, "state": InvoiceState.DRAFT, "state_reason": "", "updated_ms": now_ms,
+        "seller": encode(issuer.party) if issuer else "", "buyer": encode(account.customer),
+    }  # fmt: skip
+
+
 def _issue_one(connection: Connection, job: Job, now_ms: int, numbers: dict[str, int],
                issuers: dict[str, Issuer]) -> Outcome:  # fmt: skip
     """Issue one invoice in a savepoint. ``numbers``: each tenant's next number, its sequence row locked by this
@@ -301,15 +315,7 @@ def _issue_one(connection: Connection, job: Job, now_ms: int, numbers: dict[str,
             connection.execute(delete(invoice_lines).where(invoice_lines.c.invoice_id == existing.id))
             connection.execute(delete(invoices).where(invoices.c.id == existing.id))
         bf = brought_forward(connection, account.account, start_ms)
-        values = {
-            "tenant": account.tenant, "account": account.account, "customer_code": account.customer_code,
-            "kind": job.kind, "period_start_ms": start_ms, "period_end_ms": end_ms, "timezone": account.timezone,
-            "currency": account.currency, "tax_profile": profile.name, "tax_mode": profile.mode,
-            "brought_forward": bf, "charges": 0, "payments": 0, "adjustments": 0, "tax": 0, "rounding": 0,
-            "carried_forward": bf, "xdr_count": 0, "late_items": 0, "created_ms": now_ms, "number": None,
-            "revision": 0, "replaces": None, "state": InvoiceState.DRAFT, "state_reason": "", "updated_ms": now_ms,
-            "seller": encode(issuer.party) if issuer else "", "buyer": encode(account.customer),
-        }  # fmt: skip
+        values = _draft_header(job, bf, issuer, now_ms)
         invoice_id = connection.execute(_INSERT_INVOICE, values).scalar_one()
         marked = connection.execute(
             _MARK, {"b_account": account.account, "b_end": end_ms, "b_invoice": invoice_id}

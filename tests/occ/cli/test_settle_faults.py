@@ -63,3 +63,15 @@ def test_sigterm_during_a_redis_outage_is_one_clear_line(tmp_path):
     assert worker.returncode == 1, stderr
     assert "retrying" in stderr  # it did meet the outage
     assert_one_clear_line(stderr, f"Redis at 127.0.0.1:{redis.port}", "stopped")
+
+
+def test_every_command_that_reads_redis_says_so_in_one_line_when_it_cannot(tmp_path):
+    """Not only ``occ settle``: ``occ reconcile`` and ``occ xdr dead-letters`` (nothing listening) too."""
+    db_url = f"sqlite:///{tmp_path / 'occ.sqlite3'}"
+    assert subprocess.run([OCC, "db", "upgrade", "--db-url", db_url], env=env(), capture_output=True).returncode == 0
+    unreachable = f"redis://127.0.0.1:{free_port()}/0"
+    for command in (["reconcile"], ["xdr", "dead-letters"]):
+        done = subprocess.run([OCC, *command, "--redis-url", unreachable, "--db-url", db_url], env=env(),
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert done.returncode == 1, (command, done.stderr)
+        assert_one_clear_line(done.stderr, "Redis cannot be reached", "Connect call failed")
