@@ -175,7 +175,11 @@ def access_problem(error: BaseException, url: str) -> str | None:
     if isinstance(error, ResponseError) and ("NOAUTH" in str(error) or "already authenticated" in str(error)):
         return f"Redis at {where} requires a password and none was given: set it in redis_url or redis_password"
     cause = error.__cause__ or error.__context__
-    if isinstance(error, ConnectionError) and (isinstance(cause, ssl.SSLError) or "SSL" in str(error)):
+    # Under TLS 1.3 the client's handshake completes before the server checks the client certificate: a refused or
+    # missing one shows as the connection closed or reset on the first command, never as an SSL error.
+    dropped = isinstance(cause, ConnectionResetError | BrokenPipeError) or "closed by server" in str(error)
+    tls_dropped = url.startswith(("rediss://", "rediss+sentinel://")) and dropped
+    if isinstance(error, ConnectionError) and (isinstance(cause, ssl.SSLError) or "SSL" in str(error) or tls_dropped):
         return (f"TLS with Redis at {where} failed ({error}): check redis_tls_ca_file (the CA that signed the "
                 "server's certificate), and redis_tls_cert_file / redis_tls_key_file if the server requires a "
                 "client certificate")  # fmt: skip
