@@ -19,7 +19,7 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.exceptions import AuthenticationError, ConnectionError, NoPermissionError, RedisError, ResponseError
 
-from occ.store.urls import Access, is_sentinel, is_tls, node_options, redacted, sentinel_address, with_access
+from occ.store.urls import Access, is_sentinel, node_options, redacted, sentinel_address, with_access
 
 RedisClient = Redis | RedisCluster
 _CLUSTER_OPTIONS = ("username", "password", "ssl", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs",
@@ -174,21 +174,16 @@ def access_problem(error: BaseException, url: str) -> str | None:
         return f"Redis at {where} denies a command OCC needs ({error}): see the ACL rules in docs/operations.md"
     if isinstance(error, ResponseError) and ("NOAUTH" in str(error) or "already authenticated" in str(error)):
         return f"Redis at {where} requires a password and none was given: set it in redis_url or redis_password"
-    if isinstance(error, ConnectionError) and _tls_refused(error, url):
+    cause = error.__cause__ or error.__context__
+    # Under TLS 1.3 the client's handshake completes before the server checks the client certificate: a refused or
+    # missing one shows as the connection closed or reset on the first command, never as an SSL error.
+    dropped = isinstance(cause, ConnectionResetError | BrokenPipeError) or "closed by server" in str(error)
+    tls_dropped = url.startswith(("rediss://", "rediss+sentinel://")) and dropped
+    if isinstance(error, ConnectionError) and (isinstance(cause, ssl.SSLError) or "SSL" in str(error) or tls_dropped):
         return (f"TLS with Redis at {where} failed ({error}): check redis_tls_ca_file (the CA that signed the "
                 "server's certificate), and redis_tls_cert_file / redis_tls_key_file if the server requires a "
                 "client certificate")  # fmt: skip
     return None
-
-
-def _tls_refused(error: ConnectionError, url: str) -> bool:
-    """Whether ``error`` is a TLS peer refusing OCC. Under TLS 1.3 the server checks the client certificate only
-    after the client has finished its handshake: the first reply read then fails with the server's alert or, as
-    often, with the connection it reset, so a reset on a TLS URL counts too."""
-    cause = error.__cause__ or error.__context__
-    if isinstance(cause, ssl.SSLError) or "SSL" in str(error):
-        return True
-    return is_tls(url) and (isinstance(cause, ConnectionResetError) or "reset by peer" in str(error))
 
 
 async def check_access(client: RedisClient, url: str) -> None:
