@@ -90,7 +90,7 @@ def healthcheck_command() -> list[str]:
 async def test_the_healthcheck_passes_on_a_serving_server_and_fails_without_one():
     command = healthcheck_command()
     assert command[:2] == ["occ", "health"]
-    settings = Settings(port=free_port(), grace_s=0.5)
+    settings = Settings(port=free_port(), grace_s=0.5, admin_listen="")  # (50052 may be another test's)
     env = {"OCC_SERVER": f"127.0.0.1:{settings.port}"}  # what the image's default OCC_PORT gives
     server = GrpcServer(settings, app_factory=EmptyApp)
     await server.start()
