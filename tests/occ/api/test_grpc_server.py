@@ -85,7 +85,7 @@ async def test_health_reflection_and_call_metrics():
 
 async def test_a_v1_reflection_client_lists_and_describes_the_services():
     """Issue 10: only v1alpha was served, and current grpcurl and tools ask for grpc.reflection.v1."""
-    settings = Settings(port=free_port(), grace_s=0.5)
+    settings = Settings(port=free_port(), grace_s=0.5, admin_listen="")  # no Admin listener on its fixed port
     server = GrpcServer(settings, app_factory=EmptyApp)
     await server.start()
     try:

@@ -21,7 +21,7 @@ from served import Served, clean_environment
 
 from occ.cli import main
 from occ.store.acl import setuser_command
-from occ.store.client import RedisAccessError, check_access, connect, full_url
+from occ.store.client import RedisAccessError, access_problem, check_access, connect, full_url
 from occ.store.process import free_port, start_redis_server
 from occ.store.urls import Access, with_access
 from occ.v1 import admin_pb2 as admin
@@ -99,6 +99,22 @@ async def test_a_failed_tls_handshake_is_one_clear_error(tls_server, certs, acce
     finally:
         await client.aclose()
     assert "redis_tls_ca_file" in str(raised.value)
+
+
+def test_a_tls_peer_that_resets_the_connection_is_a_tls_refusal_and_a_plain_reset_is_not():
+    """Under TLS 1.3 a server that wants a client certificate checks it after the client's handshake is done, so the
+    first read fails with its alert or, depending on timing, with the connection it reset: both are one TLS line."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    def reset() -> RedisConnectionError:  # as redis-py raises it: the socket's error as the cause
+        error = RedisConnectionError("Error while reading from 127.0.0.1:6380 : (104, 'Connection reset by peer')")
+        error.__cause__ = ConnectionResetError(104, "Connection reset by peer")
+        return error
+
+    problem = access_problem(reset(), "rediss://127.0.0.1:6380/0")
+    assert problem is not None and problem.startswith("TLS with Redis at rediss://127.0.0.1:6380")
+    assert "redis_tls_cert_file" in problem
+    assert access_problem(reset(), "redis://127.0.0.1:6380/0") is None  # no TLS: a server going away, not access
 
 
 async def test_occ_runs_on_a_redis_cluster_over_tls_as_its_acl_user(tmp_path, certs):
