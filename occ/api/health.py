@@ -14,12 +14,13 @@ back.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from grpc_health.v1 import health_pb2
 from grpc_health.v1.health import aio as health_aio
+
+from occ.core.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -48,20 +49,14 @@ class StoreWatch:
         self.serving = True
         self._targets = [(health, list(services)) for health, services in targets]
         self._ping, self.interval_s = ping, interval_s
-        self._task: asyncio.Task[None] | None = None
-        self._closing = asyncio.Event()
+        self._loop = Periodic(self.check, interval_s=interval_s, name="store-watch", failure="store watch failed")
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="store-watch")
+        self._loop.start()
 
     async def close(self) -> None:
-        """Stop watching; ends even if the cancel is lost inside the ping (see ``occ.core.periodic.Periodic.close``)."""
-        self._closing.set()
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """Stop watching (it ends even if the cancel is lost inside the ping: see ``Periodic.close``)."""
+        await self._loop.close()
 
     async def check(self) -> bool:
         """Ping once and set the services' health if it changed; True when the store answered."""
@@ -81,10 +76,3 @@ class StoreWatch:
             else:
                 log.warning("the store is unreachable: health NOT_SERVING", extra={"error": error})
         return reachable
-
-    async def _run(self) -> None:
-        while not self._closing.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), self.interval_s)
-                return
-            await self.check()
