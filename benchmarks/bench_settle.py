@@ -34,10 +34,11 @@ from benchmarks.settle_backlog import fill_backlog  # noqa: E402
 from occ.store.client import connect  # noqa: E402
 from occ.store.keys import shard_keys  # noqa: E402
 from occ.store.process import start_redis_server  # noqa: E402
-from settlement.drain import Drain, DrainOptions, _fields  # noqa: E402
+from settlement.drain import Drain, DrainOptions  # noqa: E402
 from settlement.entries import book, entry_key  # noqa: E402
 from settlement.store.database import open_store  # noqa: E402
 from settlement.store.migrate import upgrade  # noqa: E402
+from settlement.stream_replies import fields_of  # noqa: E402
 from settlement.writer import BatchWriter, Booked  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "settle.json"
@@ -60,7 +61,7 @@ async def read_ceiling(url: str) -> float:
             n += len(page)
             after = "(" + page[-1][0]
             for _, flat in page:
-                _fields(flat)
+                fields_of(flat)
     elapsed = time.perf_counter() - started
     await client.aclose()
     return n / elapsed
@@ -73,7 +74,7 @@ async def booked_rows(url: str) -> list[list[Booked]]:
     batches: list[list[Booked]] = [[]]
     for shard in range(SHARDS):
         for entry_id, flat in await client.xrange(shard_keys(shard)[0]):
-            fields = _fields(flat)
+            fields = fields_of(flat)
             key = entry_key(shard, entry_id)
             ledger, xdrs = book(key, fields, 0)
             time_ms = int(fields["time_ms"])

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+from redis.client import NEVER_DECODE
 from redis.exceptions import RedisError, ResponseError
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
@@ -31,17 +32,22 @@ from sqlalchemy.exc import DBAPIError
 from occ.store import keys
 from occ.store.client import RedisClient, connect
 from settlement import metrics
-from settlement.entries import ACCOUNT, Malformed, account_row, book, entry_key
+from settlement.close_entries import close_xdr
+from settlement.entries import ACCOUNT, Malformed, account_row, book
 from settlement.records import LedgerRow, XdrRow
-from settlement.stream_replies import fields_of, id_order, raw_reply, streams_of
+from settlement.stream_replies import fields_of, id_order, raw_reply, streams_of, text_map
 from settlement.writer import BatchWriter, Booked
 
 log = logging.getLogger(__name__)
 
 ACK_SCRIPT = (Path(__file__).parent / "lua" / "ack.lua").read_text()
+READ_SCRIPT = (Path(__file__).parent / "lua" / "read.lua").read_text()
+READ_GROUP = 32  # shards per read.lua call on a single node: a call holds Redis for a few ms at most
+_decode_read = msgspec.msgpack.Decoder(list[tuple[int, str, msgspec.Raw]]).decode
+_decode_fields = msgspec.msgpack.Decoder(dict[str, str]).decode
 MAX_BLOCK_S = 0.5  # longest blocking read, whatever poll_s says: a worker asked to stop notices within a second
 MAX_BACKOFF_S = 30.0  # longest pause between retries after Redis or the SQL store failed
-Entry = tuple[int, str, dict[str, str]]  # shard, entry id, fields
+Entry = tuple[int, str, "dict[str, str] | msgspec.Raw"]  # shard, entry id, fields (as read.lua packs them: Raw)
 Groups = list[list[dict[str, Any]]]  # XINFO GROUPS of each shard's stream, in shard order
 
 
@@ -100,7 +106,9 @@ class Drain:
         # Where to go on reading this consumer's own unacknowledged entries, per shard (None: read new ones). A
         # restart by name starts there, and so does the loop after a failed batch.
         self._pending_from: list[str] | None = ["0"] * shards
-        self._ack_sha = ""
+        self._ack_sha = self._read_sha = ""
+        size = 1 if cluster else READ_GROUP  # (a call's keys must share a slot on a cluster: one shard each)
+        self._read_groups = [(first, self.streams[first : first + size]) for first in range(0, shards, size)]
         self._block_ms = max(1, int(min(self.options.poll_s, MAX_BLOCK_S) * 1000))  # (BLOCK 0 would wait forever)
 
     async def close(self) -> None:
@@ -122,6 +130,7 @@ class Drain:
             if isinstance(reply, ResponseError) and "BUSYGROUP" not in str(reply):
                 raise reply
         self._ack_sha = await self.client.script_load(ACK_SCRIPT)
+        self._read_sha = await self.client.script_load(READ_SCRIPT)
 
     # -- batches -----------------------------------------------------------------------------------------------
 
@@ -209,39 +218,45 @@ class Drain:
         return total
 
     async def _read(self, start: str | list[str]) -> list[Entry]:
-        """One XREADGROUP per shard, pipelined: from ``start`` (an id per shard, or ``>`` for new entries)."""
+        """Read from ``start`` (an id per shard, or ``>`` for new entries) with ``lua/read.lua``: one call per group
+        of ``READ_GROUP`` shards (one shard on a cluster), all in one pipeline, each reply a MessagePack blob decoded
+        in one call (no per-field reply objects from the Redis client)."""
         starts = [start] * self.shards if isinstance(start, str) else start
+        options = self.options
         pipe = self.client.pipeline(transaction=False)
-        for stream, after in zip(self.streams, starts, strict=True):
-            pipe.xreadgroup(self.options.group, self.consumer, {stream: after}, count=self.options.read_count)
+        for first, streams in self._read_groups:
+            pipe.execute_command(
+                "EVALSHA", self._read_sha, len(streams), *streams, options.group, self.consumer, options.read_count,
+                *starts[first : first + len(streams)], **{NEVER_DECODE: True},
+            )  # fmt: skip
         entries: list[Entry] = []
-        for shard, reply in enumerate(await pipe.execute()):
-            for _stream, items in streams_of(reply):
-                entries.extend((shard, entry_id, fields_of(f)) for entry_id, f in items)
+        for (first, _), blob in zip(self._read_groups, await pipe.execute(), strict=True):
+            if blob:
+                entries.extend((first + k - 1, entry_id, fields) for k, entry_id, fields in _decode_read(blob))
         return entries
 
     def _book(self, entries: Sequence[Entry]) -> _Batch:
         started = time.perf_counter()
         now_ms = int(time.time() * 1000)
-        batch = _Batch(started)
+        batch = _Batch(started, entries)
+        booked, dead = batch.booked, batch.dead
         for shard, entry_id, fields in entries:
-            key = entry_key(shard, entry_id)
-            batch.where[key] = (shard, entry_id, fields)
+            key = f"s{shard:03d}:{entry_id}"  # entries.entry_key, inline: once per entry
             try:
-                batch.booked.append(_booked(key, fields, now_ms))
+                booked.append(_booked(key, fields, now_ms))
             except Malformed as error:
-                batch.dead[key] = str(error)
+                dead[key] = str(error)
             except Exception as error:  # a bug must not stop every other entry behind this one
                 log.exception("booking %s failed", key)
-                batch.dead[key] = f"settlement could not book it: {type(error).__name__}: {error}"
+                dead[key] = f"settlement could not book it: {type(error).__name__}: {error}"
         return batch
 
     async def _commit(self, batch: _Batch) -> None:
         """Write the batch to SQL (in a thread: the event loop keeps reading), then acknowledge it."""
         written = await asyncio.to_thread(self.writer.write, batch.booked)
         dead = batch.dead | written.refused
-        await self._acknowledge(batch.where, dead)
-        booked = len(batch.where) - len(dead)
+        await self._acknowledge(batch.entries, dead)
+        booked = len(batch.entries) - len(dead)
         self.booked += booked
         self.dead_letters += len(dead)
         metrics.ENTRIES.labels("booked").inc(booked)
@@ -252,12 +267,14 @@ class Drain:
         for key, reason in dead.items():
             log.warning("dead letter %s: %s", key, reason)
 
-    async def _acknowledge(self, where: dict[str, tuple[int, str, dict[str, str]]], dead: dict[str, str]) -> None:
+    async def _acknowledge(self, entries: Sequence[Entry], dead: dict[str, str]) -> None:
+        """One ``ack.lua`` call per shard, all in one pipeline: the booked ids go as one space-separated argument
+        (one argument per id cost more to send than the script takes to run)."""
         by_shard: dict[int, tuple[list[Any], list[str]]] = {}
-        for key, (shard, entry_id, fields) in where.items():
+        for shard, entry_id, fields in entries:
             letters, booked = by_shard.setdefault(shard, ([], []))
-            if key in dead:
-                letters.extend((entry_id, dead[key], msgspec.msgpack.encode(fields)))
+            if dead and (reason := dead.get(f"s{shard:03d}:{entry_id}")) is not None:
+                letters.extend((entry_id, reason, msgspec.msgpack.encode(fields)))
             else:
                 booked.append(entry_id)
         pipe = self.client.pipeline(transaction=False)
@@ -265,7 +282,7 @@ class Drain:
             stream = self.streams[shard]
             pipe.execute_command(
                 "EVALSHA", self._ack_sha, 2, stream, keys.dead_letters(shard), self.options.group,
-                len(letters) // 3, *letters, *booked,
+                len(letters) // 3, *letters, " ".join(booked),
             )  # fmt: skip
         await pipe.execute()
 
@@ -367,19 +384,31 @@ class Drain:
 
 
 class _Batch:
-    """Entries read together: what they book, which are dead letters (key → reason), and where each came from."""
+    """Entries read together: what they book, and which are dead letters (key → reason)."""
 
-    __slots__ = ("booked", "dead", "started", "where")
+    __slots__ = ("booked", "dead", "entries", "started")
 
-    def __init__(self, started: float) -> None:
+    def __init__(self, started: float, entries: Sequence[Entry]) -> None:
         self.started = started
+        self.entries = entries
         self.booked: list[Booked] = []
         self.dead: dict[str, str] = {}
-        self.where: dict[str, tuple[int, str, dict[str, str]]] = {}
 
 
-def _booked(key: str, fields: dict[str, str], now_ms: int) -> Booked:
-    """What one entry books: an account's row (an ``account`` entry), or ledger rows and xDRs; raises Malformed."""
+def _booked(key: str, entry: dict[str, str] | msgspec.Raw, now_ms: int) -> Booked:
+    """What one entry books: an account's row (an ``account`` entry), or ledger rows and xDRs; raises Malformed.
+
+    An entry read by ``read.lua`` (packed fields) is first offered to the bulk path for session closes, most of a
+    backlog; what it does not take is booked by the reference, ``entries.book``."""
+    if isinstance(entry, msgspec.Raw):
+        xdr = close_xdr(key, entry, now_ms)
+        if xdr is not None:
+            return Booked(key, (), (xdr,), (xdr.account, xdr.currency, xdr.end_ms))
+        try:
+            entry = _decode_fields(entry)
+        except msgspec.DecodeError:  # bytes that are not UTF-8: replaced, as the Redis client would
+            entry = text_map(bytes(entry))
+    fields = entry
     if fields.get("type") == ACCOUNT:
         row = account_row(key, fields)
         return Booked(key, (), (), (row.account, row.currency, row.first_seen_ms), settings=row)

@@ -115,6 +115,11 @@ def _decimals(row: tuple[Any, ...], money: list[int]) -> tuple[Any, ...]:
     return tuple(values)
 
 
+MAX_REGISTERED = 1_000_000
+"""Most account ids a writer remembers as registered (an account's row is written once; offering it again for every
+entry cost more than the entry's own xDR)."""
+
+
 class BatchWriter:
     """Writes batches of :class:`Booked` to the store (create one per process; it caches known periods)."""
 
@@ -125,6 +130,7 @@ class BatchWriter:
         self._xdrs = _Insert(xdrs, engine, XdrRow)
         self._settings = settings_upsert(engine)
         self._periods: set[str] = set()
+        self._registered: set[str] = set()  # accounts whose row this writer saw committed: not offered again
 
     def write(self, batch: Sequence[Booked]) -> Written:
         """Store ``batch`` in one transaction (or entry by entry if the database refuses the batch)."""
@@ -133,7 +139,8 @@ class BatchWriter:
         ensure_periods(self.engine, {x.period for b in batch for x in b.xdrs}, self._periods)
         try:
             with self.engine.begin() as connection:
-                counts = self._write(connection, batch)
+                *counts, accounts = self._write(connection, batch)
+            self._remember(accounts)
             return Written(*counts, {})
         except DBAPIError as error:
             if _transient(error):
@@ -143,7 +150,8 @@ class BatchWriter:
         for booked in batch:
             try:
                 with self.engine.begin() as connection:
-                    one_ledger, one_xdr = self._write(connection, [booked])
+                    one_ledger, one_xdr, accounts = self._write(connection, [booked])
+                self._remember(accounts)
             except DBAPIError as error:
                 if _transient(error):
                     raise
@@ -153,7 +161,12 @@ class BatchWriter:
             xdr_rows += one_xdr
         return Written(ledger_rows, xdr_rows, refused)
 
-    def _write(self, connection: Connection, batch: Sequence[Booked]) -> tuple[int, int]:
+    def _remember(self, accounts: Iterable[str]) -> None:
+        if len(self._registered) > MAX_REGISTERED:  # bounded memory: forget, and offer each account once more
+            self._registered.clear()
+        self._registered.update(accounts)
+
+    def _write(self, connection: Connection, batch: Sequence[Booked]) -> tuple[int, int, Iterable[str]]:
         newest: dict[str, AccountRow] = {}  # one row per account (PostgreSQL updates a row once per statement)
         for row in (b.settings for b in batch if b.settings is not None):
             known = newest.get(row.account)
@@ -162,16 +175,17 @@ class BatchWriter:
         if newest:  # first: a new account's row then starts at its creation, not at a money entry of the batch
             connection.execute(self._settings, row_dicts(newest.values()))
         seen: dict[str, AccountRow] = {}
+        registered = self._registered
         for b in batch:
             account, currency, time_ms = b.account
-            if account not in seen and account not in newest:
+            if account not in seen and account not in registered and account not in newest:
                 seen[account] = AccountRow(account=account, currency=currency, first_seen_ms=time_ms)
         self._accounts(connection, list(seen.values()))
         ledger_rows = [row for b in batch for row in b.ledger]
         xdr_rows = [row for b in batch for row in b.xdrs]
         self._ledger(connection, ledger_rows)
         self._xdrs(connection, xdr_rows)
-        return len(ledger_rows), len(xdr_rows)
+        return len(ledger_rows), len(xdr_rows), seen.keys() | newest.keys()
 
 
 SETTINGS = ("plan", "credit_limit", "status", "prepaid_tax_ppm", "prepaid_tax_ledger", "prepaid_tax_code",

@@ -3,7 +3,7 @@
 KEYS    [1] the shard's event stream   [2] the shard's dead-letter stream
 ARGV    [1] consumer group   [2] number of dead letters D
         then D triples: entry id, reason, the entry's fields as a msgpack map
-        then the ids of the entries booked in SQL (already committed)
+        then the ids of the entries booked in SQL (already committed), space-separated in one argument
 Returns the number of entries acknowledged.
 Invariants
   - a dead letter is written and its entry acknowledged in one step, and only while the entry is still pending in
@@ -34,8 +34,8 @@ for _ = 1, dead do
   end
   i = i + 3
 end
-for j = i, #ARGV do
-  ids[#ids + 1] = ARGV[j]
+for id in string.gmatch(ARGV[i] or '', '%S+') do
+  ids[#ids + 1] = id
 end
 if #ids == 0 then return 0 end
 local acked = 0
