@@ -43,6 +43,7 @@ from settlement.writer import BatchWriter, Booked  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "settle.json"
 TARGET_XDRS_PER_S = 30_000
+TARGET_CPU_US_PER_ENTRY = 30
 SHARDS = 256
 
 
@@ -98,24 +99,27 @@ def write_ceiling(db_url: str, batches: list[list[Booked]]) -> float:
 
 
 def _drain_worker(url: str, db_url: str, consumer: str, ready, go, booked) -> None:
-    """One worker process: set up, wait for the start signal, drain everything, report how many it booked."""
+    """One worker process: set up, wait for the start signal, drain everything, report how many it booked and the
+    CPU time (user + system, all its threads) the drain took."""
 
-    async def work() -> int:
+    async def work() -> tuple[int, float]:
         engine = open_store(db_url)
         options = DrainOptions(consumer=consumer, trim=False, claim_idle_s=3600)
         async with Drain(url, engine, shards=SHARDS, options=options) as drain:
             ready.release()
             await asyncio.to_thread(go.wait)
+            started = time.process_time()
             await drain.drain_once()
+            cpu_s = time.process_time() - started
         engine.dispose()
-        return drain.booked
+        return drain.booked, cpu_s
 
     booked.put(asyncio.run(work()))
 
 
-def drain_with(workers: int, url: str, db_url: str) -> tuple[float, int]:
-    """(seconds, entries booked) for ``workers`` processes draining the backlog together, timed from a common
-    start signal once every worker is connected (process start-up is not part of the figure)."""
+def drain_with(workers: int, url: str, db_url: str) -> tuple[float, int, float]:
+    """(seconds, entries booked, CPU seconds of the workers) for ``workers`` processes draining the backlog together,
+    timed from a common start signal once every worker is connected (process start-up is not part of the figure)."""
     engine = open_store(db_url)
     upgrade(engine)
     engine.dispose()
@@ -129,11 +133,11 @@ def drain_with(workers: int, url: str, db_url: str) -> tuple[float, int]:
         ready.acquire()
     started = time.perf_counter()
     go.set()
-    total = sum(booked.get(timeout=600) for _ in processes)
+    reports = [booked.get(timeout=600) for _ in processes]
     elapsed = time.perf_counter() - started
     for process in processes:
         process.join()
-    return elapsed, total
+    return elapsed, sum(n for n, _ in reports), sum(cpu_s for _, cpu_s in reports)
 
 
 async def one_case(redis_dir: Path, make_url, *, calls: int, accounts: int, shape: str, workers: list[int]) -> list:
@@ -147,7 +151,7 @@ async def one_case(redis_dir: Path, make_url, *, calls: int, accounts: int, shap
         read_per_s = await read_ceiling(server.url)
         write_per_s = write_ceiling(make_url(f"{shape}-ceiling"), await booked_rows(server.url))
         for n in workers:
-            elapsed, booked = drain_with(n, server.url, make_url(f"{shape}-drain-{n}"))
+            elapsed, booked, cpu_s = drain_with(n, server.url, make_url(f"{shape}-drain-{n}"))
             assert booked == backlog.entries, (booked, backlog.entries)
             for shard in range(SHARDS):  # deliver the same backlog again to the next run
                 await client.xgroup_setid(shard_keys(shard)[0], "settlement", "0")
@@ -166,6 +170,7 @@ async def one_case(redis_dir: Path, make_url, *, calls: int, accounts: int, shap
                 "write_ceiling_entries_per_s": round(write_per_s),
                 "of_read_ceiling": round(entries_per_s / read_per_s, 3),
                 "of_write_ceiling": round(entries_per_s / write_per_s, 3),
+                "worker_cpu_us_per_entry": round(cpu_s / booked * 1e6, 1),
             })  # fmt: skip
         await client.aclose()
     finally:
@@ -180,6 +185,8 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
     parser.add_argument("--workers", type=lambda t: [int(n) for n in t.split(",")], default=[1, 2],
                         help="worker process counts to measure (default 1,2)")  # fmt: skip
+    parser.add_argument("--shapes", type=lambda t: t.split(","), default=["closes", "mix"],
+                        help="backlog shapes to measure (default closes,mix)")  # fmt: skip
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
@@ -192,29 +199,37 @@ async def main(argv: list[str] | None = None) -> int:
             if postgres is not None:
                 stores.append(("postgresql", lambda _name: postgres.new_database()))
             for store, make_url in stores:
-                for shape in ("closes", "mix"):
+                for shape in args.shapes:
                     progress(f"{store}, {shape}: {args.calls:,} calls over {args.accounts:,} accounts")
                     for case in await one_case(work / f"redis-{store}-{shape}", make_url, calls=args.calls,
                                                accounts=args.accounts, shape=shape, workers=args.workers):  # fmt: skip
                         results.append({"store": store, **case})
                         progress(f"  {case['workers']} worker(s): {case['entries_per_s']:,} entries/s, "
                                  f"{case['xdrs_per_s']:,} xDRs/s ({case['of_read_ceiling']:.0%} of reading alone, "
-                                 f"{case['of_write_ceiling']:.0%} of writing alone)")  # fmt: skip
+                                 f"{case['of_write_ceiling']:.0%} of writing alone), "
+                                 f"{case['worker_cpu_us_per_entry']} µs of worker CPU per entry")  # fmt: skip
     finally:
         if postgres is not None:
             postgres.stop()
 
-    print("\n| store | backlog | workers | entries | xDRs/s | entries/s | of read ceiling | of write ceiling |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    print("\n| store | backlog | workers | entries | xDRs/s | entries/s | of read ceiling | of write ceiling "
+          "| worker CPU per entry |")  # fmt: skip
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         print(f"| {r['store']} | {r['shape']} | {r['workers']} | {r['entries']:,} | {r['xdrs_per_s']:,} | "
-              f"{r['entries_per_s']:,} | {r['of_read_ceiling']:.0%} | {r['of_write_ceiling']:.0%} |")  # fmt: skip
+              f"{r['entries_per_s']:,} | {r['of_read_ceiling']:.0%} | {r['of_write_ceiling']:.0%} "
+              f"| {r['worker_cpu_us_per_entry']} µs |")  # fmt: skip
     sqlite_closes = max((r for r in results if r["store"] == "sqlite" and r["shape"] == "closes"),
                         key=lambda r: r["xdrs_per_s"])  # fmt: skip
     met = sqlite_closes["xdrs_per_s"] >= TARGET_XDRS_PER_S
     print(f"\ntarget ≥ {TARGET_XDRS_PER_S:,} xDRs/s into SQLite: {sqlite_closes['xdrs_per_s']:,} with "
           f"{sqlite_closes['workers']} worker(s) "
           f"({'met' if met else 'missed'})")  # fmt: skip
+    one = [r for r in results if r["store"] == "sqlite" and r["shape"] == "closes" and r["workers"] == 1]
+    if one:
+        cpu_us = one[0]["worker_cpu_us_per_entry"]
+        print(f"target ≤ {TARGET_CPU_US_PER_ENTRY} µs of CPU per booked entry in one process (SQLite, closes): "
+              f"{cpu_us} µs ({'met' if cpu_us <= TARGET_CPU_US_PER_ENTRY else 'missed'})")  # fmt: skip
     args.output.parent.mkdir(parents=True, exist_ok=True)
     machine = {"python": platform.python_version(), "platform": platform.platform()}
     args.output.write_text(json.dumps({"machine": machine, "results": results}, indent=2) + "\n")

@@ -15,11 +15,12 @@ from occ.api.admin import AdminService
 from occ.api.charging import ChargingService
 from occ.core.batcher import Batcher
 from occ.core.engine import Engine
-from occ.core.sweeper import Sweeper
+from occ.core.sweeper import LEASE_TICKS, Sweeper
 from occ.core.tariffs import TariffHolder
 from occ.settings import Settings
 from occ.store import keys
 from occ.store.client import connect
+from occ.store.lease import Lease
 from occ.store.replication import ReplicaAck
 from occ.store.scripts import Store
 from occ.v1 import admin_pb2, admin_pb2_grpc, charging_pb2, charging_pb2_grpc
@@ -29,18 +30,24 @@ DEMO_CREDIT_MICROS = 10_000_000
 DEMO_LEDGER_CODE = 400000009
 NOTICE_LISTENER_STOP_S = 2.0
 ABORT_RESUBSCRIBE_S = 1.0
+TARIFF_NOTICE = "tariff"  # the notice kind telling workers the current tariff changed
 TARIFF_ROOT = "tariffs"  # below the data dir, where LoadTariff by path looks unless tariff_root says otherwise
 
 
 class App:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.redis = connect(settings)
+        self.redis = connect(settings, pool_size=settings.worker_redis_pool_size)
         replicas = (ReplicaAck(settings.min_replicas_acked, settings.replica_ack_timeout_ms)
                     if settings.min_replicas_acked else None)  # fmt: skip
         self.store = Store(self.redis, shards=settings.shards, cluster=settings.redis_cluster,
                            on_roundtrip=metrics.observe_redis_roundtrip, replicas=replicas)  # fmt: skip
-        self.tariffs = TariffHolder(self.redis, on_switch=metrics.set_current_tariff)
+        # The tariff watch and the sweeper run once per deployment (whoever holds their lease), not once per worker.
+        # Other workers hear of a new tariff by a notice (pub/sub), which redis-py's cluster client lacks: on a
+        # cluster every worker keeps watching for itself.
+        watch_lease = None if settings.redis_cluster else Lease(self.redis, "tariff-watch", ttl_s=LEASE_TICKS)
+        self.tariffs = TariffHolder(self.redis, on_switch=metrics.set_current_tariff, lease=watch_lease,
+                                    announce=None if settings.redis_cluster else self._announce_tariff)  # fmt: skip
         self.engine = Engine(self.store, self.tariffs, validity_time_s=settings.validity_time_s)
         self.batcher = Batcher(
             self.engine.process,
@@ -51,6 +58,7 @@ class App:
         self.sweeper = Sweeper(
             self.store,
             interval_s=settings.sweep_interval_s,
+            lease=Lease(self.redis, "sweeper", ttl_s=LEASE_TICKS * settings.sweep_interval_s),
             on_close=lambda cause, closed: metrics.SWEEPER_CLOSES.labels(cause).inc(closed),
             on_count=metrics.OPEN_SESSIONS.set,
         )
@@ -99,21 +107,39 @@ class App:
         else:
             await self.redis.publish(keys.NOTICE_CHANNEL, f"{kind}\n{account_id}\n{session_id}\n{reason}")
 
+    async def _announce_tariff(self, tariff_hash: str) -> None:
+        """Tell every worker that the current tariff changed (a ``tariff`` notice; they read the hash themselves)."""
+        await self.notify(TARIFF_NOTICE, "", "", tariff_hash)
+
     async def _listen_for_notices(self) -> None:
-        """Push notices (aborts, re-auth requests) to the switch on the stream that carries the session, if here.
+        """Push notices (aborts, re-auth requests) to the switch on the stream that carries the session, if here;
+        follow the current tariff on a ``tariff`` notice, and on every (re)subscription, which may have missed one.
 
         Survives losing Redis: it subscribes again after a pause."""
         while True:
             try:
                 async with self.redis.pubsub() as pubsub:
                     await pubsub.subscribe(keys.NOTICE_CHANNEL)
+                    await self._follow_tariff()
                     async for message in pubsub.listen():
-                        if message["type"] == "message":
-                            kind, account_id, session_id, reason = message["data"].decode().split("\n", 3)
+                        if message["type"] != "message":
+                            continue
+                        kind, account_id, session_id, reason = message["data"].decode().split("\n", 3)
+                        if kind == TARIFF_NOTICE:
+                            await self._follow_tariff()
+                        else:
                             self.charging.push_notice(kind, account_id, session_id, reason)
             except (RedisError, OSError) as exc:
                 log.warning("notice listener lost Redis; subscribing again", extra={"error": str(exc)})
                 await asyncio.sleep(ABORT_RESUBSCRIBE_S)
+
+    async def _follow_tariff(self) -> None:
+        try:
+            await self.tariffs.refresh()
+        except (RedisError, OSError):
+            raise
+        except Exception:  # a tariff that cannot be read leaves the current one in force; the listener goes on
+            log.exception("could not follow the current tariff; keeping the one in force")
 
     async def ping(self) -> None:
         """Raise if Redis cannot be reached (the server's health follows it)."""

@@ -31,6 +31,7 @@ DB_URL_SCHEMES = ("sqlite:///", "postgresql://", "postgres://", "postgresql+psyc
 CLIENT_AUTH_MODES = ("none", "required")
 REFLECTION_MODES = ("auto", "on", "off")
 ADMIN_ROLES = ("viewer", "operator", "finance", "admin")  # occ.api.roles says what each may call
+MIN_WORKER_POOL = 4  # Redis connections a worker keeps at least, whatever its share of redis_pool_size
 
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Everything ``occ serve`` needs to know. Construct with :meth:`load`; ranges are checked on construction.
@@ -60,7 +61,9 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
         db_url: the settlement SQL store, ``sqlite:///PATH`` or ``postgresql://user@host/db``; empty: the SQLite
             file ``<data_dir>/occ.sqlite3``.
         redis_appendfsync: the embedded Redis's AOF fsync policy, ``everysec`` or ``always`` (no loss at all).
-        redis_pool_size: most connections a worker process opens to Redis (per node in a cluster).
+        redis_pool_size: most connections the server opens to Redis (per node in a cluster), shared among its
+            workers: each worker's pool holds its share, ``ceil(redis_pool_size / workers)``, and at least
+            ``MIN_WORKER_POOL`` (its notice subscription holds one).
         redis_pool_timeout_s: how long a request waits for a free pooled connection before failing.
         workers: server processes; 1 runs in the ``occ serve`` process itself.
         shards: virtual shards accounts are spread over (hash tags ``{s000}``…), 1–16384.
@@ -147,6 +150,11 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     audit_log: str = ""
     tariff_root: str = ""
     tariff_upload_max_bytes: int = 16 * 1024 * 1024
+
+    @property
+    def worker_redis_pool_size(self) -> int:
+        """The Redis connections of one worker: its share of ``redis_pool_size``."""
+        return max(MIN_WORKER_POOL, -(-self.redis_pool_size // self.workers))
 
     @property
     def tls(self) -> bool:

@@ -2,7 +2,10 @@
 
 A tariff is published to Redis as the msgpack of its model under its content hash (``keys.tariff_blob``) and made
 current by writing that hash to ``keys.TARIFF_CURRENT``. Every frontend follows the current hash (``refresh``, run
-by ``watch`` every second), so loading a tariff on one frontend switches all of them without a restart. A session
+by the watch every second), so loading a tariff on one frontend switches all of them without a restart. With a
+``lease`` only the process holding it watches (once per deployment, not once per worker) and ``announce`` tells
+the others when the tariff changed (the server publishes a ``tariff`` notice; every worker refreshes on it, and
+on subscribing again after losing Redis); a frontend that publishes a tariff announces it too. A session
 is priced to its end with the tariff in force at its start: its hash is stored on the session and ``get`` finds (or
 fetches and compiles) that version.
 """
@@ -12,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import msgspec
@@ -21,6 +24,7 @@ import redis.asyncio as redis
 from occ.core.errors import CurrencyChange, NoTariff
 from occ.core.periodic import Periodic
 from occ.store import keys
+from occ.store.lease import Lease
 from rating_engine import CompiledTariff, Tariff, compile_tariff, load_tariff
 
 log = logging.getLogger(__name__)
@@ -31,12 +35,18 @@ class TariffHolder:
     """Current tariff and recently used versions, by content hash; owns the watch task (``start``/``close``)."""
 
     def __init__(
-        self, client: redis.Redis, *, poll_interval_s: float = 1.0, on_switch: Callable[[str], None] | None = None
+        self,
+        client: redis.Redis,
+        *,
+        poll_interval_s: float = 1.0,
+        on_switch: Callable[[str], None] | None = None,
+        lease: Lease | None = None,
+        announce: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
-        self.client, self._on_switch = client, on_switch
+        self.client, self._on_switch, self.lease, self._announce = client, on_switch, lease, announce
         self._versions: OrderedDict[str, CompiledTariff] = OrderedDict()
         self._current: CompiledTariff | None = None
-        self._job = Periodic(self.refresh, interval_s=poll_interval_s, name="tariff-watch",
+        self._job = Periodic(self.watch, interval_s=poll_interval_s, name="tariff-watch",
                              failure="tariff refresh failed; keeping the current tariff")  # fmt: skip
 
     @property
@@ -71,7 +81,17 @@ class TariffHolder:
         changed = previous is None or previous.decode() != compiled.hash
         if changed:
             log.info("tariff published", extra={"tariff_hash": compiled.hash, "directory": label or str(directory)})
+            if self._announce is not None:
+                await self._announce(compiled.hash)
         return compiled, changed
+
+    async def watch(self) -> None:
+        """One run of the watch: follow the current tariff (if this process holds the lease, when there is one) and
+        announce a change to the other workers."""
+        if self.lease is not None and not await self.lease.hold():
+            return
+        if await self.refresh() and self._announce is not None:
+            await self._announce(self.current.hash)
 
     async def refresh(self) -> bool:
         """Follow the current tariff hash in Redis; returns True when the current tariff changed."""
@@ -112,4 +132,7 @@ class TariffHolder:
         self._job.start()
 
     async def close(self) -> None:
+        """Stop watching and give the lease up, so that another worker takes the watch over at once."""
         await self._job.close()
+        if self.lease is not None:
+            await self.lease.release()

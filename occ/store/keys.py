@@ -16,6 +16,7 @@ event stream share one slot and a single Lua call may change all of them atomica
 | ``occ:{sNNN}:events:dead`` | stream | entries settlement could not book, with the reason (dead letters) |
 | ``occ:tariff:current`` | string | hash of the tariff in force |
 | ``occ:tariff:<hash>`` | string | the tariff (msgpack of its model) |
+| ``occ:lease:<job>`` | string | id of the process running a job for everyone (``sweeper``, ``tariff-watch``) |
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ def shard_of(account_id: str, shards: int) -> int:
 
 def tag(shard: int) -> str:
     return f"{{s{shard:03d}}}"
+
+
+def lease(job: str) -> str:
+    """The lease of a background job that one process runs for everyone (``occ.store.lease``)."""
+    return f"{PREFIX}:lease:{job}"
 
 
 def tariff_blob(tariff_hash: str) -> str:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 
-from online_app import session, voice
+from online_app import serving, session, voice
 
-from occ.core.sweeper import Sweeper
+from occ.core.sweeper import ROTATION_TICKS, Sweeper
+from occ.store import keys
+from occ.store.lease import Lease
 from occ.v1 import admin_pb2 as admin
 from occ.v1 import charging_pb2 as pb
 
@@ -79,3 +81,53 @@ async def test_an_aborted_session_whose_terminate_never_comes_is_closed_as_abort
     assert closes == [("ABORTED", 1)]  # counted under its own cause, not TIMEOUT
     [close] = [e for e in await charging.events("ab2") if e["type"] == "session_close"]
     assert (close["cause"], close["cost"]) == ("ABORTED", "300834")
+
+
+async def expired_sessions_on_every_shard(client, name: str) -> int:
+    """Sessions on many shards (one per account), all past their deadline 200 s from now; returns that time."""
+    await asyncio.gather(*(client.account(f"{name}{n}", balance=TEN_EUR) for n in range(40)))
+    for n in range(40):
+        await client.charging.StartSession(session(f"{name}-s{n}", 0, f"{name}{n}", voice(requested=60)))
+    return int(time.time() * 1000) + 200_000
+
+
+async def test_ticks_rotate_over_the_shards_and_close_every_expired_session_within_one_rotation(backend_charging):
+    client = backend_charging
+    later = await expired_sessions_on_every_shard(client, "rot")
+    sweeper = Sweeper(client.app.store, interval_s=3600)
+    first = await sweeper.tick(later)
+    assert 0 < first < 40  # one tick looks at part of the shards only
+    closed = [first] + [await sweeper.tick(later) for _ in range(ROTATION_TICKS - 1)]
+    assert sum(closed) == 40  # one rotation looks at every shard once
+    assert await sweeper.sweep_once(later) == 0
+
+
+async def test_only_the_lease_holder_sweeps_and_another_takes_over_when_it_stops(charging):
+    later = await expired_sessions_on_every_shard(charging, "ls")
+    store, redis = charging.app.store, charging.app.redis
+    counts: dict[str, list[int]] = {"a": [], "b": []}
+    a, b = (Sweeper(store, interval_s=3600, lease=Lease(redis, "sweeper-test", ttl_s=60), on_count=counts[name].append)
+            for name in "ab")  # fmt: skip
+    assert await a.tick(later) > 0
+    assert await b.tick(later) == 0 and counts["b"] == []  # not the holder: looked at nothing
+    await a.close()  # gives the lease up
+    assert sum([await b.tick(later) for _ in range(ROTATION_TICKS)]) > 0
+    assert sum([await b.tick(later) for _ in range(ROTATION_TICKS)]) == 0  # one rotation closed them all
+    assert counts["b"][-1] == 0  # counted on the second rotation: no session left open
+    await b.close()
+
+
+async def test_a_deadline_whose_session_is_gone_is_dropped(charging):
+    stale = keys.shard_keys(5)[1]
+    await charging.app.redis.zadd(stale, {"gone-session": 1})
+    assert await charging.app.sweeper.sweep_once() == 0
+    assert await charging.app.redis.zcard(stale) == 0
+
+
+async def test_one_worker_of_several_holds_the_sweeper_and_tariff_watch_leases(redis_url, tmp_path):
+    async with serving(redis_url, tmp_path / "a") as one, serving(redis_url, tmp_path / "b") as other:
+        for app in (one.app, other.app):
+            await app.sweeper.tick()
+            await app.tariffs.watch()
+        assert [one.app.sweeper.lease.held, other.app.sweeper.lease.held].count(True) == 1
+        assert [one.app.tariffs.lease.held, other.app.tariffs.lease.held].count(True) == 1
