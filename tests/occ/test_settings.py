@@ -152,3 +152,8 @@ def test_nested_sections_from_table_and_double_underscore_variables(tmp_path):
         load_struct(Nested, write(tmp_path, "[db]\nsize = 1\n"), {}, {})
     with pytest.raises(SettingsError, match=r"environment variable OCC_DB__POOL: 'many'"):
         load_struct(Nested, None, {"OCC_DB__POOL": "many"}, {})
+
+
+@pytest.mark.parametrize(("pool", "workers", "share"), [(64, 1, 64), (64, 2, 32), (64, 3, 22), (8, 4, 4), (64, 64, 4)])
+def test_each_worker_opens_its_share_of_the_redis_pool(pool, workers, share):
+    assert Settings(redis_pool_size=pool, workers=workers).worker_redis_pool_size == share
