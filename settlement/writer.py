@@ -14,7 +14,9 @@ the database's reason and never blocks the others; a connection or lock failure 
 
 from __future__ import annotations
 
+import fcntl
 import operator
+import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -29,7 +31,7 @@ from settlement.store.money import Money, to_numeric
 from settlement.store.schema import accounts, ledger, xdrs
 
 
-class Booked(msgspec.Struct, frozen=True):
+class Booked(msgspec.Struct, frozen=True, gc=False):  # (no cycles: the collector need not track it)
     """What one stream entry books.
 
     Attributes:
@@ -120,6 +122,32 @@ MAX_REGISTERED = 1_000_000
 entry cost more than the entry's own xDR)."""
 
 
+class WriterTurn:
+    """Settlement writers of one SQLite file take turns through an exclusive ``flock`` on ``<file>.writer-lock``.
+
+    SQLite lets one writer at a time in; a writer that finds it busy sleeps in growing steps (up to 100 ms) before
+    trying again, so with several workers the file sat idle between batches. Waiting on the lock instead, the next
+    writer starts the moment the last one is done. The kernel drops the lock of a process that dies. Other writers
+    (billing, a rerate) do not take turns here: SQLite's own busy wait still orders them. A no-op on PostgreSQL.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        database = engine.url.database if engine.dialect.name == "sqlite" else None
+        self._path = f"{database}.writer-lock" if database and database != ":memory:" else None
+        self._fd: int | None = None
+
+    def __enter__(self) -> None:
+        if self._path is None:
+            return
+        if self._fd is None:
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+
 class BatchWriter:
     """Writes batches of :class:`Booked` to the store (create one per process; it caches known periods)."""
 
@@ -131,12 +159,17 @@ class BatchWriter:
         self._settings = settings_upsert(engine)
         self._periods: set[str] = set()
         self._registered: set[str] = set()  # accounts whose row this writer saw committed: not offered again
+        self._turn = WriterTurn(engine)
 
     def write(self, batch: Sequence[Booked]) -> Written:
         """Store ``batch`` in one transaction (or entry by entry if the database refuses the batch)."""
         if not batch:
             return Written(0, 0, {})
         ensure_periods(self.engine, {x.period for b in batch for x in b.xdrs}, self._periods)
+        with self._turn:
+            return self._write_batch(batch)
+
+    def _write_batch(self, batch: Sequence[Booked]) -> Written:
         try:
             with self.engine.begin() as connection:
                 *counts, accounts = self._write(connection, batch)
