@@ -7,16 +7,19 @@ next process to ask takes it over (``lua/lease.lua``). A holder that stops clean
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import uuid
 
 import redis.asyncio as redis
+from redis.exceptions import RedisError
 
 from occ.store import keys
 from occ.store.scripts import LUA_DIR
 
 LEASE_SCRIPT = (LUA_DIR / "lease.lua").read_text()
+log = logging.getLogger(__name__)
 
 
 class Lease:
@@ -35,7 +38,13 @@ class Lease:
         return self.held
 
     async def release(self) -> None:
-        """Give the lease up (if held), so another process takes the job over at its next run."""
+        """Give the lease up (if held), so another process takes the job over at its next run. With Redis out of
+        reach it is left to expire (a stopping process must not fail for that)."""
         if self.held:
             self.held = False
-            await self._script(keys=[self.key], args=[self.holder, 0])
+            try:
+                await self._script(keys=[self.key], args=[self.holder, 0])
+            except (RedisError, OSError) as error:
+                log.warning(
+                    "could not give up a lease; it expires by itself", extra={"lease": self.key, "error": str(error)}
+                )

@@ -42,3 +42,15 @@ async def test_leases_of_different_jobs_are_independent(redis_url):
         assert await Lease(client, "tariff-watch", ttl_s=30).hold()
     finally:
         await client.aclose()
+
+
+async def test_giving_up_with_redis_gone_does_not_fail_the_stop(redis_server, redis_url):
+    client = connect(redis_url, timeout_s=1.0)
+    try:
+        lease = Lease(client, "job", ttl_s=30)
+        assert await lease.hold()
+        redis_server.stop()
+        await lease.release()  # left to expire by itself
+        assert not lease.held
+    finally:
+        await client.aclose()
