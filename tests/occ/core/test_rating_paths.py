@@ -24,8 +24,7 @@ calls = st.builds(
     st.sampled_from(["retail", "wholesale", "unknown"]),
     st.sampled_from(list(Service)),
     st.sampled_from(DESTINATIONS),
-    st.one_of(st.integers(SUMMER_TIME - 3600, SUMMER_TIME + 60), st.integers(EVENING - 600, EVENING + 600),
-              st.just(0)),  # fmt: skip
+    st.one_of(st.integers(SUMMER_TIME - 3600, SUMMER_TIME + 60), st.integers(EVENING - 600, EVENING + 600), st.just(0)),
     st.one_of(st.integers(0, 900), st.integers(0, 50_000_000), st.just(-1)),
 )
 
