@@ -42,7 +42,7 @@ def batches(draw) -> list[Row]:
     return rows
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=batches())
 def test_the_scalar_path_rates_like_the_vectorised_one(rows):
     assert rate_scalar(COMPILED, rows) == rate_vectorised(COMPILED, rows)
