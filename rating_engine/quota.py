@@ -140,8 +140,11 @@ def call_breakpoints(pricing: CallPricing, used: int, requested: int, points: in
     base = _rated(pricing, used)
     failure = base.failure if isinstance(base, RatingFailed) else Failure.NONE
     units, cost = [used + grant for grant in grants], []
+    priced: dict[int, Rated | RatingFailed] = {}  # the ladder's foot repeats (…, 2, 1, 1, 1): price each usage once
     for usage in units:
-        rated = _rated(pricing, usage)
+        rated = priced.get(usage)
+        if rated is None:
+            rated = priced[usage] = _rated(pricing, usage)
         if isinstance(rated, RatingFailed):
             failure = max(failure, rated.failure)
         else:
