@@ -25,8 +25,8 @@ GC_THRESHOLDS = (20_000, 20, 20)
 """Young collections every 20,000 net allocations of tracked objects (Python's default: 700), the middle one every
 20 of those, the full one every 20 middle ones (and only once the young survivors reach a quarter of the rest).
 Measured in-process on a frozen worker heap, 10,000 StartSessions through the servicer against a real Redis: 110
-young collections at 700 (about 7 µs per request), none at 20,000; a young collection scans at most what survived
-since the last one, so its pause stays far below the 5 ms budget."""
+young collections at 700 (about 7 µs per request), none at 20,000; a young collection over 20,000 new container
+objects takes about 0.25 ms of CPU, far below the 5 ms budget."""
 
 
 class LoopLag:
