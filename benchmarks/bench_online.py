@@ -13,6 +13,10 @@ Run ``occ bench`` or ``.venv/bin/python -m benchmarks.bench_online`` (``--help``
                  ``--calls-rates`` (unary), one phase over ``Stream`` and, with ``--calls-closed N``, a closed loop
                  of N calls at a time; calls are Authorize → StartSession → UpdateSession … → EndSession, with
                  messages, and some accounts short of credit.
+``knee``         the softswitch over ``Stream`` at each rate of ``--knee-rates``: the knee is the offered rate
+                 where p99 crosses 50 ms (interpolated between the two phases around it).
+``scaling``      closed-loop unary ``StartSession`` against the echo server and OCC started afresh with each
+                 worker count of ``--scaling-workers`` (1 and 2): req/s and server CPU per request side by side.
 ``correctness``  after the load: no account below −credit limit, every started session ended or left to the
                  sweeper with a deadline, then ``occ settle --once`` and ``occ reconcile`` where this ``occ`` has
                  them (``online/correctness.py``).
@@ -26,9 +30,12 @@ Output, in ``--results-dir`` (default ``benchmarks/results/online/``): ``online.
 ``summary.md`` (the Markdown tables the README's performance section shows) and the plots
 ``throughput_over_time.png``, ``latency_over_time.png`` and ``latency_vs_load.png``. Progress goes to stderr.
 
-Targets (informational: a missed target does not fail the run): unary OCC ≥ 85 % of the unary echo ceiling,
-Stream OCC ≥ 75 % of the Stream echo ceiling, p99 ≤ 5 ms at 1,000 requests (and calls) per second offered, no
-correctness violation. The exit status is 1 when errors dominate a phase or a correctness check fails.
+Targets (issue 13; informational: a missed target does not fail the run): server CPU per unary StartSession ≤ 1.6 ×
+the echo server's, unary OCC ≥ 70 % and Stream OCC ≥ 75 % of the echo ceilings (req/s), open loop at 1,000
+StartSession/s with p99 ≤ 5 ms and p99.9 ≤ 15 ms, the unary softswitch at 1,000 calls/s keeping up (arrivals served
+as offered) with p99 ≤ 25 ms, the Stream knee above 1,500 calls/s, no event-loop pause over 5 ms in any OCC phase
+(``online/pauses.py``, from OCC's ``/metrics``), no correctness violation. The exit status is 1 when errors dominate
+a phase or a correctness check fails.
 
 Fairness on a small machine: the load generator runs in its own process(es) and shares the cores with the server,
 whose CPU per request (server process tree, Redis included, from ``/proc``) is reported next to every ratio, as it
@@ -45,6 +52,8 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -77,7 +86,7 @@ from benchmarks.online.traffic import Destinations
 
 RESULTS_DIR = ROOT / "benchmarks" / "results" / "online"
 TARIFF = ROOT / "examples" / "tariff"
-PHASES = ("redis", "echo", "occ", "softswitch", "correctness")
+PHASES = ("redis", "echo", "occ", "softswitch", "knee", "correctness", "scaling")
 # Called parties of the ceiling phases: UK fixed, UK mobile, EU and world destinations of the example tariff.
 CALLED = ("+442079460000", "+442079460123", "+441614960000", "+447700900123", "+447911123456", "+33142685300",
           "+34912345678", "+4930123456", "+12125550100", "+61298765432")  # fmt: skip
@@ -106,6 +115,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--accounts", type=int, default=1000, help="accounts of the ceiling phases and of the softswitch (1,000)")
     add("--calls-rates", default="250,500,1000", help="softswitch open-loop calls/s, one unary phase each")
     add("--calls-stream-rate", type=float, default=500.0, help="softswitch calls/s over Stream (0: none; 500)")
+    add("--knee-rates", default="1000,1500,2000", help="knee: softswitch calls/s over Stream, one phase each")
+    add("--scaling-workers", default="1,2", help="scaling: server worker counts, echo and OCC alike (1,2)")
     add("--calls-closed", type=int, default=0, help="softswitch closed loop: calls at a time per process (0: none)")
     add("--mean-call-s", type=float, default=90.0, help="mean call holding time, simulated seconds (90)")
     add("--max-call-s", type=int, default=600, help="longest call, simulated seconds (600)")
@@ -134,6 +145,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.channels = args.channels or 2 * args.workers
     try:
         args.calls_rates = [float(rate) for rate in args.calls_rates.split(",") if rate.strip()]
+        args.knee_rates = [float(rate) for rate in args.knee_rates.split(",") if rate.strip()]
+        args.scaling_workers = [int(count) for count in args.scaling_workers.split(",") if count.strip()]
         if args.target:
             check_loopback(args.target)
             check_loopback(args.admin_target)
@@ -148,12 +161,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--replicas must be 0–4 and --min-replicas-acked at most --replicas")
     if not 0 < args.seconds <= 600 or not 0 < args.rate <= 100_000 or not 0 <= args.drain_s <= 120:
         parser.error("--seconds must be in (0, 600], --rate in (0, 100,000] and --drain-s in [0, 120]")
+    if any(not 0 < rate <= 100_000 for rate in [*args.calls_rates, *args.knee_rates]):
+        parser.error("--calls-rates and --knee-rates must be in (0, 100,000]")
+    if any(not 1 <= count <= 64 for count in args.scaling_workers):
+        parser.error("--scaling-workers must be counts in 1 … 64")
     if any(not 0 < rate <= 100_000 for rate in args.calls_rates) or not 0 <= args.message_share <= 1:
         parser.error("--calls-rates must be in (0, 100,000] and --message-share in [0, 1]")
     return args
 
 
-def run_ceiling_phases(pid: int | None, label: str, base: Workload, args: argparse.Namespace) -> dict[str, Summary]:
+def run_ceiling_phases(pid: int | None, label: str, base: Workload, args: argparse.Namespace,
+                       metrics_url: str | None = None) -> dict[str, Summary]:  # fmt: skip
     """Unary, Stream and open-loop StartSession, each ``--repeat`` times: the closed loops keep their best run (highest
     req/s), the open loop its median run by p99; every run's headline figures stay in ``runs``."""
     workloads = {
@@ -167,7 +185,8 @@ def run_ceiling_phases(pid: int | None, label: str, base: Workload, args: argpar
         for run in range(args.repeat):
             name = f"{label} {mode}" + (f" (run {run + 1} of {args.repeat})" if args.repeat > 1 else "")
             # Distinct session ids in every phase and run: a repeated (session, request number) would be a duplicate.
-            runs.append(run_measured(pid, name, replace(workload, tag=f"{base.tag}{mode[0]}{run}"), args.wait_quiet))
+            tagged = replace(workload, tag=f"{base.tag}{mode[0]}{run}")
+            runs.append(run_measured(pid, name, tagged, args.wait_quiet, metrics_url))
         if mode == "open":
             chosen = sorted(runs, key=lambda summary: summary["latency_ms"]["p99"])[(len(runs) - 1) // 2]
             chosen["offered_per_s"] = args.rate
@@ -199,8 +218,7 @@ def run_peak(target: str, pid: int | None, subscriber: str, args: argparse.Names
     return result
 
 
-def run_softswitch(target: str, pid: int | None, subscribers: tuple[str, ...], args: argparse.Namespace,
-                   run_id: str) -> list[Summary]:  # fmt: skip
+def softswitch_base(target: str, subscribers: tuple[str, ...], args: argparse.Namespace) -> Workload:
     mix = CallMix(
         destinations=Destinations.from_tariff(TARIFF, "retail"),
         mean_call_s=args.mean_call_s,
@@ -208,16 +226,31 @@ def run_softswitch(target: str, pid: int | None, subscribers: tuple[str, ...], a
         time_scale=args.time_scale,
         message_share=args.message_share,
     )
-    base = Workload(target=target, mode="calls", processes=args.loadgen_procs, seconds=args.seconds,
+    return Workload(target=target, mode="calls", processes=args.loadgen_procs, seconds=args.seconds,
                     max_requests=args.max_requests, concurrency=1, channels=args.channels, subscribers=subscribers,
                     warmup_s=0.0, seed=args.seed, calls=mix, drain_s=args.drain_s, streams=1)  # fmt: skip
+
+
+def run_softswitch(target: str, pid: int | None, subscribers: tuple[str, ...], args: argparse.Namespace,
+                   run_id: str, metrics_url: str | None) -> list[Summary]:  # fmt: skip
+    base = softswitch_base(target, subscribers, args)
     phases = [replace(base, rate=rate, tag=f"{run_id}u{i}") for i, rate in enumerate(args.calls_rates)]
     if args.calls_stream_rate > 0:
         phases.append(replace(base, rate=args.calls_stream_rate, transport="stream", streams=args.streams,
                               tag=f"{run_id}s"))  # fmt: skip
     if args.calls_closed > 0:
         phases.append(replace(base, rate=0.0, concurrency=args.calls_closed, tag=f"{run_id}c"))
-    return [run_measured(pid, f"softswitch {i + 1}/{len(phases)}", w, args.wait_quiet) for i, w in enumerate(phases)]
+    return [run_measured(pid, f"softswitch {i + 1}/{len(phases)}", w, args.wait_quiet, metrics_url)
+            for i, w in enumerate(phases)]  # fmt: skip
+
+
+def run_knee(target: str, pid: int | None, subscribers: tuple[str, ...], args: argparse.Namespace, run_id: str,
+             metrics_url: str | None) -> list[Summary]:  # fmt: skip
+    """The softswitch over ``Stream`` at each of ``--knee-rates`` calls/s (the knee is found in ``report``)."""
+    base = replace(softswitch_base(target, subscribers, args), transport="stream", streams=args.streams)
+    rates = sorted(args.knee_rates)
+    return [run_measured(pid, f"knee {i + 1}/{len(rates)}", replace(base, rate=rate, tag=f"{run_id}k{i}"),
+                         args.wait_quiet, metrics_url) for i, rate in enumerate(rates)]  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -250,38 +283,40 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="occ_bench_") as temp:
         temp_dir = Path(temp)
         if "echo" in args.phases:
-            port = free_port()
-            command = [sys.executable, str(ECHO_SERVER), "--port", str(port), "--workers", str(args.workers)]
-            progress(f"starting the echo server on 127.0.0.1:{port} ({args.workers} worker(s)) …")
-            with running(Server("echo server", command, temp_dir / "echo.log")) as echo:
-                echo.wait_for_log("READY", SERVER_START_TIMEOUT_S)
-                target = f"127.0.0.1:{port}"
+            with echo_server(temp_dir, args.workers) as (echo, target):
                 phases["echo"] = run_ceiling_phases(echo.pid, "echo", replace(base, target=target, tag="e"), args)
                 results["ceilings"]["h2load_echo"] = run_peak(target, echo.pid, ceiling_specs[0].id, args)
-        if {"occ", "softswitch", "correctness"} & set(args.phases):
+        if {"occ", "softswitch", "knee", "correctness"} & set(args.phases):
             run_occ(args, results, temp_dir, base, run_id, ceiling_specs, switch_specs)
+        if "scaling" in args.phases and not args.target:
+            results["scaling"] = run_scaling(args, temp_dir, base, run_id, ceiling_specs)
 
-    results["targets"] = report.targets(phases, results["softswitch"], results.get("correctness", {}).get("violations"))
+    results["knee"] = report.knee(results.get("stream_knee", []))
+    results["targets"] = report.targets(phases, results["softswitch"], results.get("correctness", {}).get("violations"),
+                                        knee=results["knee"], pauses=report.pauses_by_phase(results))  # fmt: skip
     return finish(args, results)
 
 
-def run_occ(args: argparse.Namespace, results: Summary, temp_dir: Path, base: Workload, run_id: str,
-            ceiling_specs: list, switch_specs: list) -> None:  # fmt: skip
-    """Start OCC (or use ``--target``), create the accounts, run its phases and the correctness checks."""
-    if args.target:
-        server: Server | External = External("occ", args.server_pid)
-        target, env = args.target, None
-        admin = AdminTarget(args.admin_target, args.admin_token or os.environ.get("OCC_TOKEN", ""))
-        wait_until_serving(target, SERVER_START_TIMEOUT_S, server)
-        run_occ_phases(args, results, server, target, admin, env, base, run_id, ceiling_specs, switch_specs)
-        return
-    if "serve" not in occ_commands():
-        results["notes"].append("occ serve not available: OCC phases skipped")
-        progress(results["notes"][-1])
-        return
-    port, admin_port, data_dir = free_port(), free_port(), temp_dir / "occ-data"
-    command = [str(OCC), "serve", "--port", str(port), "--metrics-port", "0", "--data-dir", str(data_dir),
-               "--tariff", str(TARIFF), "--workers", str(args.workers),
+@contextmanager
+def echo_server(temp_dir: Path, workers: int) -> Iterator[tuple[Server, str]]:
+    """The echo server with ``workers`` processes, serving; yields it and its target."""
+    port = free_port()
+    command = [sys.executable, str(ECHO_SERVER), "--port", str(port), "--workers", str(workers)]
+    progress(f"starting the echo server on 127.0.0.1:{port} ({workers} worker(s)) …")
+    with running(Server("echo server", command, temp_dir / f"echo-{workers}.log")) as echo:
+        echo.wait_for_log("READY", SERVER_START_TIMEOUT_S)
+        yield echo, f"127.0.0.1:{port}"
+
+
+@contextmanager
+def occ_server(args: argparse.Namespace, temp_dir: Path, workers: int
+               ) -> Iterator[tuple[Server, str, AdminTarget, dict[str, str], str]]:  # fmt: skip
+    """``occ serve`` with ``workers`` processes, its embedded Redis (or the harness's replicated one) and the example
+    tariff in a data dir of its own, serving; yields it, its target, its Admin, its environment and its /metrics."""
+    port, admin_port, metrics_port = free_port(), free_port(), free_port()
+    data_dir = temp_dir / f"occ-data-{workers}"
+    command = [str(OCC), "serve", "--port", str(port), "--metrics-port", str(metrics_port), "--data-dir",
+               str(data_dir), "--tariff", str(TARIFF), "--workers", str(workers),
                "--admin-listen", f"127.0.0.1:{admin_port}"]  # fmt: skip
     if args.no_settle_worker:
         command.append("--no-settle")
@@ -289,45 +324,67 @@ def run_occ(args: argparse.Namespace, results: Summary, temp_dir: Path, base: Wo
     env = {key: value for key, value in os.environ.items() if not key.startswith("OCC_")}
     env["OCC_DATA_DIR"] = str(data_dir)
     env["OCC_REDIS_APPENDFSYNC"] = args.redis_appendfsync
-    own_redis = replicas.start(temp_dir / "redis", replicas=args.replicas,
+    own_redis = replicas.start(temp_dir / f"redis-{workers}", replicas=args.replicas,
                                appendfsync=args.redis_appendfsync) if args.replicas else []  # fmt: skip
     if own_redis:
         env["OCC_REDIS_URL"] = own_redis[0].url
         env["OCC_MIN_REPLICAS_ACKED"] = str(args.min_replicas_acked)
         progress(f"OCC's Redis: a primary on port {own_redis[0].port} with {args.replicas} replica(s), "
                  f"appendfsync {args.redis_appendfsync}, min_replicas_acked {args.min_replicas_acked}")  # fmt: skip
-    progress(f"starting OCC on 127.0.0.1:{port} ({args.workers} worker(s)): {' '.join(command)}")
+    progress(f"starting OCC on 127.0.0.1:{port} ({workers} worker(s)): {' '.join(command)}")
     try:
-        with running(Server("occ serve", command, temp_dir / "occ.log", env=env)) as server:
+        with running(Server("occ serve", command, temp_dir / f"occ-{workers}.log", env=env)) as server:
             target = f"127.0.0.1:{port}"
             wait_until_serving(target, SERVER_START_TIMEOUT_S, server)
             # the Admin listener's token for the local operator, which occ serve wrote before it started serving
             admin = AdminTarget(f"127.0.0.1:{admin_port}", (data_dir / "admin-token").read_text().strip())
-            run_occ_phases(args, results, server, target, admin, env, base, run_id, ceiling_specs, switch_specs)
-            results["occ_log_tail"] = server.log_tail(20).splitlines()
+            yield server, target, admin, env, f"http://127.0.0.1:{metrics_port}/metrics"
     finally:
         replicas.stop(own_redis)
 
 
-def run_occ_phases(args: argparse.Namespace, results: Summary, server: Server | External, target: str,
-                   admin: AdminTarget, env: dict[str, str] | None, base: Workload, run_id: str, ceiling_specs: list,
-                   switch_specs: list) -> None:  # fmt: skip
-    specs = (ceiling_specs if "occ" in args.phases else []) + (switch_specs if "softswitch" in args.phases else [])
+def run_occ(args: argparse.Namespace, results: Summary, temp_dir: Path, base: Workload, run_id: str,
+            ceiling_specs: list, switch_specs: list) -> None:  # fmt: skip
+    """Start OCC (or use ``--target``), create the accounts, run its phases and the correctness checks."""
+    if args.target:
+        server: Server | External = External("occ", args.server_pid)
+        admin = AdminTarget(args.admin_target, args.admin_token or os.environ.get("OCC_TOKEN", ""))
+        wait_until_serving(args.target, SERVER_START_TIMEOUT_S, server)
+        run_occ_phases(args, results, (server, args.target, admin, None, None), base, run_id, ceiling_specs,
+                       switch_specs)  # fmt: skip
+        return
+    if "serve" not in occ_commands():
+        results["notes"].append("occ serve not available: OCC phases skipped")
+        progress(results["notes"][-1])
+        return
+    with occ_server(args, temp_dir, args.workers) as served:
+        run_occ_phases(args, results, served, base, run_id, ceiling_specs, switch_specs)
+        results["occ_log_tail"] = served[0].log_tail(20).splitlines()
+
+
+def run_occ_phases(args: argparse.Namespace, results: Summary, served: tuple, base: Workload, run_id: str,
+                   ceiling_specs: list, switch_specs: list) -> None:  # fmt: skip
+    server, target, admin, env, metrics_url = served
+    specs = (ceiling_specs if "occ" in args.phases else []) + (
+        switch_specs if {"softswitch", "knee"} & set(args.phases) else [])  # fmt: skip
     progress(f"creating and topping up {len(specs):,} accounts through the Admin API on {admin.address} …")
     results["accounts"] = asyncio.run(create_accounts(admin, specs))
+    subscribers = tuple(spec.id for spec in switch_specs)
     if "occ" in args.phases:
         workload = replace(base, target=target, tag=f"o{run_id}")
-        results["phases"]["occ"] = run_ceiling_phases(server.pid, "occ", workload, args)
+        results["phases"]["occ"] = run_ceiling_phases(server.pid, "occ", workload, args, metrics_url)
         results["ceilings"]["h2load_occ"] = run_peak(target, server.pid, ceiling_specs[0].id, args)
     if "softswitch" in args.phases:
-        subscribers = tuple(spec.id for spec in switch_specs)
-        results["softswitch"] = run_softswitch(target, server.pid, subscribers, args, run_id)
+        results["softswitch"] = run_softswitch(target, server.pid, subscribers, args, run_id, metrics_url)
+    if "knee" in args.phases:
+        results["stream_knee"] = run_knee(target, server.pid, subscribers, args, run_id, metrics_url)
     if "correctness" in args.phases:
         progress("correctness: accounts, sessions, settlement …")
-        unended = [tuple(item) for phase in results["softswitch"] for item in phase["unended_sessions"]]
+        switched = [*results["softswitch"], *results.get("stream_knee", [])]
+        unended = [tuple(item) for phase in switched for item in phase["unended_sessions"]]
         accounts = correctness.check_accounts(
             admin,
-            softswitch_ids=[s.id for s in switch_specs] if "softswitch" in args.phases else [],
+            softswitch_ids=[s.id for s in switch_specs] if {"softswitch", "knee"} & set(args.phases) else [],
             ceiling_ids=[s.id for s in ceiling_specs] if "occ" in args.phases else [],
             unended=unended,
         )
@@ -336,6 +393,26 @@ def run_occ_phases(args: argparse.Namespace, results: Summary, server: Server | 
         results["correctness"] = {"accounts": accounts, "settlement": settlement, "violations": violations}
         progress(f"  {accounts['accounts_checked']:,} accounts: {violations} violation(s); {accounts['examples']}; "
                  f"settlement {settlement['status']}")  # fmt: skip
+
+
+def run_scaling(args: argparse.Namespace, temp_dir: Path, base: Workload, run_id: str,
+                ceiling_specs: list) -> list[Summary]:  # fmt: skip
+    """Closed-loop unary StartSession against the echo server and OCC at each of ``--scaling-workers``."""
+    rows = []
+    for workers in args.scaling_workers:
+        unary = replace(base, mode="unary", concurrency=max(1, args.concurrency // args.loadgen_procs),
+                        channels=2 * workers)  # fmt: skip
+        row: Summary = {"workers": workers}
+        with echo_server(temp_dir, workers) as (echo, target):
+            row["echo"] = run_measured(echo.pid, f"scaling echo ×{workers}",
+                                       replace(unary, target=target, tag=f"se{workers}"), args.wait_quiet)  # fmt: skip
+        with occ_server(args, temp_dir, workers) as (server, target, admin, _, metrics_url):
+            asyncio.run(create_accounts(admin, ceiling_specs))
+            row["occ"] = run_measured(server.pid, f"scaling occ ×{workers}",
+                                      replace(unary, target=target, tag=f"so{run_id}{workers}"), args.wait_quiet,
+                                      metrics_url)  # fmt: skip
+        rows.append(row)
+    return rows
 
 
 def finish(args: argparse.Namespace, results: Summary) -> int:

@@ -1,5 +1,6 @@
 """Everything one worker process serves, wired together: Redis, tariffs, the engine and its batcher, the
-sweeper, the abort listener, and the Charging and Admin services. Owned object: ``start()`` then ``close()``."""
+sweeper, the abort listener, the event-loop lag and garbage-collection watches, and the Charging and Admin
+services. Owned object: ``start()`` then ``close()``."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from occ.api.admin import AdminService
 from occ.api.charging import ChargingService
 from occ.core.batcher import Batcher
 from occ.core.engine import Engine
+from occ.core.pauses import GcWatch, LoopLag
 from occ.core.sweeper import LEASE_TICKS, Sweeper
 from occ.core.tariffs import TariffHolder
 from occ.settings import Settings
@@ -71,6 +73,8 @@ class App:
             tariff_root=Path(settings.tariff_root or Path(settings.data_dir) / TARIFF_ROOT),
             tariff_upload_max_bytes=settings.tariff_upload_max_bytes,
         )
+        self.loop_lag = LoopLag(metrics.EVENT_LOOP_LAG_SECONDS.observe)
+        self.gc_watch = GcWatch(metrics.observe_gc_pause)
         self._aborts: asyncio.Task | None = None
 
     async def start(self) -> None:
@@ -84,6 +88,8 @@ class App:
             await self._create_demo_account(self.settings.demo_account)
         self.batcher.start()
         self.sweeper.start()
+        self.loop_lag.start()
+        self.gc_watch.start()
         if not self.settings.redis_cluster:
             self._aborts = asyncio.create_task(self._listen_for_notices(), name="notice-listener")
 
@@ -166,6 +172,8 @@ class App:
             done, _ = await asyncio.wait({self._aborts}, timeout=NOTICE_LISTENER_STOP_S)
             if not done:
                 log.warning("notice listener did not stop; left to end with the event loop")
+        self.gc_watch.close()
+        await self.loop_lag.close()
         await self.sweeper.close()
         await self.batcher.close()
         await self.tariffs.close()

@@ -11,12 +11,16 @@ Servicers count their own answers (``REQUESTS`` by method and telecom result cod
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import Counter, Gauge, Histogram
 
 from occ.metrics_server import serve_metrics
 
 __all__ = [
     "BATCH_SIZE",
+    "EVENT_LOOP_LAG_SECONDS",
+    "GC_PAUSE_SECONDS",
     "GRPC_CALLS",
     "LATENCY_BUCKETS_S",
     "OPEN_SESSIONS",
@@ -27,6 +31,7 @@ __all__ = [
     "SWEEPER_CLOSES",
     "TARIFF_INFO",
     "TARIFF_RELOADS",
+    "observe_gc_pause",
     "observe_redis_roundtrip",
     "serve_metrics",
     "set_current_tariff",
@@ -34,6 +39,9 @@ __all__ = [
 
 LATENCY_BUCKETS_S = (
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+)  # fmt: skip
+PAUSE_BUCKETS_S = (
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 )  # fmt: skip
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 
@@ -50,6 +58,16 @@ REDIS_ROUNDTRIPS = Counter("occ_redis_roundtrips", "Redis round trips, by kind (
 REDIS_ROUNDTRIP_SECONDS = Histogram(
     "occ_redis_roundtrip_seconds", "Time of one Redis round trip (script call or pipeline).", buckets=LATENCY_BUCKETS_S
 )
+EVENT_LOOP_LAG_SECONDS = Histogram(
+    "occ_event_loop_lag_seconds",
+    "How late the event loop woke a task due every 5 ms (occ.core.pauses.LoopLag): its pauses, as they stall calls.",
+    buckets=PAUSE_BUCKETS_S,
+)
+GC_PAUSE_SECONDS = Histogram(
+    "occ_gc_pause_seconds", "Time of one garbage collection, by generation (2: full).", ["generation"],
+    buckets=PAUSE_BUCKETS_S,
+)  # fmt: skip
+_GC_PAUSE_BY_GENERATION = [GC_PAUSE_SECONDS.labels(str(generation)).observe for generation in range(3)]
 OPEN_SESSIONS = Gauge(
     "occ_open_sessions",
     "Open sessions in Redis (all frontends), as last counted by a sweeper.",
@@ -62,6 +80,7 @@ TARIFF_INFO = Gauge(
     multiprocess_mode="livemax",
 )  # fmt: skip
 
+_ROUNDTRIPS_BY_SCRIPT: dict[str, Callable[[], None]] = {}
 _current_tariff: list[str] = []  # the hash this process last set to 1
 
 
@@ -81,7 +100,15 @@ def set_current_tariff(tariff_hash: str) -> None:
     _current_tariff[:] = [tariff_hash]
 
 
+def observe_gc_pause(generation: int, seconds: float) -> None:
+    """Time one garbage collection of ``generation`` (the ``GcWatch`` hook)."""
+    _GC_PAUSE_BY_GENERATION[generation](seconds)
+
+
 def observe_redis_roundtrip(script: str, seconds: float) -> None:
     """Count and time one Redis round trip of ``script`` (the store's ``on_roundtrip`` hook)."""
-    REDIS_ROUNDTRIPS.labels(script).inc()
+    count = _ROUNDTRIPS_BY_SCRIPT.get(script)
+    if count is None:  # the counter's child, bound once per script
+        count = _ROUNDTRIPS_BY_SCRIPT[script] = REDIS_ROUNDTRIPS.labels(script).inc
+    count()
     REDIS_ROUNDTRIP_SECONDS.observe(seconds)

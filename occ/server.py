@@ -10,8 +10,10 @@ the parent exits 1.
 
 Each worker runs :class:`GrpcServer` on uvloop: the app's services (``occ.app.App``), gRPC health and reflection,
 and the metrics interceptor, on the Charging listener and on the authenticated Admin listener (``admin_listen``);
-workers share both ports. Before anything starts the parent checks the TLS files and, on first start, writes the
-local operator's Admin token to ``<data_dir>/admin-token`` (``occ.api.tokens``).
+workers share both ports. Once a worker serves, its warm heap is frozen (``occ.core.pauses.freeze_warm_heap``): the
+garbage collector never scans what start-up loaded again, so a full collection no longer stalls calls. Before
+anything starts the parent checks the TLS files and, on first start, writes the local operator's Admin token to
+``<data_dir>/admin-token`` (``occ.api.tokens``).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from occ import logs
 from occ.api.server import AppFactory, GrpcServer, grpc_address
 from occ.api.tls import check_files
 from occ.api.tokens import LOCAL_TOKEN_FILE, TOKENS_FILE, TokenError, TokenFile, bootstrap_local_token
+from occ.core.pauses import freeze_warm_heap
 from occ.metrics_server import (
     mark_process_dead,
     prepare_multiprocess_dir,
@@ -189,6 +192,8 @@ async def _serve_until_signal(settings: Settings, spawned: bool, app_factory: Ap
     server = GrpcServer(settings, app_factory=app_factory or _default_app_factory())
     try:
         await server.start()
+        frozen = freeze_warm_heap()  # started: what is alive now (modules, tariffs, descriptors) lives as long
+        log.debug("heap frozen", extra={"objects": frozen})
         await stop.wait()
         log.info("stopping", extra={"grace_s": settings.grace_s})
     finally:

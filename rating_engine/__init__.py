@@ -8,15 +8,24 @@ from rating_engine.call import Call, Failure, Rated, RatingFailed
 from rating_engine.compile import CompiledTariff, compile_tariff
 from rating_engine.load import TariffError, TariffIssue, load_tariff
 from rating_engine.numbers import normalize_number
-from rating_engine.quota import Breakpoints, affordable_units, breakpoints
+from rating_engine.quota import (
+    Breakpoints,
+    CallBreakpoints,
+    affordable_units,
+    breakpoints,
+    call_affordable_units,
+    call_breakpoints,
+)
 from rating_engine.rate import CallBatch, RatedBatch, rate_batch
-from rating_engine.scalar import rate_call
+from rating_engine.scalar import CallPricing, rate_call
 from rating_engine.tariff import Service, Tariff
 
 __all__ = [
     "Breakpoints",
     "Call",
     "CallBatch",
+    "CallBreakpoints",
+    "CallPricing",
     "CompiledTariff",
     "Failure",
     "Rated",
@@ -28,6 +37,8 @@ __all__ = [
     "TariffIssue",
     "affordable_units",
     "breakpoints",
+    "call_affordable_units",
+    "call_breakpoints",
     "compile_tariff",
     "load_tariff",
     "normalize_number",

@@ -3,15 +3,24 @@
 A session is always priced on its cumulative usage: granting ``x`` more units to a session that has used ``U``
 costs ``cost(U + x) - cost(U)``, so the connect fee and the rounding of the first step apply once per call, however
 many grants it takes. Both functions below work on whole batches with the vectorised rater; cost is non-decreasing in
-usage (a property test checks it), which makes the binary search in ``affordable_units`` exact.
+usage (a property test checks it), which makes the searches in ``affordable_units`` and ``call_affordable_units``
+exact.
+
+``call_breakpoints`` and ``call_affordable_units`` are the same two answers for one call, priced with the scalar
+``CallPricing``: for a handful of calls they cost a fraction of NumPy's fixed cost per batch, and property tests
+check that both forms give the same micro-units, grants and failures.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
+from rating_engine.call import Failure, Rated, RatingFailed
 from rating_engine.compile import CompiledTariff
 from rating_engine.rate import CallBatch, RatedBatch, rate_batch
+from rating_engine.scalar import CallPricing
 
 SEARCH_POINTS = 32
 """Candidates ``affordable_units`` prices per call and round: each round narrows the range 33-fold."""
@@ -100,3 +109,64 @@ def affordable_units(
         low[open_] = new_low
     failed = failure != 0
     return np.where(failed, 0, low), np.where(failed, 0, low_cost), failure
+
+
+class CallBreakpoints(NamedTuple):
+    """``breakpoints`` for one call (one row of :class:`Breakpoints`).
+
+    Attributes:
+        base: the rating of the usage already reported, or why it failed.
+        units: total session usage at each candidate, largest first (zeros where ``failure``).
+        cost_micros: cumulative cost at those usages (zeros where ``failure``).
+        failure: the ``Failure`` of the base or of any candidate (the largest value, as ``breakpoints`` gives).
+    """
+
+    base: Rated | RatingFailed
+    units: list[int]
+    cost_micros: list[int]
+    failure: Failure
+
+
+def _rated(pricing: CallPricing, usage: int) -> Rated | RatingFailed:
+    try:
+        return pricing.rate(usage)
+    except RatingFailed as failed:
+        return failed
+
+
+def call_breakpoints(pricing: CallPricing, used: int, requested: int, points: int = 8) -> CallBreakpoints:
+    """``breakpoints`` for the call of ``pricing`` (prepared for at least ``used + requested``)."""
+    grants = [max(requested >> k, 1) if requested > 0 else 0 for k in range(points)]
+    base = _rated(pricing, used)
+    failure = base.failure if isinstance(base, RatingFailed) else Failure.NONE
+    units, cost = [used + grant for grant in grants], []
+    priced: dict[int, Rated | RatingFailed] = {}  # the ladder's foot repeats (…, 2, 1, 1, 1): price each usage once
+    for usage in units:
+        rated = priced.get(usage)
+        if rated is None:
+            rated = priced[usage] = _rated(pricing, usage)
+        if isinstance(rated, RatingFailed):
+            failure = max(failure, rated.failure)
+        else:
+            cost.append(rated.cost_micros)
+    if failure:
+        return CallBreakpoints(base, [0] * points, [0] * points, failure)
+    return CallBreakpoints(base, units, cost, failure)
+
+
+def call_affordable_units(pricing: CallPricing, used: int, credit_micros: int, cap: int) -> tuple[int, int]:
+    """``affordable_units`` for the call of ``pricing`` (prepared for at least ``used + cap``): the most extra units
+    (≤ ``cap``) that cost at most ``credit_micros`` beyond ``used``, and what they cost; (0, 0) where the usage
+    already reported cannot be rated or the credit is negative. A binary search over the units."""
+    base = _rated(pricing, used)
+    if isinstance(base, RatingFailed) or credit_micros < 0:
+        return 0, 0
+    low, low_cost, high = 0, 0, cap
+    while low < high:
+        middle = (low + high + 1) // 2
+        rated = _rated(pricing, used + middle)
+        if not isinstance(rated, RatingFailed) and rated.cost_micros - base.cost_micros <= credit_micros:
+            low, low_cost = middle, rated.cost_micros - base.cost_micros
+        else:
+            high = middle - 1
+    return low, low_cost

@@ -18,6 +18,7 @@ Pricing rules (documented in ``docs/tariffs.md``):
 from __future__ import annotations
 
 import zoneinfo
+from collections.abc import Iterator
 from datetime import datetime
 
 from rating_engine.call import EARLIEST_START, LATEST_START, Call, Failure, Rated, RatingFailed
@@ -29,45 +30,87 @@ WEEK_SECONDS = WEEK_MINUTES * 60
 
 def rate_call(tariff: Tariff, call: Call) -> Rated:
     """Price one call, or raise ``RatingFailed`` with the reason."""
-    limit = MAX_VOICE_SECONDS if call.service == Service.VOICE else MAX_USAGE
-    if not 0 <= call.usage <= limit:
-        raise RatingFailed(Failure.BAD_USAGE, f"usage {call.usage} is outside 0 … {limit}")
-    if not EARLIEST_START <= call.start < LATEST_START:
-        raise RatingFailed(Failure.BAD_START, f"start {call.start} is outside the years 2000 … 2099")
-    if call.plan not in _lookups(tariff).plans:
-        raise RatingFailed(Failure.UNKNOWN_PLAN, f"unknown tariff plan {call.plan!r}")
-    group = _destination_group(tariff, call.destination)
-    zone = zoneinfo.ZoneInfo(tariff.timezone)
+    return CallPricing(tariff, call, call.usage).rate(call.usage)
 
-    first = _binding(tariff, call, group, _band_at(tariff, zone, call.start))
-    ledger_code = first.ledger_code or tariff.groups[group].ledger_code
-    if call.usage == 0:
-        return Rated(0, group, ledger_code, first.rate)
 
-    runs: list[list] = []  # [rate name, step index, billed units], in call order
-    billed_to = 0  # usage billed so far, including rounding
-    for seg_start, seg_end, rate in _segments(tariff, zone, call, group):
-        for index, step in enumerate(rate.intervals):
-            step_end = rate.intervals[index + 1].start if index + 1 < len(rate.intervals) else MAX_USAGE + 1
-            low, high = max(seg_start, step.start, billed_to), min(seg_end, step_end)
-            if high <= low:
-                continue
-            billed = ceil_div(high - low, step.increment) * step.increment
-            billed_to = low + billed
-            if runs and runs[-1][:2] == [rate.name, index]:
-                runs[-1][2] += billed
-            else:
-                runs.append([rate.name, index, billed])
+class CallPricing:
+    """One call priced at any usage up to ``max_usage``: what does not depend on the usage (the checks of start,
+    plan and destination, the starting rate, the parts of the call) is worked out once, so pricing a ladder of
+    usages or searching for the largest affordable one costs a short loop per usage.
 
-    starting = tariff.rates[first.rate]
-    cost = starting.connect_fee_micros
-    for rate_name, index, units in runs:
-        step = tariff.rates[rate_name].intervals[index]
-        cost += ceil_div(units * step.price_micros, step.per)
-    cost = max(cost, starting.min_charge_micros)
-    if starting.max_cost_micros is not None:
-        cost = min(cost, starting.max_cost_micros)
-    return Rated(cost, group, ledger_code, first.rate)
+    ``rate(usage)`` gives exactly what ``rate_call`` gives for the call with that usage (``usage`` ≤ ``max_usage``).
+    """
+
+    def __init__(self, tariff: Tariff, call: Call, max_usage: int) -> None:
+        self.tariff, self.call = tariff, call
+        self.limit = MAX_VOICE_SECONDS if call.service == Service.VOICE else MAX_USAGE
+        self._failure: RatingFailed | None = None  # fails every usage in range
+        self._parts: list[tuple[int, int, Rate]] = []  # (start offset, end offset, rate), in call order
+        self._covered = 0  # the parts reach this offset; a longer call fails with ``_beyond``
+        self._beyond: RatingFailed | None = None
+        try:
+            self._prepare(min(max(max_usage, 0), self.limit))
+        except RatingFailed as failed:
+            self._failure = failed
+
+    def _prepare(self, max_usage: int) -> None:
+        tariff, call = self.tariff, self.call
+        if not EARLIEST_START <= call.start < LATEST_START:
+            raise RatingFailed(Failure.BAD_START, f"start {call.start} is outside the years 2000 … 2099")
+        if call.plan not in _lookups(tariff).plans:
+            raise RatingFailed(Failure.UNKNOWN_PLAN, f"unknown tariff plan {call.plan!r}")
+        self.group = _destination_group(tariff, call.destination)
+        zone = zoneinfo.ZoneInfo(tariff.timezone)
+        self.first = _binding(tariff, call, self.group, _band_at(tariff, zone, call.start))
+        self.ledger_code = self.first.ledger_code or tariff.groups[self.group].ledger_code
+        try:
+            for part in _segments(tariff, zone, call, self.group, max_usage):
+                self._parts.append(part)
+                self._covered = part[1]
+        except RatingFailed as failed:
+            self._beyond = failed
+        else:
+            self._covered = max_usage
+
+    def rate(self, usage: int) -> Rated:
+        """The call priced at ``usage``, or ``RatingFailed`` with the reason."""
+        if not 0 <= usage <= self.limit:
+            raise RatingFailed(Failure.BAD_USAGE, f"usage {usage} is outside 0 … {self.limit}")
+        if self._failure is not None:
+            raise self._failure
+        if usage == 0:
+            return Rated(0, self.group, self.ledger_code, self.first.rate)
+        if usage > self._covered:
+            if self._beyond is None:
+                raise ValueError(f"usage {usage} is beyond the {self._covered} this pricing was prepared for")
+            raise self._beyond
+        runs: list[list] = []  # [rate name, step index, billed units], in call order
+        billed_to = 0  # usage billed so far, including rounding
+        for seg_start, part_end, rate in self._parts:
+            if seg_start >= usage:
+                break
+            seg_end = min(part_end, usage)
+            for index, step in enumerate(rate.intervals):
+                step_end = rate.intervals[index + 1].start if index + 1 < len(rate.intervals) else MAX_USAGE + 1
+                low, high = max(seg_start, step.start, billed_to), min(seg_end, step_end)
+                if high <= low:
+                    continue
+                billed = ceil_div(high - low, step.increment) * step.increment
+                billed_to = low + billed
+                if runs and runs[-1][:2] == [rate.name, index]:
+                    runs[-1][2] += billed
+                else:
+                    runs.append([rate.name, index, billed])
+
+        starting = self.tariff.rates[self.first.rate]
+        cost = starting.connect_fee_micros
+        for rate_name, index, units in runs:
+            step = self.tariff.rates[rate_name].intervals[index]
+            cost += ceil_div(units * step.price_micros, step.per)
+        cost = max(cost, starting.min_charge_micros)
+        if starting.max_cost_micros is not None:
+            cost = min(cost, starting.max_cost_micros)
+        return Rated(cost, self.group, self.ledger_code, self.first.rate)
 
 
 def _destination_group(tariff: Tariff, destination: str) -> str:
@@ -123,19 +166,21 @@ def _next_change(tariff: Tariff, zone: zoneinfo.ZoneInfo, instant: int) -> int:
     return high
 
 
-def _segments(tariff: Tariff, zone: zoneinfo.ZoneInfo, call: Call, group: str) -> list[tuple[int, int, Rate]]:
-    """The parts of the call as (start offset, end offset, rate), in order."""
+def _segments(tariff: Tariff, zone: zoneinfo.ZoneInfo, call: Call, group: str,
+              usage: int) -> Iterator[tuple[int, int, Rate]]:  # fmt: skip
+    """The parts of the call up to ``usage`` as (start offset, end offset, rate), in order; raises where a part
+    has no rate."""
     if call.service != Service.VOICE:
         binding = _binding(tariff, call, group, _band_at(tariff, zone, call.start))
-        return [(0, call.usage, tariff.rates[binding.rate])]
-    parts, offset = [], 0
-    while offset < call.usage:
+        yield (0, usage, tariff.rates[binding.rate])
+        return
+    offset = 0
+    while offset < usage:
         instant = call.start + offset
         binding = _binding(tariff, call, group, _band_at(tariff, zone, instant))
-        end = min(call.usage, _next_change(tariff, zone, instant) - call.start)
-        parts.append((offset, end, tariff.rates[binding.rate]))
+        end = min(usage, _next_change(tariff, zone, instant) - call.start)
+        yield (offset, end, tariff.rates[binding.rate])
         offset = end
-    return parts
 
 
 class _Lookups:

@@ -3,7 +3,8 @@
 For every phase the run reports the server's CPU time (the server process and all its descendants, embedded Redis
 included, from ``/proc/<pid>/stat``: utime + stime of the live processes plus cutime + cstime of reaped ones), the
 load generator's own CPU time, the busiest single thread of the server, the machine's busy share and any other
-process that was busy meanwhile. Against an external server whose pid is unknown the server figures are absent.
+process that was busy meanwhile; for OCC also its event loop's pauses and full collections (``pauses.py``).
+Against an external server whose pid is unknown the server figures are absent.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from benchmarks.online.machine import (
     progress,
     wait_until_quiet,
 )
+from benchmarks.online.pauses import pause_window
 from benchmarks.online.procstat import CpuSample, all_processes, busiest_outside, process_tree, tree_cpu
 
 Summary = dict[str, Any]  # one phase's figures, as written to the JSON
@@ -73,20 +75,28 @@ def cpu_window(pid: int | None) -> tuple[Callable[[], None], Callable[[], Summar
     return (lambda: sample("0")), stop
 
 
-def run_measured(pid: int | None, name: str, workload: Workload, quiet_wait_s: float) -> Summary:
-    """One phase against a running server (``pid`` for its CPU, None if unknown); prints progress, returns figures."""
+def run_measured(pid: int | None, name: str, workload: Workload, quiet_wait_s: float,
+                 metrics_url: str | None = None) -> Summary:  # fmt: skip
+    """One phase against a running server (``pid`` for its CPU, None if unknown; ``metrics_url``, OCC's ``/metrics``,
+    for its pauses); prints progress, returns figures."""
     if quiet_wait_s > 0:
         wait_until_quiet(quiet_wait_s)
     what = describe(workload)
     progress(f"{name}: {what}, {workload.processes} load process(es), {workload.seconds:g} s …")
     start, stop = cpu_window(pid)
+    pauses_start, pauses_stop = pause_window(metrics_url)
     stopped: Summary = {}
     line = Progress(name, workload.seconds)
 
+    def on_release() -> None:
+        pauses_start()
+        start()
+
     def on_finish() -> None:
         stopped.update(stop())
+        stopped["pauses"] = pauses_stop()
 
-    result: PhaseResult = run_phase(workload, on_release=start, on_finish=on_finish, on_progress=line.update)
+    result: PhaseResult = run_phase(workload, on_release=on_release, on_finish=on_finish, on_progress=line.update)
     Progress.clear()
     summary = result.summary()
     summary.update({"mode": workload.mode, "description": what, "load_processes": workload.processes})
@@ -124,4 +134,8 @@ def run_measured(pid: int | None, name: str, workload: Workload, quiet_wait_s: f
     progress(f"  result codes: {codes}" + (f"; errors {summary['errors']}" if summary["errors"] else ""))
     if "calls" in summary:
         progress(f"  calls: {summary['calls']}")
+    pauses = summary.get("pauses") or {}
+    if pauses.get("status") == "measured":
+        progress(f"  event loop: {pauses['lag_over_5ms']:,} of {pauses['lag_samples']:,} lag samples over 5 ms, "
+                 f"largest {pauses['largest_lag_shown']}; {pauses['full_collections']} full collection(s)")  # fmt: skip
     return summary

@@ -10,18 +10,35 @@ candidates and, where the credit may not cover the whole request (``allocation.p
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 
 import msgspec
 import numpy as np
 
 from occ.core.allocation import Items, allocate
 from occ.core.requests import Code, Kind, Work
-from rating_engine import Call, CallBatch, CompiledTariff, Service, affordable_units, breakpoints
+from rating_engine import (
+    Call,
+    CallBatch,
+    CallPricing,
+    CompiledTariff,
+    RatingFailed,
+    Service,
+    affordable_units,
+    breakpoints,
+    call_affordable_units,
+    call_breakpoints,
+)
+from rating_engine import Rated as RatedCall
 from rating_engine.tariff import MAX_USAGE, MAX_VOICE_SECONDS
 
 NOT_READ = 2**62
 """Credit of an account that was not read: large enough that rating never searches for a smaller grant."""
 LADDER_POINTS = 8
+SCALAR_MAX_ROWS = 6
+"""Batches of at most this many rows are rated one by one: below it NumPy's fixed cost per batch outweighs its speed
+per row (``benchmarks/bench_rating_path.py``: with credit enough for the ladder the scalar path is cheaper up to
+6 rows, 48 against 161 µs of CPU for one; where the exact grant is searched for, up to 16)."""
 AUTHORIZE_CAP = {Service.VOICE: 4 * 3600, Service.DATA: 10 * 2**30, Service.MESSAGE: 100}
 USAGE_LIMIT = {Service.VOICE: MAX_VOICE_SECONDS, Service.DATA: MAX_USAGE, Service.MESSAGE: MAX_USAGE}
 
@@ -119,49 +136,98 @@ def rows_for(position: int, work: Work, account: Account, session: list | None, 
 
 
 def rate(tariff: CompiledTariff, rows: list[Row]) -> dict[int, list[Rated]]:
-    """Price ``rows`` (all of one tariff version) in one vectorised pass; the rated rows by request position."""
+    """Price ``rows`` (all of one tariff version); the rated rows by request position. A few rows are priced one by
+    one (``rate_scalar``), more in one vectorised pass (``rate_vectorised``): both give the same answers, and the
+    scalar form saves NumPy's fixed cost per batch where that is most of the work (``SCALAR_MAX_ROWS``)."""
+    return rate_scalar(tariff, rows) if len(rows) <= SCALAR_MAX_ROWS else rate_vectorised(tariff, rows)
+
+
+def rate_scalar(tariff: CompiledTariff, rows: list[Row]) -> dict[int, list[Rated]]:
+    """Price ``rows`` one call at a time with the scalar rater (``CallPricing``)."""
+    pricings = [CallPricing(tariff.tariff, row.call, row.call.usage + row.requested) for row in rows]
+    ladders = [call_breakpoints(pricing, row.call.usage, row.requested, LADDER_POINTS)
+               for pricing, row in zip(pricings, rows, strict=True)]  # fmt: skip
+    usage_ok = [not isinstance(ladder.base, RatingFailed) for ladder in ladders]
+    usage_cost = [ladder.base.cost_micros if ok else 0 for ladder, ok in zip(ladders, usage_ok, strict=True)]
+    top_cost = [ladder.cost_micros[0] for ladder in ladders]
+
+    def search(chosen: np.ndarray, credit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        found = [call_affordable_units(pricings[i], rows[i].call.usage, c, rows[i].requested)
+                 for i, c in zip(chosen.tolist(), credit.tolist(), strict=True)]  # fmt: skip
+        return np.array([units for units, _ in found], dtype=np.int64), np.array([c for _, c in found], dtype=np.int64)
+
+    exact_units, exact_cost = allocate(
+        _items(rows, usage_cost, top_cost, [ladder.failure == 0 for ladder in ladders], usage_ok), search
+    )
+    rated: dict[int, list[Rated]] = defaultdict(list)
+    for i, (row, ladder) in enumerate(zip(rows, ladders, strict=True)):
+        points = list(zip(ladder.units, ladder.cost_micros, strict=True)) if ladder.failure == 0 else []
+        rated[row.position].append(_priced(row, ladder.base, points, int(exact_units[i]), int(exact_cost[i])))
+    return rated
+
+
+def rate_vectorised(tariff: CompiledTariff, rows: list[Row]) -> dict[int, list[Rated]]:
+    """Price ``rows`` in one vectorised pass."""
     batch = CallBatch.from_calls(tariff, [row.call for row in rows])
     used = batch.usage
     requested = np.array([row.requested for row in rows], dtype=np.int64)
     ladder = breakpoints(tariff, batch, used, requested, LADDER_POINTS)
     base = ladder.base
-    items = Items(
-        request=np.array([row.position for row in rows], dtype=np.int64),
-        index=np.array([row.quota for row in rows], dtype=np.int64),
-        credit_micros=np.array([row.credit for row in rows], dtype=np.int64) - base.cost_micros,
-        back_micros=np.array([row.back for row in rows], dtype=np.int64),
-        usage_cost_micros=base.cost_micros,
-        top_cost_micros=ladder.cost_micros[:, 0] - base.cost_micros,
-        requested=requested,
-        ladder_ok=ladder.failure == 0,
-        usage_ok=base.failure == 0,
-        exact_wanted=np.array([row.exact_wanted for row in rows], dtype=bool),
-    )
 
     def search(chosen: np.ndarray, credit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         units, cost, _ = affordable_units(tariff, batch.take(chosen), used[chosen], credit, requested[chosen])
         return units, cost
 
-    exact_units, exact_cost = allocate(items, search)
+    exact_units, exact_cost = allocate(
+        _items(rows, base.cost_micros, ladder.cost_micros[:, 0], ladder.failure == 0, base.failure == 0), search
+    )
     rated: dict[int, list[Rated]] = defaultdict(list)
     for i, row in enumerate(rows):
-        if base.failure[i]:
-            item = Rated(int(used[i]), int(requested[i]), failure=int(Code.RATING_FAILED), reason=base.reason(i, batch))
-        else:
-            points = {int(u): int(c) for u, c in zip(ladder.units[i], ladder.cost_micros[i], strict=True)
-                      if ladder.failure[i] == 0}  # fmt: skip
-            if exact_units[i] > 0:
-                points[int(used[i] + exact_units[i])] = int(base.cost_micros[i] + exact_cost[i])
-            item = Rated(
-                int(used[i]),
-                int(requested[i]),
-                cost_total=int(base.cost_micros[i]),
-                breakpoints=sorted(points.items(), reverse=True),
-                group=base.group_name(i),
-                ledger=str(int(base.ledger_code[i])),
-                rate=base.rate_name(i),
-                exact_units=int(exact_units[i]),
-                exact_cost=int(exact_cost[i]),
-            )
-        rated[row.position].append(item)
+        try:
+            priced = base.result(i, batch)
+        except RatingFailed as failed:
+            priced = failed
+        points = list(zip(ladder.units[i].tolist(), ladder.cost_micros[i].tolist(), strict=True)) \
+            if ladder.failure[i] == 0 else []  # fmt: skip
+        rated[row.position].append(_priced(row, priced, points, int(exact_units[i]), int(exact_cost[i])))
     return rated
+
+
+def _items(rows: list[Row], usage_cost: Sequence[int] | np.ndarray, top_total_cost: Sequence[int] | np.ndarray,
+           ladder_ok: Sequence[bool] | np.ndarray, usage_ok: Sequence[bool] | np.ndarray) -> Items:  # fmt: skip
+    """The quota items of ``rows`` for ``allocate``; costs are cumulative (the ladder's top: the total at its top)."""
+    usage_cost = np.asarray(usage_cost, dtype=np.int64)
+    return Items(
+        request=np.array([row.position for row in rows], dtype=np.int64),
+        index=np.array([row.quota for row in rows], dtype=np.int64),
+        credit_micros=np.array([row.credit for row in rows], dtype=np.int64) - usage_cost,
+        back_micros=np.array([row.back for row in rows], dtype=np.int64),
+        usage_cost_micros=usage_cost,
+        top_cost_micros=np.asarray(top_total_cost, dtype=np.int64) - usage_cost,
+        requested=np.array([row.requested for row in rows], dtype=np.int64),
+        ladder_ok=np.asarray(ladder_ok, dtype=bool),
+        usage_ok=np.asarray(usage_ok, dtype=bool),
+        exact_wanted=np.array([row.exact_wanted for row in rows], dtype=bool),
+    )
+
+
+def _priced(row: Row, base: RatedCall | RatingFailed, ladder: list[tuple[int, int]], exact_units: int,
+            exact_cost: int) -> Rated:  # fmt: skip
+    """The rated row: its base rating (or why it failed), its ladder of candidates and its exact grant."""
+    used = row.call.usage
+    if isinstance(base, RatingFailed):
+        return Rated(used, row.requested, failure=int(Code.RATING_FAILED), reason=base.reason)
+    points = dict(ladder)
+    if exact_units > 0:
+        points[used + exact_units] = base.cost_micros + exact_cost
+    return Rated(
+        used,
+        row.requested,
+        cost_total=base.cost_micros,
+        breakpoints=sorted(points.items(), reverse=True),
+        group=base.group,
+        ledger=str(base.ledger_code),
+        rate=base.rate,
+        exact_units=exact_units,
+        exact_cost=exact_cost,
+    )

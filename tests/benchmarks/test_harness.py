@@ -54,7 +54,11 @@ def test_occ_bench_softswitch_smoke(tmp_path: Path) -> None:
     assert settlement["status"] == expected
     for name in commands:  # what exists ran, against the server's data, and was clean
         assert settlement[name]["status"] == "clean" and settlement[name]["exit_code"] == 0
-    assert [t["name"] for t in report["targets"]] == ["correctness"] and report["targets"][0]["pass"]
+    # Below 1,000 calls/s only two targets apply: no event-loop pause over 5 ms (read from OCC's /metrics; a busy
+    # test machine may miss it, so only its presence is checked) and correctness.
+    assert [t["name"] for t in report["targets"]] == ["pauses", "correctness"] and report["targets"][1]["pass"]
+    for phase in (unary, stream):
+        assert phase["pauses"]["status"] == "measured" and phase["pauses"]["lag_samples"] > 0
 
     for name in ("throughput_over_time.png", "latency_over_time.png", "latency_vs_load.png"):
         assert (results / name).read_bytes()[:8] == PNG_MAGIC

@@ -127,7 +127,11 @@ def test_occ_serve_runs_the_real_app(serve, tmp_path):
     assert {"occ.v1.Charging", "grpc.health.v1.Health"} <= listed_services(port)
     assert "occ.v1.Admin" not in listed_services(port)
     assert "occ.v1.Admin" in listed_services(admin_port)
-    assert 'occ_grpc_calls_total{code="OK",method="Check"} 2.0' in metrics_page(metrics_port)
+    page = metrics_page(metrics_port)
+    assert 'occ_grpc_calls_total{code="OK",method="Check"} 2.0' in page
+    # The loop-lag watch has been measuring since the worker started (every 5 ms): its histogram has samples.
+    (lag_count,) = [line for line in page.splitlines() if line.startswith("occ_event_loop_lag_seconds_count")]
+    assert float(lag_count.split()[-1]) > 0
     assert served.stop() == 0
     assert not port_open(port)
 

@@ -13,11 +13,14 @@ from hypothesis import strategies as st
 from rating_engine import (
     Call,
     CallBatch,
+    CallPricing,
     RatingFailed,
     Service,
     Tariff,
     affordable_units,
     breakpoints,
+    call_affordable_units,
+    call_breakpoints,
     compile_tariff,
     rate_batch,
     rate_call,
@@ -186,3 +189,30 @@ def test_quota_matches_a_brute_force_search(data):
     for total, total_cost in zip(ladder.units[0].tolist(), ladder.cost_micros[0].tolist(), strict=True):
         assert used <= total <= used + max(requested, 0)
         assert total_cost == cost_at(total)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_one_call_quota_equals_the_vectorised_quota(data):
+    """``call_breakpoints`` and ``call_affordable_units`` (one call, scalar) give what ``breakpoints`` and
+    ``affordable_units`` give for the same call: the same candidates, micro-units, failure and grant."""
+    tariff = data.draw(tariffs())
+    call = data.draw(calls(tariff))
+    used = data.draw(st.one_of(st.integers(0, 300), st.integers(0, 200_000), st.just(-1)))
+    requested = data.draw(st.one_of(st.integers(0, 500), st.integers(0, 100_000)))
+    credit = data.draw(st.integers(-10, 3_000_000))
+    compiled = compile_tariff(tariff)
+    batch = CallBatch.from_calls(compiled, [call])
+    pricing = CallPricing(tariff, call, used + requested)
+
+    ladder = breakpoints(compiled, batch, [used], [requested], points=8)
+    one = call_breakpoints(pricing, used, requested, points=8)
+    assert one.units == ladder.units[0].tolist() and one.cost_micros == ladder.cost_micros[0].tolist()
+    assert one.failure == ladder.failure[0]
+    base = ladder.base.take(slice(0, 1))
+    assert vector_or_failure(base, batch.with_usage(np.array([used])), 0) == (
+        (one.base.failure, one.base.reason) if isinstance(one.base, RatingFailed) else one.base
+    )
+
+    units, cost, _ = affordable_units(compiled, batch, [used], [credit], [requested])
+    assert call_affordable_units(pricing, used, credit, requested) == (int(units[0]), int(cost[0]))
