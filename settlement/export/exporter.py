@@ -45,8 +45,7 @@ from sqlalchemy import Engine, and_, case, exists, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from settlement.export import metrics
-from settlement.export.document import ErpDocument, arithmetic_problems
-from settlement.export.outbox import load
+from settlement.export.outbox import AnyDocument, load, problems_of
 from settlement.export.outcomes import (
     Backlog,
     ExporterOptions,
@@ -56,6 +55,7 @@ from settlement.export.outcomes import (
     OutcomeState,
     VerifyHook,
 )
+from settlement.export.profile import ErpProfile
 from settlement.export.security import ErpAuth
 from settlement.export.soap_client import ErpClient, ErpConflictFault, ErpTransientError, ErpValidationFault
 from settlement.store.schema import outbox
@@ -74,6 +74,7 @@ class _Claim(msgspec.Struct, frozen=True):
     payload_sha256: str
     token: int
     credited_state: str | None = None  # a credit note: the outbox state of the invoice it credits, if queued here
+    credited_number: str = ""  # … and the ERP's number for that invoice, once it has one
 
 
 def _now_ms() -> int:
@@ -93,6 +94,7 @@ class Exporter:
         on_run: Callable[[ExportSummary], None] | None = None,
         verify: VerifyHook | None = None,
         auth: ErpAuth | None = None,
+        profile: ErpProfile | None = None,
     ) -> None:
         self.engine = engine
         self.options = options or ExporterOptions()
@@ -101,7 +103,8 @@ class Exporter:
         self.on_run = on_run
         self.totals = ExportSummary()  # of the background loop's runs
         self.running: ExportSummary | None = None  # the counts of the run in progress (or the last one)
-        self._client = ErpClient(erp_url, timeout_s=self.options.timeout_s, auth=auth)
+        self.profile = profile or ErpProfile()
+        self._client = ErpClient(erp_url, timeout_s=self.options.timeout_s, auth=auth, profile=self.profile)
         self._random = random.Random()
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -234,10 +237,11 @@ class Exporter:
                     if row.kind == "CREDIT_NOTE":
                         credited_key = row.idempotency_key.removesuffix(":credit")
                         credited = connection.execute(
-                            select(outbox.c.state).where(outbox.c.idempotency_key == credited_key)
-                        ).scalar()
+                            select(outbox.c.state, outbox.c.erp_document_number)
+                            .where(outbox.c.idempotency_key == credited_key)
+                        ).first()  # fmt: skip
                     return _Claim(row.id, row.invoice_id, row.idempotency_key, row.kind, row.payload,
-                                  row.payload_sha256, row.attempts, credited)  # fmt: skip
+                                  row.payload_sha256, row.attempts, *(credited or (None, "")))  # fmt: skip
         return None
 
     def _record(self, claim: _Claim, outcome: ExportOutcome) -> bool:
@@ -291,7 +295,7 @@ class Exporter:
             credited = claim.idempotency_key.removesuffix(":credit")
             return outcome(OutboxState.VOID, error=f"nothing to credit: the ERP rejected {credited}")
         try:
-            document = load(claim.payload)
+            document = load(claim.payload, claim.kind)
         except (msgspec.DecodeError, msgspec.ValidationError) as error:
             return outcome(REJECTED, error=f"unreadable outbox payload: {error}")
         try:
@@ -301,6 +305,9 @@ class Exporter:
             return outcome("RETRYING", error=f"could not check the document: {type(error).__name__}: {error}")
         if problems:
             return outcome(REJECTED, error="not sent, the document does not tie out: " + "; ".join(problems))
+        missing = self.profile.missing(document)
+        if missing:
+            return outcome("RETRYING", error=f"not sent: {missing}")
         try:
             if claim.token > 1:  # an earlier attempt may have reached the ERP
                 summary.checked += 1
@@ -311,7 +318,12 @@ class Exporter:
                     held = f"{found.erp_document_number} under this key with payload {found.payload_sha256}"
                     return outcome(REJECTED, error=f"idempotency conflict: the ERP holds {held}")
             summary.sent += 1
-            reply = await self._timed("submit", self._client.submit(document))
+            reply = await self._timed(
+                "submit",
+                self._client.submit(
+                    document, payload_sha256=claim.payload_sha256, base_erp_document_number=claim.credited_number
+                ),
+            )
             return outcome(reply.status, reply.erp_document_number)
         except ErpValidationFault as error:
             return outcome(REJECTED, error=f"validation fault: {error}")
@@ -323,8 +335,8 @@ class Exporter:
             log.exception("exporting outbox row %d failed", claim.id)
             return outcome("RETRYING", error=f"unknown outcome: {type(error).__name__}: {error}")
 
-    async def _check(self, claim: _Claim, document: ErpDocument) -> list[str]:
-        problems = arithmetic_problems(document)
+    async def _check(self, claim: _Claim, document: AnyDocument) -> list[str]:
+        problems = problems_of(document) + self.profile.problems(document)
         if problems or self.verify is None or claim.invoice_id is None:
             return problems
         verify, invoice_id = self.verify, claim.invoice_id
