@@ -29,12 +29,13 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from datetime import date
 from decimal import Decimal
 from typing import Any, Literal, NamedTuple
 from urllib.parse import quote
 
 import msgspec
-from sqlalchemy import Connection, Engine, and_, func, insert, select
+from sqlalchemy import Connection, Engine, func, insert, select
 
 from occ.store.keys import RERATE_KEY
 from settlement.billing.amounts import D, round_to_currency
@@ -202,11 +203,35 @@ def _queue(connection: Connection, kind: JournalKind, group: list[Any], account:
     summary.rows += len(group)
 
 
-def posted_rows(connection: Connection, outbox_id: int) -> list[Any]:
-    """The ledger rows an outbox row posts, in time order."""
-    return connection.execute(
-        select(ledger)
-        .join(journal_postings, and_(journal_postings.c.ledger_id == ledger.c.id,
-                                     journal_postings.c.outbox_id == outbox_id))
-        .order_by(ledger.c.time_ms, ledger.c.id)
+class LedgerTotal(NamedTuple):
+    """One line of a general-ledger report: a G/L account in one currency, its debits and credits."""
+
+    account_code: str
+    currency: str
+    debit: Decimal
+    credit: Decimal
+
+
+def general_ledger(connection: Connection, from_date: date, to_date: date,
+                   options: JournalOptions | None = None) -> list[LedgerTotal]:  # fmt: skip
+    """OCC's general ledger of the money that is not a charge, straight from the ledger rows: per G/L account and
+    currency, the debits and credits the posting rule gives every posted row (with a ledger code) whose day (in its
+    account's time zone) is in ``from_date`` … ``to_date``. The ERP's (``GetGeneralLedger``) must be the same."""
+    customer_account = (options or JournalOptions()).customer_account
+    margin_ms = 2 * 86_400_000  # any time zone's day lies within two days of the UTC one
+    rows = connection.execute(
+        select(ledger).where(ledger.c.kind.in_(MOVEMENTS), ledger.c.ledger_code != "",
+                             ledger.c.time_ms >= local_midnight_ms(from_date, "UTC") - margin_ms,
+                             ledger.c.time_ms < local_midnight_ms(to_date, "UTC") + margin_ms)
     ).all()  # fmt: skip
+    zones = {a.account: a.timezone for a in load_accounts(connection, sorted({r.account for r in rows}))}
+    totals: dict[tuple[str, str], list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
+    for row in rows:
+        day = local_date(row.time_ms, zones.get(row.account, "UTC"))
+        if not is_posted(row.kind, row.reference) or not from_date <= day <= to_date:
+            continue
+        for posting in postings(row, customer_account):
+            sums = totals[(posting.account_code, row.currency)]
+            sums[0] += posting.debit
+            sums[1] += posting.credit
+    return [LedgerTotal(code, currency, debit, credit) for (code, currency), (debit, credit) in sorted(totals.items())]
