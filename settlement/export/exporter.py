@@ -24,8 +24,14 @@ Rules (``docs/erp-export.md``):
   after ``backoff_s × 2^(attempt−1)`` (capped, minus up to ``jitter`` of it at random). Retries never stop: nothing
   is dropped; ``occ_export_oldest_pending_age_seconds`` is the alarm.
 - **Checked before sent.** A document that does not add up (lines that do not multiply out, totals that are not
-  the lines' sums) or that ``verify(connection, invoice_id, document)`` finds problems with (billing's: it does not
-  tie out to its invoice) is REJECTED with the reasons, and nothing is sent.
+  the lines' sums; a journal whose debits are not its credits to the cent), whose customer VAT id python-stdnum
+  refuses, or that ``verify(connection, invoice_id, document)`` finds problems with (billing's: it does not tie out
+  to its invoice) is REJECTED with the reasons, and nothing is sent. One the ERP profile cannot file (no exchange
+  rate for its currency) waits, retried, until the settings give it.
+- **Linked credit notes.** A credit note goes out only once its invoice (an earlier row of its ``document_ref``) is
+  ACCEPTED or DUPLICATE, and carries the ERP's number for it (``baseDocument``).
+- **Journals** (JOURNAL_ENTRY, INCOMING_PAYMENT) go the same way, one ``document_ref`` per reference; ``prepare``,
+  when given, runs at the start of every round (``occ export`` queues the journals of the money that moved).
 - **Billing hook.** ``on_outcome(connection, outcome)`` runs for every final outcome (ACCEPTED, DUPLICATE,
   REJECTED, VOID) inside the transaction that records it, so an invoice's POSTED / POSTING_ERROR state commits with the
   outbox row or not at all (then the row is reconciled again after its lease: the hook must be idempotent).
@@ -95,6 +101,7 @@ class Exporter:
         verify: VerifyHook | None = None,
         auth: ErpAuth | None = None,
         profile: ErpProfile | None = None,
+        prepare: Callable[[], object] | None = None,
     ) -> None:
         self.engine = engine
         self.options = options or ExporterOptions()
@@ -104,6 +111,7 @@ class Exporter:
         self.totals = ExportSummary()  # of the background loop's runs
         self.running: ExportSummary | None = None  # the counts of the run in progress (or the last one)
         self.profile = profile or ErpProfile()
+        self.prepare = prepare
         self._client = ErpClient(erp_url, timeout_s=self.options.timeout_s, auth=auth, profile=self.profile)
         self._random = random.Random()
         self._stop = asyncio.Event()
@@ -173,6 +181,8 @@ class Exporter:
 
     async def run_once(self) -> ExportSummary:
         """Send every document due now (in order per invoice number, each at most once in this run)."""
+        if self.prepare is not None:  # e.g. queue the journals of the money that moved since the last round
+            await asyncio.to_thread(self.prepare)
         cutoff_ms = _now_ms()  # rows retried in this run are due later than this, so the run ends
         summary = self.running = ExportSummary()
         try:
