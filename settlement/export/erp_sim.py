@@ -4,9 +4,12 @@ It speaks the SOAP service of ``erp.wsdl``: every request body is validated agai
 checked like an ERP would (totals add up, the key names the document), stored in memory (and in a JSON file when
 given one), and answered ACCEPTED with a new ERP document number, or DUPLICATE with the original number when the
 same idempotency key comes again with the same payload hash; the same key with another hash is an
-IDEMPOTENCY_CONFLICT fault. GetSubmissionStatus looks a key up; Ping answers.
+IDEMPOTENCY_CONFLICT fault. Journals (SubmitJournalEntry, SubmitIncomingPayment) must balance to the cent; a credit
+note naming the ERP number of its invoice must name the one given. GetSubmissionStatus looks a key up;
+GetGeneralLedger sums the journals held per G/L account; Ping answers.
 
-Faults on demand, for the submissions only (SubmitInvoice, SubmitCreditNote), in this order:
+Faults on demand, for the submissions only (SubmitInvoice, SubmitCreditNote, SubmitJournalEntry,
+SubmitIncomingPayment), in this order:
 
 - ``fail_next`` N: answer the next N with a TRANSIENT fault (nothing stored);
 - ``stall_next`` N: hold the next N for ``stall_s`` seconds, then process and answer (a client with a shorter
