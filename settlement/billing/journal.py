@@ -26,6 +26,7 @@ posted (it is reported, like an excepted xDR, until it gets one).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -35,7 +36,8 @@ from typing import Any, Literal, NamedTuple
 from urllib.parse import quote
 
 import msgspec
-from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy import Connection, Engine, and_, func, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from occ.store.keys import RERATE_KEY
 from settlement.billing.amounts import D, round_to_currency
@@ -43,14 +45,15 @@ from settlement.billing.cycle import local_date, local_midnight_ms
 from settlement.billing.setup import BillingAccount, load_accounts
 from settlement.entries import TAX_SUFFIX
 from settlement.export.document import MAX_DESCRIPTION
-from settlement.export.journal import ErpJournal, JournalKind, JournalLine
-from settlement.export.outbox import enqueue
+from settlement.export.journal import ErpJournal, JournalKind, JournalLine, document_ref
+from settlement.export.outbox import OutboxConflict, enqueue
 from settlement.store.schema import journal_postings, ledger, outbox
 
 MOVEMENTS: dict[str, JournalKind] = {
     "topup": "INCOMING_PAYMENT", "payment": "INCOMING_PAYMENT", "topup_tax": "INCOMING_PAYMENT",
     "refund": "JOURNAL_ENTRY", "adjustment": "JOURNAL_ENTRY",
 }  # fmt: skip
+log = logging.getLogger(__name__)
 TEXTS = {"topup": "Top-up", "payment": "Payment", "topup_tax": "Tax taken at top-up", "refund": "Refund",
          "adjustment": "Adjustment"}  # fmt: skip
 
@@ -123,8 +126,10 @@ def build(kind: JournalKind, rows: Sequence[Any], account: BillingAccount, *, re
         return None
     total = sum((p.debit for p in lines), Decimal(0))
     day = local_date(rows[0].time_ms, account.timezone)
-    memo = f"OCC {TEXTS[rows[0].kind].lower()} {reference}" if len(rows) <= 2 else \
-        f"OCC {kind.replace('_', ' ').lower()}s of account {account.account} on {day.isoformat()}"  # fmt: skip
+    if options.batch == "movement":
+        memo = f"OCC {TEXTS[rows[0].kind].lower()} {reference}"
+    else:
+        memo = f"OCC {kind.replace('_', ' ').lower()}s of account {account.account} on {day.isoformat()}"
     return ErpJournal(
         kind=kind, tenant=account.tenant, reference=reference, sequence=sequence, customer_code=account.customer_code,
         account=account.account, posting_date=day, currency=rows[0].currency, total=total, memo=memo[:MAX_DESCRIPTION],
@@ -141,15 +146,20 @@ class QueueSummary(msgspec.Struct, kw_only=True):
     held: list[str] = msgspec.field(default_factory=list)
 
 
-def _unposted(connection: Connection, before_ms: int, limit: int) -> list[Any]:
+def _unposted(connection: Connection, before_ms: int, limit: int, *, with_code: bool) -> list[Any]:
+    """Rows of the posted kinds not in ``journal_postings`` yet, with a ledger code (or, ``with_code`` False,
+    without one: held)."""
+    code = ledger.c.ledger_code != "" if with_code else ledger.c.ledger_code == ""
+    rerate = and_(ledger.c.kind == "adjustment", ledger.c.reference.startswith(RERATE_KEY, autoescape=True))
     query = (
         select(ledger)
         .select_from(ledger.outerjoin(journal_postings, journal_postings.c.ledger_id == ledger.c.id))
-        .where(journal_postings.c.ledger_id.is_(None), ledger.c.kind.in_(MOVEMENTS), ledger.c.time_ms < before_ms)
+        .where(journal_postings.c.ledger_id.is_(None), ledger.c.kind.in_(MOVEMENTS), ~rerate, code,
+               ledger.c.time_ms < before_ms)
         .order_by(ledger.c.account, ledger.c.time_ms, ledger.c.id)
         .limit(limit)
-    )
-    return [row for row in connection.execute(query) if is_posted(row.kind, row.reference)]
+    )  # fmt: skip
+    return connection.execute(query).all()
 
 
 def _groups(rows: Iterable[Any], accounts: dict[str, BillingAccount],
@@ -167,34 +177,36 @@ def _day_is_over(rows: Sequence[Any], account: BillingAccount, now_ms: int) -> b
 
 def queue_journals(engine: Engine, options: JournalOptions | None = None, *, now_ms: int | None = None,
                    limit: int = 10_000) -> QueueSummary:  # fmt: skip
-    """Queue the documents of every money movement not posted yet (up to ``limit`` rows), in one transaction."""
+    """Queue the documents of every money movement not posted yet (up to ``limit`` rows), in one transaction.
+
+    Two exporters queuing at once: one commits, the other's transaction fails on the outbox's or
+    ``journal_postings``' unique keys and queues nothing this time (its next round finds the rows posted)."""
     options = options or JournalOptions()
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     summary = QueueSummary()
-    with engine.begin() as connection:
-        rows = _unposted(connection, now_ms, limit)
-        accounts = {a.account: a for a in load_accounts(connection, sorted({r.account for r in rows}))}
-        rows = [r for r in rows if r.account in accounts]
-        for (account_id, kind, reference), group in _groups(rows, accounts, options.batch).items():
-            account = accounts[account_id]
-            missing = [r.id for r in group if not r.ledger_code]
-            if missing:
-                summary.held.append(f"{', '.join(missing)}: no ledger code (the G/L account to post to)")
-                continue
-            if options.batch == "account_day" and not _day_is_over(group, account, now_ms):
-                continue
-            _queue(connection, kind, group, account, reference, options, now_ms, summary)
+    try:
+        with engine.begin() as connection:
+            summary.held = [f"{r.id}: no ledger code (the G/L account to post to)"
+                            for r in _unposted(connection, now_ms, 20, with_code=False)]  # fmt: skip
+            rows = _unposted(connection, now_ms, limit, with_code=True)
+            accounts = {a.account: a for a in load_accounts(connection, sorted({r.account for r in rows}))}
+            rows = [r for r in rows if r.account in accounts]
+            for (account_id, kind, reference), group in _groups(rows, accounts, options.batch).items():
+                account = accounts[account_id]
+                if options.batch == "movement" or _day_is_over(group, account, now_ms):
+                    _queue(connection, kind, group, account, reference, options, now_ms, summary)
+    except (IntegrityError, OutboxConflict) as error:
+        log.info("another exporter queued these journals first: %s", error)
+        return QueueSummary(held=summary.held)
     return summary
 
 
 def _queue(connection: Connection, kind: JournalKind, group: list[Any], account: BillingAccount, reference: str,
            options: JournalOptions, now_ms: int, summary: QueueSummary) -> None:  # fmt: skip
-    probe = ErpJournal(kind=kind, tenant=account.tenant, reference=reference, sequence=0, customer_code="",
-                       account="", posting_date=local_date(now_ms, "UTC"), currency="", total=Decimal(0), memo="",
-                       lines=())  # fmt: skip
     sequence = connection.execute(
-        select(func.count()).select_from(outbox).where(outbox.c.document_ref == probe.document_ref)
-    ).scalar_one()
+        select(func.count()).select_from(outbox)
+        .where(outbox.c.document_ref == document_ref(account.tenant, kind, reference))
+    ).scalar_one()  # fmt: skip
     document = build(kind, group, account, reference=reference, sequence=sequence, options=options)
     outbox_id = None if document is None else enqueue(connection, document)
     connection.execute(insert(journal_postings),

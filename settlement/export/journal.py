@@ -33,6 +33,11 @@ PREFIX = {"JOURNAL_ENTRY": "JE", "INCOMING_PAYMENT": "PY"}
 OPERATION = {"JOURNAL_ENTRY": "SubmitJournalEntry", "INCOMING_PAYMENT": "SubmitIncomingPayment"}
 
 
+def document_ref(tenant: str, kind: JournalKind, reference: str) -> str:
+    """``tenant:JE|PY:reference``: what every document of one reference shares (sent in sequence order)."""
+    return f"{tenant}:{PREFIX[kind]}:{reference}"
+
+
 class JournalLine(msgspec.Struct, frozen=True, kw_only=True):
     """One posting.
 
@@ -86,8 +91,7 @@ class ErpJournal(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def document_ref(self) -> str:
-        """``tenant:JE|PY:reference``: what every document of one reference shares (sent in sequence order)."""
-        return f"{self.tenant}:{PREFIX[self.kind]}:{self.reference}"
+        return document_ref(self.tenant, self.kind, self.reference)
 
     @property
     def idempotency_key(self) -> str:

@@ -8,12 +8,13 @@ import asyncio
 
 from conftest import FAST, IMPATIENT, document, free_port, queue, rows
 from journal_helpers import add_movements, movement
+from sqlalchemy import func, select
 
 from settlement.billing.journal import queue_journals
 from settlement.export.erp_sim import ErpSim, Injections
 from settlement.export.exporter import Exporter
 from settlement.store.database import open_store
-from settlement.store.schema import accounts
+from settlement.store.schema import accounts, journal_postings
 
 JAN_5 = 1_767_614_400_000
 
@@ -102,3 +103,25 @@ async def test_two_exporters_racing_send_every_journal_exactly_once(store, sim, 
     assert sorted(ids) == sorted(set(ids)) and len(ids) == len(keys)
     assert first.duplicate + second.duplicate == 0 and sim.submissions() == len(keys)
     exactly_once(store, sim, keys)
+
+
+async def test_two_exporters_queuing_the_same_movements_at_once_post_each_row_once(store, sim, db_url):
+    with store.begin() as connection:
+        connection.execute(accounts.insert(), {"account": "bob", "currency": "EUR", "opening_balance": 0,
+                                               "first_seen_ms": JAN_5})  # fmt: skip
+    add_movements(store, *(movement("bob", "payment", 1_000_000 + n, "100100", JAN_5 + n, key=f"s004:{n}-0")
+                           for n in range(30)))  # fmt: skip
+    other_engine = open_store(db_url)
+    first = Exporter(store, sim.url, options=FAST, prepare=lambda: queue_journals(store))
+    second = Exporter(other_engine, sim.url, options=FAST, prepare=lambda: queue_journals(other_engine))
+    try:
+        async with first as a, second as b:
+            await asyncio.gather(a.run_once(), b.run_once())
+            await a.run_once()  # whatever the loser of the race left is queued and sent now
+    finally:
+        other_engine.dispose()
+    keys = sorted(rows(store))
+    assert len(keys) == 30 and sim.submissions() == 30
+    exactly_once(store, sim, keys)
+    with store.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(journal_postings)).scalar_one() == 30
