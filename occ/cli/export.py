@@ -17,7 +17,7 @@ from occ.cli.erp_options import auth_of, profile_of, url_of
 from occ.cli.store_options import load_settings, open_database, store_options
 from occ.logs import configure as configure_logs
 from occ.settings import Settings
-from settlement.billing.journal import JournalOptions, queue_journals
+from settlement.billing.journal import JournalOptions, queue_journals, verify_journal
 from settlement.billing.posting import on_export_outcome, verify_document
 from settlement.export.exporter import Exporter, ExporterOptions, ExportSummary
 from settlement.export.profile import ErpProfile
@@ -140,7 +140,8 @@ async def _export(engine: Engine, erp_url: str, options: ExporterOptions, once: 
             _say(f"{_summary(exporter.totals)} so far")
 
     exporter = Exporter(engine, erp_url, options=options, on_run=progress, on_outcome=on_export_outcome,
-                        verify=verify_document, auth=auth, profile=profile, prepare=prepare)  # fmt: skip
+                        verify=verify_document, auth=auth, profile=profile, prepare=prepare,
+                        verify_journal=verify_journal)  # fmt: skip
     backlog = await asyncio.to_thread(exporter.backlog)
     _say(f"{backlog.pending:,} documents pending ({backlog.retrying:,} tried before), {erp_url}")
     if once:

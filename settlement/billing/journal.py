@@ -215,6 +215,41 @@ def _queue(connection: Connection, kind: JournalKind, group: list[Any], account:
     summary.rows += len(group)
 
 
+def posted_rows(connection: Connection, outbox_id: int) -> list[Any]:
+    """The ledger rows an outbox row posts (``journal_postings``), in time order."""
+    return connection.execute(
+        select(ledger).join(journal_postings, journal_postings.c.ledger_id == ledger.c.id)
+        .where(journal_postings.c.outbox_id == outbox_id).order_by(ledger.c.time_ms, ledger.c.id)
+    ).all()  # fmt: skip
+
+
+def ties_to_ledger(rows: Sequence[Any], journal: ErpJournal) -> list[str]:
+    """Whether ``journal`` posts exactly ``rows`` by the rule: per row two lines (its ledger code on the side its
+    sign says, the customer balance account on the other) of the rounded amount, no line of another movement."""
+    problems = []
+    lines: dict[str, list[JournalLine]] = defaultdict(list)
+    for x in journal.lines:
+        lines[x.movement].append(x)
+    for row in rows:
+        expected = postings(row, "")  # the customer side's account is the document's to name
+        got = lines.pop(row.id, [])
+        own_side = [(p.debit, p.credit) for p in expected if p.account_code == row.ledger_code]
+        if sorted((x.debit, x.credit) for x in got) != sorted((p.debit, p.credit) for p in expected) or \
+                [(x.debit, x.credit) for x in got if x.account_code == row.ledger_code][:1] != own_side:  # fmt: skip
+            problems.append(f"the lines of {row.id} are not its {TEXTS[row.kind].lower()} of "
+                            f"{round_to_currency(D(row.amount), row.currency)} on {row.ledger_code}")  # fmt: skip
+    problems += [f"line {x[0].line_number}: {movement} is not a ledger row of this document"
+                 for movement, x in lines.items()]  # fmt: skip
+    return problems
+
+
+def verify_journal(connection: Connection, outbox_id: int, journal: ErpJournal) -> list[str]:
+    """The exporter's check before sending a journal (``Exporter(verify_journal=…)``): it posts exactly the ledger
+    rows it was queued for; empty = it ties out."""
+    rows = posted_rows(connection, outbox_id)
+    return ties_to_ledger(rows, journal) if rows else [f"no ledger rows are recorded for outbox row {outbox_id}"]
+
+
 class LedgerTotal(NamedTuple):
     """One line of a general-ledger report: a G/L account in one currency, its debits and credits."""
 

@@ -47,16 +47,18 @@ import time
 from collections.abc import Callable
 
 import msgspec
-from sqlalchemy import Engine, and_, case, exists, func, or_, select, update
+from sqlalchemy import Connection, Engine, and_, case, exists, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from settlement.export import metrics
+from settlement.export.journal import ErpJournal
 from settlement.export.outbox import AnyDocument, load, problems_of
 from settlement.export.outcomes import (
     Backlog,
     ExporterOptions,
     ExportOutcome,
     ExportSummary,
+    JournalVerifyHook,
     OutcomeHook,
     OutcomeState,
     VerifyHook,
@@ -102,6 +104,7 @@ class Exporter:
         auth: ErpAuth | None = None,
         profile: ErpProfile | None = None,
         prepare: Callable[[], object] | None = None,
+        verify_journal: JournalVerifyHook | None = None,
     ) -> None:
         self.engine = engine
         self.options = options or ExporterOptions()
@@ -112,6 +115,7 @@ class Exporter:
         self.running: ExportSummary | None = None  # the counts of the run in progress (or the last one)
         self.profile = profile or ErpProfile()
         self.prepare = prepare
+        self.verify_journal = verify_journal
         self._client = ErpClient(erp_url, timeout_s=self.options.timeout_s, auth=auth, profile=self.profile)
         self._random = random.Random()
         self._stop = asyncio.Event()
@@ -347,13 +351,22 @@ class Exporter:
 
     async def _check(self, claim: _Claim, document: AnyDocument) -> list[str]:
         problems = problems_of(document) + self.profile.problems(document)
-        if problems or self.verify is None or claim.invoice_id is None:
+        if problems:
             return problems
+        if isinstance(document, ErpJournal):
+            verify_journal = self.verify_journal
+            if verify_journal is None:
+                return []
+            return await self._in_store(lambda connection: verify_journal(connection, claim.id, document))
         verify, invoice_id = self.verify, claim.invoice_id
+        if verify is None or invoice_id is None:
+            return []
+        return await self._in_store(lambda connection: verify(connection, invoice_id, document))
 
+    async def _in_store(self, check: Callable[[Connection], list[str]]) -> list[str]:
         def run() -> list[str]:
             with self.engine.connect() as connection:
-                return verify(connection, invoice_id, document)
+                return check(connection)
 
         return await asyncio.to_thread(run)
 

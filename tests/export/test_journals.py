@@ -16,13 +16,13 @@ from conftest import FAST, rows
 from journal_helpers import add_movements, movement
 from sqlalchemy import select
 
-from settlement.billing.journal import JournalOptions, general_ledger, queue_journals
+from settlement.billing.journal import JournalOptions, general_ledger, queue_journals, verify_journal
 from settlement.billing.setup import set_account
 from settlement.export.exporter import Exporter
 from settlement.export.journal import ErpJournal, JournalLine
 from settlement.export.outbox import InvalidDocument, enqueue, load
 from settlement.export.soap_client import ErpClient, ErpValidationFault
-from settlement.store.schema import accounts, journal_postings
+from settlement.store.schema import accounts, journal_postings, outbox
 
 JAN_5 = 1_767_614_400_000  # 2026-01-05T12:00:00Z
 DAY_MS = 86_400_000
@@ -175,3 +175,23 @@ async def test_a_journal_that_does_not_balance_to_the_cent_is_neither_queued_nor
     async with ErpClient(sim.url) as client:  # the ERP refuses it too, had it been sent
         with pytest.raises(ErpValidationFault, match=r"does not balance|exactly one"):
             await client.submit(bad)
+
+
+async def test_a_journal_edited_in_the_outbox_does_not_tie_out_to_its_ledger_rows_and_is_not_sent(store, sim):
+    # Balanced still, but the top-up's 10.00 moved from the bank clearing account 100100 to 100200 by hand.
+    add_account(store)
+    add_movements(store, movement("alice", "topup", 10_000_000, "100100", JAN_5, key="s001:1-0"),
+                  movement("alice", "payment", 3_000_000, "100100", JAN_5, key="s001:2-0"))  # fmt: skip
+    queue_journals(store, now_ms=JAN_5 + 1)
+    [first, second] = queued(store)
+    edited = msgspec.structs.replace(first, lines=(msgspec.structs.replace(first.lines[0], account_code="100200"),
+                                                   first.lines[1]))  # fmt: skip
+    with store.begin() as connection:
+        connection.execute(outbox.update().where(outbox.c.idempotency_key == first.idempotency_key).values(
+            payload=msgspec.json.encode(edited).decode(), payload_sha256=edited.payload_sha256))  # fmt: skip
+    async with Exporter(store, sim.url, options=FAST, verify_journal=verify_journal) as exporter:
+        summary = await exporter.run_once()
+    row = rows(store)[first.idempotency_key]
+    assert (summary.rejected, summary.accepted) == (1, 1) and list(sim.documents) == [second.idempotency_key]
+    assert row.state == "REJECTED" and row.last_error == ("not sent, the document does not tie out: the lines of "
+                                                          "s001:1-0 are not its top-up of 10.00 on 100100")  # fmt: skip

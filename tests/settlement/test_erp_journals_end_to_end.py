@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from occ.v1 import admin_pb2 as admin
 from occ.v1 import charging_pb2 as pb
-from settlement.billing.journal import general_ledger, queue_journals
+from settlement.billing.journal import general_ledger, queue_journals, verify_journal
 from settlement.export.erp_sim import ErpSim
 from settlement.export.exporter import Exporter, ExporterOptions
 from settlement.export.soap_client import ErpClient
@@ -53,7 +53,9 @@ async def test_money_movements_reach_the_erp_as_balanced_journals_whose_ledger_i
     sim = ErpSim()
     await sim.start()
     try:
-        async with Exporter(store, sim.url, options=FAST, prepare=lambda: queue_journals(store)) as exporter:
+        exporter = Exporter(store, sim.url, options=FAST, prepare=lambda: queue_journals(store),
+                            verify_journal=verify_journal)  # fmt: skip
+        async with exporter:
             sent = await exporter.run_once()
             again = await exporter.run_once()
         today = datetime.now(UTC).date()
