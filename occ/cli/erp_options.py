@@ -28,8 +28,5 @@ def auth_of(settings: Settings, *, username: str, password: str, wsse: str, cert
 
 
 def profile_of(settings: Settings) -> ErpProfile:
-    """How the ERP files documents, from ``[erp]``."""
-    erp = settings.erp
-    return ErpProfile(company_currency=erp.company_currency, exchange_rates=dict(erp.exchange_rates),
-                      payment_terms=erp.payment_terms, series=dict(erp.series), cost_centres=dict(erp.cost_centres),
-                      projects=dict(erp.projects), units=dict(erp.units))  # fmt: skip
+    """How the ERP files documents: the fields of ``[erp]`` that :class:`ErpProfile` has (the same names)."""
+    return ErpProfile(**{name: getattr(settings.erp, name) for name in ErpProfile.__struct_fields__})

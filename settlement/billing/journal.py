@@ -36,7 +36,7 @@ from typing import Any, Literal, NamedTuple
 from urllib.parse import quote
 
 import msgspec
-from sqlalchemy import Connection, Engine, and_, func, insert, select
+from sqlalchemy import ColumnElement, Connection, Engine, and_, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from occ.store.keys import RERATE_KEY
@@ -87,9 +87,10 @@ class Posting(NamedTuple):
     movement: str
 
 
-def is_posted(kind: str, reference: str) -> bool:
-    """Whether a ledger row of ``kind`` reaches the ERP as a journal (see the module docstring)."""
-    return kind in MOVEMENTS and not (kind == "adjustment" and reference.startswith(RERATE_KEY))
+def posted_kinds() -> ColumnElement[bool]:
+    """The ledger rows that reach the ERP as journals (see the module docstring): a rerate's correction does not."""
+    rerate = and_(ledger.c.kind == "adjustment", ledger.c.reference.startswith(RERATE_KEY, autoescape=True))
+    return and_(ledger.c.kind.in_(MOVEMENTS), ~rerate)
 
 
 def describe(row: Any) -> str:
@@ -150,12 +151,10 @@ def _unposted(connection: Connection, before_ms: int, limit: int, *, with_code: 
     """Rows of the posted kinds not in ``journal_postings`` yet, with a ledger code (or, ``with_code`` False,
     without one: held)."""
     code = ledger.c.ledger_code != "" if with_code else ledger.c.ledger_code == ""
-    rerate = and_(ledger.c.kind == "adjustment", ledger.c.reference.startswith(RERATE_KEY, autoescape=True))
     query = (
         select(ledger)
         .select_from(ledger.outerjoin(journal_postings, journal_postings.c.ledger_id == ledger.c.id))
-        .where(journal_postings.c.ledger_id.is_(None), ledger.c.kind.in_(MOVEMENTS), ~rerate, code,
-               ledger.c.time_ms < before_ms)
+        .where(journal_postings.c.ledger_id.is_(None), posted_kinds(), code, ledger.c.time_ms < before_ms)
         .order_by(ledger.c.account, ledger.c.time_ms, ledger.c.id)
         .limit(limit)
     )  # fmt: skip
@@ -267,7 +266,7 @@ def general_ledger(connection: Connection, from_date: date, to_date: date,
     customer_account = (options or JournalOptions()).customer_account
     margin_ms = 2 * 86_400_000  # any time zone's day lies within two days of the UTC one
     rows = connection.execute(
-        select(ledger).where(ledger.c.kind.in_(MOVEMENTS), ledger.c.ledger_code != "",
+        select(ledger).where(posted_kinds(), ledger.c.ledger_code != "",
                              ledger.c.time_ms >= local_midnight_ms(from_date, "UTC") - margin_ms,
                              ledger.c.time_ms < local_midnight_ms(to_date, "UTC") + margin_ms)
     ).all()  # fmt: skip
@@ -275,7 +274,7 @@ def general_ledger(connection: Connection, from_date: date, to_date: date,
     totals: dict[tuple[str, str], list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
     for row in rows:
         day = local_date(row.time_ms, zones.get(row.account, "UTC"))
-        if not is_posted(row.kind, row.reference) or not from_date <= day <= to_date:
+        if not from_date <= day <= to_date:
             continue
         for posting in postings(row, customer_account):
             sums = totals[(posting.account_code, row.currency)]
