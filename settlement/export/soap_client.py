@@ -118,7 +118,7 @@ class Sending(msgspec.Struct, frozen=True, kw_only=True):
 
     payload_sha256: str = ""
     base_erp_document_number: str = ""
-    profile: ErpProfile = ErpProfile()
+    profile: ErpProfile = msgspec.field(default_factory=ErpProfile)
 
 
 def _base_document(document: ErpDocument, erp_number: str) -> dict[str, Any]:
