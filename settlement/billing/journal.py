@@ -30,7 +30,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any, Literal, NamedTuple
 from urllib.parse import quote
@@ -171,7 +171,7 @@ def _groups(rows: Iterable[Any], accounts: dict[str, BillingAccount],
 
 def _day_is_over(rows: Sequence[Any], account: BillingAccount, now_ms: int) -> bool:
     day = local_date(rows[0].time_ms, account.timezone)
-    return local_midnight_ms(day.fromordinal(day.toordinal() + 1), account.timezone) <= now_ms
+    return local_midnight_ms(day + timedelta(days=1), account.timezone) <= now_ms
 
 
 def queue_journals(engine: Engine, options: JournalOptions | None = None, *, now_ms: int | None = None,
