@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 
 from occ.config_layers import ENV_PREFIX, SettingsError, load_struct
+from occ.erp_settings import ErpSettings
 
 __all__ = ["ENV_PREFIX", "Settings", "SettingsError", "is_loopback", "load_struct", "split_host_port", "validate"]
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -103,6 +104,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
         tariff_upload_max_bytes: the largest tariff LoadTariff takes, its files added up (uncompressed); also
             bounds the Admin listener's message size.
         health_interval_s: how often each worker pings Redis; gRPC health is NOT_SERVING while the ping fails.
+        erp: the ERP middleware, OCC's credentials there and what goes to it (``[erp]``, ``OCC_ERP__<FIELD>``;
+            :class:`~occ.erp_settings.ErpSettings`), for ``occ export`` and ``occ erp-gl``.
     """
 
     host: str = "127.0.0.1"
@@ -165,6 +168,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     def admin_client_auth(self) -> str:
         return self.admin_tls_client_auth or self.tls_client_auth
     health_interval_s: float = 1.0
+    erp: ErpSettings = msgspec.field(default_factory=ErpSettings)
 
     def __post_init__(self) -> None:
         problems = tuple(validate(self))
