@@ -17,6 +17,8 @@ from occ.metrics_server import serve_metrics
 
 __all__ = [
     "BATCH_SIZE",
+    "DIAMETER_MESSAGES",
+    "DIAMETER_PEERS",
     "GRPC_CALLS",
     "LATENCY_BUCKETS_S",
     "OPEN_SESSIONS",
@@ -27,6 +29,7 @@ __all__ = [
     "SWEEPER_CLOSES",
     "TARIFF_INFO",
     "TARIFF_RELOADS",
+    "count_diameter",
     "observe_redis_roundtrip",
     "serve_metrics",
     "set_current_tariff",
@@ -61,6 +64,16 @@ TARIFF_INFO = Gauge(
     "occ_tariff_info", "The current tariff: 1 for its content hash (0 for ones since replaced).", ["hash"],
     multiprocess_mode="livemax",
 )  # fmt: skip
+DIAMETER_PEERS = Gauge(
+    "occ_diameter_peers", "Diameter peer connections of the gateway, by state (wait_cer, open).", ["state"],
+    multiprocess_mode="livesum",
+)  # fmt: skip
+DIAMETER_MESSAGES = Counter(
+    "occ_diameter_messages",
+    "Diameter messages, by command, direction (received, sent), kind (request, answer) and Result-Code of answers.",
+    ["command", "direction", "kind", "result_code"],
+)
+_DIAMETER_COMMANDS = {257: "CE", 258: "RA", 272: "CC", 274: "AS", 280: "DW", 282: "DP"}
 
 _current_tariff: list[str] = []  # the hash this process last set to 1
 
@@ -85,3 +98,9 @@ def observe_redis_roundtrip(script: str, seconds: float) -> None:
     """Count and time one Redis round trip of ``script`` (the store's ``on_roundtrip`` hook)."""
     REDIS_ROUNDTRIPS.labels(script).inc()
     REDIS_ROUNDTRIP_SECONDS.observe(seconds)
+
+
+def count_diameter(command: int, direction: str, *, request: bool, result_code: str = "") -> None:
+    """Count one Diameter message (``occ_diameter_messages``); commands OCC does not serve count as "other"."""
+    name = _DIAMETER_COMMANDS.get(command, "other")
+    DIAMETER_MESSAGES.labels(name, direction, "request" if request else "answer", result_code).inc()
