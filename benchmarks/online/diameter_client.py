@@ -50,6 +50,7 @@ def voice_ccr(
     """A CCR of an IMS voice session: Subscription-Id E.164 ``subscriber``, Called-Party-Address ``tel:called``, one
     MSCC of ``rating_group`` asking ``requested_s`` seconds (none when 0) and reporting ``used_s`` (none when None)."""
     ccr = CreditControlRequest()
+    ccr.header.application_id = CREDIT_CONTROL_APPLICATION  # the header's, not only the AVP: relays route on it
     ccr.session_id = session_id
     ccr.origin_host, ccr.origin_realm, ccr.destination_realm = origin_host.encode(), realm.encode(), realm.encode()
     ccr.auth_application_id = CREDIT_CONTROL_APPLICATION
