@@ -80,6 +80,15 @@ class Avps:
                                     self.one(code, vendor)) from None  # fmt: skip
         return value
 
+    def identity(self, code: int) -> str:
+        """A required DiameterIdentity (Origin-Host, Origin-Realm) as text, where identical copies count as one:
+        Kamailio's ims_charging writes its own Origin-Host and Origin-Realm and cdp adds them again, so its CCRs
+        carry each twice with the same value. Copies that differ are still 5009."""
+        found = self._by_key.get((code, 0), ())
+        if len({avp.payload for avp in found}) == 1:
+            return Avps(found[:1]).text(code, required=True)
+        return self.text(code, required=True)
+
     def all(self, code: int, vendor: int = 0) -> list[Avp]:
         return list(self._by_key.get((code, vendor), ()))
 

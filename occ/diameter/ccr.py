@@ -82,8 +82,8 @@ def read_ccr(avps: Avps, *, country_code: str, account_of_session: Callable[[str
     (an UPDATE or TERMINATE may leave Subscription-Id out)."""
     avps.refuse_unknown_mandatory()
     session_id = _identifier(avps, c.AVP_SESSION_ID)
-    origin_host = avps.text(c.AVP_ORIGIN_HOST, required=True)
-    avps.text(c.AVP_ORIGIN_REALM, required=True)
+    origin_host = avps.identity(c.AVP_ORIGIN_HOST)
+    avps.identity(c.AVP_ORIGIN_REALM)
     avps.text(c.AVP_DESTINATION_REALM, required=True)
     if avps.get(c.AVP_AUTH_APPLICATION_ID, required=True) != 4:
         failed = avps.one(c.AVP_AUTH_APPLICATION_ID)
