@@ -85,9 +85,7 @@ def read_ccr(avps: Avps, *, country_code: str, account_of_session: Callable[[str
     origin_host = avps.identity(c.AVP_ORIGIN_HOST)
     avps.identity(c.AVP_ORIGIN_REALM)
     avps.text(c.AVP_DESTINATION_REALM, required=True)
-    if avps.get(c.AVP_AUTH_APPLICATION_ID, required=True) != 4:
-        failed = avps.one(c.AVP_AUTH_APPLICATION_ID)
-        raise ProtocolError(Result.INVALID_AVP_VALUE, "Auth-Application-Id must be 4 (credit control)", failed)
+    _credit_control_application(avps)
     service = _service(avps)
     request_type = _enum(avps, c.AVP_CC_REQUEST_TYPE, RequestType)
     number = _request_number(avps, request_type)
@@ -171,6 +169,19 @@ def _request_number(avps: Avps, request_type: RequestType) -> int:
         raise ProtocolError(Result.INVALID_AVP_VALUE, f"CC-Request-Number must be {rule} (got {number})",
                             avps.one(c.AVP_CC_REQUEST_NUMBER))  # fmt: skip
     return number
+
+
+def _credit_control_application(avps: Avps) -> None:
+    """Auth-Application-Id must be 4. Kamailio's ims_charging (like other 3GPP Ro clients) sends it only inside
+    Vendor-Specific-Application-Id, so that one counts when the command-level AVP is absent."""
+    avp = avps.one(c.AVP_AUTH_APPLICATION_ID)
+    if avp is None:
+        for _, vendor_specific in avps.groups(c.AVP_VENDOR_SPECIFIC_APPLICATION_ID)[:1]:
+            avp = vendor_specific.one(c.AVP_AUTH_APPLICATION_ID)
+    if avp is None:
+        avps.one(c.AVP_AUTH_APPLICATION_ID, required=True)  # 5005, with an empty Auth-Application-Id as Failed-AVP
+    if value_of(avp) != 4:
+        raise ProtocolError(Result.INVALID_AVP_VALUE, "Auth-Application-Id must be 4 (credit control)", avp)
 
 
 def _account(avps: Avps, session_id: str, kind: Kind, account_of_session: Callable[[str], str | None]) -> str:

@@ -1,6 +1,11 @@
-"""Kamailio's ims_charging sends its Origin-Host and Origin-Realm twice in every CCR (the module writes them and its
-Diameter stack cdp adds them again, with the same values): the gateway reads identical copies as one, and still
-answers 5009 (DIAMETER_AVP_OCCURS_TOO_MANY_TIMES) with the second copy as Failed-AVP when the copies differ."""
+"""What Kamailio's ims_charging (a real Ro client, tests/diameter_peers) puts in its CCRs, read the way it means it:
+
+- its Origin-Host and Origin-Realm twice (the module writes them and its Diameter stack cdp adds them again, with
+  the same values): identical copies read as one; copies that differ are still 5009
+  (DIAMETER_AVP_OCCURS_TOO_MANY_TIMES) with the second copy as Failed-AVP;
+- Auth-Application-Id only inside Vendor-Specific-Application-Id: that one counts when the command-level AVP is
+  absent; no application 4 anywhere is still 5005 or 5004.
+"""
 
 from __future__ import annotations
 
@@ -45,3 +50,31 @@ def test_differing_copies_are_still_refused_with_5009(code: int, other: bytes) -
         read_ccr(kamailio_ccr(second), country_code="44", account_of_session=no_session)
     assert refused.value.result_code == Result.AVP_OCCURS_TOO_MANY_TIMES
     assert refused.value.failed is second
+
+
+def without_command_level_application(avps: Avps) -> Avps:
+    return Avps([avp for avp in avps.list if avp.code != c.AVP_AUTH_APPLICATION_ID])
+
+
+def vendor_specific(application: int) -> Avp:
+    return Avp.new(
+        c.AVP_VENDOR_SPECIFIC_APPLICATION_ID,
+        value=[Avp.new(c.AVP_VENDOR_ID, value=10415), Avp.new(c.AVP_AUTH_APPLICATION_ID, value=application)],
+    )
+
+
+def test_auth_application_id_inside_vendor_specific_application_id_counts_when_alone() -> None:
+    avps = without_command_level_application(kamailio_ccr(vendor_specific(4)))
+    assert read_ccr(avps, country_code="44", account_of_session=no_session).request_number == 0
+
+
+@pytest.mark.parametrize(
+    ("extra", "code"), [((), Result.MISSING_AVP), ((vendor_specific(16777238),), Result.INVALID_AVP_VALUE)]
+)
+def test_no_credit_control_application_anywhere_is_refused(extra: tuple[Avp, ...], code: int) -> None:
+    with pytest.raises(ProtocolError) as refused:
+        read_ccr(
+            without_command_level_application(kamailio_ccr(*extra)), country_code="44", account_of_session=no_session
+        )
+    assert refused.value.result_code == code
+    assert refused.value.failed.code == c.AVP_AUTH_APPLICATION_ID
