@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 import msgspec
+from diameter.message import Message
 from peer_processes import PeerProcess
 
 EXPERT_ERROR = 0x800000  # Wireshark's PI_ERROR; PI_WARN is 0x600000
@@ -88,6 +89,18 @@ class Capture:
             for code, request in zip(codes.split("|"), requests.split("|"), strict=True):
                 messages.append((int(port), int(code), request in ("1", "True")))
         return messages
+
+    def messages(self) -> list[tuple[int, Message]]:
+        """Every Diameter message as (source port, message decoded by python-diameter), in capture order: the
+        witness of what the peers said (loopback segments are large, so each carries whole messages)."""
+        found = []
+        for port, payload in self.fields("tcp.len > 0", "tcp.srcport", "tcp.payload"):
+            data = bytes.fromhex(payload.replace(":", ""))
+            while len(data) >= 20:
+                length = int.from_bytes(data[1:4], "big")
+                found.append((int(port), Message.from_bytes(data[:length])))
+                data = data[length:]
+        return found
 
     def problems(self) -> list[Problem]:
         """Every expert item and malformed frame Wireshark's dissectors report in the capture."""

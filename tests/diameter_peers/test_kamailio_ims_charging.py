@@ -1,0 +1,147 @@
+"""A real network element charging through OCC: Kamailio's ims_charging (the Ro client of an IMS S-CSCF, over its
+own Diameter stack cdp) authorises SIP calls that SIPp places through it, and OCC's balance and xDRs must match
+what Kamailio reported on the wire, to the micro-unit.
+
+ims_charging runs outside an IMS core: it needs ims_dialog, tm, cdp and cdp_avp only (no usrloc, registrar or
+HSS), so a plain proxy config is enough (``kamailio/kamailio.cfg``). Every call is CCR-I on the INVITE, CCR-U
+``timer_buffer`` seconds before each grant runs out, CCR-T on the BYE. The capture of the Ro link (dumpcap) is
+the witness: the seconds Kamailio reported in its Used-Service-Units are priced by hand from the example tariff
+and compared with what OCC charged. Wireshark's dissector must find nothing wrong in what OCC sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from capture import EXPERT_ERROR, SEVERITIES, Capture
+from diameter.message.commands import CreditControlAnswer, CreditControlRequest
+from kamailio_proxy import ORIGIN_HOST, REALM, KamailioProxy, answering_party, place_calls
+from online_app import serving, settle_everything
+from peer_processes import PeerProcess, free_port, require
+from sqlalchemy import select
+
+from occ.v1 import admin_pb2 as admin
+from settlement.store.schema import xdrs
+
+pytestmark = [pytest.mark.diameter_peers, pytest.mark.timeout(300)]
+
+CALLER, BROKE = "447700900001", "447700900002"
+MOBILE = "447700900123"  # UK_MOBILE on the example tariff's retail plan: 0.05 to connect, then 0.12/min per second
+CONNECT_MICROS, PER_SECOND_MICROS = 50_000, 2_000
+OPENING_MICROS = 10_000_000
+CALLS, HOLD_MS = 2, 7_000
+
+
+@pytest.fixture
+def db_url(tmp_path: Path, sqlite_template: Path) -> str:
+    """SQLite only: the calls take real seconds, and the store's SQL is not what this test is about."""
+    path = tmp_path / "occ.sqlite3"
+    path.write_bytes(sqlite_template.read_bytes())
+    return f"sqlite:///{path}"
+
+
+def mobile_cost(used_s: int) -> int:
+    return CONNECT_MICROS + PER_SECOND_MICROS * used_s if used_s else 0
+
+
+async def finished(process: PeerProcess, timeout_s: float) -> int:
+    """The exit status of a peer program, waited for without blocking the event loop OCC serves on."""
+    return await asyncio.to_thread(process.wait, timeout_s)
+
+
+async def until(what: str, predicate, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, f"no {what} after {timeout_s:g} s"
+        await asyncio.sleep(0.1)
+
+
+def used_seconds_by_session(capture: Capture, occ_port: int) -> dict[str, int]:
+    """Seconds Kamailio reported per Ro session (Used-Service-Unit CC-Time over its CCR-U and CCR-T), as sent."""
+    used: dict[str, int] = defaultdict(int)
+    for port, message in capture.messages():
+        if port != occ_port and isinstance(message, CreditControlRequest):
+            for mscc in message.multiple_services_credit_control:
+                used[message.session_id] += sum(unit.cc_time or 0 for unit in mscc.used_service_unit)
+    return dict(used)
+
+
+async def test_sipp_calls_through_kamailio_ims_charging_are_charged_to_the_micro_unit(
+    redis_url: str, tmp_path: Path, store
+) -> None:
+    require("kamailio", "sipp", "dumpcap", "tshark")
+    occ_port = free_port()
+    proxy = KamailioProxy(occ_port=occ_port, workdir=tmp_path / "kamailio", reserve_s=4, interim_s=4, timer_buffer_s=2)
+    peers: list[PeerProcess] = []
+    async with serving(
+        redis_url,
+        tmp_path / "occ",
+        diameter_port=occ_port,
+        diameter_peers=f"{ORIGIN_HOST}=127.0.0.1",
+        diameter_origin_realm=REALM,
+    ) as client:
+        await client.account(CALLER, balance=OPENING_MICROS)
+        await client.account(BROKE, balance=0)
+        gateway = client.app.diameter
+        try:
+            with Capture(tmp_path / "ro.pcapng", occ_port) as capture:
+                proxy.start()
+                peers.append(proxy.process)
+                await until("Kamailio's CER", lambda: ORIGIN_HOST in gateway.peers)
+                await asyncio.sleep(1)  # OCC has sent its CEA; cdp's side of the handshake ends when it has read it
+                peers.append(callee := answering_party(proxy, calls=CALLS))
+                peers.append(caller := place_calls(proxy, CALLER, MOBILE, calls=CALLS, hold_ms=HOLD_MS, name="paid"))
+                assert await finished(caller, 90) == 0, caller.tail()
+                assert await finished(callee, 30) == 0, callee.tail()
+                peers.append(
+                    refused := place_calls(
+                        proxy, BROKE, MOBILE, calls=1, hold_ms=0, name="refused", scenario="refused.xml"
+                    )
+                )
+                assert await finished(refused, 30) == 0, refused.tail()
+                await until("every Ro session ended", lambda: not gateway.sessions, timeout_s=20)
+                await asyncio.sleep(0.5)  # the last CCA on the wire before the capture stops
+        finally:
+            for peer in reversed(peers):
+                peer.stop()
+        still_open = await client.admin.ListSessions(admin.ListSessionsRequest(account_id=CALLER))
+        await settle_everything(client, redis_url, store)
+        balance = (await client.balance(CALLER)).balance_micros
+        broke = (await client.balance(BROKE)).balance_micros
+
+    kamailio_log = proxy.log()
+    used = used_seconds_by_session(capture, occ_port)
+    answers = [m for port, m in capture.messages() if port == occ_port and isinstance(m, CreditControlAnswer)]
+    requests = [m for port, m in capture.messages() if port != occ_port and isinstance(m, CreditControlRequest)]
+    kinds = sorted({m.cc_request_type for m in requests})
+    with store.connect() as connection:
+        rows = connection.execute(select(xdrs).where(xdrs.c.account == CALLER)).mappings().all()
+
+    # What Kamailio did: two answered calls (INITIAL, at least one UPDATE, TERMINATE each), one refused for credit
+    # (ims_charging still sends a TERMINATE for the refused call's Ro session: it reports no usage).
+    assert kinds == [1, 2, 3], f"CC-Request-Types sent: {kinds}"
+    initial = {a.session_id: a.result_code for a in answers if a.cc_request_type == 1}
+    paid = {sid: seconds for sid, seconds in used.items() if initial.get(sid) == 2001}
+    assert len(paid) == CALLS and sorted(initial.values()) == [2001] * CALLS + [4012], initial
+    assert all(HOLD_MS // 1000 <= s <= HOLD_MS // 1000 + 3 for s in paid.values()), paid
+    assert {a.result_code for a in answers if a.session_id in paid} == {2001}
+    assert used.keys() - paid.keys() and not sum(used[sid] for sid in used.keys() - paid.keys())
+    assert "charging answer 1 result 2001" in kamailio_log and "charging answer -1 result 4012" in kamailio_log
+
+    # What OCC charged: exactly the tariff's price of what Kamailio reported, on the balance and in the xDRs.
+    expected = sum(mobile_cost(s) for s in paid.values())
+    assert balance == OPENING_MICROS - expected
+    assert broke == 0
+    charges = [r for r in rows if r["kind"] == "session"]
+    assert sorted(r["session_id"] for r in charges) == sorted(paid)
+    assert {r["session_id"]: r["units"] for r in charges} == paid
+    assert sum(r["cost"] for r in charges) == expected  # Money columns read back as integer micro-units
+    assert list(still_open.sessions) == []
+
+    # What Wireshark says of OCC's messages: nothing malformed, no expert error.
+    ours = [p for p in capture.problems() if p.from_port == occ_port and SEVERITIES.get(EXPERT_ERROR) == p.severity]
+    assert ours == [], ours
