@@ -7,6 +7,7 @@ Requests the gateway sends (ASR, RAR) are answered 2001 and kept in ``received``
 from __future__ import annotations
 
 import contextlib
+import datetime
 import itertools
 import queue
 import socket
@@ -27,6 +28,7 @@ from diameter.message.avp.grouped import (
 from diameter.message.commands import CreditControlRequest
 from diameter.node import Node
 from diameter.node.application import SimpleThreadingApplication
+from online_app import MONDAY_PEAK
 
 CLIENT_HOST, CLIENT_REALM = "client.test", "test.example"
 OCC_HOST, OCC_REALM = "occ.localdomain", "localdomain"
@@ -78,6 +80,7 @@ class Peer:
         request.service_context_id = context
         request.cc_request_type = request_type
         request.cc_request_number = number
+        request.event_timestamp = datetime.datetime.fromtimestamp(MONDAY_PEAK, datetime.UTC)
         if subscription is not None:
             request.add_subscription_id(*subscription)
         return request
