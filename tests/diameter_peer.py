@@ -70,20 +70,8 @@ class Peer:
     def send(self, request: Message, timeout_s: float = 10) -> Message:
         return self.app.send_request(request, timeout=timeout_s)
 
-    def ccr(self, session_id: str, request_type: int, number: int, *, context: str = VOICE,
-            subscription: tuple[int, str] | None = None) -> CreditControlRequest:  # fmt: skip
-        request = CreditControlRequest()
-        request.session_id = session_id
-        request.origin_host = self.host.encode()
-        request.origin_realm = CLIENT_REALM.encode()
-        request.destination_realm = OCC_REALM.encode()
-        request.service_context_id = context
-        request.cc_request_type = request_type
-        request.cc_request_number = number
-        request.event_timestamp = datetime.datetime.fromtimestamp(MONDAY_PEAK, datetime.UTC)
-        if subscription is not None:
-            request.add_subscription_id(*subscription)
-        return request
+    def ccr(self, session: str, request_type: int, number: int, **options) -> CreditControlRequest:
+        return credit_control_request(session, request_type, number, host=self.host, **options)
 
 
 @contextlib.contextmanager
@@ -95,6 +83,23 @@ def connected(port: int, host: str = CLIENT_HOST) -> Iterator[Peer]:
         yield peer
     finally:
         peer.node.stop(wait_timeout=5)
+
+
+def credit_control_request(session: str, request_type: int, number: int, *, host: str = CLIENT_HOST,
+                           context: str = VOICE, subscription: tuple[int, str] | None = None) -> CreditControlRequest:
+    """A CCR from ``host`` at Monday 09:00 UTC (peak), without units."""  # fmt: skip
+    request = CreditControlRequest()
+    request.session_id = session
+    request.origin_host = host.encode()
+    request.origin_realm = CLIENT_REALM.encode()
+    request.destination_realm = OCC_REALM.encode()
+    request.service_context_id = context
+    request.cc_request_type = request_type
+    request.cc_request_number = number
+    request.event_timestamp = datetime.datetime.fromtimestamp(MONDAY_PEAK, datetime.UTC)
+    if subscription is not None:
+        request.add_subscription_id(*subscription)
+    return request
 
 
 def session_id() -> str:
@@ -170,12 +175,9 @@ class Wire:
         request.auth_application_id = list(applications)
         return self.exchange(request)
 
-    def ccr(self, session: str, request_type: int, number: int, **options) -> CreditControlRequest:
-        """A CCR as :meth:`Peer.ccr` builds it (with the header's application id, which a node would set)."""
-        request = Peer.ccr(_Identity(), session, request_type, number, **options)
+    @staticmethod
+    def ccr(session: str, request_type: int, number: int, **options) -> CreditControlRequest:
+        """A CCR with the header's application id, which a node would set."""
+        request = credit_control_request(session, request_type, number, **options)
         request.header.application_id = 4
         return request
-
-
-class _Identity:
-    host = CLIENT_HOST
