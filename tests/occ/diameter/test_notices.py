@@ -5,9 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import queue
+import time
 
-from diameter_peer import E164, INITIAL, TERMINATE, UPDATE, Peer, allowed, ask, call_to, free_port, session_id, used
+from diameter_peer import (
+    E164,
+    INITIAL,
+    TERMINATE,
+    UPDATE,
+    Peer,
+    allowed,
+    ask,
+    call_to,
+    connected,
+    free_port,
+    session_id,
+    used,
+)
 from online_app import LONDON, serving
+from prometheus_client import REGISTRY
 
 from occ.v1 import admin_pb2 as admin
 
@@ -75,3 +90,27 @@ async def test_abort_sends_asr_and_top_up_sends_rar_to_the_session_owner(redis_u
             assert unexpected is None
         finally:
             await asyncio.to_thread(peer.node.stop, 5)
+
+
+async def test_the_gateway_watchdog_keeps_a_quiet_python_diameter_node_connected(redis_url, tmp_path):
+    port = free_port()
+    options = {"diameter_port": port, "diameter_peers": allowed(), "diameter_watchdog_s": 0.5}
+    async with serving(redis_url, tmp_path, **options) as client:
+        await client.account(SUBSCRIBER, balance=5_000_000)
+        gateway = client.app.diameter
+
+        def quiet_then_call():
+            with connected(port) as peer:
+                time.sleep(2.0)  # four times Tw without a word from the client: the gateway sends DWRs, it answers
+                return start_session(peer, session_id())
+
+        answers_before = _watchdog_answers()
+        assert (await asyncio.to_thread(quiet_then_call)).result_code == 2001
+        assert _watchdog_answers() >= answers_before + 2
+        await asyncio.sleep(0.1)
+        assert gateway.peers == {}  # the node's DPR on stop closed it
+
+
+def _watchdog_answers() -> float:
+    labels = {"command": "DW", "direction": "received", "kind": "answer", "result_code": ""}
+    return REGISTRY.get_sample_value("occ_diameter_messages_total", labels) or 0.0
