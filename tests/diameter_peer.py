@@ -7,6 +7,7 @@ Requests the gateway sends (ASR, RAR) are answered 2001 and kept in ``received``
 from __future__ import annotations
 
 import contextlib
+import datetime
 import itertools
 import queue
 import socket
@@ -24,9 +25,10 @@ from diameter.message.avp.grouped import (
     SmsInformation,
     UsedServiceUnit,
 )
-from diameter.message.commands import CreditControlRequest
+from diameter.message.commands import CapabilitiesExchangeRequest, CreditControlRequest
 from diameter.node import Node
 from diameter.node.application import SimpleThreadingApplication
+from online_app import MONDAY_PEAK
 
 CLIENT_HOST, CLIENT_REALM = "client.test", "test.example"
 OCC_HOST, OCC_REALM = "occ.localdomain", "localdomain"
@@ -58,7 +60,7 @@ class Peer:
         peer = self.node.add_peer(f"aaa://{OCC_HOST}:{port};transport=tcp", OCC_REALM, ip_addresses=["127.0.0.1"],
                                   is_persistent=True)  # fmt: skip
         self.app = SimpleThreadingApplication(4, is_auth_application=True, request_handler=self._handle)
-        self.node.add_application(self.app, [peer])
+        self.node.add_application(self.app, [peer], realms=[CLIENT_REALM])  # ASR, RAR name our realm
         self.received: queue.Queue[Message] = queue.Queue()
 
     def _handle(self, app: SimpleThreadingApplication, message: Message) -> Message:
@@ -68,19 +70,8 @@ class Peer:
     def send(self, request: Message, timeout_s: float = 10) -> Message:
         return self.app.send_request(request, timeout=timeout_s)
 
-    def ccr(self, session_id: str, request_type: int, number: int, *, context: str = VOICE,
-            subscription: tuple[int, str] | None = None) -> CreditControlRequest:  # fmt: skip
-        request = CreditControlRequest()
-        request.session_id = session_id
-        request.origin_host = self.host.encode()
-        request.origin_realm = CLIENT_REALM.encode()
-        request.destination_realm = OCC_REALM.encode()
-        request.service_context_id = context
-        request.cc_request_type = request_type
-        request.cc_request_number = number
-        if subscription is not None:
-            request.add_subscription_id(*subscription)
-        return request
+    def ccr(self, session: str, request_type: int, number: int, **options) -> CreditControlRequest:
+        return credit_control_request(session, request_type, number, host=self.host, **options)
 
 
 @contextlib.contextmanager
@@ -92,6 +83,23 @@ def connected(port: int, host: str = CLIENT_HOST) -> Iterator[Peer]:
         yield peer
     finally:
         peer.node.stop(wait_timeout=5)
+
+
+def credit_control_request(session: str, request_type: int, number: int, *, host: str = CLIENT_HOST,
+                           context: str = VOICE, subscription: tuple[int, str] | None = None) -> CreditControlRequest:
+    """A CCR from ``host`` at Monday 09:00 UTC (peak), without units."""  # fmt: skip
+    request = CreditControlRequest()
+    request.session_id = session
+    request.origin_host = host.encode()
+    request.origin_realm = CLIENT_REALM.encode()
+    request.destination_realm = OCC_REALM.encode()
+    request.service_context_id = context
+    request.cc_request_type = request_type
+    request.cc_request_number = number
+    request.event_timestamp = datetime.datetime.fromtimestamp(MONDAY_PEAK, datetime.UTC)
+    if subscription is not None:
+        request.add_subscription_id(*subscription)
+    return request
 
 
 def session_id() -> str:
@@ -116,3 +124,60 @@ def ask(seconds: int | None = None, *, octets: int | None = None, messages: int 
 
 def used(seconds: int | None = None, *, octets: int | None = None, messages: int | None = None) -> UsedServiceUnit:
     return UsedServiceUnit(cc_time=seconds, cc_total_octets=octets, cc_service_specific_units=messages)
+
+
+class Wire:
+    """A bare TCP connection to the gateway, for what a well-behaved node never sends (messages are still built and
+    read with python-diameter's codec)."""
+
+    def __init__(self, port: int, *, source: str = "127.0.0.1", timeout_s: float = 5) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout_s, source_address=(source, 0))
+        self._hops = itertools.count(1)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def send(self, message: Message | bytes) -> None:
+        if isinstance(message, Message):
+            if not message.header.hop_by_hop_identifier:
+                message.header.hop_by_hop_identifier = message.header.end_to_end_identifier = next(self._hops)
+            message = message.as_bytes()
+        self.sock.sendall(message)
+
+    def receive(self) -> Message | None:
+        """The next message, or None when the gateway closed the connection."""
+        head = self._exactly(20)
+        if head is None:
+            return None
+        body = self._exactly(int.from_bytes(head[1:4], "big") - 20)
+        return Message.from_bytes(head + (body or b""))
+
+    def _exactly(self, count: int) -> bytes | None:
+        data = b""
+        while len(data) < count:
+            chunk = self.sock.recv(count - len(data))
+            if not chunk:
+                return None
+            data += chunk
+        return data
+
+    def exchange(self, message: Message | bytes) -> Message | None:
+        self.send(message)
+        return self.receive()
+
+    def capabilities(self, host: str = CLIENT_HOST, applications: tuple[int, ...] = (4,)) -> Message | None:
+        request = CapabilitiesExchangeRequest()
+        request.origin_host = host.encode()
+        request.origin_realm = CLIENT_REALM.encode()
+        request.host_ip_address = ["127.0.0.1"]
+        request.vendor_id = 0
+        request.product_name = "tests"
+        request.auth_application_id = list(applications)
+        return self.exchange(request)
+
+    @staticmethod
+    def ccr(session: str, request_type: int, number: int, **options) -> CreditControlRequest:
+        """A CCR with the header's application id, which a node would set."""
+        request = credit_control_request(session, request_type, number, **options)
+        request.header.application_id = 4
+        return request

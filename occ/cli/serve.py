@@ -34,8 +34,8 @@ from occ.settings import Settings, SettingsError
 @click.option("--allow-plaintext/--no-allow-plaintext", default=None,
               help="serve without TLS on an address that is not loopback, on purpose [refused]")
 @click.option("--reflection", type=click.Choice(["auto", "on", "off"]), help="gRPC reflection [auto: on loopback]")
-@click.option("--diameter-port", type=int, help="Diameter Gy/Ro gateway port (3868 is the standard one), 0 for none [0]")
-@click.option("--diameter-peers", help="Diameter peers allowed to connect, origin-host=address,… (see docs/diameter.md)")
+@click.option("--diameter-port", type=int, help="Diameter Gy/Ro gateway port (3868 is the usual one), 0: none [0]")
+@click.option("--diameter-peers", help="Diameter peers allowed in: origin-host=address,… (docs/diameter.md)")
 def serve(config: Path | None, **flags: object) -> None:
     """Run the online charging gRPC server until Ctrl-C or SIGTERM.
 

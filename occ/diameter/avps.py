@@ -37,6 +37,14 @@ def value_of(avp: Avp) -> Any:
         raise ProtocolError(Result.INVALID_AVP_VALUE, f"{name_of(avp.code, avp.vendor_id)}: {error}", avp) from None
 
 
+def _list_of(avp: Avp) -> Any:
+    """A grouped AVP's AVPs, their own values left undecoded; 5004 when the group itself does not decode."""
+    try:
+        return avp.value
+    except (AvpDecodeError, struct.error) as error:
+        raise ProtocolError(Result.INVALID_AVP_VALUE, f"{name_of(avp.code, avp.vendor_id)}: {error}", avp) from None
+
+
 class Avps:
     """One level of a message's AVPs (the command's, or a grouped AVP's), looked up by (code, vendor)."""
 
@@ -92,23 +100,27 @@ class Avps:
     def all(self, code: int, vendor: int = 0) -> list[Avp]:
         return list(self._by_key.get((code, vendor), ()))
 
-    def group(self, code: int, vendor: int = 0, *, required: bool = False) -> Avps | None:
-        """The AVPs inside a grouped AVP that may occur at most once; None when absent."""
+    def group(self, code: int, vendor: int = 0, *, required: bool = False, strict: bool = True) -> Avps | None:
+        """The AVPs inside a grouped AVP that may occur at most once; None when absent (``strict``: see
+        :func:`inside`)."""
         avp = self.one(code, vendor, required=required)
-        return None if avp is None else inside(avp)
+        return None if avp is None else inside(avp, strict=strict)
 
-    def groups(self, code: int, vendor: int = 0) -> list[tuple[Avp, Avps]]:
+    def groups(self, code: int, vendor: int = 0, *, strict: bool = True) -> list[tuple[Avp, Avps]]:
         """Every occurrence of a grouped AVP, with the AVPs inside it."""
-        return [(avp, inside(avp)) for avp in self.all(code, vendor)]
+        return [(avp, inside(avp, strict=strict)) for avp in self.all(code, vendor)]
 
 
-def inside(avp: Avp) -> Avps:
-    """The AVPs inside a grouped AVP (5004 when it does not decode as one), unknown mandatory ones refused."""
-    value = value_of(avp)
+def inside(avp: Avp, *, strict: bool = True) -> Avps:
+    """The AVPs inside a grouped AVP (5004 when it does not decode as one); ``strict``: unknown mandatory ones are
+    refused (5001). Service-Information is read leniently: OCC takes two addresses from a tree that network elements
+    fill with vendor AVPs of their own, and refusing a call for one of those would help nobody."""
+    value = value_of(avp) if strict else _list_of(avp)
     if not isinstance(value, list):
         raise ProtocolError(Result.INVALID_AVP_VALUE, f"{name_of(avp.code, avp.vendor_id)} is not grouped", avp)
     avps = Avps(value)
-    avps.refuse_unknown_mandatory()
+    if strict:
+        avps.refuse_unknown_mandatory()
     return avps
 
 

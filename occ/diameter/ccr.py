@@ -204,22 +204,22 @@ def _account(avps: Avps, session_id: str, kind: Kind, account_of_session: Callab
 
 def _parties(avps: Avps) -> tuple[str, str]:
     """(calling, called) as the client sent them (a SIP or tel URI, or a number)."""
-    info = avps.group(c.AVP_TGPP_SERVICE_INFORMATION, TGPP_VENDOR)
+    info = avps.group(c.AVP_TGPP_SERVICE_INFORMATION, TGPP_VENDOR, strict=False)
     if info is None:
         return "", ""
-    ims = info.group(c.AVP_TGPP_IMS_INFORMATION, TGPP_VENDOR)
+    ims = info.group(c.AVP_TGPP_IMS_INFORMATION, TGPP_VENDOR, strict=False)
     if ims is not None:
         return _first_text(ims, c.AVP_TGPP_CALLING_PARTY_ADDRESS), _first_text(ims, c.AVP_TGPP_CALLED_PARTY_ADDRESS)
-    sms = info.group(c.AVP_TGPP_SMS_INFORMATION, TGPP_VENDOR)
-    if sms is not None:
-        called = ""
-        for _, recipient in sms.groups(c.AVP_TGPP_RECIPIENT_INFO, TGPP_VENDOR)[:1]:
-            for _, address in recipient.groups(c.AVP_TGPP_RECIPIENT_ADDRESS, TGPP_VENDOR)[:1]:
-                called = address.text(c.AVP_TGPP_ADDRESS_DATA, TGPP_VENDOR)
-        originator = sms.group(c.AVP_TGPP_ORIGINATOR_RECEIVED_ADDRESS, TGPP_VENDOR)
-        calling = originator.text(c.AVP_TGPP_ADDRESS_DATA, TGPP_VENDOR) if originator else ""
-        return calling, called
-    return "", ""
+    sms = info.group(c.AVP_TGPP_SMS_INFORMATION, TGPP_VENDOR, strict=False)
+    if sms is None:
+        return "", ""
+    called = ""
+    for _, recipient in sms.groups(c.AVP_TGPP_RECIPIENT_INFO, TGPP_VENDOR, strict=False)[:1]:
+        for _, address in recipient.groups(c.AVP_TGPP_RECIPIENT_ADDRESS, TGPP_VENDOR, strict=False)[:1]:
+            called = address.text(c.AVP_TGPP_ADDRESS_DATA, TGPP_VENDOR)
+    originator = sms.group(c.AVP_TGPP_ORIGINATOR_RECEIVED_ADDRESS, TGPP_VENDOR, strict=False)
+    calling = originator.text(c.AVP_TGPP_ADDRESS_DATA, TGPP_VENDOR) if originator else ""
+    return calling, called
 
 
 def _first_text(avps: Avps, code: int) -> str:

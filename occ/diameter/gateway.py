@@ -9,7 +9,7 @@ allowed peers, the Credit-Control requests, and the sessions' owners for server-
     await gateway.close()            # DPR to every open peer, then stop
 
 The owner of a session is the Origin-Host of its CCR-INITIAL, kept in this process (``MAX_SESSIONS``, oldest
-forgotten first) until its TERMINATE; an abort or a re-auth for it becomes an ASR or RAR on that peer's connection
+forgotten first); an abort or a re-auth for it becomes an ASR or RAR on that peer's connection
 here, if it has one (``occ.app`` hands every process each notice).
 """
 
@@ -151,16 +151,13 @@ class Gateway:
         return self.config.origin_host, self.config.origin_realm
 
     def _follow(self, work: Work, outcome: Outcome, peer: PeerConnection) -> None:
-        """Record who owns a session that opened; forget one that ended."""
-        if not isinstance(outcome, SessionOutcome):
-            return
-        if work.kind is Kind.START and outcome.code == Result.SUCCESS:
+        """Record who owns a session that opened. An ended session is kept too (until ``MAX_SESSIONS`` newer ones
+        push it out): a repeated TERMINATE without Subscription-Id still finds its account and its stored answer."""
+        if isinstance(outcome, SessionOutcome) and work.kind is Kind.START and outcome.code == Result.SUCCESS:
             self.sessions[work.session_id] = Owner(work.subscriber, peer.host)
             self.sessions.move_to_end(work.session_id)
             while len(self.sessions) > MAX_SESSIONS:
                 self.sessions.popitem(last=False)
-        elif work.kind is Kind.END:
-            self.sessions.pop(work.session_id, None)
 
     def _account_of_session(self, session_id: str) -> str | None:
         owner = self.sessions.get(session_id)

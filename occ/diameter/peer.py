@@ -92,7 +92,10 @@ class PeerConnection:
             while self.state != CLOSED:
                 data = await codec.read_message(self._reader)
                 self._last_heard = time.monotonic()
-                reason = await self._received(data) or reason
+                ending = await self._received(data)
+                if ending is not None:
+                    reason = ending
+                    break
         except asyncio.IncompleteReadError as error:
             reason = "peer closed the connection" if not error.partial else "truncated message, then end of stream"
         except codec.FramingError as error:
