@@ -45,14 +45,16 @@ class DiameterError(Exception):
 
 def voice_ccr(
     origin_host: str, realm: str, session_id: str, request_type: int, number: int, subscriber: str, called: str, *,
-    requested_s: int = 0, used_s: int | None = None, rating_group: int = 100,
+    destination_realm: str, requested_s: int = 0, used_s: int | None = None, rating_group: int = 100,
 ) -> CreditControlRequest:  # fmt: skip
-    """A CCR of an IMS voice session: Subscription-Id E.164 ``subscriber``, Called-Party-Address ``tel:called``, one
-    MSCC of ``rating_group`` asking ``requested_s`` seconds (none when 0) and reporting ``used_s`` (none when None)."""
+    """A CCR of an IMS voice session from ``origin_host`` in ``realm`` to the server's ``destination_realm`` (what a
+    relay routes on): Subscription-Id E.164 ``subscriber``, Called-Party-Address ``tel:called``, one MSCC of
+    ``rating_group`` asking ``requested_s`` seconds (none when 0) and reporting ``used_s`` (none when None)."""
     ccr = CreditControlRequest()
     ccr.header.application_id = CREDIT_CONTROL_APPLICATION  # the header's, not only the AVP: relays route on it
     ccr.session_id = session_id
-    ccr.origin_host, ccr.origin_realm, ccr.destination_realm = origin_host.encode(), realm.encode(), realm.encode()
+    ccr.origin_host, ccr.origin_realm = origin_host.encode(), realm.encode()
+    ccr.destination_realm = destination_realm.encode()
     ccr.auth_application_id = CREDIT_CONTROL_APPLICATION
     ccr.service_context_id = IMS_CONTEXT
     ccr.cc_request_type, ccr.cc_request_number = request_type, number

@@ -63,7 +63,8 @@ class CreditRequest(msgspec.Struct, frozen=True):
     Attributes:
         request_type: CC-Request-Type.
         request_number: CC-Request-Number.
-        origin_host: the client's Origin-Host (the owner of the session, for ASR and RAR).
+        origin_host, origin_realm: the client's Origin-Host and Origin-Realm (the owner of the session: the
+            Destination-Host and Destination-Realm of an ASR or RAR; behind a relay, not the connected peer).
         work: what the engine is asked.
         identifiers: Service-Identifier per rating group, echoed in the answer's MSCC.
         from_mscc: the quota items came in MSCC (the answer puts them there too).
@@ -72,6 +73,7 @@ class CreditRequest(msgspec.Struct, frozen=True):
     request_type: RequestType
     request_number: int
     origin_host: str
+    origin_realm: str
     work: Work
     identifiers: dict[int, int] = {}
     from_mscc: bool = True
@@ -83,7 +85,7 @@ def read_ccr(avps: Avps, *, country_code: str, account_of_session: Callable[[str
     avps.refuse_unknown_mandatory()
     session_id = _identifier(avps, c.AVP_SESSION_ID)
     origin_host = avps.identity(c.AVP_ORIGIN_HOST)
-    avps.identity(c.AVP_ORIGIN_REALM)
+    origin_realm = avps.identity(c.AVP_ORIGIN_REALM)
     avps.text(c.AVP_DESTINATION_REALM, required=True)
     _credit_control_application(avps)
     service = _service(avps)
@@ -103,7 +105,7 @@ def read_ccr(avps: Avps, *, country_code: str, account_of_session: Callable[[str
         work = _event(avps, work, quotas, service)
     else:
         work = msgspec.structs.replace(work, quotas=tuple(quotas))
-    return CreditRequest(request_type, number, origin_host, work, identifiers, from_mscc)
+    return CreditRequest(request_type, number, origin_host, origin_realm, work, identifiers, from_mscc)
 
 
 def account_of(kind: int, data: str) -> str:

@@ -53,10 +53,19 @@ async def finished(process: PeerProcess, timeout_s: float) -> int:
     return await asyncio.to_thread(process.wait, timeout_s)
 
 
-async def until(what: str, predicate, timeout_s: float = 30.0) -> None:
+async def peer_open(gateway, host: str, timeout_s: float) -> None:
+    """Wait for the peer's CER (cdp tries to connect every Tc = 2 s)."""
     deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, f"no {what} after {timeout_s:g} s"
+    while host not in gateway.peers:
+        assert time.monotonic() < deadline, f"no CER from {host} after {timeout_s:g} s"
+        await asyncio.sleep(0.1)
+
+
+async def ended(client, account: str, timeout_s: float) -> None:
+    """Wait until the account has no open session (Kamailio sends its CCR-T after the BYE is answered)."""
+    deadline = time.monotonic() + timeout_s
+    while await client.app.store.open_sessions(account):
+        assert time.monotonic() < deadline, f"{account} still has open sessions after {timeout_s:g} s"
         await asyncio.sleep(0.1)
 
 
@@ -91,7 +100,7 @@ async def test_sipp_calls_through_kamailio_ims_charging_are_charged_to_the_micro
             with Capture(tmp_path / "ro.pcapng", occ_port) as capture:
                 proxy.start()
                 peers.append(proxy.process)
-                await until("Kamailio's CER", lambda: ORIGIN_HOST in gateway.peers)
+                await peer_open(gateway, ORIGIN_HOST, timeout_s=30)
                 await asyncio.sleep(1)  # OCC has sent its CEA; cdp's side of the handshake ends when it has read it
                 peers.append(callee := answering_party(proxy, calls=CALLS))
                 peers.append(caller := place_calls(proxy, CALLER, MOBILE, calls=CALLS, hold_ms=HOLD_MS, name="paid"))
@@ -103,7 +112,7 @@ async def test_sipp_calls_through_kamailio_ims_charging_are_charged_to_the_micro
                     )
                 )
                 assert await finished(refused, 30) == 0, refused.tail()
-                await until("every Ro session ended", lambda: not gateway.sessions, timeout_s=20)
+                await ended(client, CALLER, timeout_s=20)
                 await asyncio.sleep(0.5)  # the last CCA on the wire before the capture stops
         finally:
             for peer in reversed(peers):
