@@ -49,7 +49,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from benchmarks.online import correctness, h2load, redis_ceiling, replicas, report
+from benchmarks.online import correctness, diameter_phase, h2load, redis_ceiling, replicas, report
 from benchmarks.online.accounts import AdminTarget, ceiling_accounts, create_accounts, softswitch_accounts
 from benchmarks.online.loadgen import Workload
 from benchmarks.online.machine import (
@@ -77,7 +77,7 @@ from benchmarks.online.traffic import Destinations
 
 RESULTS_DIR = ROOT / "benchmarks" / "results" / "online"
 TARIFF = ROOT / "examples" / "tariff"
-PHASES = ("redis", "echo", "occ", "softswitch", "correctness")
+PHASES = ("redis", "echo", "occ", "softswitch", "diameter", "correctness")
 # Called parties of the ceiling phases: UK fixed, UK mobile, EU and world destinations of the example tariff.
 CALLED = ("+442079460000", "+442079460123", "+441614960000", "+447700900123", "+447911123456", "+33142685300",
           "+34912345678", "+4930123456", "+12125550100", "+61298765432")  # fmt: skip
@@ -113,6 +113,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--message-share", type=float, default=0.1, help="share of arrivals that are messages (0.1)")
     add("--poor-share", type=float, default=0.05, help="share of softswitch accounts short of credit (0.05)")
     add("--drain-s", type=float, default=5.0, help="wall seconds after the arrivals by which calls are ended (5)")
+    add("--diameter-concurrency", type=int, default=16, help="diameter: calls in flight per transport (16)")
+    add("--diameter-port", type=int, default=0, help="with --target: the running OCC's Diameter port (it must "
+        f"allow {diameter_phase.CLIENT_HOST}=127.0.0.1 as a peer)")  # fmt: skip
     add("--h2load-seconds", type=float, default=5.0, help="seconds of each h2load peak run (5; 0: none)")
     add("--redis-requests", type=int, default=50_000, help="redis-benchmark starts per batch size (50,000)")
     add("--repeat", type=int, default=1, help="runs per ceiling phase: best req/s of the closed loops, median p99")
@@ -258,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
                 target = f"127.0.0.1:{port}"
                 phases["echo"] = run_ceiling_phases(echo.pid, "echo", replace(base, target=target, tag="e"), args)
                 results["ceilings"]["h2load_echo"] = run_peak(target, echo.pid, ceiling_specs[0].id, args)
-        if {"occ", "softswitch", "correctness"} & set(args.phases):
+        if {"occ", "softswitch", "diameter", "correctness"} & set(args.phases):
             run_occ(args, results, temp_dir, base, run_id, ceiling_specs, switch_specs)
 
     results["targets"] = report.targets(phases, results["softswitch"], results.get("correctness", {}).get("violations"))
@@ -285,6 +288,9 @@ def run_occ(args: argparse.Namespace, results: Summary, temp_dir: Path, base: Wo
                "--admin-listen", f"127.0.0.1:{admin_port}"]  # fmt: skip
     if args.no_settle_worker:
         command.append("--no-settle")
+    if "diameter" in args.phases:
+        args.diameter_port = free_port()
+        command += diameter_phase.serve_options(args.diameter_port)
     # occ settle and occ reconcile find the embedded Redis and the SQLite store under the server's data dir.
     env = {key: value for key, value in os.environ.items() if not key.startswith("OCC_")}
     env["OCC_DATA_DIR"] = str(data_dir)
@@ -313,6 +319,8 @@ def run_occ_phases(args: argparse.Namespace, results: Summary, server: Server | 
                    admin: AdminTarget, env: dict[str, str] | None, base: Workload, run_id: str, ceiling_specs: list,
                    switch_specs: list) -> None:  # fmt: skip
     specs = (ceiling_specs if "occ" in args.phases else []) + (switch_specs if "softswitch" in args.phases else [])
+    diameter_specs = diameter_phase.accounts(args.accounts, run_id) if "diameter" in args.phases else []
+    specs += diameter_specs
     progress(f"creating and topping up {len(specs):,} accounts through the Admin API on {admin.address} …")
     results["accounts"] = asyncio.run(create_accounts(admin, specs))
     if "occ" in args.phases:
@@ -322,17 +330,24 @@ def run_occ_phases(args: argparse.Namespace, results: Summary, server: Server | 
     if "softswitch" in args.phases:
         subscribers = tuple(spec.id for spec in switch_specs)
         results["softswitch"] = run_softswitch(target, server.pid, subscribers, args, run_id)
+    if "diameter" in args.phases:
+        load = diameter_phase.CallLoad(args.seconds, args.diameter_concurrency, [s.id for s in diameter_specs],
+                                       diameter_phase.CALLED, args.max_requests, run_id)  # fmt: skip
+        results["diameter"] = diameter_phase.run(target, args.diameter_port, server.pid, load)
     if "correctness" in args.phases:
         progress("correctness: accounts, sessions, settlement …")
         unended = [tuple(item) for phase in results["softswitch"] for item in phase["unended_sessions"]]
+        unended += [tuple(item) for side in ("diameter", "grpc") for item in
+                    results.get("diameter", {}).get(side, {}).get("unended", [])]  # fmt: skip
         accounts = correctness.check_accounts(
             admin,
-            softswitch_ids=[s.id for s in switch_specs] if "softswitch" in args.phases else [],
+            softswitch_ids=[s.id for s in (switch_specs if "softswitch" in args.phases else []) + diameter_specs],
             ceiling_ids=[s.id for s in ceiling_specs] if "occ" in args.phases else [],
             unended=unended,
         )
         settlement = correctness.settle_and_reconcile(OCC, occ_commands(), env)
         violations = accounts["violations"] + (settlement["status"] == "failed")
+        violations += results.get("diameter", {}).get("money", {}).get("violations", 0)
         results["correctness"] = {"accounts": accounts, "settlement": settlement, "violations": violations}
         progress(f"  {accounts['accounts_checked']:,} accounts: {violations} violation(s); {accounts['examples']}; "
                  f"settlement {settlement['status']}")  # fmt: skip
@@ -343,6 +358,8 @@ def finish(args: argparse.Namespace, results: Summary) -> int:
     directory: Path = args.results_dir
     directory.mkdir(parents=True, exist_ok=True)
     lines = report.markdown(results)
+    if "diameter" in results:
+        lines += diameter_phase.markdown(results["diameter"])
     results["plots"] = report.plots(results, directory)
     (directory / "summary.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (directory / "online.json").write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
