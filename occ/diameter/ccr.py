@@ -286,7 +286,7 @@ def _quotas(avps: Avps, service: Service, kind: Kind) -> tuple[list[Quota], dict
         quotas.append(Quota(rating_group, service, *_item(item, service, kind)))
     if items:
         return quotas, identifiers, True
-    if avps.one(c.AVP_REQUESTED_SERVICE_UNIT) or avps.one(c.AVP_USED_SERVICE_UNIT) or kind is Kind.END:
+    if avps.one(c.AVP_REQUESTED_SERVICE_UNIT) or avps.all(c.AVP_USED_SERVICE_UNIT):
         rating_group = avps.get(c.AVP_SERVICE_IDENTIFIER, default=0)
         return [Quota(rating_group, service, *_item(avps, service, kind))], {}, False
     if kind is Kind.START:

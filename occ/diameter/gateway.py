@@ -37,7 +37,7 @@ from occ.diameter.protocol import CREDIT_CONTROL_APP, REAUTH_AUTHORIZE_ONLY, Com
 from occ.diameter_settings import Network
 
 log = logging.getLogger(__name__)
-MAX_SESSIONS = 1_000_000
+MAX_SESSIONS = 250_000
 NOTICE_TIMEOUT_S = 5.0
 DISCONNECT_TIMEOUT_S = 1.0
 
@@ -85,6 +85,8 @@ class Gateway:
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve, self.config.host, self.config.port,
                                                   reuse_port=self.config.reuse_port or None)  # fmt: skip
+        if not self.config.peers:
+            log.warning("diameter_peers is empty: every peer will be refused (DIAMETER_UNKNOWN_PEER)")
         log.info("diameter listening", extra={"address": f"{self.config.host}:{self.port}",
                  "origin_host": self.config.origin_host, "origin_realm": self.config.origin_realm,
                  "peers": sorted(self.config.peers)})  # fmt: skip
