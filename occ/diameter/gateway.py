@@ -138,13 +138,15 @@ class Gateway:
                                else "", account_of_session=self._account_of_session)  # fmt: skip
         except ProtocolError as error:
             return codec.error_answer(message, error, *self._origin(), _echo(avps)), error.result_code
+        except Exception as error:  # a bug in reading: answered and logged, never a silent drop
+            log.error("cannot read a CCR", exc_info=error)
+            failed = ProtocolError(Result.UNABLE_TO_COMPLY, "the request could not be read")
+            return codec.error_answer(message, failed, *self._origin(), _echo(avps)), Result.UNABLE_TO_COMPLY
         try:
             outcome = await self.batcher.submit(request.work)
         except Exception as error:  # every CCR is answered: store outages, a missing tariff, bugs (logged)
             code = cca.error_code(error)
-            work = request.work
-            answer = cca.head(work.session_id, code, self._origin(), request.request_type, request.request_number)
-            return codec.answer_to(message, answer, result_code=code), code
+            return codec.answer_to(message, cca.refused(request, code, self._origin()), result_code=code), code
         self._follow(request.work, outcome, peer)
         answer = cca.credit_answer(request, outcome, self._origin(), self.config.validity_time_s)
         return codec.answer_to(message, answer, result_code=outcome.code), outcome.code

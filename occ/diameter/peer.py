@@ -102,6 +102,9 @@ class PeerConnection:
             reason = f"cannot frame the stream: {error}"
         except (ConnectionError, OSError) as error:
             reason = f"connection lost: {error}"
+        except Exception as error:  # a bug: this peer is closed, the others are served on
+            log.error("diameter peer failed", exc_info=error, extra={"peer": self.host or "?"})
+            reason = f"internal error: {type(error).__name__}"
         finally:
             watchdog.cancel()
             self.close(reason)
