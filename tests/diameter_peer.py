@@ -24,6 +24,7 @@ from diameter.message.avp.grouped import (
     ServiceInformation,
     SmsInformation,
     UsedServiceUnit,
+    VendorSpecificApplicationId,
 )
 from diameter.message.commands import CapabilitiesExchangeRequest, CreditControlRequest
 from diameter.node import Node
@@ -165,14 +166,23 @@ class Wire:
         self.send(message)
         return self.receive()
 
-    def capabilities(self, host: str = CLIENT_HOST, applications: tuple[int, ...] = (4,)) -> Message | None:
+    def capabilities(
+        self, host: str = CLIENT_HOST, applications: tuple[int, ...] = (4,), *, vendor_specific: bool = False
+    ) -> Message | None:
+        """CER; ``vendor_specific``: credit control advertised as Kamailio's cdp does, inside
+        Vendor-Specific-Application-Id with Vendor-Id 10415."""
         request = CapabilitiesExchangeRequest()
         request.origin_host = host.encode()
         request.origin_realm = CLIENT_REALM.encode()
         request.host_ip_address = ["127.0.0.1"]
         request.vendor_id = 0
         request.product_name = "tests"
-        request.auth_application_id = list(applications)
+        if vendor_specific:
+            request.vendor_specific_application_id = [
+                VendorSpecificApplicationId(vendor_id=10415, auth_application_id=app) for app in applications
+            ]
+        else:
+            request.auth_application_id = list(applications)
         return self.exchange(request)
 
     @staticmethod

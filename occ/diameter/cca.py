@@ -10,8 +10,8 @@ import pycountry
 from diameter.message import Avp
 from diameter.message import constants as c
 
-from occ.core.errors import InvalidRequest, NoTariff, StoreUnavailable
-from occ.core.requests import Action, EventOutcome, Outcome, QuotaOutcome, SessionOutcome
+from occ.core.errors import InvalidRequest, NoTariff, StoreUnavailable, as_occ_error
+from occ.core.requests import Action, EventOutcome, Kind, Outcome, QuotaOutcome, SessionOutcome
 from occ.diameter.ccr import CreditRequest
 from occ.diameter.protocol import (
     CHECK_BALANCE_ENOUGH,
@@ -51,8 +51,21 @@ def credit_answer(request: CreditRequest, outcome: Outcome, origin: tuple[str, s
     return avps + _event_items(request, outcome)
 
 
+def refused(request: CreditRequest, code: int, origin: tuple[str, str]) -> list[Avp]:
+    """The CCA's AVPs for a request the engine failed with ``code``: that code at the command level and in an MSCC
+    for every item asked about."""
+    work = request.work
+    avps = head(work.session_id, code, origin, request.request_type, request.request_number)
+    if not request.from_mscc:
+        return avps
+    groups = [quota.rating_group for quota in work.quotas] if work.kind is not Kind.EVENT else [work.rating_group]
+    return avps + [_mscc(request, group, [Avp.new(c.AVP_RESULT_CODE, value=code)]) for group in groups]
+
+
 def error_code(error: BaseException) -> int:
-    """The Result-Code of a CCR the engine refused with an error (a bug is logged and answered UNABLE_TO_COMPLY)."""
+    """The Result-Code of a CCR the engine refused with an error: a Redis outage (the error table's StoreUnavailable)
+    is TOO_BUSY, so the client may try again or elsewhere; a bug is logged and answered UNABLE_TO_COMPLY."""
+    error = as_occ_error(error) or error
     if isinstance(error, StoreUnavailable):
         return Result.TOO_BUSY
     if isinstance(error, NoTariff):

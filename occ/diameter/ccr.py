@@ -26,6 +26,7 @@ from collections.abc import Callable
 
 import msgspec
 from diameter.message import constants as c
+from diameter.message.avp.avp import AvpTime
 
 from occ.core.requests import Action, Kind, Quota, Work
 from occ.diameter.avps import Avps, example_of, name_of, value_of
@@ -96,16 +97,29 @@ def read_ccr(avps: Avps, *, country_code: str, account_of_session: Callable[[str
     calling, called = _parties(avps)
     destination = _destination(avps, called, country_code) if kind in (Kind.START, Kind.EVENT) else ""
     now_ms = int(time.time() * 1000)
-    stamp = avps.get(c.AVP_EVENT_TIMESTAMP)
     work = Work(kind, account, session_id=session_id, request_number=number,
-                event_time_s=int(stamp.timestamp()) if stamp else now_ms // 1000, now_ms=now_ms, calling=calling,
-                called=called, destination=destination)  # fmt: skip
+                event_time_s=_event_time(avps, now_ms // 1000), now_ms=now_ms, calling=calling, called=called,
+                destination=destination)  # fmt: skip
     quotas, identifiers, from_mscc = _quotas(avps, service, kind)
     if kind is Kind.EVENT:
         work = _event(avps, work, quotas, service)
     else:
         work = msgspec.structs.replace(work, quotas=tuple(quotas))
     return CreditRequest(request_type, number, origin_host, origin_realm, work, identifiers, from_mscc)
+
+
+def _event_time(avps: Avps, now_s: int) -> int:
+    """Event-Timestamp in Unix seconds (NTP seconds, RFC 2030's wrap past 2036 as python-diameter reads it), read
+    from the AVP's bytes: going through a local-time ``datetime`` would be ambiguous in a DST change's hour."""
+    avp = avps.one(c.AVP_EVENT_TIMESTAMP)
+    if avp is None:
+        return now_s
+    if len(avp.payload) != 4:
+        raise ProtocolError(Result.INVALID_AVP_VALUE, "Event-Timestamp must be 4 bytes", avp)
+    seconds = int.from_bytes(avp.payload, "big")
+    if seconds < AvpTime.overflow_detection_cutoff:
+        return seconds + AvpTime.overflow_timestamp
+    return seconds - AvpTime.seconds_since_1900
 
 
 def account_of(kind: int, data: str) -> str:
@@ -299,7 +313,7 @@ def _quotas(avps: Avps, service: Service, kind: Kind) -> tuple[list[Quota], dict
         quotas.append(Quota(rating_group, service, *_item(item, service, kind)))
     if items:
         return quotas, identifiers, True
-    if avps.one(c.AVP_REQUESTED_SERVICE_UNIT) or avps.one(c.AVP_USED_SERVICE_UNIT) or kind is Kind.END:
+    if avps.one(c.AVP_REQUESTED_SERVICE_UNIT) or avps.all(c.AVP_USED_SERVICE_UNIT):
         rating_group = avps.get(c.AVP_SERVICE_IDENTIFIER, default=0)
         return [Quota(rating_group, service, *_item(avps, service, kind))], {}, False
     if kind is Kind.START:

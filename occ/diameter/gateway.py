@@ -38,7 +38,7 @@ from occ.diameter.protocol import CREDIT_CONTROL_APP, REAUTH_AUTHORIZE_ONLY, Com
 from occ.diameter_settings import Network
 
 log = logging.getLogger(__name__)
-MAX_SESSIONS = 1_000_000
+MAX_SESSIONS = 250_000
 NOTICE_TIMEOUT_S = 5.0
 DISCONNECT_TIMEOUT_S = 1.0
 
@@ -94,6 +94,8 @@ class Gateway:
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve, self.config.host, self.config.port,
                                                   reuse_port=self.config.reuse_port or None)  # fmt: skip
+        if not self.config.peers:
+            log.warning("diameter_peers is empty: every peer will be refused (DIAMETER_UNKNOWN_PEER)")
         log.info("diameter listening", extra={"address": f"{self.config.host}:{self.port}",
                  "origin_host": self.config.origin_host, "origin_realm": self.config.origin_realm,
                  "peers": sorted(self.config.peers)})  # fmt: skip
@@ -145,13 +147,15 @@ class Gateway:
                                else "", account_of_session=self._account_of_session)  # fmt: skip
         except ProtocolError as error:
             return codec.error_answer(message, error, *self._origin(), _echo(avps)), error.result_code
+        except Exception as error:  # a bug in reading: answered and logged, never a silent drop
+            log.error("cannot read a CCR", exc_info=error)
+            failed = ProtocolError(Result.UNABLE_TO_COMPLY, "the request could not be read")
+            return codec.error_answer(message, failed, *self._origin(), _echo(avps)), Result.UNABLE_TO_COMPLY
         try:
             outcome = await self.batcher.submit(request.work)
         except Exception as error:  # every CCR is answered: store outages, a missing tariff, bugs (logged)
             code = cca.error_code(error)
-            work = request.work
-            answer = cca.head(work.session_id, code, self._origin(), request.request_type, request.request_number)
-            return codec.answer_to(message, answer, result_code=code), code
+            return codec.answer_to(message, cca.refused(request, code, self._origin()), result_code=code), code
         self._follow(request, outcome, peer)
         answer = cca.credit_answer(request, outcome, self._origin(), self.config.validity_time_s)
         return codec.answer_to(message, answer, result_code=outcome.code), outcome.code

@@ -102,6 +102,9 @@ class PeerConnection:
             reason = f"cannot frame the stream: {error}"
         except (ConnectionError, OSError) as error:
             reason = f"connection lost: {error}"
+        except Exception as error:  # a bug: this peer is closed, the others are served on
+            log.error("diameter peer failed", exc_info=error, extra={"peer": self.host or "?"})
+            reason = f"internal error: {type(error).__name__}"
         finally:
             watchdog.cancel()
             self.close(reason)
@@ -198,17 +201,25 @@ class PeerConnection:
                 raise ProtocolError(Result.UNKNOWN_PEER, f"peer {host[:64]!r} from {self.address} is not allowed")
             if not {CREDIT_CONTROL_APP, RELAY_APP} & _applications(avps):
                 raise ProtocolError(Result.NO_COMMON_APPLICATION, "no Auth-Application-Id 4 (credit control)")
+            vendors = _credit_control_vendors(avps)
         except ProtocolError as error:
             await self._refuse(message, error, self._capabilities_avps())
             return f"capabilities exchange refused ({error.result_code}: {error.message})"
         self.host, self.realm = host, realm
-        await self._answer(message, [*self._identity.origin(), *self._capabilities_avps()])
+        await self._answer(message, [*self._identity.origin(), *self._capabilities_avps(vendors)])
         self._set_state(OPEN)
         log.info("diameter peer open", extra={"peer": host, "realm": realm, "address": self.address})
         return None
 
-    def _capabilities_avps(self) -> list[Avp]:
+    def _capabilities_avps(self, vendors: tuple[int, ...] = ()) -> list[Avp]:
+        """What a CEA says of OCC; ``vendors``: those the peer named credit control under (Vendor-Specific-
+        Application-Id), answered in kind, since some clients (Kamailio's cdp) match applications with their vendor."""
         local = self._writer.get_extra_info("sockname")[0]
+        vendor_apps = [
+            Avp.new(c.AVP_VENDOR_SPECIFIC_APPLICATION_ID, value=[Avp.new(c.AVP_VENDOR_ID, value=vendor),
+                                                                 Avp.new(c.AVP_AUTH_APPLICATION_ID, value=4)])
+            for vendor in vendors
+        ]  # fmt: skip
         return [
             Avp.new(c.AVP_HOST_IP_ADDRESS, value=local),
             Avp.new(c.AVP_VENDOR_ID, value=OCC_VENDOR_ID),
@@ -216,6 +227,7 @@ class PeerConnection:
             self._state_id(),
             Avp.new(c.AVP_SUPPORTED_VENDOR_ID, value=TGPP_VENDOR),
             Avp.new(c.AVP_AUTH_APPLICATION_ID, value=CREDIT_CONTROL_APP),
+            *vendor_apps,
         ]
 
     def _state_id(self) -> Avp:
@@ -274,6 +286,15 @@ class PeerConnection:
     def _set_state(self, state: str) -> None:
         self._on_state(self, state)
         self.state = state
+
+
+def _credit_control_vendors(avps: Avps) -> tuple[int, ...]:
+    """The Vendor-Ids of the CER's Vendor-Specific-Application-Ids that carry Auth-Application-Id 4."""
+    vendors = []
+    for _, group in avps.groups(c.AVP_VENDOR_SPECIFIC_APPLICATION_ID):
+        if any(value_of(avp) == CREDIT_CONTROL_APP for avp in group.all(c.AVP_AUTH_APPLICATION_ID)):
+            vendors.append(value_of(group.one(c.AVP_VENDOR_ID, required=True)))
+    return tuple(dict.fromkeys(vendors))
 
 
 def _applications(avps: Avps) -> set[int]:

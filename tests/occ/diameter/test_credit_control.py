@@ -213,3 +213,20 @@ async def test_data_by_octets_and_a_command_level_quota(gateway):
     assert start.granted_service_unit.cc_total_octets == 1_048_576
     assert start.multiple_services_credit_control == []
     assert (await gateway.balance(SUBSCRIBER)).balance_micros == 10_000_000 - 1_000_000  # half a MiB at 2.00/MiB
+
+
+async def test_a_store_outage_is_answered_too_busy_and_charges_nothing(redis_server, tmp_path):
+    port = free_port()
+    async with serving(redis_server.url, tmp_path, diameter_port=port, diameter_peers=allowed()) as client:
+        await client.account(SUBSCRIBER, balance=1_000_000)
+
+        def exchange(peer):
+            redis_server.stop()
+            request = peer.ccr(session_id(), INITIAL, 0, subscription=(E164, SUBSCRIBER))
+            request.service_information = call_to(f"tel:{LONDON}")
+            request.multiple_services_credit_control = [mscc(100, requested=ask(60))]
+            return peer.send(request, timeout_s=30)
+
+        answer = await in_thread(port, exchange)
+        assert (answer.result_code, answer.header.is_error) == (3004, True)
+        assert {item.result_code for item in answer.multiple_services_credit_control} == {3004}

@@ -7,6 +7,7 @@ import pytest
 from diameter.message import Avp
 from diameter.message import constants as c
 from diameter_peer import DATA, E164, INITIAL, SIP_URI, VOICE, Wire, ask, call_to
+from online_app import MONDAY_PEAK
 
 from occ.core.requests import Kind
 from occ.diameter.avps import Avps
@@ -56,6 +57,7 @@ def test_a_voice_initial_request_reads_into_a_start_with_parties_and_quota():
                                                              "tel:+447700900001", "442079460000")  # fmt: skip
     assert [(q.rating_group, q.service, q.requested, q.used) for q in work.quotas] == [(7, Service.VOICE, 90, 0)]
     assert read.identifiers == {7: 3}
+    assert work.event_time_s == MONDAY_PEAK  # Event-Timestamp, exactly
 
 
 def test_data_units_are_octets_input_and_output_added():

@@ -79,6 +79,16 @@ async def test_capabilities_exchange_answers_what_the_issue_lists(gateway):
     assert answer.supported_vendor_id == [10415]
     assert (answer.vendor_id, answer.product_name) == (0, "OCC")
     assert answer.host_ip_address == [(1, "127.0.0.1")]
+    assert answer.vendor_specific_application_id == []
+
+
+async def test_credit_control_advertised_under_the_3gpp_vendor_is_answered_in_kind(gateway):
+    wire = Wire(gateway.port)
+    answer = await asyncio.to_thread(wire.capabilities, vendor_specific=True)
+    wire.close()
+    assert answer.result_code == 2001
+    [vendor_app] = answer.vendor_specific_application_id
+    assert (vendor_app.vendor_id, vendor_app.auth_application_id) == (10415, 4)
 
 
 @pytest.mark.parametrize(("host", "source", "applications", "code"), [
