@@ -12,6 +12,7 @@ and compared with what OCC charged. Wireshark's dissector must find nothing wron
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -79,48 +80,49 @@ def used_seconds_by_session(capture: Capture, occ_port: int) -> dict[str, int]:
     return dict(used)
 
 
-async def test_sipp_calls_through_kamailio_ims_charging_are_charged_to_the_micro_unit(
-    redis_url: str, tmp_path: Path, store
-) -> None:
+@contextlib.asynccontextmanager
+async def kamailio_before_occ(redis_url: str, tmp_path: Path, peers: list[PeerProcess]):
+    """OCC (gateway allowing Kamailio), Kamailio connected to it, and a capture of the Ro link running; yields
+    (client, proxy, capture). Kamailio asks 4 s at a time, 2 s before a grant runs out."""
     require("kamailio", "sipp", "dumpcap", "tshark")
     occ_port = free_port()
     proxy = KamailioProxy(occ_port=occ_port, workdir=tmp_path / "kamailio", reserve_s=4, interim_s=4, timer_buffer_s=2)
-    peers: list[PeerProcess] = []
-    async with serving(
-        redis_url,
-        tmp_path / "occ",
-        diameter_port=occ_port,
-        diameter_peers=f"{ORIGIN_HOST}=127.0.0.1",
-        diameter_origin_realm=REALM,
-    ) as client:
-        await client.account(CALLER, balance=OPENING_MICROS)
-        await client.account(BROKE, balance=0)
-        gateway = client.app.diameter
+    settings = {"diameter_port": occ_port, "diameter_peers": f"{ORIGIN_HOST}=127.0.0.1", "diameter_origin_realm": REALM}
+    async with serving(redis_url, tmp_path / "occ", **settings) as client:
         try:
             with Capture(tmp_path / "ro.pcapng", occ_port) as capture:
                 proxy.start()
                 peers.append(proxy.process)
-                await peer_open(gateway, ORIGIN_HOST, timeout_s=30)
+                await peer_open(client.app.diameter, ORIGIN_HOST, timeout_s=30)
                 await asyncio.sleep(1)  # OCC has sent its CEA; cdp's side of the handshake ends when it has read it
-                peers.append(callee := answering_party(proxy, calls=CALLS))
-                peers.append(caller := place_calls(proxy, CALLER, MOBILE, calls=CALLS, hold_ms=HOLD_MS, name="paid"))
-                assert await finished(caller, 90) == 0, caller.tail()
-                assert await finished(callee, 30) == 0, callee.tail()
-                peers.append(
-                    refused := place_calls(
-                        proxy, BROKE, MOBILE, calls=1, hold_ms=0, name="refused", scenario="refused.xml"
-                    )
-                )
-                assert await finished(refused, 30) == 0, refused.tail()
-                await ended(client, CALLER, timeout_s=20)
+                yield client, proxy, capture
                 await asyncio.sleep(0.5)  # the last CCA on the wire before the capture stops
         finally:
             for peer in reversed(peers):
                 peer.stop()
+
+
+async def test_sipp_calls_through_kamailio_ims_charging_are_charged_to_the_micro_unit(
+    redis_url: str, tmp_path: Path, store
+) -> None:
+    peers: list[PeerProcess] = []
+    async with kamailio_before_occ(redis_url, tmp_path, peers) as (client, proxy, capture):
+        await client.account(CALLER, balance=OPENING_MICROS)
+        await client.account(BROKE, balance=0)
+        peers.append(callee := answering_party(proxy, calls=CALLS))
+        peers.append(caller := place_calls(proxy, CALLER, MOBILE, calls=CALLS, hold_ms=HOLD_MS, name="paid"))
+        assert await finished(caller, 90) == 0, caller.tail()
+        assert await finished(callee, 30) == 0, callee.tail()
+        peers.append(
+            refused := place_calls(proxy, BROKE, MOBILE, calls=1, hold_ms=0, name="refused", scenario="refused.xml")
+        )
+        assert await finished(refused, 30) == 0, refused.tail()
+        await ended(client, CALLER, timeout_s=20)
         still_open = await client.admin.ListSessions(admin.ListSessionsRequest(account_id=CALLER))
         await settle_everything(client, redis_url, store)
         balance = (await client.balance(CALLER)).balance_micros
         broke = (await client.balance(BROKE)).balance_micros
+        occ_port = client.app.diameter.port
 
     kamailio_log = proxy.log()
     used = used_seconds_by_session(capture, occ_port)
@@ -154,3 +156,36 @@ async def test_sipp_calls_through_kamailio_ims_charging_are_charged_to_the_micro
     # What Wireshark says of OCC's messages: nothing malformed, no expert error.
     ours = [p for p in capture.problems() if p.from_port == occ_port and SEVERITIES.get(EXPERT_ERROR) == p.severity]
     assert ours == [], ours
+
+
+async def test_kamailio_cuts_off_a_call_when_occ_grants_the_final_units(redis_url: str, tmp_path: Path, store) -> None:
+    """Credit for about 10 s: OCC grants 4 s, 4 s, then the 2 s left with Final-Unit-Indication TERMINATE; Kamailio
+    ends the call itself when those are used (a BYE to both parties) and reports the usage in its CCR-T. The account
+    is charged exactly the price of what Kamailio reported and is never below zero."""
+    peers: list[PeerProcess] = []
+    opening = mobile_cost(10)  # 0.05 to connect and 10 s at 0.002/s
+    async with kamailio_before_occ(redis_url, tmp_path, peers) as (client, proxy, capture):
+        await client.account(CALLER, balance=opening)
+        peers.append(callee := answering_party(proxy, calls=1))
+        began = time.monotonic()
+        peers.append(
+            caller := place_calls(proxy, CALLER, MOBILE, calls=1, hold_ms=0, name="cut", scenario="cut_off.xml")
+        )
+        assert await finished(caller, 60) == 0, caller.tail()
+        held_s = time.monotonic() - began
+        assert await finished(callee, 30) == 0, callee.tail()
+        await ended(client, CALLER, timeout_s=20)
+        await settle_everything(client, redis_url, store)
+        balance = (await client.balance(CALLER)).balance_micros
+        occ_port = client.app.diameter.port
+
+    answers = [m for port, m in capture.messages() if port == occ_port and isinstance(m, CreditControlAnswer)]
+    final = [a for a in answers if any(item.final_unit_indication for item in a.multiple_services_credit_control)]
+    assert final and all(item.final_unit_indication.final_unit_action == 0  # TERMINATE
+                         for a in final for item in a.multiple_services_credit_control)  # fmt: skip
+    [(session_id, used_s)] = used_seconds_by_session(capture, occ_port).items()
+    assert 8 <= used_s <= 12 and 6 <= held_s <= 20, (used_s, held_s)
+    assert balance == opening - mobile_cost(used_s) and balance >= 0
+    with store.connect() as connection:
+        [row] = connection.execute(select(xdrs).where(xdrs.c.session_id == session_id)).mappings().all()
+    assert (row["units"], row["cost"]) == (used_s, mobile_cost(used_s))
