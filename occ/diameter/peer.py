@@ -34,6 +34,7 @@ from occ.diameter.protocol import (
     Command,
     ProtocolError,
     Result,
+    command_label,
 )
 
 log = logging.getLogger(__name__)
@@ -155,7 +156,7 @@ class PeerConnection:
         header = MessageHeader.from_bytes(data)
         if not header.is_request:
             return self._answer_arrived(header, data)
-        metrics.count_diameter(header.command_code, "received", request=True)
+        metrics.count_diameter(command_label(header.command_code), "received", request=True)
         try:
             message = Message(header, codec.split_avps(data[codec.HEADER_BYTES :]))
         except ProtocolError as error:
@@ -239,8 +240,9 @@ class PeerConnection:
         result_code = ""
         with contextlib.suppress(ProtocolError):  # an answer that does not decode counts as none
             answer = Message(header, codec.split_avps(data[codec.HEADER_BYTES :]))
-            result_code = str(Avps(answer.avps).get(c.AVP_RESULT_CODE, default=""))
-        metrics.count_diameter(header.command_code, "received", request=False, result_code=result_code)
+            code = Avps(answer.avps).get(c.AVP_RESULT_CODE, default=None)
+            result_code = str(code) if code in Result._value2member_map_ else "other"  # a bounded label set
+        metrics.count_diameter(command_label(header.command_code), "received", request=False, result_code=result_code)
         if future is None:
             return None if self.state == OPEN else "an answer before CER"
         future.set_result(answer)
@@ -262,7 +264,7 @@ class PeerConnection:
         if self.state == CLOSED:
             return
         self._writer.write(data)
-        metrics.count_diameter(command, "sent", request=not result_code, result_code=result_code)
+        metrics.count_diameter(command_label(command), "sent", request=not result_code, result_code=result_code)
         await self._writer.drain()
 
     async def _watchdog(self) -> None:
