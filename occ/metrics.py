@@ -73,7 +73,6 @@ DIAMETER_MESSAGES = Counter(
     "Diameter messages, by command, direction (received, sent), kind (request, answer) and Result-Code of answers.",
     ["command", "direction", "kind", "result_code"],
 )
-_DIAMETER_COMMANDS = {257: "CE", 258: "RA", 272: "CC", 274: "AS", 280: "DW", 282: "DP"}
 
 _current_tariff: list[str] = []  # the hash this process last set to 1
 
@@ -100,7 +99,6 @@ def observe_redis_roundtrip(script: str, seconds: float) -> None:
     REDIS_ROUNDTRIP_SECONDS.observe(seconds)
 
 
-def count_diameter(command: int, direction: str, *, request: bool, result_code: str = "") -> None:
-    """Count one Diameter message (``occ_diameter_messages``); commands OCC does not serve count as "other"."""
-    name = _DIAMETER_COMMANDS.get(command, "other")
-    DIAMETER_MESSAGES.labels(name, direction, "request" if request else "answer", result_code).inc()
+def count_diameter(command: str, direction: str, *, request: bool, result_code: str = "") -> None:
+    """Count one Diameter message (``occ_diameter_messages``; ``command`` is a short name: CE, DW, CC…)."""
+    DIAMETER_MESSAGES.labels(command, direction, "request" if request else "answer", result_code).inc()

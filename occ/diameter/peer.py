@@ -34,6 +34,7 @@ from occ.diameter.protocol import (
     Command,
     ProtocolError,
     Result,
+    command_label,
 )
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ class PeerConnection:
         self.host = self.realm = ""
         self.address = writer.get_extra_info("peername")[0]
         self.state = WAIT_CER
-        self._waiting: dict[int, asyncio.Future[Message]] = {}
+        self._waiting: dict[int, asyncio.Future[Message | None]] = {}
         self._tasks: set[asyncio.Task] = set()
         self._last_heard = time.monotonic()
         self._dwr_since: float | None = None
@@ -124,11 +125,11 @@ class PeerConnection:
         self, command: Command, application: int, avps: list[Avp], timeout_s: float, *, session_id: str = ""
     ) -> Message | None:
         """Send a request of OCC's own (Session-Id first when given, then Origin-Host and -Realm, then ``avps``) and
-        wait for its answer; None when none came in time or the connection closed."""
+        wait for its answer; None when none came in time, it did not decode, or the connection closed."""
         session = [Avp.new(c.AVP_SESSION_ID, value=session_id)] if session_id else []
         hop, data = codec.request_bytes(command, application, session + self._identity.origin() + avps,
                                         proxiable=command not in _BASE)  # fmt: skip
-        future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Message | None] = asyncio.get_running_loop().create_future()
         self._waiting[hop] = future
         try:
             await self._send(data, command, "")
@@ -153,9 +154,9 @@ class PeerConnection:
     async def _received(self, data: bytes) -> str | None:
         """Act on one message; a reason when the connection must close."""
         header = MessageHeader.from_bytes(data)
-        metrics.count_diameter(header.command_code, "received", request=header.is_request)
         if not header.is_request:
             return self._answer_arrived(header, data)
+        metrics.count_diameter(command_label(header.command_code), "received", request=True)
         try:
             message = Message(header, codec.split_avps(data[codec.HEADER_BYTES :]))
         except ProtocolError as error:
@@ -235,12 +236,16 @@ class PeerConnection:
 
     def _answer_arrived(self, header: MessageHeader, data: bytes) -> str | None:
         future = self._waiting.get(header.hop_by_hop_identifier)
+        answer: Message | None = None
+        result_code = ""
+        with contextlib.suppress(ProtocolError):  # an answer that does not decode counts as none
+            answer = Message(header, codec.split_avps(data[codec.HEADER_BYTES :]))
+            code = Avps(answer.avps).get(c.AVP_RESULT_CODE, default=None)
+            result_code = str(code) if code in Result._value2member_map_ else "other"  # a bounded label set
+        metrics.count_diameter(command_label(header.command_code), "received", request=False, result_code=result_code)
         if future is None:
             return None if self.state == OPEN else "an answer before CER"
-        try:
-            future.set_result(Message(header, codec.split_avps(data[codec.HEADER_BYTES :])))
-        except ProtocolError as error:
-            future.set_exception(error)
+        future.set_result(answer)
         if header.command_code == Command.DEVICE_WATCHDOG:
             self._dwr_since = None
         return "peer answered DPR" if header.command_code == Command.DISCONNECT_PEER else None
@@ -259,7 +264,7 @@ class PeerConnection:
         if self.state == CLOSED:
             return
         self._writer.write(data)
-        metrics.count_diameter(command, "sent", request=not result_code, result_code=result_code)
+        metrics.count_diameter(command_label(command), "sent", request=not result_code, result_code=result_code)
         await self._writer.drain()
 
     async def _watchdog(self) -> None:

@@ -27,6 +27,16 @@ class Command(enum.IntEnum):
     DISCONNECT_PEER = 282
 
 
+_LABELS = {Command.CAPABILITIES_EXCHANGE: "CE", Command.RE_AUTH: "RA", Command.CREDIT_CONTROL: "CC",
+           Command.ABORT_SESSION: "AS", Command.DEVICE_WATCHDOG: "DW", Command.DISCONNECT_PEER: "DP"}  # fmt: skip
+
+
+def command_label(code: int) -> str:
+    """The metrics label of a command: its short name, or ``other`` for one OCC does not serve (a peer sending
+    random codes cannot grow the label set)."""
+    return _LABELS.get(code, "other")
+
+
 class Result(enum.IntEnum):
     """Result-Code values (RFC 6733 §7.1, RFC 8506 §9)."""
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from diameter.message import Avp
+from diameter.message import constants as c
 from diameter.message.avp.grouped import MultipleServicesCreditControl
 from diameter_peer import (
     DATA,
@@ -230,3 +232,26 @@ async def test_a_store_outage_is_answered_too_busy_and_charges_nothing(redis_ser
         answer = await in_thread(port, exchange)
         assert (answer.result_code, answer.header.is_error) == (3004, True)
         assert {item.result_code for item in answer.multiple_services_credit_control} == {3004}
+
+
+async def test_a_malformed_avp_from_the_node_gets_failed_avp_and_the_session_goes_on(gateway):
+    await gateway.account(SUBSCRIBER, balance=1_000_000)
+    sid = session_id()
+
+    def exchange(peer):
+        bad = peer.ccr(sid, INITIAL, 0, subscription=(E164, SUBSCRIBER))
+        bad.service_information = call_to(f"tel:{LONDON}")
+        bad.multiple_services_credit_control = [mscc(100, requested=ask(60))]
+        bad.event_timestamp = None
+        bad.append_avp(Avp(c.AVP_EVENT_TIMESTAMP, 0, b"\x01\x02", 0x40))  # a Time of 2 bytes
+        refused = peer.send(bad)
+        good = peer.ccr(sid, INITIAL, 0, subscription=(E164, SUBSCRIBER))
+        good.service_information = call_to(f"tel:{LONDON}")
+        good.multiple_services_credit_control = [mscc(100, requested=ask(60))]
+        return refused, peer.send(good)
+
+    refused, accepted = await in_thread(gateway.port, exchange)
+    assert refused.result_code == 5004
+    [failed] = refused.failed_avp
+    assert [avp.code for avp in failed.additional_avps] == [c.AVP_EVENT_TIMESTAMP]
+    assert accepted.result_code == 2001  # the refused request left nothing behind: the same session starts

@@ -112,5 +112,5 @@ async def test_the_gateway_watchdog_keeps_a_quiet_python_diameter_node_connected
 
 
 def _watchdog_answers() -> float:
-    labels = {"command": "DW", "direction": "received", "kind": "answer", "result_code": ""}
+    labels = {"command": "DW", "direction": "received", "kind": "answer", "result_code": "2001"}
     return REGISTRY.get_sample_value("occ_diameter_messages_total", labels) or 0.0
