@@ -8,11 +8,11 @@ DiameterPeer file are rendered from ``kamailio/`` with ports chosen at run time.
 from __future__ import annotations
 
 import glob
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from peer_processes import PeerProcess, free_port
+from diameter_peer import free_port
+from peer_processes import PeerProcess, free_udp_port
 
 HERE = Path(__file__).resolve().parent
 ORIGIN_HOST = "kamailio.test"
@@ -41,8 +41,8 @@ class KamailioProxy:
     reserve_s: int = 30
     interim_s: int = 30
     timer_buffer_s: int = 8
-    sip_port: int = field(default_factory=lambda: free_port(socket.SOCK_DGRAM))
-    answer_port: int = field(default_factory=lambda: free_port(socket.SOCK_DGRAM))
+    sip_port: int = field(default_factory=free_udp_port)
+    answer_port: int = field(default_factory=free_udp_port)
     process: PeerProcess | None = None
 
     def render(self) -> Path:
@@ -98,7 +98,7 @@ def place_calls(
     return PeerProcess(
         f"sipp caller {name}",
         ["sipp", "-sf", str(HERE / "sipp" / scenario), "-key", "caller", caller, "-key", "called", called,
-         f"127.0.0.1:{proxy.sip_port}", "-i", "127.0.0.1", "-p", str(free_port(socket.SOCK_DGRAM)),
+         f"127.0.0.1:{proxy.sip_port}", "-i", "127.0.0.1", "-p", str(free_udp_port()),
          "-m", str(calls), "-l", "1", "-d", str(hold_ms), "-nostdin", "-trace_err", "-trace_stat",
          "-timeout", "120", "-timeout_error"],
         proxy.workdir / f"sipp-{name}.log", cwd=proxy.workdir,

@@ -1,5 +1,5 @@
 """Processes of peers no one here wrote (Kamailio, SIPp, freeDiameter, dumpcap), each in its own process group with
-its output in a file, stopped at teardown; and free loopback ports for them, chosen at run time."""
+its output in a file, stopped at teardown; and free loopback UDP ports for SIP, chosen at run time."""
 
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ def require(*programs: str) -> None:
         pytest.fail(f"{', '.join(missing)} not installed: run scripts/setup.sh --with-diameter-peers")
 
 
-def free_port(kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
-    """A port free on 127.0.0.1 for TCP (default) or UDP at this moment."""
-    with socket.socket(socket.AF_INET, kind) as probe:
+def free_udp_port() -> int:
+    """A UDP port free on 127.0.0.1 at this moment (SIP; for TCP, ``diameter_peer.free_port``)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
 

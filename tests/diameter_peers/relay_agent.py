@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import trustme
-from peer_processes import PeerProcess, free_port
+from diameter_peer import free_port
+from peer_processes import PeerProcess
 
 HERE = Path(__file__).resolve().parent
 IDENTITY, REALM = "relay.test", "relay.example"

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 from diameter.message import Message
+from diameter_peer import free_port
 from online_app import serving
-from peer_processes import free_port, require
+from peer_processes import require
 from relay_agent import IDENTITY, RelayAgent
 
 from benchmarks.online.diameter_client import INITIAL, TERMINATE, UPDATE, DiameterClient, voice_ccr

@@ -20,9 +20,10 @@ from pathlib import Path
 import pytest
 from capture import EXPERT_ERROR, SEVERITIES, Capture
 from diameter.message.commands import CreditControlAnswer, CreditControlRequest
+from diameter_peer import free_port
 from kamailio_proxy import ORIGIN_HOST, REALM, KamailioProxy, answering_party, place_calls
 from online_app import serving, settle_everything
-from peer_processes import PeerProcess, free_port, require
+from peer_processes import PeerProcess, require
 from sqlalchemy import select
 
 from occ.v1 import admin_pb2 as admin
