@@ -65,6 +65,7 @@ class CreditRequest(msgspec.Struct, frozen=True):
         request_type: CC-Request-Type.
         request_number: CC-Request-Number.
         origin_host: the client's Origin-Host (the owner of the session, for ASR and RAR).
+        origin_realm: the client's Origin-Realm.
         work: what the engine is asked.
         identifiers: Service-Identifier per rating group, echoed in the answer's MSCC.
         from_mscc: the quota items came in MSCC (the answer puts them there too).
@@ -73,6 +74,7 @@ class CreditRequest(msgspec.Struct, frozen=True):
     request_type: RequestType
     request_number: int
     origin_host: str
+    origin_realm: str
     work: Work
     identifiers: dict[int, int] = {}
     from_mscc: bool = True
@@ -84,7 +86,7 @@ def read_ccr(avps: Avps, *, country_code: str, account_of_session: Callable[[str
     avps.refuse_unknown_mandatory()
     session_id = _identifier(avps, c.AVP_SESSION_ID)
     origin_host = avps.text(c.AVP_ORIGIN_HOST, required=True)
-    avps.text(c.AVP_ORIGIN_REALM, required=True)
+    origin_realm = avps.text(c.AVP_ORIGIN_REALM, required=True)
     avps.text(c.AVP_DESTINATION_REALM, required=True)
     if avps.get(c.AVP_AUTH_APPLICATION_ID, required=True) != 4:
         failed = avps.one(c.AVP_AUTH_APPLICATION_ID)
@@ -105,7 +107,7 @@ def read_ccr(avps: Avps, *, country_code: str, account_of_session: Callable[[str
         work = _event(avps, work, quotas, service)
     else:
         work = msgspec.structs.replace(work, quotas=tuple(quotas))
-    return CreditRequest(request_type, number, origin_host, work, identifiers, from_mscc)
+    return CreditRequest(request_type, number, origin_host, origin_realm, work, identifiers, from_mscc)
 
 
 def _event_time(avps: Avps, now_s: int) -> int:

@@ -8,9 +8,10 @@ allowed peers, the Credit-Control requests, and the sessions' owners for server-
     gateway.push_notice("abort", account, session_id)   # ASR to the peer that sent the session's INITIAL
     await gateway.close()            # DPR to every open peer, then stop
 
-The owner of a session is the Origin-Host of its CCR-INITIAL, kept in this process (``MAX_SESSIONS``, oldest
-forgotten first); an abort or a re-auth for it becomes an ASR or RAR on that peer's connection
-here, if it has one (``occ.app`` hands every process each notice).
+The owner of a session is the Origin-Host (and -Realm) of its CCR-INITIAL, kept in this process with the peer
+connection the request came over (the client itself, or a relay agent in front of it; ``MAX_SESSIONS``, oldest
+forgotten first). An abort or a re-auth for it becomes an ASR or RAR addressed to the owner (Destination-Host and
+-Realm) and sent over that peer's connection here, if it has one (``occ.app`` hands every process each notice).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from occ.core.requests import Kind, Outcome, SessionOutcome, Work
 from occ.core.tariffs import TariffHolder
 from occ.diameter import cca, codec
 from occ.diameter.avps import Avps
-from occ.diameter.ccr import read_ccr
+from occ.diameter.ccr import CreditRequest, read_ccr
 from occ.diameter.peer import CLOSED, OPEN, Identity, PeerConnection
 from occ.diameter.protocol import CREDIT_CONTROL_APP, REAUTH_AUTHORIZE_ONLY, Command, ProtocolError, Result
 from occ.diameter_settings import Network
@@ -63,8 +64,16 @@ class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Owner(msgspec.Struct, frozen=True):
+    """Attributes:
+    account: the session's account.
+    host, realm: Origin-Host and Origin-Realm of the session's CCR-INITIAL (where ASR and RAR are addressed).
+    via: the Origin-Host of the peer connection it came over (where they are sent).
+    """
+
     account: str
-    peer: str
+    host: str
+    realm: str
+    via: str
 
 
 class Gateway:
@@ -147,18 +156,20 @@ class Gateway:
         except Exception as error:  # every CCR is answered: store outages, a missing tariff, bugs (logged)
             code = cca.error_code(error)
             return codec.answer_to(message, cca.refused(request, code, self._origin()), result_code=code), code
-        self._follow(request.work, outcome, peer)
+        self._follow(request, outcome, peer)
         answer = cca.credit_answer(request, outcome, self._origin(), self.config.validity_time_s)
         return codec.answer_to(message, answer, result_code=outcome.code), outcome.code
 
     def _origin(self) -> tuple[str, str]:
         return self.config.origin_host, self.config.origin_realm
 
-    def _follow(self, work: Work, outcome: Outcome, peer: PeerConnection) -> None:
+    def _follow(self, request: CreditRequest, outcome: Outcome, peer: PeerConnection) -> None:
         """Record who owns a session that opened. An ended session is kept too (until ``MAX_SESSIONS`` newer ones
         push it out): a repeated TERMINATE without Subscription-Id still finds its account and its stored answer."""
+        work = request.work
         if isinstance(outcome, SessionOutcome) and work.kind is Kind.START and outcome.code == Result.SUCCESS:
-            self.sessions[work.session_id] = Owner(work.subscriber, peer.host)
+            owner = Owner(work.subscriber, request.origin_host, request.origin_realm, via=peer.host)
+            self.sessions[work.session_id] = owner
             self.sessions.move_to_end(work.session_id)
             while len(self.sessions) > MAX_SESSIONS:
                 self.sessions.popitem(last=False)
@@ -170,18 +181,18 @@ class Gateway:
     def push_notice(self, kind: str, account_id: str, session_id: str, reason: str = "") -> bool:
         """Send the session's owner an ASR (``abort``) or a RAR (``reauth``) if it is connected here; False if not."""
         owner = self.sessions.get(session_id)
-        peer = None if owner is None or owner.account != account_id else self.peers.get(owner.peer)
+        peer = None if owner is None or owner.account != account_id else self.peers.get(owner.via)
         if peer is None or peer.state != OPEN:
             return False
-        task = asyncio.create_task(self._notify(peer, kind, session_id, reason))
+        task = asyncio.create_task(self._notify(peer, owner, kind, session_id, reason))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return True
 
-    async def _notify(self, peer: PeerConnection, kind: str, session_id: str, reason: str) -> None:
+    async def _notify(self, peer: PeerConnection, owner: Owner, kind: str, session_id: str, reason: str) -> None:
         avps = [
-            Avp.new(c.AVP_DESTINATION_REALM, value=peer.realm.encode()),
-            Avp.new(c.AVP_DESTINATION_HOST, value=peer.host.encode()),
+            Avp.new(c.AVP_DESTINATION_REALM, value=owner.realm.encode()),
+            Avp.new(c.AVP_DESTINATION_HOST, value=owner.host.encode()),
             Avp.new(c.AVP_AUTH_APPLICATION_ID, value=CREDIT_CONTROL_APP),
         ]
         if kind == "abort":
@@ -192,7 +203,7 @@ class Gateway:
         with contextlib.suppress(ConnectionError, OSError):
             answer = await peer.request(command, CREDIT_CONTROL_APP, avps, NOTICE_TIMEOUT_S, session_id=session_id)
             result = Avps(answer.avps).get(c.AVP_RESULT_CODE) if answer is not None else None
-            log.info("diameter notice answered", extra={"peer": peer.host, "session_id": session_id,
+            log.info("diameter notice answered", extra={"peer": owner.host, "via": peer.host, "session_id": session_id,
                      "command": command.name, "result_code": result, "reason": reason})  # fmt: skip
 
 
