@@ -64,8 +64,8 @@ class CreditRequest(msgspec.Struct, frozen=True):
     Attributes:
         request_type: CC-Request-Type.
         request_number: CC-Request-Number.
-        origin_host, origin_realm: the client's Origin-Host and Origin-Realm (the owner of the session: the
-            Destination-Host and Destination-Realm of an ASR or RAR; behind a relay, not the connected peer).
+        origin_host: the client's Origin-Host (the owner of the session, for ASR and RAR).
+        origin_realm: the client's Origin-Realm.
         work: what the engine is asked.
         identifiers: Service-Identifier per rating group, echoed in the answer's MSCC.
         from_mscc: the quota items came in MSCC (the answer puts them there too).

@@ -8,10 +8,10 @@ allowed peers, the Credit-Control requests, and the sessions' owners for server-
     gateway.push_notice("abort", account, session_id)   # ASR to the peer that sent the session's INITIAL
     await gateway.close()            # DPR to every open peer, then stop
 
-The owner of a session is the Origin-Host and Origin-Realm of its CCR-INITIAL, with the peer that CCR came from (the
-owner itself, or a relay agent in front of it), kept in this process (``MAX_SESSIONS``, oldest forgotten first); an
-abort or a re-auth for it becomes an ASR or RAR addressed to the owner (Destination-Host, Destination-Realm) on that
-peer's connection here, if it has one (``occ.app`` hands every process each notice).
+The owner of a session is the Origin-Host (and -Realm) of its CCR-INITIAL, kept in this process with the peer
+connection the request came over (the client itself, or a relay agent in front of it; ``MAX_SESSIONS``, oldest
+forgotten first). An abort or a re-auth for it becomes an ASR or RAR addressed to the owner (Destination-Host and
+-Realm) and sent over that peer's connection here, if it has one (``occ.app`` hands every process each notice).
 """
 
 from __future__ import annotations
@@ -66,14 +66,14 @@ class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True):
 class Owner(msgspec.Struct, frozen=True):
     """Attributes:
     account: the session's account.
-    peer: the Origin-Host of the connection its CCR-INITIAL came on (where an ASR or RAR is sent).
-    host, realm: the CCR-INITIAL's Origin-Host and Origin-Realm (whom an ASR or RAR is addressed to).
+    host, realm: Origin-Host and Origin-Realm of the session's CCR-INITIAL (where ASR and RAR are addressed).
+    via: the Origin-Host of the peer connection it came over (where they are sent).
     """
 
     account: str
-    peer: str
     host: str
     realm: str
+    via: str
 
 
 class Gateway:
@@ -168,8 +168,8 @@ class Gateway:
         push it out): a repeated TERMINATE without Subscription-Id still finds its account and its stored answer."""
         work = request.work
         if isinstance(outcome, SessionOutcome) and work.kind is Kind.START and outcome.code == Result.SUCCESS:
-            self.sessions[work.session_id] = Owner(work.subscriber, peer.host, request.origin_host,
-                                                   request.origin_realm)  # fmt: skip
+            owner = Owner(work.subscriber, request.origin_host, request.origin_realm, via=peer.host)
+            self.sessions[work.session_id] = owner
             self.sessions.move_to_end(work.session_id)
             while len(self.sessions) > MAX_SESSIONS:
                 self.sessions.popitem(last=False)
@@ -181,7 +181,7 @@ class Gateway:
     def push_notice(self, kind: str, account_id: str, session_id: str, reason: str = "") -> bool:
         """Send the session's owner an ASR (``abort``) or a RAR (``reauth``) if it is connected here; False if not."""
         owner = self.sessions.get(session_id)
-        peer = None if owner is None or owner.account != account_id else self.peers.get(owner.peer)
+        peer = None if owner is None or owner.account != account_id else self.peers.get(owner.via)
         if peer is None or peer.state != OPEN:
             return False
         task = asyncio.create_task(self._notify(peer, owner, kind, session_id, reason))
@@ -203,7 +203,7 @@ class Gateway:
         with contextlib.suppress(ConnectionError, OSError):
             answer = await peer.request(command, CREDIT_CONTROL_APP, avps, NOTICE_TIMEOUT_S, session_id=session_id)
             result = Avps(answer.avps).get(c.AVP_RESULT_CODE) if answer is not None else None
-            log.info("diameter notice answered", extra={"peer": peer.host, "session_id": session_id,
+            log.info("diameter notice answered", extra={"peer": owner.host, "via": peer.host, "session_id": session_id,
                      "command": command.name, "result_code": result, "reason": reason})  # fmt: skip
 
 

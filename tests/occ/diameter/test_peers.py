@@ -11,11 +11,12 @@ import struct
 import pytest
 from diameter.message import Avp, Message
 from diameter.message.commands import DeviceWatchdogAnswer, DeviceWatchdogRequest, DisconnectPeerRequest
-from diameter_peer import EVENT, INITIAL, NAI, SMS, Wire, allowed, ask, free_port, session_id
+from diameter_peer import EVENT, INITIAL, NAI, SMS, Wire, allowed, ask, call_to, free_port, session_id
 from online_app import serving
 from prometheus_client import REGISTRY
 
 from occ.diameter import peer as peer_module
+from occ.v1 import admin_pb2 as admin
 
 ACCOUNT = "alice"
 SMS_MICROS = 50_000
@@ -251,3 +252,22 @@ async def test_an_initial_request_is_refused_until_cer(gateway):
     wire.close()
     assert answer.result_code == 3010
     assert not await gateway.app.store.open_sessions(ACCOUNT)
+
+
+async def test_asr_for_a_session_behind_a_relay_goes_over_the_relay_to_the_client(redis_url, tmp_path):
+    options = {"diameter_port": free_port(), "diameter_peers": allowed("relay.test")}
+    async with serving(redis_url, tmp_path, **options) as client:
+        await client.account(ACCOUNT, balance=1_000_000)
+        relay = Wire(client.app.diameter.port)
+        assert (await asyncio.to_thread(relay.capabilities, "relay.test")).result_code == 2001
+        sid = session_id()
+        request = relay.ccr(sid, INITIAL, 0, subscription=(NAI, ACCOUNT))  # Origin-Host client.test, behind the relay
+        request.requested_service_unit = ask(60)
+        request.service_information = call_to("tel:+442079460000")
+        assert (await asyncio.to_thread(relay.exchange, request)).result_code == 2001
+        abort = admin.AbortSessionRequest(account_id=ACCOUNT, session_id=sid, reason="test")
+        assert (await client.admin.AbortSession(abort)).aborted
+        asr = await asyncio.to_thread(relay.receive)
+        relay.close()
+        assert (asr.header.command_code, asr.session_id) == (274, sid)
+        assert (asr.destination_host, asr.destination_realm) == (b"client.test", b"test.example")
