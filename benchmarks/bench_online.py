@@ -58,7 +58,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from benchmarks.online import correctness, h2load, redis_ceiling, replicas, report
+from benchmarks.online import correctness, diameter_phase, h2load, redis_ceiling, replicas, report
 from benchmarks.online.accounts import AdminTarget, ceiling_accounts, create_accounts, softswitch_accounts
 from benchmarks.online.loadgen import Workload
 from benchmarks.online.machine import (
@@ -86,7 +86,7 @@ from benchmarks.online.traffic import Destinations
 
 RESULTS_DIR = ROOT / "benchmarks" / "results" / "online"
 TARIFF = ROOT / "examples" / "tariff"
-PHASES = ("redis", "echo", "occ", "softswitch", "knee", "correctness", "scaling")
+PHASES = ("redis", "echo", "occ", "softswitch", "knee", "diameter", "correctness", "scaling")
 # Called parties of the ceiling phases: UK fixed, UK mobile, EU and world destinations of the example tariff.
 CALLED = ("+442079460000", "+442079460123", "+441614960000", "+447700900123", "+447911123456", "+33142685300",
           "+34912345678", "+4930123456", "+12125550100", "+61298765432")  # fmt: skip
@@ -124,6 +124,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--message-share", type=float, default=0.1, help="share of arrivals that are messages (0.1)")
     add("--poor-share", type=float, default=0.05, help="share of softswitch accounts short of credit (0.05)")
     add("--drain-s", type=float, default=5.0, help="wall seconds after the arrivals by which calls are ended (5)")
+    add("--diameter-concurrency", type=int, default=16, help="diameter: calls in flight per transport (16)")
+    add("--diameter-port", type=int, default=0, help="with --target: the running OCC's Diameter port (it must "
+        f"allow {diameter_phase.CLIENT_HOST}=127.0.0.1 as a peer)")  # fmt: skip
     add("--h2load-seconds", type=float, default=5.0, help="seconds of each h2load peak run (5; 0: none)")
     add("--redis-requests", type=int, default=50_000, help="redis-benchmark starts per batch size (50,000)")
     add("--repeat", type=int, default=1, help="runs per ceiling phase: best req/s of the closed loops, median p99")
@@ -286,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
             with echo_server(temp_dir, args.workers) as (echo, target):
                 phases["echo"] = run_ceiling_phases(echo.pid, "echo", replace(base, target=target, tag="e"), args)
                 results["ceilings"]["h2load_echo"] = run_peak(target, echo.pid, ceiling_specs[0].id, args)
-        if {"occ", "softswitch", "knee", "correctness"} & set(args.phases):
+        if {"occ", "softswitch", "knee", "diameter", "correctness"} & set(args.phases):
             run_occ(args, results, temp_dir, base, run_id, ceiling_specs, switch_specs)
         if "scaling" in args.phases and not args.target:
             results["scaling"] = run_scaling(args, temp_dir, base, run_id, ceiling_specs)
@@ -320,6 +323,9 @@ def occ_server(args: argparse.Namespace, temp_dir: Path, workers: int
                "--admin-listen", f"127.0.0.1:{admin_port}"]  # fmt: skip
     if args.no_settle_worker:
         command.append("--no-settle")
+    if "diameter" in args.phases:
+        args.diameter_port = free_port()
+        command += diameter_phase.serve_options(args.diameter_port)
     # occ settle and occ reconcile find the embedded Redis and the SQLite store under the server's data dir.
     env = {key: value for key, value in os.environ.items() if not key.startswith("OCC_")}
     env["OCC_DATA_DIR"] = str(data_dir)
@@ -367,6 +373,8 @@ def run_occ_phases(args: argparse.Namespace, results: Summary, served: tuple, ba
     server, target, admin, env, metrics_url = served
     specs = (ceiling_specs if "occ" in args.phases else []) + (
         switch_specs if {"softswitch", "knee"} & set(args.phases) else [])  # fmt: skip
+    diameter_specs = diameter_phase.accounts(args.accounts, run_id) if "diameter" in args.phases else []
+    specs += diameter_specs
     progress(f"creating and topping up {len(specs):,} accounts through the Admin API on {admin.address} …")
     results["accounts"] = asyncio.run(create_accounts(admin, specs))
     subscribers = tuple(spec.id for spec in switch_specs)
@@ -378,18 +386,26 @@ def run_occ_phases(args: argparse.Namespace, results: Summary, served: tuple, ba
         results["softswitch"] = run_softswitch(target, server.pid, subscribers, args, run_id, metrics_url)
     if "knee" in args.phases:
         results["stream_knee"] = run_knee(target, server.pid, subscribers, args, run_id, metrics_url)
+    if "diameter" in args.phases:
+        load = diameter_phase.CallLoad(args.seconds, args.diameter_concurrency, [s.id for s in diameter_specs],
+                                       diameter_phase.CALLED, args.max_requests, run_id)  # fmt: skip
+        results["diameter"] = diameter_phase.run(target, args.diameter_port, server.pid, load)
     if "correctness" in args.phases:
         progress("correctness: accounts, sessions, settlement …")
         switched = [*results["softswitch"], *results.get("stream_knee", [])]
         unended = [tuple(item) for phase in switched for item in phase["unended_sessions"]]
+        unended += [tuple(item) for side in ("diameter", "grpc") for item in
+                    results.get("diameter", {}).get(side, {}).get("unended", [])]  # fmt: skip
+        switch_ids = [s.id for s in switch_specs] if {"softswitch", "knee"} & set(args.phases) else []
         accounts = correctness.check_accounts(
             admin,
-            softswitch_ids=[s.id for s in switch_specs] if {"softswitch", "knee"} & set(args.phases) else [],
+            softswitch_ids=switch_ids + [s.id for s in diameter_specs],
             ceiling_ids=[s.id for s in ceiling_specs] if "occ" in args.phases else [],
             unended=unended,
         )
         settlement = correctness.settle_and_reconcile(OCC, occ_commands(), env)
         violations = accounts["violations"] + (settlement["status"] == "failed")
+        violations += results.get("diameter", {}).get("money", {}).get("violations", 0)
         results["correctness"] = {"accounts": accounts, "settlement": settlement, "violations": violations}
         progress(f"  {accounts['accounts_checked']:,} accounts: {violations} violation(s); {accounts['examples']}; "
                  f"settlement {settlement['status']}")  # fmt: skip
@@ -420,6 +436,8 @@ def finish(args: argparse.Namespace, results: Summary) -> int:
     directory: Path = args.results_dir
     directory.mkdir(parents=True, exist_ok=True)
     lines = report.markdown(results)
+    if "diameter" in results:
+        lines += diameter_phase.markdown(results["diameter"])
     results["plots"] = report.plots(results, directory)
     (directory / "summary.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (directory / "online.json").write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")

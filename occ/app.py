@@ -1,6 +1,6 @@
 """Everything one worker process serves, wired together: Redis, tariffs, the engine and its batcher, the
-sweeper, the abort listener, the event-loop lag and garbage-collection watches, and the Charging and Admin
-services. Owned object: ``start()`` then ``close()``."""
+sweeper, the abort listener, the event-loop lag and garbage-collection watches, the Charging and Admin services, and
+the Diameter gateway when ``diameter_port`` is set. Owned object: ``start()`` then ``close()``."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from occ.core.engine import Engine
 from occ.core.pauses import GcWatch, LoopLag
 from occ.core.sweeper import LEASE_TICKS, Sweeper
 from occ.core.tariffs import TariffHolder
+from occ.diameter.gateway import Gateway, GatewayConfig
+from occ.diameter_settings import allowed_peers
 from occ.settings import Settings
 from occ.store import keys
 from occ.store.client import connect
@@ -75,7 +77,15 @@ class App:
         )
         self.loop_lag = LoopLag(metrics.EVENT_LOOP_LAG_SECONDS.observe)
         self.gc_watch = GcWatch(metrics.observe_gc_pause)
+        self.diameter = self._diameter_gateway(settings) if settings.diameter_port else None
         self._aborts: asyncio.Task | None = None
+
+    def _diameter_gateway(self, settings: Settings) -> Gateway:
+        config = GatewayConfig(host=settings.diameter_host or settings.host, port=settings.diameter_port,
+                               origin_host=settings.diameter_origin_host, origin_realm=settings.diameter_origin_realm,
+                               peers=allowed_peers(settings.diameter_peers), watchdog_s=settings.diameter_watchdog_s,
+                               validity_time_s=settings.validity_time_s, reuse_port=settings.workers > 1)  # fmt: skip
+        return Gateway(config, self.batcher, self.tariffs)
 
     async def start(self) -> None:
         await self.store.load_scripts()
@@ -90,6 +100,8 @@ class App:
         self.sweeper.start()
         self.loop_lag.start()
         self.gc_watch.start()
+        if self.diameter is not None:
+            await self.diameter.start()
         if not self.settings.redis_cluster:
             self._aborts = asyncio.create_task(self._listen_for_notices(), name="notice-listener")
 
@@ -109,7 +121,7 @@ class App:
         On Redis Cluster (no pub/sub in redis-py's asyncio cluster client) only this frontend's streams are told.
         """
         if self.settings.redis_cluster:
-            self.charging.push_notice(kind, account_id, session_id, reason)
+            self._push_notice(kind, account_id, session_id, reason)
         else:
             await self.redis.publish(keys.NOTICE_CHANNEL, f"{kind}\n{account_id}\n{session_id}\n{reason}")
 
@@ -134,7 +146,7 @@ class App:
                         if kind == TARIFF_NOTICE:
                             await self._follow_tariff()
                         else:
-                            self.charging.push_notice(kind, account_id, session_id, reason)
+                            self._push_notice(kind, account_id, session_id, reason)
             except (RedisError, OSError) as exc:
                 log.warning("notice listener lost Redis; subscribing again", extra={"error": str(exc)})
                 await asyncio.sleep(ABORT_RESUBSCRIBE_S)
@@ -146,6 +158,12 @@ class App:
             raise
         except Exception:  # a tariff that cannot be read leaves the current one in force; the listener goes on
             log.exception("could not follow the current tariff; keeping the one in force")
+
+    def _push_notice(self, kind: str, account_id: str, session_id: str, reason: str) -> None:
+        """To the gRPC stream and the Diameter peer that carry the session in this process, if any does."""
+        self.charging.push_notice(kind, account_id, session_id, reason)
+        if self.diameter is not None:
+            self.diameter.push_notice(kind, account_id, session_id, reason)
 
     async def ping(self) -> None:
         """Raise if Redis cannot be reached (the server's health follows it)."""
@@ -165,6 +183,8 @@ class App:
         return self.add_charging(server) + self.add_admin(server)
 
     async def close(self) -> None:
+        if self.diameter is not None:
+            await self.diameter.close()
         if self._aborts is not None:
             self._aborts.cancel()
             # Bounded: a cancel that lands inside redis-py's read can be swallowed (Python 3.11's asyncio.wait_for),

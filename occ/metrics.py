@@ -19,6 +19,8 @@ from occ.metrics_server import serve_metrics
 
 __all__ = [
     "BATCH_SIZE",
+    "DIAMETER_MESSAGES",
+    "DIAMETER_PEERS",
     "EVENT_LOOP_LAG_SECONDS",
     "GC_PAUSE_SECONDS",
     "GRPC_CALLS",
@@ -31,6 +33,7 @@ __all__ = [
     "SWEEPER_CLOSES",
     "TARIFF_INFO",
     "TARIFF_RELOADS",
+    "count_diameter",
     "observe_gc_pause",
     "observe_redis_roundtrip",
     "serve_metrics",
@@ -79,6 +82,15 @@ TARIFF_INFO = Gauge(
     "occ_tariff_info", "The current tariff: 1 for its content hash (0 for ones since replaced).", ["hash"],
     multiprocess_mode="livemax",
 )  # fmt: skip
+DIAMETER_PEERS = Gauge(
+    "occ_diameter_peers", "Diameter peer connections of the gateway, by state (wait_cer, open).", ["state"],
+    multiprocess_mode="livesum",
+)  # fmt: skip
+DIAMETER_MESSAGES = Counter(
+    "occ_diameter_messages",
+    "Diameter messages, by command, direction (received, sent), kind (request, answer) and Result-Code of answers.",
+    ["command", "direction", "kind", "result_code"],
+)
 
 _ROUNDTRIPS_BY_SCRIPT: dict[str, Callable[[], None]] = {}
 _current_tariff: list[str] = []  # the hash this process last set to 1
@@ -112,3 +124,8 @@ def observe_redis_roundtrip(script: str, seconds: float) -> None:
         count = _ROUNDTRIPS_BY_SCRIPT[script] = REDIS_ROUNDTRIPS.labels(script).inc
     count()
     REDIS_ROUNDTRIP_SECONDS.observe(seconds)
+
+
+def count_diameter(command: str, direction: str, *, request: bool, result_code: str = "") -> None:
+    """Count one Diameter message (``occ_diameter_messages``; ``command`` is a short name: CE, DW, CC…)."""
+    DIAMETER_MESSAGES.labels(command, direction, "request" if request else "answer", result_code).inc()

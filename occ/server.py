@@ -81,6 +81,8 @@ def run(settings: Settings, *, app_factory: AppFactory | None = None) -> int:
             _refuse_taken_address(settings.host, settings.port)
             if settings.admin_listen:
                 _refuse_taken_address(*split_host_port(settings.admin_listen))
+            if settings.diameter_port:
+                _refuse_taken_address(settings.diameter_host or settings.host, settings.diameter_port, "Diameter")
             check_files(settings)
             local_token = _bootstrap_local_token(settings)
             if not settings.redis_url:
@@ -134,7 +136,7 @@ def _bootstrap_local_token(settings: Settings) -> Path | None:
     return settings.data_dir / LOCAL_TOKEN_FILE
 
 
-def _refuse_taken_address(host: str, port: int) -> None:
+def _refuse_taken_address(host: str, port: int, what: str = "gRPC") -> None:
     """Raise ``OSError`` if something already listens on host:port. gRPC would otherwise share it through
     SO_REUSEPORT with another server, and clients would reach either one at random."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -143,7 +145,7 @@ def _refuse_taken_address(host: str, port: int) -> None:
         try:
             probe.bind((host, port))
         except OSError as error:
-            raise OSError(f"gRPC address {grpc_address(host, port)} is already in use: {error.strerror}") from None
+            raise OSError(f"{what} address {grpc_address(host, port)} is already in use: {error.strerror}") from None
 
 
 def _worker_main(settings: Settings, worker_index: int, app_factory: AppFactory | None) -> None:
@@ -275,9 +277,14 @@ def _announce(settings: Settings, embedded: EmbeddedRedis | None, local_token: P
         demo = (f"; demo account {settings.demo_account!r} (try: occ call {settings.demo_account} +442079460000 "
                 f"--seconds 90 --server {address})")  # fmt: skip
     grpcurl = f"grpcurl -cacert CA {address} list" if settings.tls else f"grpcurl -plaintext {address} list"
+    diameter = "off"
+    if settings.diameter_port:
+        diameter = (f"{grpc_address(settings.diameter_host or settings.host, settings.diameter_port)} as "
+                    f"{settings.diameter_origin_host} (realm {settings.diameter_origin_realm})")  # fmt: skip
     log.info(
         f"occ serve: gRPC on {address} (try: {grpcurl}); Admin on {admin}; TLS {'on' if settings.tls else 'off'}; "
-        f"data dir {settings.data_dir}; Redis {redis}; metrics {metrics_url}; {settings.workers} worker(s){demo}",
+        f"Diameter {diameter}; data dir {settings.data_dir}; Redis {redis}; metrics {metrics_url}; "
+        f"{settings.workers} worker(s){demo}",
         extra={"address": address, "admin_address": admin, "tls": settings.tls, "data_dir": str(settings.data_dir),
                "redis_url": redis_url, "redis_embedded": embedded is not None, "metrics_url": metrics_url,
                "workers": settings.workers},

@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 
 from occ.config_layers import ENV_PREFIX, SettingsError, load_struct
+from occ.diameter_settings import diameter_checks
 from occ.erp_settings import ErpSettings
 
 __all__ = ["ENV_PREFIX", "Settings", "SettingsError", "is_loopback", "load_struct", "split_host_port", "validate"]
@@ -106,6 +107,13 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
         health_interval_s: how often each worker pings Redis; gRPC health is NOT_SERVING while the ping fails.
         erp: the ERP middleware, OCC's credentials there and what goes to it (``[erp]``, ``OCC_ERP__<FIELD>``;
             :class:`~occ.erp_settings.ErpSettings`), for ``occ export`` and ``occ erp-gl``.
+        diameter_port: TCP port of the Diameter Gy/Ro gateway (``occ.diameter``); 0 (the default): no gateway.
+        diameter_host: address the gateway binds; empty: ``host``.
+        diameter_origin_host: OCC's Diameter identity (Origin-Host of its answers and requests).
+        diameter_origin_realm: OCC's realm (Origin-Realm).
+        diameter_peers: the peers allowed to connect, ``origin-host=address`` comma-separated (an address or a
+            network, ``pgw1.example.net=10.0.0.0/24``); any other peer is refused with DIAMETER_UNKNOWN_PEER.
+        diameter_watchdog_s: Tw: a peer silent this long gets a DWR; one that leaves it unanswered as long is closed.
     """
 
     host: str = "127.0.0.1"
@@ -169,6 +177,12 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
         return self.admin_tls_client_auth or self.tls_client_auth
     health_interval_s: float = 1.0
     erp: ErpSettings = msgspec.field(default_factory=ErpSettings)
+    diameter_port: int = 0
+    diameter_host: str = ""
+    diameter_origin_host: str = "occ.localdomain"
+    diameter_origin_realm: str = "localdomain"
+    diameter_peers: str = ""
+    diameter_watchdog_s: float = 30.0
 
     def __post_init__(self) -> None:
         problems = tuple(validate(self))
@@ -186,7 +200,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
 
 def validate(settings: Settings) -> list[tuple[str, str]]:
     """Every range problem of ``settings`` as (field, message naming the field); empty when all is well."""
-    checks = _where_checks(settings) + _how_checks(settings)
+    checks = _where_checks(settings) + _how_checks(settings) + diameter_checks(settings)
     problems = [(field, message) for field, ok, message in checks if not ok]
     return problems + _security_problems(settings)
 
@@ -334,6 +348,10 @@ def _security_problems(s: Settings) -> list[tuple[str, str]]:
         if not (s.tls or s.allow_plaintext or is_loopback(host)):
             problems.append((field, f"{field} {host} is not a loopback address: serving it without TLS is refused "
                                     "(set tls_cert_file and tls_key_file, or allow_plaintext to mean it)"))  # fmt: skip
+    diameter_host = s.diameter_host or s.host
+    if s.diameter_port and not (s.allow_plaintext or is_loopback(diameter_host)):
+        problems.append(("diameter_host", f"diameter_host {diameter_host} is not a loopback address: the Diameter "
+                                          "gateway speaks plain TCP (set allow_plaintext to mean it)"))  # fmt: skip
     try:
         client_roles(s.admin_client_roles)
     except ValueError as error:

@@ -2,6 +2,8 @@
 # Make a ready dev environment (system packages, .venv, editable install with dev extras). Idempotent.
 #   scripts/setup.sh            run from any directory
 #   scripts/setup.sh --with-postgres   also the PostgreSQL server binaries the tests use (scripts/test.sh)
+#   scripts/setup.sh --with-diameter-peers   also the Diameter peers of the `-m diameter_peers` tests: tshark,
+#                                            Kamailio with its IMS modules, SIPp (sip-tester) and freeDiameter
 #   . scripts/setup.sh          (bash) the same, then activates .venv in the current shell
 
 if [[ "${BASH_SOURCE[0]}" != "$0" ]]; then
@@ -31,10 +33,12 @@ log "using $(command -v "$py") ($py_ver)"
 venv_ok() { "$py" -m venv --help >/dev/null 2>&1 && "$py" -c 'import ensurepip' >/dev/null 2>&1; }
 
 with_postgres=false
+with_diameter_peers=false
 for arg in "$@"; do
     case $arg in
         --with-postgres) with_postgres=true ;;  # the tests start a private PostgreSQL server of their own
-        *) die "unknown option $arg (known: --with-postgres)" ;;
+        --with-diameter-peers) with_diameter_peers=true ;;  # tests/diameter_peers: stacks no one here wrote
+        *) die "unknown option $arg (known: --with-postgres, --with-diameter-peers)" ;;
     esac
 done
 has_initdb() { command -v initdb >/dev/null 2>&1 || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; }
@@ -45,7 +49,7 @@ apt_updated=false
 apt_update_once() {
     $apt_updated && return 0
     log "apt-get update"
-    "$@" env DEBIAN_FRONTEND=noninteractive apt-get update -qq || return 1
+    "$@" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -qq || return 1
     apt_updated=true
 }
 
@@ -56,6 +60,17 @@ dejavu=/usr/share/fonts/truetype/dejavu
 [[ -f $dejavu/DejaVuSans.ttf && -f $dejavu/DejaVuSans-Bold.ttf ]] || missing+=(fonts-dejavu-core)
 if $with_postgres && ! has_initdb; then
     missing+=(postgresql)
+fi
+if $with_diameter_peers; then
+    # program → Debian package: Wireshark's dissector, the Ro client (ims_charging and cdp are in the IMS modules),
+    # the SIP call generator, the Diameter relay agent.
+    command -v tshark >/dev/null 2>&1 || missing+=(tshark)
+    command -v kamailio >/dev/null 2>&1 || missing+=(kamailio)
+    compgen -G '/usr/lib/*/kamailio/modules/ims_charging.so' >/dev/null || missing+=(kamailio-ims-modules)
+    command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
+    command -v freeDiameterd >/dev/null 2>&1 || missing+=(freediameterd)
+    compgen -G '/usr/lib/freeDiameter/acl_wl.fdx' >/dev/null || compgen -G '/usr/lib/*/freeDiameter/acl_wl.fdx' \
+        >/dev/null || missing+=(freediameter-extensions)  # acl_wl admits the relay test's client
 fi
 if [[ ! -x .venv/bin/python ]] && ! venv_ok; then
     missing+=(venv)
@@ -74,7 +89,9 @@ if ((${#missing[@]})); then
         pkgs+=("$m")
     done
     log "apt-get install ${pkgs[*]}"
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+    # Non-interactive: tshark's question (may non-root users capture?) keeps its default, no.
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+        --no-install-recommends "${pkgs[@]}" >/dev/null
 fi
 command -v redis-server >/dev/null 2>&1 || die "redis-server still not on PATH"
 [[ -f $dejavu/DejaVuSans.ttf ]] || die "fonts-dejavu-core still missing ($dejavu/DejaVuSans.ttf)"
@@ -93,7 +110,8 @@ if [[ ${OCC_SKIP_H2LOAD:-} != 1 && ! -e .venv/.h2load-tried ]] && ! command -v h
     [[ $(id -u) -eq 0 ]] || sudo=(sudo -n)
     log "apt-get install nghttp2-client (optional: h2load for occ bench's peak mode)"
     if ! apt_update_once "${sudo[@]}" \
-        || ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        || ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+            --no-install-recommends \
             nghttp2-client >/dev/null 2>&1; then
         log "h2load not installed (optional): occ bench will skip its peak mode"
     fi

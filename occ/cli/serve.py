@@ -34,6 +34,8 @@ from occ.settings import Settings, SettingsError
 @click.option("--allow-plaintext/--no-allow-plaintext", default=None,
               help="serve without TLS on an address that is not loopback, on purpose [refused]")
 @click.option("--reflection", type=click.Choice(["auto", "on", "off"]), help="gRPC reflection [auto: on loopback]")
+@click.option("--diameter-port", type=int, help="Diameter Gy/Ro gateway port (3868 is the usual one), 0: none [0]")
+@click.option("--diameter-peers", help="Diameter peers allowed in: origin-host=address,… (docs/diameter.md)")
 def serve(config: Path | None, **flags: object) -> None:
     """Run the online charging gRPC server until Ctrl-C or SIGTERM.
 
@@ -43,6 +45,7 @@ def serve(config: Path | None, **flags: object) -> None:
     unless --db-url says otherwise. The Admin API has its own listener (--admin-listen), where every call needs a
     token or a client certificate; on first start the server writes a token for local occ commands to
     <data dir>/admin-token. A non-loopback --host needs TLS (--tls-cert, --tls-key) or --allow-plaintext.
+    --diameter-port starts the Diameter Gy/Ro gateway beside gRPC, for the peers --diameter-peers lists.
     """
     try:
         settings = Settings.load(config, **flags)
