@@ -65,6 +65,8 @@ def _credit_limit(value: int) -> int:
 
 MAX_TAX_RATE_PPM = 1_000_000
 MAX_TAX_CODE = 20
+DEFAULT_PAGE, MAX_PAGE = 50, 1000  # ListAccounts' page_size (and ListSessions' limit over every account)
+DEFAULT_SESSIONS = 200
 
 
 def prepaid_tax_fields(tax: pb.PrepaidTax) -> dict[str, str | int]:
@@ -81,6 +83,28 @@ def prepaid_tax_fields(tax: pb.PrepaidTax) -> dict[str, str | int]:
         raise InvalidRequest("prepaid_tax.tax_code", f"at most {MAX_TAX_CODE} printable characters")
     return {"prepaid_tax_ppm": tax.rate_ppm, "prepaid_tax_ledger": str(tax.ledger_code),
             "prepaid_tax_code": tax.tax_code}  # fmt: skip
+
+
+def _account(account_id: str, fields: dict[str, str]) -> pb.Account:
+    """The Account message of a stored account's fields (``Store.read_account``)."""
+    balance, limit, reserved = (int(fields.get(name) or 0) for name in ("balance", "credit_limit", "reserved"))
+    return pb.Account(
+        id=account_id,
+        currency=fields.get("currency", ""),
+        credit_limit_micros=limit,
+        status=_STATUS_BACK.get(fields.get("status", ""), pb.ACCOUNT_STATUS_UNSPECIFIED),
+        tariff_plan=fields.get("plan", ""),
+        tax_profile=fields.get("tax_profile", ""),
+        balance_micros=balance,
+        reserved_micros=reserved,
+        available_micros=balance + limit - reserved,
+        open_sessions=int(fields["open_sessions"]),
+        prepaid_tax=pb.PrepaidTax(
+            rate_ppm=int(fields.get("prepaid_tax_ppm") or 0),
+            ledger_code=int(fields.get("prepaid_tax_ledger") or 0),
+            tax_code=fields.get("prepaid_tax_code", ""),
+        ),
+    )
 
 
 class AdminService(admin_pb2_grpc.AdminServicer):
@@ -172,24 +196,32 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         fields = await self.store.read_account(account_id)
         if fields is None:
             raise NotFound("id", f"no account {quoted(account_id)}")
-        balance, limit, reserved = (int(fields.get(name) or 0) for name in ("balance", "credit_limit", "reserved"))
-        return pb.Account(
-            id=account_id,
-            currency=fields.get("currency", ""),
-            credit_limit_micros=limit,
-            status=_STATUS_BACK.get(fields.get("status", ""), pb.ACCOUNT_STATUS_UNSPECIFIED),
-            tariff_plan=fields.get("plan", ""),
-            tax_profile=fields.get("tax_profile", ""),
-            balance_micros=balance,
-            reserved_micros=reserved,
-            available_micros=balance + limit - reserved,
-            open_sessions=int(fields["open_sessions"]),
-            prepaid_tax=pb.PrepaidTax(
-                rate_ppm=int(fields.get("prepaid_tax_ppm") or 0),
-                ledger_code=int(fields.get("prepaid_tax_ledger") or 0),
-                tax_code=fields.get("prepaid_tax_code", ""),
-            ),
+        return _account(account_id, fields)
+
+    async def ListAccounts(self, request: pb.ListAccountsRequest, context) -> pb.ListAccountsAnswer:
+        return await self._call(self._list_accounts, request, context)
+
+    async def _list_accounts(self, request: pb.ListAccountsRequest) -> pb.ListAccountsAnswer:
+        if not 0 <= request.page_size <= MAX_PAGE:
+            raise InvalidRequest("page_size", f"must be 1 to {MAX_PAGE} (0: {DEFAULT_PAGE})")
+        for field in ("prefix", "page_token"):
+            if not getattr(request, field).isprintable():
+                raise InvalidRequest(field, "must be printable characters")
+        ids, more = await self.store.account_ids(
+            prefix=request.prefix, after=request.page_token, limit=request.page_size or DEFAULT_PAGE
         )
+        answer = pb.ListAccountsAnswer(next_page_token=ids[-1] if more else "")
+        for account_id, fields in zip(ids, await self.store.read_accounts(ids), strict=True):
+            if fields is not None:  # (an index entry always has its account: account.lua writes both)
+                answer.accounts.append(_account(account_id, fields))
+        return answer
+
+    async def WhoAmI(self, request: pb.WhoAmIRequest, context) -> pb.WhoAmIAnswer:
+        return await self._call(self._who_am_i, request, context)
+
+    async def _who_am_i(self, request: pb.WhoAmIRequest) -> pb.WhoAmIAnswer:
+        identity = caller()
+        return pb.WhoAmIAnswer(name=identity.name, role=identity.role, actor=identity.actor)
 
     async def Transact(self, request: pb.TransactionRequest, context) -> pb.TransactionAnswer:
         return await self._call(self._transact, request, context)
@@ -251,9 +283,21 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         return await self._call(self._list_sessions, request, context)
 
     async def _list_sessions(self, request: pb.ListSessionsRequest) -> pb.ListSessionsAnswer:
-        account_id = _account_id(request.account_id, "account_id")
         answer = pb.ListSessionsAnswer()
+        if request.account_id:
+            await self._add_sessions(answer, _account_id(request.account_id, "account_id"))
+            return answer
+        if not 0 <= request.limit <= MAX_PAGE:
+            raise InvalidRequest("limit", f"must be 1 to {MAX_PAGE} (0: {DEFAULT_SESSIONS})")
+        wanted = await self.store.open_session_ids(request.limit or DEFAULT_SESSIONS)
+        for account_id in sorted({account_id for account_id, _ in wanted}):
+            await self._add_sessions(answer, account_id, only={sid for owner, sid in wanted if owner == account_id})
+        return answer
+
+    async def _add_sessions(self, answer: pb.ListSessionsAnswer, account_id: str, only: set[str] | None = None) -> None:
         for session in await self.store.open_sessions(account_id):
+            if only is not None and session["session_id"] not in only:
+                continue
             answer.sessions.add(
                 session_id=session["session_id"],
                 account_id=account_id,
@@ -264,7 +308,6 @@ class AdminService(admin_pb2_grpc.AdminServicer):
                 started_unix_ms=int(session["started_ms"] or 0),
                 deadline_unix_ms=int(session["deadline_ms"] or 0),
             )
-        return answer
 
     async def AbortSession(self, request: pb.AbortSessionRequest, context) -> pb.AbortSessionAnswer:
         return await self._call(self._abort, request, context)

@@ -2,7 +2,7 @@
 
 | method | viewer | operator | finance | admin |
 |---|---|---|---|---|
-| ``GetAccount``, ``ListSessions`` | yes | yes | yes | yes |
+| ``GetAccount``, ``ListAccounts``, ``ListSessions``, ``WhoAmI`` | yes | yes | yes | yes |
 | ``CreateAccount``, ``AbortSession``, ``LoadTariff`` | | yes | | yes |
 | ``UpdateAccount`` (status, plan, credit limit, taxes) | | yes | yes | yes |
 | ``Transact`` (top-up, payment, adjustment, refund) | | | yes | yes |
@@ -21,7 +21,9 @@ _READ = frozenset({"viewer", "operator", "finance"})
 
 METHOD_ROLES: dict[str, frozenset[str]] = {
     "GetAccount": _READ,
+    "ListAccounts": _READ,
     "ListSessions": _READ,
+    "WhoAmI": _READ,
     "CreateAccount": frozenset({"operator"}),
     "UpdateAccount": frozenset({"operator", "finance"}),
     "AbortSession": frozenset({"operator"}),

@@ -26,7 +26,8 @@ SECTIONS: dict[str, dict[str, tuple[str, str]]] = {
                   "Create, list and revoke the bearer tokens of the Admin API (kept hashed by the server)."),
     },
     "Accounts": {
-        "account": ("occ.cli.accounts:account", "Create, inspect, block and credit accounts on a running server."),
+        "account": ("occ.cli.accounts:account",
+                    "Create, list, inspect, block and credit accounts on a running server."),
         "sessions": ("occ.cli.accounts:sessions", "List and abort an account's open sessions on a running server."),
         "call": ("occ.cli.call:call", "Simulate a voice call of ACCOUNT to CALLED lasting --seconds: authorize, start, "
                                       "update per step, end."),

@@ -55,7 +55,7 @@ class Sweeper:
             return 0
         pipe = client.pipeline(transaction=False)
         for shard, session_id in expired:
-            pipe.hget(f"{keys.PREFIX}:{keys.tag(shard)}:sess:{session_id}", "account")
+            pipe.hget(keys.session_key(shard, session_id), "account")
         owners = await pipe.execute()
         requests = []
         for (shard, session_id), owner in zip(expired, owners, strict=True):

@@ -1,0 +1,81 @@
+"""``Admin.ListAccounts`` (paging and prefix, single node and cluster), ``WhoAmI``, and ``ListSessions`` over every
+account."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from online_app import session, voice
+
+from occ.api.client import aio_channel
+from occ.api.tokens import TOKENS_FILE, TokenFile
+from occ.v1 import admin_pb2 as admin
+from occ.v1 import admin_pb2_grpc
+
+
+async def _create(client, *ids: str) -> None:
+    for account_id in ids:
+        await client.admin.CreateAccount(admin.Account(id=account_id, currency="EUR", tariff_plan="retail"))
+
+
+async def _every_page(client, *, prefix: str = "", page_size: int) -> list[list[str]]:
+    pages, token = [], ""
+    while True:
+        request = admin.ListAccountsRequest(prefix=prefix, page_size=page_size, page_token=token)
+        answer = await client.admin.ListAccounts(request)
+        pages.append([account.id for account in answer.accounts])
+        token = answer.next_page_token
+        if not token:
+            return pages
+
+
+async def test_pages_walk_every_account_once_in_id_order(backend_charging):
+    ids = [f"acct-{n:03d}" for n in range(23)] + ["zeta", "alpha", "Émile"]
+    await _create(backend_charging, *ids)
+    pages = await _every_page(backend_charging, page_size=5)
+    assert [len(page) for page in pages] == [5, 5, 5, 5, 5, 1]
+    assert [account for page in pages for account in page] == sorted(ids, key=str.encode)
+
+
+async def test_a_prefix_lists_only_its_accounts_and_pages_stay_inside_it(backend_charging):
+    await _create(backend_charging, "shop-1", "shop-2", "shop-3", "shopper", "shoq", "sho", "other")
+    assert await _every_page(backend_charging, prefix="shop-", page_size=2) == [["shop-1", "shop-2"], ["shop-3"]]
+    assert await _every_page(backend_charging, prefix="shop", page_size=10) == [["shop-1", "shop-2", "shop-3",
+                                                                                 "shopper"]]  # fmt: skip
+    assert await _every_page(backend_charging, prefix="nobody", page_size=10) == [[]]
+
+
+async def test_listed_accounts_carry_what_get_account_answers(charging):
+    await charging.account("rich", balance=7_000_000, credit_limit=1_000_000)
+    [listed] = (await charging.admin.ListAccounts(admin.ListAccountsRequest(prefix="rich"))).accounts
+    assert listed == await charging.admin.GetAccount(admin.GetAccountRequest(id="rich"))
+    assert (listed.balance_micros, listed.available_micros) == (7_000_000, 8_000_000)
+
+
+@pytest.mark.parametrize("field, value", [("page_size", 1001), ("page_size", -1), ("prefix", "a\nb")])
+async def test_a_bad_page_request_is_invalid_argument_naming_the_field(charging, field, value):
+    with pytest.raises(grpc.aio.AioRpcError) as failure:
+        await charging.admin.ListAccounts(admin.ListAccountsRequest(**{field: value}))
+    assert failure.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field in failure.value.details()
+
+
+async def test_who_am_i_names_the_token_and_its_role(charging, tmp_path):
+    token = TokenFile(tmp_path / TOKENS_FILE).create("vera", "viewer")
+    async with aio_channel(charging.address, token=token) as channel:
+        answer = await admin_pb2_grpc.AdminStub(channel).WhoAmI(admin.WhoAmIRequest())
+        assert (answer.name, answer.role, answer.actor) == ("vera", "viewer", "token:vera")
+        listed = await admin_pb2_grpc.AdminStub(channel).ListAccounts(admin.ListAccountsRequest())
+        assert list(listed.accounts) == []  # a viewer may list
+
+
+async def test_list_sessions_without_an_account_lists_every_open_session(backend_charging):
+    client = backend_charging
+    for account_id in ("caller-a", "caller-b"):
+        await client.account(account_id, balance=50_000_000)
+    await client.charging.StartSession(session("s-a", 0, "caller-a", voice(requested=60)))
+    await client.charging.StartSession(session("s-b", 0, "caller-b", voice(requested=60)))
+    answer = await client.admin.ListSessions(admin.ListSessionsRequest())
+    assert sorted((s.account_id, s.session_id) for s in answer.sessions) == [("caller-a", "s-a"), ("caller-b", "s-b")]
+    assert all(s.reserved_micros > 0 for s in answer.sessions)
+    assert len((await client.admin.ListSessions(admin.ListSessionsRequest(limit=1))).sessions) == 1
