@@ -165,6 +165,12 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     @property
     def admin_client_auth(self) -> str:
         return self.admin_tls_client_auth or self.tls_client_auth
+
+    @property
+    def console_url(self) -> str:
+        """The console's address for people (``console_listen`` must be set): ``http://127.0.0.1:8080/``."""
+        host, port = split_host_port(self.console_listen)
+        return f"{'https' if self.tls else 'http'}://{f'[{host}]' if ':' in host else host}:{port}/"
     health_interval_s: float = 1.0
     console_listen: str = "127.0.0.1:8080"
     console_metrics: str = ""
