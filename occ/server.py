@@ -38,6 +38,7 @@ from occ import logs
 from occ.api.server import AppFactory, GrpcServer, grpc_address
 from occ.api.tls import check_files
 from occ.api.tokens import LOCAL_TOKEN_FILE, TOKENS_FILE, TokenError, TokenFile, bootstrap_local_token
+from occ.console_process import start_console
 from occ.metrics_server import (
     mark_process_dead,
     prepare_multiprocess_dir,
@@ -76,8 +77,9 @@ def run(settings: Settings, *, app_factory: AppFactory | None = None) -> int:
                 raise OSError(f"data dir {settings.data_dir}: {error.strerror or error}") from None
             settings = replace(settings, data_dir=data_dir)
             _refuse_taken_address(settings.host, settings.port)
-            if settings.admin_listen:
-                _refuse_taken_address(*split_host_port(settings.admin_listen))
+            for listen in (settings.admin_listen, settings.console_listen):
+                if listen:
+                    _refuse_taken_address(*split_host_port(listen))
             check_files(settings)
             local_token = _bootstrap_local_token(settings)
             if not settings.redis_url:
@@ -88,6 +90,8 @@ def run(settings: Settings, *, app_factory: AppFactory | None = None) -> int:
             _check_redis_access(settings)
             if settings.settle:
                 stack.callback(start_settlement(settings))  # stopped before the embedded Redis (LIFO)
+            if settings.console_listen and settings.admin_listen:  # (the console works through the Admin API)
+                stack.callback(start_console(settings))
             multiprocess_dir = prepare_multiprocess_dir(data_dir / "metrics") if settings.workers > 1 else None
             stack.callback(release_multiprocess_dirs)
             if settings.metrics_port:
@@ -140,7 +144,7 @@ def _refuse_taken_address(host: str, port: int) -> None:
         try:
             probe.bind((host, port))
         except OSError as error:
-            raise OSError(f"gRPC address {grpc_address(host, port)} is already in use: {error.strerror}") from None
+            raise OSError(f"address {grpc_address(host, port)} is already in use: {error.strerror}") from None
 
 
 def _worker_main(settings: Settings, worker_index: int, app_factory: AppFactory | None) -> None:
@@ -270,10 +274,13 @@ def _announce(settings: Settings, embedded: EmbeddedRedis | None, local_token: P
         demo = (f"; demo account {settings.demo_account!r} (try: occ call {settings.demo_account} +442079460000 "
                 f"--seconds 90 --server {address})")  # fmt: skip
     grpcurl = f"grpcurl -cacert CA {address} list" if settings.tls else f"grpcurl -plaintext {address} list"
+    console = settings.console_url if settings.console_listen and settings.admin_listen else "off"
     log.info(
-        f"occ serve: gRPC on {address} (try: {grpcurl}); Admin on {admin}; TLS {'on' if settings.tls else 'off'}; "
+        f"occ serve: gRPC on {address} (try: {grpcurl}); Admin on {admin}; console {console}; "
+        f"TLS {'on' if settings.tls else 'off'}; "
         f"data dir {settings.data_dir}; Redis {redis}; metrics {metrics_url}; {settings.workers} worker(s){demo}",
-        extra={"address": address, "admin_address": admin, "tls": settings.tls, "data_dir": str(settings.data_dir),
+        extra={"address": address, "admin_address": admin, "console_url": console, "tls": settings.tls,
+               "data_dir": str(settings.data_dir),
                "redis_url": redis_url, "redis_embedded": embedded is not None, "metrics_url": metrics_url,
                "workers": settings.workers},
     )  # fmt: skip

@@ -36,6 +36,7 @@ from occ.v1 import admin_pb2 as pb
 from occ.v1 import admin_pb2_grpc
 from rating_engine import TariffError
 from rating_engine.money import MAX_EXACT_MICROS
+from rating_engine.summary import summarize
 
 log = logging.getLogger(__name__)
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -360,3 +361,17 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             rates=len(compiled.tariff.rates),
             plans=compiled.plan_names,
         )
+
+    async def GetTariff(self, request: pb.GetTariffRequest, context) -> pb.TariffInfo:
+        return await self._call(self._get_tariff, request, context)
+
+    async def _get_tariff(self, request: pb.GetTariffRequest) -> pb.TariffInfo:
+        if not self.tariffs.loaded:
+            raise FailedPrecondition("tariff", "no tariff is loaded")
+        summary = summarize(self.tariffs.current)
+        return pb.TariffInfo(
+            tariff_hash=summary.tariff_hash, name=summary.name, currency=summary.currency,
+            timezone=summary.timezone, plans=summary.plans, prefixes=summary.prefixes,
+            rates=len(summary.rate_names), group_prefixes=summary.group_prefixes, rate_names=summary.rate_names,
+            bands=summary.bands,
+        )  # fmt: skip

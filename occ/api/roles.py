@@ -2,7 +2,7 @@
 
 | method | viewer | operator | finance | admin |
 |---|---|---|---|---|
-| ``GetAccount``, ``ListAccounts``, ``ListSessions``, ``WhoAmI`` | yes | yes | yes | yes |
+| ``GetAccount``, ``ListAccounts``, ``ListSessions``, ``WhoAmI``, ``GetTariff`` | yes | yes | yes | yes |
 | ``CreateAccount``, ``AbortSession``, ``LoadTariff`` | | yes | | yes |
 | ``UpdateAccount`` (status, plan, credit limit, taxes) | | yes | yes | yes |
 | ``Transact`` (top-up, payment, adjustment, refund) | | | yes | yes |
@@ -24,6 +24,7 @@ METHOD_ROLES: dict[str, frozenset[str]] = {
     "ListAccounts": _READ,
     "ListSessions": _READ,
     "WhoAmI": _READ,
+    "GetTariff": _READ,
     "CreateAccount": frozenset({"operator"}),
     "UpdateAccount": frozenset({"operator", "finance"}),
     "AbortSession": frozenset({"operator"}),

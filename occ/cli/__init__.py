@@ -18,6 +18,8 @@ SECTIONS: dict[str, dict[str, tuple[str, str]]] = {
         "serve": ("occ.cli.serve:serve", "Run the online charging gRPC server until Ctrl-C or SIGTERM."),
         "health": ("occ.cli.health:health",
                    "Check that the server at --server is SERVING (gRPC health); exit status 0 if so, 1 if not."),
+        "console": ("occ.cli.console:console",
+                    "Serve the operator console (a web application) for the server of these settings until Ctrl-C."),
         "settle": ("occ.cli.settle:settle",
                    "Drain the balance-event streams into ledger rows and xDRs in the SQL store."),
         "export": ("occ.cli.export:export",

@@ -1,5 +1,5 @@
-"""``Admin.ListAccounts`` (paging and prefix, single node and cluster), ``WhoAmI``, and ``ListSessions`` over every
-account."""
+"""The Admin reads the console stands on: ``ListAccounts`` (paging and prefix, single node and cluster), ``WhoAmI``,
+``ListSessions`` over every account and ``GetTariff``."""
 
 from __future__ import annotations
 
@@ -79,3 +79,11 @@ async def test_list_sessions_without_an_account_lists_every_open_session(backend
     assert sorted((s.account_id, s.session_id) for s in answer.sessions) == [("caller-a", "s-a"), ("caller-b", "s-b")]
     assert all(s.reserved_micros > 0 for s in answer.sessions)
     assert len((await client.admin.ListSessions(admin.ListSessionsRequest(limit=1))).sessions) == 1
+
+
+async def test_get_tariff_summarises_the_tariff_in_force(charging):
+    info = await charging.admin.GetTariff(admin.GetTariffRequest())
+    assert info.tariff_hash == charging.app.tariffs.current.hash
+    assert info.currency == "EUR" and "retail" in info.plans
+    assert info.prefixes == sum(info.group_prefixes.values()) == len(charging.app.tariffs.current.tariff.prefixes)
+    assert info.rates == len(info.rate_names) > 0

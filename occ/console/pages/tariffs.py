@@ -1,0 +1,5 @@
+"""(being built)"""
+
+from aiohttp import web
+
+routes = web.RouteTableDef()
