@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import jinja2
 from aiohttp import web
@@ -29,6 +30,11 @@ def utc(unix_ms: int | None) -> str:
     return datetime.fromtimestamp(unix_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S") if unix_ms else "-"
 
 
+def account_path(account_id: str) -> str:
+    """The account's page (every character of the id quoted, ``/`` too)."""
+    return f"/accounts/{quote(account_id, safe='')}"
+
+
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("occ.console", "templates"),
@@ -39,6 +45,7 @@ def environment() -> jinja2.Environment:
     )
     env.filters["money"] = lambda micros: "-" if micros is None else format_micros(int(micros))
     env.filters["utc"] = utc
+    env.filters["account_path"] = account_path
     env.globals.update(navigation=NAVIGATION, may=may, charts=charts)
     return env
 
@@ -50,7 +57,7 @@ def page(request: web.Request, template: str, *, status: int = 200, **context: A
     html = (
         request.app[TEMPLATES]
         .get_template(template)
-        .render(signin=signin, csrf=signin.csrf, notices=notices, path=request.path, **context)
+        .render(signin=signin, csrf=signin.csrf, notices=notices, here=request.path, **context)
     )
     return web.Response(text=html, content_type="text/html", status=status)
 
