@@ -371,6 +371,13 @@ billing_runs = Table(
 # Billing finds an account's open items through this index (account, status, start time: the billing time).
 Index("xdrs_account_status_start", xdrs.c.account, xdrs.c.status, xdrs.c.start_ms)
 
+# The console's pages, newest first (settlement/listings.py; migration 0011_console_indexes).
+Index("xdrs_account_end", xdrs.c.account, xdrs.c.end_ms, xdrs.c.id)
+Index("xdrs_status_end", xdrs.c.status, xdrs.c.end_ms, xdrs.c.id)
+Index("xdrs_end", xdrs.c.end_ms, xdrs.c.id)
+Index("invoices_state", invoices.c.state, invoices.c.id)
+Index("outbox_state_id", outbox.c.state, outbox.c.id)
+
 
 # The columns that hold a vocabulary (settlement/vocabulary.py), and the vocabulary: every word must fit its column.
 VOCABULARY_COLUMNS = (
