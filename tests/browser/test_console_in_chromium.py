@@ -6,10 +6,13 @@ page visited is screenshotted and checked with axe-core (no serious or critical 
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from pages import look
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
+LONDON = "+442079460000"  # UK_FIXED in examples/tariff
 
 
 def sign_in(page, stack, who: str = "admin") -> None:  # type: ignore[no-untyped-def]
@@ -30,3 +33,74 @@ def test_sign_in_and_the_dashboard(page, stack, screenshots):
     sign_in(page, stack)
     assert "e2e-admin (admin)" in page.locator("header").inner_text()
     look(page, "dashboard", screenshots)
+
+
+def reload_until(page, what: str, done, timeout_s: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    """Reload ``page`` every 0.3 s until ``done()`` holds (a person pressing F5 while watching)."""
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        assert time.monotonic() < deadline, f"{what}: not seen within {timeout_s:.0f} s on {page.url}"
+        page.wait_for_timeout(300)
+        page.reload()
+
+
+def fact(page, name: str) -> str:  # type: ignore[no-untyped-def]
+    """The value of ``name`` in the page's facts list (<dt>name</dt><dd>value</dd>)."""
+    return page.locator(f"dl.facts dt:text-is('{name}') + dd").inner_text()
+
+
+def test_find_an_account_and_top_it_up(page, stack, screenshots):
+    stack.occ("account", "create", "e2e-ann", "--plan", "retail")
+    stack.occ("account", "topup", "e2e-ann", "20", "--ledger", "400000009")
+    sign_in(page, stack)
+    page.get_by_role("link", name="Accounts").click()
+    page.get_by_label("Account id starts with").fill("e2e-a")
+    page.get_by_role("button", name="Search").click()
+    look(page, "accounts", screenshots)
+    page.get_by_role("link", name="e2e-ann").click()
+    assert fact(page, "Balance") == "20.000000 EUR"
+
+    page.get_by_label("Kind").select_option("topup")
+    page.get_by_label("Amount (EUR)").fill("5")
+    page.get_by_label("Ledger code").fill("400000009")
+    page.get_by_label("Description").fill("top-up from the browser test")
+    page.get_by_role("button", name="Review").click()
+    assert page.get_by_role("heading", level=1).inner_text() == "Confirm: Top-up on e2e-ann"
+    assert fact(page, "Amount") == "5.000000 EUR"  # the amount shown back before anything moves
+    look(page, "confirm-top-up", screenshots)
+    page.get_by_role("button", name="Confirm top-up of 5.000000 EUR").click()
+    assert "Top-up of 5.000000 done: balance 25.000000." in page.get_by_role("status").inner_text()
+    assert fact(page, "Balance") == "25.000000 EUR"
+    reload_until(page, "the top-up booked in the ledger",
+                 lambda: page.get_by_role("cell", name="top-up from the browser test").count() == 1)  # fmt: skip
+    assert page.locator("figure svg").count() == 1  # the balance chart, drawn from the ledger
+    look(page, "account", screenshots)
+
+
+def test_a_call_shows_on_the_sessions_page_until_it_ends(page, stack, screenshots):
+    sign_in(page, stack)
+    page.get_by_role("link", name="Sessions").click()
+    call = stack.spawn("call-short", "call", "e2e-ann", LONDON, "--seconds", "6", "--step", "2", "--real-time")
+    row = page.get_by_role("row").filter(has_text="e2e-ann")
+    reload_until(page, "the call's session", lambda: row.count() == 1)
+    assert LONDON in row.inner_text()
+    look(page, "sessions", screenshots)
+    assert call.wait(30) == 0, stack.log("call-short")
+    reload_until(page, "the session gone after the call ended", lambda: row.count() == 0)
+    assert "No open sessions." in page.locator("main").inner_text()
+    assert "call of 6 s ended" in stack.log("call-short")
+
+
+def test_abort_a_session(page, stack):
+    sign_in(page, stack)
+    page.get_by_role("link", name="Sessions").click()
+    call = stack.spawn("call-long", "call", "e2e-ann", LONDON, "--seconds", "600", "--step", "3", "--real-time")
+    row = page.get_by_role("row").filter(has_text="e2e-ann")
+    reload_until(page, "the long call's session", lambda: row.count() == 1)
+    row.get_by_label("Reason").fill("fraud suspected (browser test)")
+    row.get_by_role("button", name="Abort").click()
+    assert "aborted (fraud suspected (browser test))" in page.get_by_role("status").inner_text()
+    # The holds are released at once; the session waits for the switch's terminate, which its next update brings.
+    assert call.wait(30) == 0, stack.log("call-long")
+    assert "cut off: the caller wanted 600 s" in stack.log("call-long")
+    reload_until(page, "the aborted session gone", lambda: row.count() == 0)
