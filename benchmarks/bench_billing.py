@@ -100,7 +100,7 @@ def populate(engine, n_accounts: int, per_account: int, seed: int) -> int:
                 rows.append((f"s{a % 256:03d}:{t}-{n}", "2026-01", account, kind, rtype, f"sess-{n}", 100, account,
                              account, "+4420", service, "retail", t, t + units * 1000, units, 0, cost, "EUR", "g",
                              code, "h", "r", "TERMINATE", "", None, None, None, "BILLABLE", "", None, 0, None,
-                             t, None, None))  # fmt: skip
+                             t, None, None, None))  # fmt: skip
             cursor.executemany(sql, rows)
         cursor.execute("COMMIT")
         cursor.execute("ANALYZE")

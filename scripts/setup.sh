@@ -2,6 +2,8 @@
 # Make a ready dev environment (system packages, .venv, editable install with dev extras). Idempotent.
 #   scripts/setup.sh            run from any directory
 #   scripts/setup.sh --with-postgres   also the PostgreSQL server binaries the tests use (scripts/test.sh)
+#   scripts/setup.sh --with-browser    also Debian's chromium and the `browser` extra (Playwright, axe-core) for the
+#                                      console's browser tests (pytest -m browser, tests/occ/console/browser)
 #   . scripts/setup.sh          (bash) the same, then activates .venv in the current shell
 
 if [[ "${BASH_SOURCE[0]}" != "$0" ]]; then
@@ -31,10 +33,12 @@ log "using $(command -v "$py") ($py_ver)"
 venv_ok() { "$py" -m venv --help >/dev/null 2>&1 && "$py" -c 'import ensurepip' >/dev/null 2>&1; }
 
 with_postgres=false
+with_browser=false
 for arg in "$@"; do
     case $arg in
         --with-postgres) with_postgres=true ;;  # the tests start a private PostgreSQL server of their own
-        *) die "unknown option $arg (known: --with-postgres)" ;;
+        --with-browser) with_browser=true ;;  # Playwright drives the system Chromium (its own download is unavailable)
+        *) die "unknown option $arg (known: --with-postgres, --with-browser)" ;;
     esac
 done
 has_initdb() { command -v initdb >/dev/null 2>&1 || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; }
@@ -45,7 +49,7 @@ apt_updated=false
 apt_update_once() {
     $apt_updated && return 0
     log "apt-get update"
-    "$@" env DEBIAN_FRONTEND=noninteractive apt-get update -qq || return 1
+    "$@" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -qq || return 1
     apt_updated=true
 }
 
@@ -56,6 +60,9 @@ dejavu=/usr/share/fonts/truetype/dejavu
 [[ -f $dejavu/DejaVuSans.ttf && -f $dejavu/DejaVuSans-Bold.ttf ]] || missing+=(fonts-dejavu-core)
 if $with_postgres && ! has_initdb; then
     missing+=(postgresql)
+fi
+if $with_browser && [[ ! -x /usr/bin/chromium ]]; then
+    missing+=(chromium)
 fi
 if [[ ! -x .venv/bin/python ]] && ! venv_ok; then
     missing+=(venv)
@@ -74,9 +81,11 @@ if ((${#missing[@]})); then
         pkgs+=("$m")
     done
     log "apt-get install ${pkgs[*]}"
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+        --no-install-recommends "${pkgs[@]}" >/dev/null
 fi
 command -v redis-server >/dev/null 2>&1 || die "redis-server still not on PATH"
+! $with_browser || [[ -x /usr/bin/chromium ]] || die "chromium still missing (/usr/bin/chromium)"
 [[ -f $dejavu/DejaVuSans.ttf ]] || die "fonts-dejavu-core still missing ($dejavu/DejaVuSans.ttf)"
 
 if [[ ! -x .venv/bin/python ]]; then
@@ -93,7 +102,8 @@ if [[ ${OCC_SKIP_H2LOAD:-} != 1 && ! -e .venv/.h2load-tried ]] && ! command -v h
     [[ $(id -u) -eq 0 ]] || sudo=(sudo -n)
     log "apt-get install nghttp2-client (optional: h2load for occ bench's peak mode)"
     if ! apt_update_once "${sudo[@]}" \
-        || ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        || ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+            --no-install-recommends \
             nghttp2-client >/dev/null 2>&1; then
         log "h2load not installed (optional): occ bench will skip its peak mode"
     fi
@@ -101,7 +111,12 @@ if [[ ${OCC_SKIP_H2LOAD:-} != 1 && ! -e .venv/.h2load-tried ]] && ! command -v h
 fi
 
 stamp=.venv/.occ-installed
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+extras=dev
+! $with_browser || extras=dev,browser
+# An extra installed once stays: the stamp names the extras, and a run without --with-browser after one with it
+# keeps the browser packages (a reinstall with fewer extras removes nothing).
+[[ -f $stamp && $(<"$stamp") == *",browser" ]] && extras=dev,browser
+want="$(sha256sum pyproject.toml | cut -d' ' -f1),$extras"
 # The editable install maps top-level packages present at install time; a package added since needs a reinstall.
 pkgs_mapped() {
     local names=() d
@@ -114,8 +129,8 @@ if [[ -f $stamp && $(<"$stamp") == "$want" ]] && pkgs_mapped; then
 else
     log "upgrading pip"
     .venv/bin/python -m pip install --quiet --upgrade pip
-    log "installing -e '.[dev]'"
-    .venv/bin/python -m pip install --quiet -e '.[dev]'
+    log "installing -e '.[$extras]'"
+    .venv/bin/python -m pip install --quiet -e ".[$extras]"
     printf '%s\n' "$want" >"$stamp"
 fi
 scripts/gen_proto.sh .venv/bin/python

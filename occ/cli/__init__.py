@@ -42,6 +42,8 @@ SECTIONS: dict[str, dict[str, tuple[str, str]]] = {
         "xdr": ("occ.cli.finance:xdr", "Look at xDRs and move them in and out of the excepted statuses."),
         "rerate": ("occ.cli.finance:rerate_command",
                    "Price BILLABLE and BILLED xDRs again and correct those whose price changed."),
+        "outbox": ("occ.cli.outbox:outbox",
+                   "The ERP outbox: list and show documents; retry or release a REJECTED one."),
     },
     "Tools": {
         "tariff": ("occ.cli.tariff:tariff", "Work with tariff directories (CSV files; see docs/tariffs.md)."),

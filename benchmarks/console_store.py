@@ -1,0 +1,104 @@
+"""The console benchmark's store: 100,000 accounts, 1,000,000 xDRs and 10,000 invoices, loaded in bounded time.
+
+SQL (SQLite file): ``bench_billing.populate`` bulk-loads 10,000 accounts with 100 January xDRs each (1,000,000),
+a real billing run issues their 10,000 invoices (lines, taxation xDRs, ERP documents in the outbox), and 90,000
+more accounts are bulk-inserted without usage. Redis: the same 100,000 accounts written by ``account.lua`` (what
+``Admin.CreateAccount`` runs), so ``Admin.ListAccounts`` pages through all of them. The SQL part takes minutes, so
+a store already filled in ``--dir`` is reused (its row counts are checked); Redis is filled every run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+from sqlalchemy import Engine, func, select
+
+from benchmarks.bench_billing import JAN, populate
+from occ.store.client import connect
+from occ.store.scripts import Store
+from settlement.billing.run import run
+from settlement.store.database import open_store
+from settlement.store.migrate import upgrade
+from settlement.store.schema import accounts, invoices, xdrs
+
+BILLED_ACCOUNTS = 10_000
+XDRS_PER_ACCOUNT = 100
+ACCOUNTS = 100_000
+SHARDS = 256
+
+
+def account_id(number: int) -> str:
+    """The benchmark's account names (``bench_billing``'s for the billed ones): acc000000 … acc099999."""
+    return f"acc{number:06d}"
+
+
+def counts(engine: Engine) -> tuple[int, int, int]:
+    """(accounts, xDRs, invoices) in the store."""
+    with engine.connect() as connection:
+        return tuple(connection.execute(select(func.count()).select_from(t)).scalar_one()  # type: ignore[return-value]
+                     for t in (accounts, xdrs, invoices))  # fmt: skip
+
+
+def fill_sql(path: Path, say: Callable[[str], None], *, seed: int = 15) -> Engine:
+    """The SQLite store at ``path``, filled (or reused when it already holds the full set)."""
+    engine = open_store(f"sqlite:///{path}")
+    upgrade(engine)
+    have = counts(engine)
+    if have[0] >= ACCOUNTS and have[1] >= BILLED_ACCOUNTS * XDRS_PER_ACCOUNT and have[2] >= BILLED_ACCOUNTS:
+        say(f"reusing {path}: {have[0]:,} accounts, {have[1]:,} xDRs, {have[2]:,} invoices")
+        return engine
+    if any(have):
+        raise SystemExit(f"{path} is partly filled ({have}); remove it and run again")
+    started = time.perf_counter()
+    n = populate(engine, BILLED_ACCOUNTS, XDRS_PER_ACCOUNT, seed)
+    say(f"loaded {n:,} xDRs of {BILLED_ACCOUNTS:,} accounts in {time.perf_counter() - started:.0f} s")
+
+    def progress(done: int, total: int) -> None:
+        if done % 2_000 == 0 or done == total:
+            say(f"  billing: {done:,}/{total:,} accounts, {time.perf_counter() - started:.0f} s")
+
+    report = run(engine, date(2026, 2, 1), progress=progress)
+    if report.issued != BILLED_ACCOUNTS:
+        raise SystemExit(f"the billing run issued {report.issued:,} invoices, not {BILLED_ACCOUNTS:,}: {report}")
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("BEGIN")
+        cursor.executemany(
+            "INSERT INTO accounts (account, currency, opening_balance, first_seen_ms) VALUES (?, 'EUR', 0, ?)",
+            ((account_id(a), JAN) for a in range(BILLED_ACCOUNTS, ACCOUNTS)),
+        )
+        cursor.execute("COMMIT")
+        cursor.execute("ANALYZE")
+    finally:
+        raw.close()
+    have = counts(engine)
+    say(f"store filled in {time.perf_counter() - started:.0f} s: {have[0]:,} accounts, {have[1]:,} xDRs, "
+        f"{have[2]:,} invoices")  # fmt: skip
+    return engine
+
+
+async def fill_redis(redis_url: str, say: Callable[[str], None], *, in_flight: int = 500) -> None:
+    """Create the 100,000 accounts in Redis with ``account.lua`` (as ``Admin.CreateAccount`` does)."""
+    started = time.perf_counter()
+    client = connect(redis_url, pool_size=64)
+    store = Store(client, shards=SHARDS, cluster=False)
+    try:
+        await store.load_scripts()
+        fields: dict[str, str | int] = {
+            "currency": "EUR",
+            "credit_limit": 0,
+            "status": "ACTIVE",
+            "plan": "retail",
+            "tax_profile": "",
+        }
+        for first in range(0, ACCOUNTS, in_flight):
+            batch = range(first, min(ACCOUNTS, first + in_flight))
+            await asyncio.gather(*(store.write_account(account_id(a), "create", fields) for a in batch))
+    finally:
+        await client.aclose()
+    say(f"created {ACCOUNTS:,} accounts in Redis in {time.perf_counter() - started:.0f} s")
