@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date
 
 from billing_helpers import add_account, add_xdrs, euros, ms, xdr
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from settlement.billing.run import run
 from settlement.store.schema import invoices, outbox, xdrs
@@ -119,3 +119,43 @@ async def test_the_outbox_lists_documents_with_their_state(console):
     assert ref in page.text and "PENDING" in page.text
     assert ref not in (await browser.get("/outbox?state=REJECTED")).text
     assert (await browser.get("/outbox?state=LOST")).status == 400
+
+
+def _rejected(console) -> int:
+    """acme billed, its invoice's document REJECTED by the ERP (written as the exporter records it)."""
+    _books(console)
+    run(console.engine, date(2026, 2, 2), accounts=["acme"])
+    with console.engine.begin() as connection:
+        outbox_id = connection.execute(select(outbox.c.id)).scalar_one()
+        connection.execute(update(outbox).values(state="REJECTED", attempts=1, last_error="E-VAT: unknown tax code"))
+    return outbox_id
+
+
+def _outbox_state(console, outbox_id: int) -> str:
+    with console.engine.connect() as connection:
+        return connection.execute(select(outbox.c.state).where(outbox.c.id == outbox_id)).scalar_one()
+
+
+async def test_a_rejected_document_is_shown_and_retried_by_finance_who_is_recorded(console):
+    outbox_id = _rejected(console)
+    browser = await console.sign_in("finance", name="fin")
+    page = await browser.get(f"/outbox/{outbox_id}")
+    assert "E-VAT: unknown tax code" in page.text and "Retry: send it again" in page.text
+    done = await browser.post(f"/outbox/{outbox_id}/retry", {"reason": "tax code fixed in the ERP"})
+    assert "REJECTED → PENDING" in done.text and "token:fin" in done.text
+    assert _outbox_state(console, outbox_id) == "PENDING"
+
+
+async def test_a_release_needs_a_reason_and_a_viewer_may_do_neither(console):
+    outbox_id = _rejected(console)
+    viewer = await console.sign_in("viewer")
+    page = await viewer.get(f"/outbox/{outbox_id}")
+    assert "Retry: send it again" not in page.text
+    assert (await viewer.post(f"/outbox/{outbox_id}/release", {"reason": "x"})).status == 403
+    finance = await console.sign_in("finance")
+    await finance.get(f"/outbox/{outbox_id}")
+    refused = await finance.post(f"/outbox/{outbox_id}/release", {"reason": ""})
+    assert refused.status == 400 and "reason is required" in refused.text
+    assert _outbox_state(console, outbox_id) == "REJECTED"
+    await finance.post(f"/outbox/{outbox_id}/release", {"reason": "sent by hand"})
+    assert _outbox_state(console, outbox_id) == "RELEASED"
