@@ -282,7 +282,7 @@ def run_occ(args: argparse.Namespace, results: Summary, temp_dir: Path, base: Wo
     port, admin_port, data_dir = free_port(), free_port(), temp_dir / "occ-data"
     command = [str(OCC), "serve", "--port", str(port), "--metrics-port", "0", "--data-dir", str(data_dir),
                "--tariff", str(TARIFF), "--workers", str(args.workers),
-               "--admin-listen", f"127.0.0.1:{admin_port}"]  # fmt: skip
+               "--admin-listen", f"127.0.0.1:{admin_port}", "--no-console"]  # fmt: skip
     if args.no_settle_worker:
         command.append("--no-settle")
     # occ settle and occ reconcile find the embedded Redis and the SQLite store under the server's data dir.

@@ -1,5 +1,5 @@
-"""Paged reads of the books for people (the operator console): an account's ledger, xDRs, invoices and the ERP
-outbox, newest first, a page at a time.
+"""Paged reads of the books for people (the operator console): an account's ledger, xDRs and invoices, newest
+first, a page at a time (the ERP outbox's is ``settlement.export.outbox_admin.list_documents``).
 
 Pages are keyset pages: each answer's last row gives the cursor of the next (``before``), so a page costs the same
 however deep it is, on the indexes the books already have (ledger and xDRs by account and time, invoices by id).
@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, and_, or_, select
 
-from settlement.store.schema import invoices, ledger, outbox, xdrs
+from settlement.store.schema import invoices, ledger, xdrs
 from settlement.vocabulary import XdrStatus
 
 MAX_PAGE = 500
@@ -100,22 +100,6 @@ def invoice_page(connection: Connection, *, account: str = "", period: str = "",
     if before:
         query = query.where(invoices.c.id < before)
     rows = connection.execute(query.order_by(invoices.c.id.desc()).limit(_limit(limit) + 1)).all()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, rows[-1].id if more else 0
-
-
-def outbox_page(
-    connection: Connection, *, state: str = "", before: int = 0, limit: int = 50
-) -> tuple[list[Row[Any]], int]:
-    """ERP outbox documents (without their payloads), newest first, optionally in one state; and the next ``before``."""
-    columns = [column for column in outbox.c if column.name != "payload"]
-    query = select(*columns)
-    if state:
-        query = query.where(outbox.c.state == state)
-    if before:
-        query = query.where(outbox.c.id < before)
-    rows = connection.execute(query.order_by(outbox.c.id.desc()).limit(_limit(limit) + 1)).all()
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, rows[-1].id if more else 0

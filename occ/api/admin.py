@@ -34,9 +34,9 @@ from occ.store.keys import RERATE_KEY
 from occ.store.scripts import Store
 from occ.v1 import admin_pb2 as pb
 from occ.v1 import admin_pb2_grpc
-from rating_engine import TariffError
+from rating_engine import TariffError, compile_tariff, load_tariff
 from rating_engine.money import MAX_EXACT_MICROS
-from rating_engine.summary import summarize
+from rating_engine.summary import TariffSummary, summarize
 
 log = logging.getLogger(__name__)
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -106,6 +106,14 @@ def _account(account_id: str, fields: dict[str, str]) -> pb.Account:
             tax_code=fields.get("prepaid_tax_code", ""),
         ),
     )
+
+
+def _tariff_info(summary: TariffSummary) -> pb.TariffInfo:
+    return pb.TariffInfo(
+        tariff_hash=summary.tariff_hash, name=summary.name, currency=summary.currency, timezone=summary.timezone,
+        plans=summary.plans, prefixes=summary.prefixes, rates=len(summary.rate_names),
+        group_prefixes=summary.group_prefixes, rate_names=summary.rate_names, bands=summary.bands,
+    )  # fmt: skip
 
 
 class AdminService(admin_pb2_grpc.AdminServicer):
@@ -347,6 +355,8 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             label = "uploaded archive"
         try:
             with tariff_source.unpacked(files) as directory:
+                if request.check_only:
+                    return await self._check_tariff(directory)
                 compiled, changed = await self.tariffs.publish(directory, label=label)
         except TariffError as exc:
             raise InvalidRequest(given[0], str(exc)) from None
@@ -362,16 +372,29 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             plans=compiled.plan_names,
         )
 
+    async def _check_tariff(self, directory: Path) -> pb.LoadTariffAnswer:
+        """Validate and summarise the tariff in ``directory``: its findings, or its summary; nothing published."""
+        try:
+            compiled = await asyncio.to_thread(lambda: compile_tariff(load_tariff(directory)))
+        except TariffError as exc:
+            findings = [pb.TariffFinding(file=i.file, line=i.line, column=i.column, message=i.message)
+                        for i in exc.issues]  # fmt: skip
+            return pb.LoadTariffAnswer(findings=findings)
+        current = self.tariffs.current if self.tariffs.loaded else None
+        changed = current is None or current.hash != compiled.hash
+        answer = pb.LoadTariffAnswer(tariff_hash=compiled.hash, changed=changed, prefixes=len(compiled.tariff.prefixes),
+                                     rates=len(compiled.tariff.rates), plans=compiled.plan_names,
+                                     tariff=_tariff_info(summarize(compiled)))  # fmt: skip
+        if current is not None and current.tariff.currency != compiled.tariff.currency:
+            answer.findings.add(file="tariff.csv", line=0, column="currency",
+                                message=f"the tariff is in {compiled.tariff.currency}, the current one and its "
+                                        f"accounts in {current.tariff.currency}")  # fmt: skip
+        return answer
+
     async def GetTariff(self, request: pb.GetTariffRequest, context) -> pb.TariffInfo:
         return await self._call(self._get_tariff, request, context)
 
     async def _get_tariff(self, request: pb.GetTariffRequest) -> pb.TariffInfo:
         if not self.tariffs.loaded:
             raise FailedPrecondition("tariff", "no tariff is loaded")
-        summary = summarize(self.tariffs.current)
-        return pb.TariffInfo(
-            tariff_hash=summary.tariff_hash, name=summary.name, currency=summary.currency,
-            timezone=summary.timezone, plans=summary.plans, prefixes=summary.prefixes,
-            rates=len(summary.rate_names), group_prefixes=summary.group_prefixes, rate_names=summary.rate_names,
-            bands=summary.bands,
-        )  # fmt: skip
+        return _tariff_info(summarize(self.tariffs.current))

@@ -50,6 +50,7 @@ class SignIn(msgspec.Struct, kw_only=True):
         name, role, actor: who the Admin API says the token belongs to.
         seen: when the last request came (``time.monotonic()``).
         notices: messages for the next page shown (after a redirect).
+        tariff_upload: the last tariff checked on the tariffs page (a LoadTariffRequest's bytes), for its publishing.
     """
 
     csrf: str
@@ -59,6 +60,7 @@ class SignIn(msgspec.Struct, kw_only=True):
     role: str = ""
     actor: str = ""
     notices: list[str] = msgspec.field(default_factory=list)
+    tariff_upload: bytes = b""
 
     @property
     def signed_in(self) -> bool:

@@ -1,0 +1,84 @@
+"""``occ serve`` starts the console beside itself (and stops it); ``occ console`` alone; the listener rules."""
+
+from __future__ import annotations
+
+import http.cookiejar
+import re
+import sys
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from served import Served, clean_environment
+
+from occ.cli import main
+from occ.settings import Settings, SettingsError
+from occ.store.process import free_port
+
+REPO = Path(__file__).resolve().parents[3]
+OCC = str(Path(sys.executable).with_name("occ"))
+
+
+class Visitor:
+    """A browser of urllib: cookies kept, redirects followed, the page's CSRF token sent back."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        self.csrf = ""
+
+    def open(self, path: str, form: dict[str, str] | None = None) -> str:
+        data = urllib.parse.urlencode({"csrf": self.csrf, **form}).encode() if form is not None else None
+        with self.opener.open(self.base + path, data=data, timeout=10) as response:
+            text = response.read().decode()
+        found = re.search(r'name="csrf" value="([^"]+)"', text)
+        self.csrf = found.group(1) if found else self.csrf
+        return text
+
+
+@pytest.fixture
+def served(tmp_path):
+    started: list[Served] = []
+    yield lambda args: started.append(Served(args, tmp_path / "serve.log", clean_environment())) or started[-1]
+    for server in started:
+        server.kill()
+
+
+def test_occ_serve_runs_the_console_beside_itself_and_stops_it(served, tmp_path):
+    port, admin_port, console_port, data = free_port(), free_port(), free_port(), tmp_path / "data"
+    server = served([OCC, "serve", "--port", str(port), "--metrics-port", "0", "--data-dir", str(data),
+                     "--tariff", str(REPO / "examples" / "tariff"), "--demo", "--admin-listen",
+                     f"127.0.0.1:{admin_port}", "--console-listen", f"127.0.0.1:{console_port}"])  # fmt: skip
+    server.listening()
+    (announced,) = [r for r in server.records() if r["msg"].startswith("occ serve: gRPC on")]
+    assert announced["console_url"] == f"http://127.0.0.1:{console_port}/"
+    visitor = Visitor(f"http://127.0.0.1:{console_port}")
+    server.wait_for("the console answering", lambda: _answers(visitor))
+    page = visitor.open("/sign-in", {"token": (data / "admin-token").read_text().strip()})
+    assert "<h1>Dashboard</h1>" in page
+    assert "demo" in visitor.open("/accounts")
+    assert server.stop() == 0
+    assert not _answers(visitor)  # stopped with the server
+
+
+def _answers(visitor: Visitor) -> bool:
+    try:
+        return "<h1>Sign in</h1>" in visitor.open("/sign-in")
+    except OSError:
+        return False
+
+
+def test_no_console_turns_it_off():
+    result = CliRunner().invoke(main, ["serve", "--no-console", "--port", "0"], env={"OCC_ADMIN_LISTEN": ""})
+    assert result.exit_code == 2 and "port must be 1–65535" in result.output  # (settings refused before serving)
+    assert Settings.load(None, {}, console_listen="").console_listen == ""
+
+
+def test_a_console_on_a_non_loopback_address_needs_tls():
+    with pytest.raises(SettingsError, match=re.escape("console_listen 192.0.2.1 is not a loopback address")):
+        Settings.load(None, {}, console_listen="192.0.2.1:8080")
+    result = CliRunner().invoke(main, ["console", "--listen", "192.0.2.1:8080"], env={})
+    assert result.exit_code == 2 and "console_listen 192.0.2.1 is not a loopback address" in result.output
+    assert Settings.load(None, {}).console_listen == "127.0.0.1:8080"  # the default stays on loopback
