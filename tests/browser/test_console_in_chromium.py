@@ -6,9 +6,13 @@ page visited is screenshotted and checked with axe-core (no serious or critical 
 
 from __future__ import annotations
 
+import shutil
 import time
+from pathlib import Path
 
+import httpx
 import pytest
+from console_stack import EXAMPLE_TARIFF
 from pages import look
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
@@ -32,7 +36,7 @@ def test_sign_in_and_the_dashboard(page, stack, screenshots):
 
     sign_in(page, stack)
     assert "e2e-admin (admin)" in page.locator("header").inner_text()
-    look(page, "dashboard", screenshots)
+    assert page.get_by_role("heading", level=1).inner_text() == "Dashboard"
 
 
 def reload_until(page, what: str, done, timeout_s: float = 30.0) -> None:  # type: ignore[no-untyped-def]
@@ -104,3 +108,96 @@ def test_abort_a_session(page, stack):
     assert call.wait(30) == 0, stack.log("call-long")
     assert "cut off: the caller wanted 600 s" in stack.log("call-long")
     reload_until(page, "the aborted session gone", lambda: row.count() == 0)
+
+
+def test_upload_a_broken_tariff_and_see_the_findings(page, stack, screenshots, tmp_path):
+    broken = tmp_path / "tariff"
+    shutil.copytree(EXAMPLE_TARIFF, broken)
+    rates = broken / "rates.csv"
+    rates.write_text(rates.read_text().replace("MOBILE,0.05,,", "MOBILE,zero,,"))
+    sign_in(page, stack)
+    page.get_by_role("link", name="Tariffs").click()
+    assert "UK_FIXED" in page.get_by_role("table", name="Destination groups").inner_text()
+    look(page, "tariffs", screenshots)
+    page.get_by_label("Files (tariff.csv").set_input_files(sorted(broken.glob("*.csv")))
+    page.get_by_role("button", name="Check").click()
+    assert "2 problem(s); it cannot be published" in page.get_by_role("alert").inner_text()
+    findings = page.get_by_role("table", name="Findings").get_by_role("row").all_inner_texts()
+    assert any(row.split("\t")[:3] == ["rates.csv", "5", "connect_fee"] and "'zero' is not a decimal" in row
+               for row in findings), findings  # fmt: skip
+    assert page.get_by_role("button", name="Publish").count() == 0
+    look(page, "tariff-check", screenshots)
+
+
+def test_the_calls_in_the_ledger_and_xdrs(page, stack, screenshots):
+    sign_in(page, stack)
+    page.get_by_role("link", name="Ledger and xDRs").click()
+    page.get_by_label("Account").fill("e2e-ann")
+    page.get_by_role("button", name="Filter").click()
+    rows = page.get_by_role("table", name="xDRs, newest first").get_by_role("row").filter(has_text=LONDON)
+    reload_until(page, "both calls settled as xDRs", lambda: rows.count() == 2)
+    look(page, "xdrs", screenshots)
+
+
+def test_bill_the_period_download_its_pdf_and_see_it_posted(page, stack, screenshots):
+    sign_in(page, stack)
+    page.get_by_role("link", name="Billing").click()
+    page.get_by_label("Account", exact=True).fill("e2e-ann")
+    page.get_by_label("Preview only").select_option("no")
+    page.get_by_role("button", name="Go").click()
+    assert page.get_by_role("heading", level=1).inner_text() == "Out-of-turn invoice for e2e-ann"
+    look(page, "out-of-turn-invoice", screenshots)
+    page.get_by_role("link", name="invoice").click()
+    statement = page.locator("pre.statement").inner_text()
+    assert "e2e-ann" in statement and "top-up from the browser test" in statement
+    look(page, "invoice", screenshots)
+    with page.expect_download() as waiting:
+        page.get_by_role("link", name="Download PDF").click()
+    pdf = Path(waiting.value.path()).read_bytes()
+    assert pdf.startswith(b"%PDF-") and len(pdf) > 1000
+    invoice_url = page.url
+
+    page.get_by_role("link", name="ERP outbox").click()
+    row = page.get_by_role("table", name="Documents for the ERP, newest first").locator("tbody tr").first
+    reload_until(page, "the invoice's document ACCEPTED by erp-sim", lambda: "ACCEPTED" in row.inner_text())
+    erp_number = row.get_by_role("cell").nth(7).inner_text()
+    assert erp_number.strip()  # the middleware's document number
+    look(page, "outbox", screenshots)
+    row.get_by_role("link").first.click()
+    assert fact(page, "State") == "ACCEPTED" and fact(page, "ERP number") == erp_number
+    look(page, "outbox-document", screenshots)
+    page.goto(invoice_url)
+    assert "state POSTED" in page.locator("main").inner_text()
+    held = httpx.get(stack.erp_url.removesuffix("soap") + "documents").json()
+    assert [doc["erp_document_number"] for doc in held.values()] == [erp_number]
+
+
+def test_a_viewer_sees_but_is_refused_a_change(page, stack, screenshots):
+    sign_in(page, stack, "viewer")
+    page.goto(f"{stack.console_url}/accounts/e2e-ann")
+    balance = fact(page, "Balance")
+    assert page.get_by_role("button", name="Block").count() == 0  # no controls for what a viewer may not do
+    assert page.get_by_role("button", name="Review").count() == 0
+    # The form an operator would see, posted anyway (with the viewer's own CSRF token): refused, nothing changes.
+    page.evaluate("""() => {
+        const form = document.createElement("form");
+        form.method = "post"; form.action = "/accounts/e2e-ann/status";
+        for (const [name, value] of [["csrf", document.querySelector("input[name=csrf]").value],
+                                     ["status", "BLOCKED"]]) {
+            const input = document.createElement("input");
+            input.type = "hidden"; input.name = name; input.value = value; form.appendChild(input);
+        }
+        document.body.appendChild(form); form.submit();
+    }""")
+    page.wait_for_load_state("load")
+    assert page.get_by_role("heading", level=1).inner_text() == "Refused"
+    assert "Your role (viewer) may not do this (account.status)." in page.get_by_role("alert").inner_text()
+    look(page, "refused", screenshots)
+    page.goto(f"{stack.console_url}/accounts/e2e-ann")
+    assert fact(page, "Status") == "ACTIVE" and fact(page, "Balance") == balance
+
+
+def test_the_dashboard_after_the_traffic(page, stack, screenshots):
+    sign_in(page, stack)
+    page.wait_for_function("document.querySelectorAll('svg').length > 0")
+    look(page, "dashboard", screenshots)
