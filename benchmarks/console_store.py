@@ -1,10 +1,11 @@
 """The console benchmark's store: 100,000 accounts, 1,000,000 xDRs and 10,000 invoices, loaded in bounded time.
 
 SQL (SQLite file): ``bench_billing.populate`` bulk-loads 10,000 accounts with 100 January xDRs each (1,000,000),
-a real billing run issues their 10,000 invoices (lines, taxation xDRs, ERP documents in the outbox), and 90,000
-more accounts are bulk-inserted without usage. Redis: the same 100,000 accounts written by ``account.lua`` (what
-``Admin.CreateAccount`` runs), so ``Admin.ListAccounts`` pages through all of them. The SQL part takes minutes, so
-a store already filled in ``--dir`` is reused (its row counts are checked); Redis is filled every run.
+a real billing run issues their 10,000 invoices (lines, taxation xDRs, ERP documents in the outbox), 90,000 more
+accounts are bulk-inserted without usage, and every January xDR gets its ledger row (1,000,000). Redis: the same
+100,000 accounts written by ``account.lua`` (what ``Admin.CreateAccount`` runs), so ``Admin.ListAccounts`` pages
+through all of them. The SQL part takes about two minutes, so a store already filled in ``--dir`` is reused (its
+row counts are checked); Redis is filled every run.
 """
 
 from __future__ import annotations
@@ -29,6 +30,15 @@ BILLED_ACCOUNTS = 10_000
 XDRS_PER_ACCOUNT = 100
 ACCOUNTS = 100_000
 SHARDS = 256
+# A ledger row for every January xDR (as settlement books one per balance change), with the balance after it: what
+# an account's page reads for its balance chart and ledger table. SQLite keeps Money as integer micro-units.
+LEDGER_OF_XDRS = """
+INSERT INTO ledger (id, period, account, time_ms, kind, amount, balance, currency, ledger_code, reference,
+                    description, xdr_id, actor)
+SELECT id, period, account, end_ms, kind, -cost, SUM(-cost) OVER (PARTITION BY account ORDER BY end_ms, id), currency,
+       ledger_code, '', description, id, NULL
+FROM xdrs WHERE period = '2026-01' AND kind != 'tax'
+"""
 
 
 def account_id(number: int) -> str:
@@ -72,6 +82,7 @@ def fill_sql(path: Path, say: Callable[[str], None], *, seed: int = 15) -> Engin
             "INSERT INTO accounts (account, currency, opening_balance, first_seen_ms) VALUES (?, 'EUR', 0, ?)",
             ((account_id(a), JAN) for a in range(BILLED_ACCOUNTS, ACCOUNTS)),
         )
+        cursor.execute(LEDGER_OF_XDRS)
         cursor.execute("COMMIT")
         cursor.execute("ANALYZE")
     finally:
