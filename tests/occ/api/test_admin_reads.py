@@ -92,19 +92,19 @@ async def test_get_tariff_summarises_the_tariff_in_force(charging):
     assert info.rates == len(info.rate_names) > 0
 
 
-async def test_check_only_lists_every_finding_and_publishes_nothing(charging, tmp_path):
+async def test_check_tariff_lists_every_finding_and_publishes_nothing(charging, tmp_path):
     current = charging.app.tariffs.current.hash
     files = local_files(Path(EXAMPLE_TARIFF))
     files["rates.csv"] = files["rates.csv"] + b"broken-row-without-fields\n"
-    answer = await charging.admin.LoadTariff(admin.LoadTariffRequest(files=files, check_only=True))
+    answer = await charging.admin.CheckTariff(admin.LoadTariffRequest(files=files))
     assert answer.findings and all(f.file == "rates.csv" and f.line > 0 for f in answer.findings)
     assert charging.app.tariffs.current.hash == current
 
 
-async def test_check_only_summarises_a_good_tariff_without_publishing_it(charging, tmp_path):
+async def test_check_tariff_summarises_a_good_tariff_without_publishing_it(charging, tmp_path):
     current = charging.app.tariffs.current.hash
     files = local_files(Path(EXAMPLE_TARIFF))
     files["tariff.csv"] = files["tariff.csv"].replace(b"OCC example tariff", b"OCC example tariff v2")  # another hash
-    answer = await charging.admin.LoadTariff(admin.LoadTariffRequest(files=files, check_only=True))
+    answer = await charging.admin.CheckTariff(admin.LoadTariffRequest(files=files))
     assert not answer.findings and answer.changed and answer.tariff.tariff_hash == answer.tariff_hash != current
     assert charging.app.tariffs.current.hash == current
