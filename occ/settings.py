@@ -32,6 +32,7 @@ CLIENT_AUTH_MODES = ("none", "required")
 REFLECTION_MODES = ("auto", "on", "off")
 ADMIN_ROLES = ("viewer", "operator", "finance", "admin")  # occ.api.roles says what each may call
 
+
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Everything ``occ serve`` needs to know. Construct with :meth:`load`; ranges are checked on construction.
 
@@ -171,6 +172,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
         """The console's address for people (``console_listen`` must be set): ``http://127.0.0.1:8080/``."""
         host, port = split_host_port(self.console_listen)
         return f"{'https' if self.tls else 'http'}://{f'[{host}]' if ':' in host else host}:{port}/"
+
     health_interval_s: float = 1.0
     console_listen: str = "127.0.0.1:8080"
     console_metrics: str = ""

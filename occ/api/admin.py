@@ -9,6 +9,7 @@ carry the caller as their actor (on the event, hence on the ledger row and the x
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import time
@@ -340,7 +341,10 @@ class AdminService(admin_pb2_grpc.AdminServicer):
     async def LoadTariff(self, request: pb.LoadTariffRequest, context) -> pb.LoadTariffAnswer:
         return await self._call(self._load_tariff, request, context)
 
-    async def _load_tariff(self, request: pb.LoadTariffRequest) -> pb.LoadTariffAnswer:
+    async def CheckTariff(self, request: pb.LoadTariffRequest, context) -> pb.LoadTariffAnswer:
+        return await self._call(functools.partial(self._load_tariff, check_only=True), request, context)
+
+    async def _load_tariff(self, request: pb.LoadTariffRequest, *, check_only: bool = False) -> pb.LoadTariffAnswer:
         given = [name for name in ("directory", "files", "archive") if getattr(request, name)]
         if len(given) != 1:
             raise InvalidRequest("directory", "give exactly one of directory, files and archive")
@@ -355,7 +359,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             label = "uploaded archive"
         try:
             with tariff_source.unpacked(files) as directory:
-                if request.check_only:
+                if check_only:
                     return await self._check_tariff(directory)
                 compiled, changed = await self.tariffs.publish(directory, label=label)
         except TariffError as exc:

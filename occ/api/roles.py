@@ -6,6 +6,7 @@
 | ``CreateAccount``, ``AbortSession``, ``LoadTariff`` | | yes | | yes |
 | ``UpdateAccount`` (status, plan, credit limit, taxes) | | yes | yes | yes |
 | ``Transact`` (top-up, payment, adjustment, refund) | | | yes | yes |
+| ``CheckTariff`` (validate a tariff, publish nothing) | | yes | yes | yes |
 
 ``admin`` may call every method in the table; it is the role of the token ``occ serve`` writes for the local
 operator (``<data_dir>/admin-token``).
@@ -29,6 +30,7 @@ METHOD_ROLES: dict[str, frozenset[str]] = {
     "UpdateAccount": frozenset({"operator", "finance"}),
     "AbortSession": frozenset({"operator"}),
     "LoadTariff": frozenset({"operator"}),
+    "CheckTariff": frozenset({"operator", "finance"}),
     "Transact": frozenset({"finance"}),
 }
 

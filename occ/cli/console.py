@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from pathlib import Path
 
 import click
 
-from occ.cli.store_options import load_settings, open_database
+from occ.cli.store_options import load_settings, open_database, redis_url
 
 
 @click.command()
@@ -29,6 +30,9 @@ def console(config: Path | None, **flags: object) -> None:
     if not settings.console_listen:
         raise click.UsageError("console_listen is empty: give --listen host:port")
     engine = open_database(settings)
-    from occ.console.serve import run  # here: aiohttp and jinja2 load only when serving
+    from occ.console.context import BalanceCorrections  # here: aiohttp and jinja2 load only when serving
+    from occ.console.serve import run
 
-    asyncio.run(run(settings, engine, ready=click.echo))
+    # Re-rating applies its balance corrections through settlement, on the server's Redis (the console never does).
+    corrections = BalanceCorrections(partial(redis_url, settings), settings.shards, settings.redis_cluster)
+    asyncio.run(run(settings, engine, corrections=corrections, ready=click.echo))

@@ -108,8 +108,15 @@ async def _export(engine: Engine, erp_url: str, options: ExporterOptions, once: 
         if summary.outcomes:
             _say(f"{_summary(exporter.totals)} so far")
 
-    exporter = Exporter(engine, erp_url, options=options, on_run=progress, on_outcome=on_export_outcome,
-                        verify=verify_document, auth=auth)
+    exporter = Exporter(
+        engine,
+        erp_url,
+        options=options,
+        on_run=progress,
+        on_outcome=on_export_outcome,
+        verify=verify_document,
+        auth=auth,
+    )
     backlog = await asyncio.to_thread(exporter.backlog)
     _say(f"{backlog.pending:,} documents pending ({backlog.retrying:,} tried before), {erp_url}")
     if once:

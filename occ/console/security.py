@@ -28,6 +28,7 @@ ACTIONS: dict[str, frozenset[str]] = {
     "account.status": frozenset({"operator", "finance"}),  # UpdateAccount
     "account.money": frozenset({"finance"}),  # Transact
     "session.abort": frozenset({"operator"}),  # AbortSession
+    "tariff.check": frozenset({"operator", "finance"}),  # CheckTariff (finance: to re-rate with the tariff)
     "tariff.publish": frozenset({"operator"}),  # LoadTariff
     "xdr.status": frozenset({"finance"}),  # except / restore
     "rerate": frozenset({"finance"}),

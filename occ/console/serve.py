@@ -19,6 +19,7 @@ from aiohttp import web
 from sqlalchemy import Engine
 
 from occ.console.admin import Admin
+from occ.console.context import PREVIEW_ONLY, BalanceCorrections
 from occ.console.web import make_app
 from occ.settings import Settings, split_host_port
 
@@ -32,19 +33,25 @@ def metrics_urls(settings: Settings) -> list[str]:
     return own + [url.strip() for url in settings.console_metrics.split(",") if url.strip()]
 
 
-def build(settings: Settings, engine: Engine) -> web.Application:
+def build(settings: Settings, engine: Engine, corrections: BalanceCorrections) -> web.Application:
     """The console's application for ``settings``, on the settlement store ``engine``."""
     ca = settings.console_admin_ca_file or settings.tls_cert_file
     admin = Admin(settings.admin_listen, ca_file=Path(ca) if settings.tls else None)
     return make_app(admin, engine, metrics_urls=metrics_urls(settings), secure=settings.tls,
                     idle_s=settings.console_session_idle_s,
-                    upload_max_bytes=settings.tariff_upload_max_bytes)  # fmt: skip
+                    upload_max_bytes=settings.tariff_upload_max_bytes, corrections=corrections)  # fmt: skip
 
 
-async def run(settings: Settings, engine: Engine, *, ready: Callable[[str], None] = print) -> None:
+async def run(
+    settings: Settings,
+    engine: Engine,
+    *,
+    corrections: BalanceCorrections = PREVIEW_ONLY,
+    ready: Callable[[str], None] = print,
+) -> None:
     """Serve until SIGINT or SIGTERM (or cancelled); ``ready`` gets a line with the console's URL once it listens."""
     host, port = split_host_port(settings.console_listen)
-    runner = web.AppRunner(build(settings, engine), access_log=None)
+    runner = web.AppRunner(build(settings, engine, corrections), access_log=None)
     await runner.setup()
     tls = None
     if settings.tls:

@@ -13,9 +13,19 @@ from sqlalchemy import Engine
 
 from occ.console import render
 from occ.console.admin import Admin
-from occ.console.context import ADMIN, ENGINE, METRICS, SIGNINS, TEMPLATES, UPLOAD_MAX_BYTES
+from occ.console.context import (
+    ADMIN,
+    CORRECTIONS,
+    ENGINE,
+    METRICS,
+    PREVIEW_ONLY,
+    SIGNINS,
+    TEMPLATES,
+    UPLOAD_MAX_BYTES,
+    BalanceCorrections,
+)
 from occ.console.dashboard import MetricsFeed
-from occ.console.pages import accounts, billing, dashboard, outbox, sessions, signin, tariffs, xdrs
+from occ.console.pages import accounts, billing, dashboard, outbox, rerate, sessions, signin, tariffs, xdrs
 from occ.console.security import SignIns, guard
 
 STATIC = Path(__file__).with_name("static")
@@ -29,14 +39,16 @@ def make_app(
     secure: bool = False,
     idle_s: float = 3600.0,
     upload_max_bytes: int = 16 * 1024 * 1024,
+    corrections: BalanceCorrections = PREVIEW_ONLY,
 ) -> web.Application:
-    """The console. ``secure``: it is served over TLS (cookies are marked Secure)."""
+    """The console. ``secure``: it is served over TLS (cookies are marked Secure); ``corrections``: where re-rating
+    applies balance corrections (none: the console previews re-rating only)."""
     signins = SignIns(idle_s)
     app = web.Application(middlewares=[guard(signins, secure=secure)], client_max_size=upload_max_bytes + (1 << 20))
     app[SIGNINS] = signins
     app[ADMIN], app[ENGINE], app[TEMPLATES] = admin, engine, render.environment()
-    app[METRICS], app[UPLOAD_MAX_BYTES] = MetricsFeed(metrics_urls), upload_max_bytes
-    for part in (signin, dashboard, accounts, sessions, xdrs, tariffs, billing, outbox):
+    app[METRICS], app[UPLOAD_MAX_BYTES], app[CORRECTIONS] = MetricsFeed(metrics_urls), upload_max_bytes, corrections
+    for part in (signin, dashboard, accounts, sessions, xdrs, tariffs, rerate, billing, outbox):
         app.router.add_routes(part.routes)
     app.router.add_static("/static/", STATIC)
     app.on_cleanup.append(_close)

@@ -15,6 +15,7 @@ event stream share one slot and a single Lua call may change all of them atomica
 | ``occ:{sNNN}:deadlines`` | zset | open session ids scored by the time (ms) the sweeper may close them |
 | ``occ:{sNNN}:events`` | stream | every balance change, session close and account change, for settlement |
 | ``occ:{sNNN}:events:dead`` | stream | entries settlement could not book, with the reason (dead letters) |
+| ``occ:accounts:indexed`` | string | set once every account made before the index existed is in it |
 | ``occ:tariff:current`` | string | hash of the tariff in force |
 | ``occ:tariff:<hash>`` | string | the tariff (msgpack of its model) |
 """
@@ -28,6 +29,9 @@ RERATE_KEY = "rerate:"
 """Idempotency-key prefix (in ``…:acct:<account>:txn``) reserved for the balance corrections of ``occ rerate``:
 settlement books their ledger row but no xDR, and the Admin API refuses it from anyone else."""
 TARIFF_CURRENT = f"{PREFIX}:tariff:current"
+ACCOUNTS_INDEXED = f"{PREFIX}:accounts:indexed"
+ACCOUNT_KEYS = f"{PREFIX}:{{s*}}:acct:*"
+"""SCAN pattern of every account's keys (an account hash's id holds no ':'; its own keys add one)."""
 NOTICE_CHANNEL = f"{PREFIX}:notices"
 """Pub/sub channel of notices for switches, ``<kind>\n<account>\n<session>\n<reason>``: ``abort`` (an administrator
 ended the session) or ``reauth`` (credit was added: come back with an update); frontends push them on the stream

@@ -25,7 +25,7 @@ import msgspec
 import redis.asyncio as redis
 from redis.exceptions import NoScriptError, RedisError
 
-from occ.store.keys import AccountKeys, account_index, session_key, shard_keys
+from occ.store.keys import ACCOUNT_KEYS, ACCOUNTS_INDEXED, AccountKeys, account_index, session_key, shard_keys
 from occ.store.replication import ReplicaAck
 from occ.store.shapes import CloseRequest, EventRequest, ReadReply, ReadRequest, ScriptReply, SessionRequest
 
@@ -243,6 +243,29 @@ class Store:
             pipe.zrangebylex(account_index(shard), low, high, start=0, num=limit + 1)
         found = sorted(member for members in await pipe.execute() for member in members)
         return [member.decode() for member in found[:limit]], len(found) > limit
+
+    async def index_accounts(self, batch: int = 1000) -> int:
+        """Put every account into its shard's index: those created before the index existed (``account.lua`` adds
+        the others as it creates them). Done once per Redis (``ACCOUNTS_INDEXED`` says so), safe to run anywhere at
+        once (ZADD NX); returns how many it added."""
+        if await self.client.get(ACCOUNTS_INDEXED):
+            return 0
+        added, found = 0, []
+        async for key in self.client.scan_iter(match=ACCOUNT_KEYS, count=batch, _type="HASH"):
+            account_id = key.decode().split(":acct:", 1)[1]
+            if ":" not in account_id:  # (not one of an account's own hashes: …:txn, …:evt:<id>)
+                found.append(account_id)
+            if len(found) >= batch:
+                added, found = added + await self._add_to_index(found), []
+        added += await self._add_to_index(found)
+        await self.client.set(ACCOUNTS_INDEXED, "1")
+        return added
+
+    async def _add_to_index(self, account_ids: list[str]) -> int:
+        pipe = self.client.pipeline(transaction=False)
+        for account_id in account_ids:
+            pipe.zadd(self.keys(account_id).index, {account_id: 0}, nx=True)
+        return sum(await pipe.execute()) if account_ids else 0
 
     async def open_session_ids(self, limit: int) -> list[tuple[str, str]]:
         """(account, session) of up to ``limit`` open sessions over every shard, those whose deadline comes first."""

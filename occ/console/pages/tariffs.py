@@ -1,5 +1,5 @@
 """Tariffs: the one in force; a new one uploaded (its CSV files, or an archive of them) is checked by the server
-(``LoadTariff`` with ``check_only``: what ``occ tariff check`` finds, with file, line and column), summarised against
+(``CheckTariff``: what ``occ tariff check`` finds, with file, line and column), summarised against
 the current one, and published on a second step. What was checked is kept with the sign-in until then, so what is
 published is exactly what was checked."""
 
@@ -55,15 +55,14 @@ def _upload(values) -> pb.LoadTariffRequest | str:
 
 @routes.post("/tariffs/check")
 async def check(request: web.Request) -> web.Response:
-    if (refusal := forbidden(request, "tariff.publish")) is not None:
+    if (refusal := forbidden(request, "tariff.check")) is not None:
         return refusal
     upload = _upload(await form(request))
     if isinstance(upload, str):
         return refused(request, upload, status=400)
     try:
         current = await _current(request)
-        answer = await admin_call(request, "LoadTariff", pb.LoadTariffRequest(check_only=True, files=upload.files,
-                                                                              archive=upload.archive))  # fmt: skip
+        answer = await admin_call(request, "CheckTariff", upload)
     except AdminError as error:
         return refused(request, str(error), status=400)
     user(request).tariff_upload = b"" if answer.findings else upload.SerializeToString()

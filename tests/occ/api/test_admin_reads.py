@@ -12,6 +12,7 @@ from online_app import EXAMPLE_TARIFF, session, voice
 from occ.api.client import aio_channel
 from occ.api.tariff_source import local_files
 from occ.api.tokens import TOKENS_FILE, TokenFile
+from occ.store import keys
 from occ.v1 import admin_pb2 as admin
 from occ.v1 import admin_pb2_grpc
 
@@ -92,19 +93,32 @@ async def test_get_tariff_summarises_the_tariff_in_force(charging):
     assert info.rates == len(info.rate_names) > 0
 
 
-async def test_check_only_lists_every_finding_and_publishes_nothing(charging, tmp_path):
+async def test_check_tariff_lists_every_finding_and_publishes_nothing(charging, tmp_path):
     current = charging.app.tariffs.current.hash
     files = local_files(Path(EXAMPLE_TARIFF))
     files["rates.csv"] = files["rates.csv"] + b"broken-row-without-fields\n"
-    answer = await charging.admin.LoadTariff(admin.LoadTariffRequest(files=files, check_only=True))
+    answer = await charging.admin.CheckTariff(admin.LoadTariffRequest(files=files))
     assert answer.findings and all(f.file == "rates.csv" and f.line > 0 for f in answer.findings)
     assert charging.app.tariffs.current.hash == current
 
 
-async def test_check_only_summarises_a_good_tariff_without_publishing_it(charging, tmp_path):
+async def test_check_tariff_summarises_a_good_tariff_without_publishing_it(charging, tmp_path):
     current = charging.app.tariffs.current.hash
     files = local_files(Path(EXAMPLE_TARIFF))
     files["tariff.csv"] = files["tariff.csv"].replace(b"OCC example tariff", b"OCC example tariff v2")  # another hash
-    answer = await charging.admin.LoadTariff(admin.LoadTariffRequest(files=files, check_only=True))
+    answer = await charging.admin.CheckTariff(admin.LoadTariffRequest(files=files))
     assert not answer.findings and answer.changed and answer.tariff.tariff_hash == answer.tariff_hash != current
     assert charging.app.tariffs.current.hash == current
+
+
+async def test_accounts_made_before_the_index_are_added_to_it_once(backend_charging):
+    """An account hash written as an older OCC did (no index entry), and the marker of a finished back-fill unset."""
+    store = backend_charging.app.store
+    await _create(backend_charging, "new-one")
+    old = store.keys("old-one")
+    await store.client.hset(old.account, mapping={"balance": 0, "reserved": 0, "currency": "EUR", "plan": "retail"})
+    await store.client.delete(keys.ACCOUNTS_INDEXED)
+    assert await store.index_accounts() == 1  # old-one: its :txn and other hashes are not accounts
+    assert await store.index_accounts() == 0  # once
+    listed = await backend_charging.admin.ListAccounts(admin.ListAccountsRequest(prefix=""))
+    assert [account.id for account in listed.accounts] == ["new-one", "old-one"]

@@ -258,3 +258,17 @@ async def test_account_prepaid_tax_create_update_and_a_taxed_topup(occ, charging
     off = await occ("account", "update", "cli-tax", "--prepaid-tax-rate", "0")
     assert fields(off)["prepaid tax"] == "(none)"
     assert (await charging.admin.GetAccount(admin.GetAccountRequest(id="cli-tax"))).prepaid_tax.rate_ppm == 0
+
+
+async def test_account_list_pages_through_accounts_with_a_prefix(occ, charging):
+    for account_id in ("list-a", "list-b", "list-c", "zz"):
+        await charging.account(account_id, balance=1_500_000)
+    first = await occ("account", "list", "--prefix", "list-", "--page-size", "2")
+    assert first.exit_code == 0, first.output
+    assert "list-a" in first.output and "list-b" in first.output and "list-c" not in first.output
+    assert "1.500000" in first.output and "more: --page-token list-b" in first.output
+    rest = await occ("account", "list", "--prefix", "list-", "--page-size", "2", "--page-token", "list-b")
+    assert "list-c" in rest.output and "more:" not in rest.output
+    every = await occ("account", "list", "--all", "--page-size", "1")
+    assert [line.split()[0] for line in every.output.splitlines()[1:]] == ["list-a", "list-b", "list-c", "zz"]
+    assert "no accounts starting with 'nope'" in (await occ("account", "list", "--prefix", "nope")).output

@@ -16,6 +16,7 @@ from online_app import serving
 
 from occ.api.tokens import TOKENS_FILE, TokenFile
 from occ.console.admin import Admin
+from occ.console.context import BalanceCorrections
 from occ.console.web import make_app
 
 
@@ -25,7 +26,8 @@ class Console:
     def __init__(self, online, engine, tmp_path) -> None:
         self.online, self.engine, self.tokens = online, engine, TokenFile(tmp_path / TOKENS_FILE)
         self.browsers: list[Browser] = []
-        self.app = make_app(Admin(online.address), engine, metrics_urls=[])
+        corrections = BalanceCorrections(lambda: online.app.settings.redis_url, online.app.settings.shards)
+        self.app = make_app(Admin(online.address), engine, metrics_urls=[], corrections=corrections)
 
     async def start(self) -> None:
         self.server = TestServer(self.app, host="127.0.0.1")
