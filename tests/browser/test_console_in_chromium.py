@@ -17,6 +17,15 @@ from pages import look
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 LONDON = "+442079460000"  # UK_FIXED in examples/tariff
+FORGED_BLOCK = """() => {
+    const form = document.createElement("form");
+    form.method = "post"; form.action = "/accounts/e2e-ann/status";
+    for (const [name, value] of [["csrf", document.querySelector("input[name=csrf]").value], ["status", "BLOCKED"]]) {
+        const input = document.createElement("input");
+        input.type = "hidden"; input.name = name; input.value = value; form.appendChild(input);
+    }
+    document.body.appendChild(form); form.submit();
+}"""  # the Block form an operator sees, built and posted by hand
 
 
 def sign_in(page, stack, who: str = "admin") -> None:  # type: ignore[no-untyped-def]
@@ -179,17 +188,8 @@ def test_a_viewer_sees_but_is_refused_a_change(page, stack, screenshots):
     assert page.get_by_role("button", name="Block").count() == 0  # no controls for what a viewer may not do
     assert page.get_by_role("button", name="Review").count() == 0
     # The form an operator would see, posted anyway (with the viewer's own CSRF token): refused, nothing changes.
-    page.evaluate("""() => {
-        const form = document.createElement("form");
-        form.method = "post"; form.action = "/accounts/e2e-ann/status";
-        for (const [name, value] of [["csrf", document.querySelector("input[name=csrf]").value],
-                                     ["status", "BLOCKED"]]) {
-            const input = document.createElement("input");
-            input.type = "hidden"; input.name = name; input.value = value; form.appendChild(input);
-        }
-        document.body.appendChild(form); form.submit();
-    }""")
-    page.wait_for_load_state("load")
+    with page.expect_navigation():
+        page.evaluate(FORGED_BLOCK)
     assert page.get_by_role("heading", level=1).inner_text() == "Refused"
     assert "Your role (viewer) may not do this (account.status)." in page.get_by_role("alert").inner_text()
     look(page, "refused", screenshots)
