@@ -181,6 +181,49 @@ def test_bill_the_period_download_its_pdf_and_see_it_posted(page, stack, screens
     assert [doc["erp_document_number"] for doc in held.values()] == [erp_number]
 
 
+def test_retry_then_release_a_rejected_document(page, stack, screenshots):
+    """The ERP refuses a customer code longer than 50 characters (the XSD): the document is REJECTED; a retry sends
+    the same document and is rejected again; releasing it takes it out of the export, with who and why recorded."""
+    account = "e2e-customer-" + "x" * 40
+    stack.occ("account", "create", account, "--plan", "retail")
+    stack.occ("account", "topup", account, "10", "--ledger", "400000009")
+    stack.occ("call", account, LONDON, "--seconds", "90")
+    sign_in(page, stack)
+    page.get_by_role("link", name="Ledger and xDRs").click()
+    page.get_by_label("Account").fill(account)
+    page.get_by_role("button", name="Filter").click()
+    reload_until(page, "the call settled", lambda: page.get_by_role("cell", name=LONDON).count() == 1)
+    page.get_by_role("link", name="Billing").click()
+    page.get_by_label("Account", exact=True).fill(account)
+    page.get_by_label("Preview only").select_option("no")
+    page.get_by_role("button", name="Go").click()
+    page.get_by_role("link", name="ERP outbox").click()
+    page.get_by_label("State").select_option("REJECTED")
+    page.get_by_role("button", name="Filter").click()
+    row = page.get_by_role("table", name="Documents for the ERP, newest first").locator("tbody tr").first
+    reload_until(page, "the document REJECTED by erp-sim", lambda: row.count() == 1)
+    assert "customerCode" in row.inner_text() and "maxLength" in row.inner_text()
+    row.get_by_role("link").first.click()
+    look(page, "outbox-rejected", screenshots)
+
+    page.get_by_label("What was fixed (optional)").fill("asked the ERP team to widen the field")
+    page.get_by_role("button", name="Retry: send it again").click()
+    reload_until(
+        page, "the retry rejected again", lambda: fact(page, "Attempts") == "2" and fact(page, "State") == "REJECTED"
+    )
+    page.get_by_label("Why it must not be sent").fill("customer code too long for the ERP; booked by hand")
+    page.get_by_role("button", name="Release: never send it").click()
+    page.wait_for_load_state("load")
+    assert fact(page, "State") == "RELEASED"
+    actions = page.get_by_role("table", name="Actions on this document, oldest first").locator("tbody tr")
+    assert [text.split("\t")[1:4] for text in actions.all_inner_texts()] == [
+        ["token:e2e-admin", "RETRY", "REJECTED → PENDING"],
+        ["token:e2e-admin", "RELEASE", "REJECTED → RELEASED"],
+    ]
+    shown = stack.occ("outbox", "show", page.url.rsplit("/", 1)[1]).stdout
+    assert "state:            RELEASED" in shown and "booked by hand" in shown
+
+
 def test_a_viewer_sees_but_is_refused_a_change(page, stack, screenshots):
     sign_in(page, stack, "viewer")
     page.goto(f"{stack.console_url}/accounts/e2e-ann")
