@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.cookiejar
 import re
+import socket
 import sys
 import urllib.parse
 import urllib.request
@@ -82,3 +83,19 @@ def test_a_console_on_a_non_loopback_address_needs_tls():
     result = CliRunner().invoke(main, ["console", "--listen", "192.0.2.1:8080"], env={})
     assert result.exit_code == 2 and "console_listen 192.0.2.1 is not a loopback address" in result.output
     assert Settings.load(None, {}).console_listen == "127.0.0.1:8080"  # the default stays on loopback
+
+
+def test_a_taken_console_address_leaves_the_server_charging_without_a_console(served, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        console_port = taken.getsockname()[1]
+        server = served([OCC, "serve", "--port", str(free_port()), "--metrics-port", "0", "--data-dir",
+                         str(tmp_path / "data"), "--admin-listen", f"127.0.0.1:{free_port()}", "--no-settle",
+                         "--console-listen", f"127.0.0.1:{console_port}"])  # fmt: skip
+        server.listening()
+    (announced,) = [r for r in server.records() if r["msg"].startswith("occ serve: gRPC on")]
+    assert announced["console_url"] == "off"
+    assert any("operator console is not started" in r["msg"] and str(console_port) in r["msg"]
+               for r in server.records())  # fmt: skip
+    assert server.stop() == 0
