@@ -45,11 +45,11 @@ from occ.metrics_server import (
     release_multiprocess_dirs,
     serve_metrics,
 )
-from occ.settings import Settings, split_host_port
+from occ.settings import Settings, is_loopback, split_host_port
 from occ.settle_process import start_settlement
 from occ.store.client import RedisAccessError, check_access, connect
 from occ.store.embedded import EmbeddedRedis
-from occ.store.process import RedisStartError
+from occ.store.process import RedisStartError, free_port
 from occ.store.urls import redacted
 
 log = logging.getLogger(__name__)
@@ -87,11 +87,14 @@ def run(settings: Settings, *, app_factory: AppFactory | None = None) -> int:
                 stack.callback(embedded.stop)
                 settings = replace(settings, redis_url=embedded.url)
             _check_redis_access(settings)
-            if settings.settle:
-                stack.callback(start_settlement(settings))  # stopped before the embedded Redis (LIFO)
             console = _console_wanted(settings)
-            if console:
-                stack.callback(start_console(settings))
+            settle_metrics = free_port() if console and settings.settle and is_loopback(settings.host) else 0
+            if settings.settle:  # (stopped before the embedded Redis: LIFO)
+                stack.callback(start_settlement(settings, metrics_port=settle_metrics))
+            if console:  # its dashboard reads the settlement worker's lag too
+                extra = f"http://127.0.0.1:{settle_metrics}/metrics" if settle_metrics else ""
+                urls = ",".join(filter(None, (settings.console_metrics, extra)))
+                stack.callback(start_console(replace(settings, console_metrics=urls)))
             multiprocess_dir = prepare_multiprocess_dir(data_dir / "metrics") if settings.workers > 1 else None
             stack.callback(release_multiprocess_dirs)
             if settings.metrics_port:

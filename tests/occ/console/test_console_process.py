@@ -49,7 +49,7 @@ def served(tmp_path):
 
 def test_occ_serve_runs_the_console_beside_itself_and_stops_it(served, tmp_path):
     port, admin_port, console_port, data = free_port(), free_port(), free_port(), tmp_path / "data"
-    server = served([OCC, "serve", "--port", str(port), "--metrics-port", "0", "--data-dir", str(data),
+    server = served([OCC, "serve", "--port", str(port), "--metrics-port", "0", "--data-dir", str(data), "--settle",
                      "--tariff", str(REPO / "examples" / "tariff"), "--demo", "--admin-listen",
                      f"127.0.0.1:{admin_port}", "--console-listen", f"127.0.0.1:{console_port}"])  # fmt: skip
     server.listening()
@@ -59,6 +59,7 @@ def test_occ_serve_runs_the_console_beside_itself_and_stops_it(served, tmp_path)
     server.wait_for("the console answering", lambda: _answers(visitor))
     page = visitor.open("/sign-in", {"token": (data / "admin-token").read_text().strip()})
     assert "<h1>Dashboard</h1>" in page
+    server.wait_for("the settlement lag on the dashboard", lambda: "entries</dd>" in visitor.open("/dashboard/live"))
     assert "demo" in visitor.open("/accounts")
     assert server.stop() == 0
     assert not _answers(visitor)  # stopped with the server
