@@ -49,7 +49,8 @@ def start_console(settings: Settings) -> Callable[[], None]:
     command = [sys.executable, "-m", "occ", "console"]
     env = {name: value for name, value in os.environ.items() if name != "OCC_CONFIG"}
     env.update(settings_environment(settings))
-    worker = WorkerProcess(with_parent_death_signal(command), env=env, stop_timeout_s=STOP_TIMEOUT_S).start()
+    worker = WorkerProcess(with_parent_death_signal(command), env=env, stop_timeout_s=STOP_TIMEOUT_S,
+                           name="operator console").start()  # fmt: skip
     pid = worker.process.pid  # type: ignore[union-attr]  (started)
     log.info("operator console started", extra={"pid": pid, "url": settings.console_url})
     return worker.stop

@@ -105,8 +105,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
             empty: no console. Like every listener, a non-loopback address needs TLS (the server's certificate and
             key) or ``allow_plaintext``.
         console_metrics: more Prometheus ``/metrics`` URLs the console's dashboard reads, comma-separated (e.g. an
-            ``occ settle --metrics-port`` for the settlement lag, an ``occ export`` for export outcomes); the
-            server's own (``metrics_port``) is always read.
+            ``occ export --metrics-port`` for export outcomes, settlement workers run elsewhere for the lag); the
+            server's own (``metrics_port``) and its settlement worker's are always read.
         console_admin_ca_file: PEM CA the console checks the Admin listener's certificate against when TLS is on;
             empty: ``tls_cert_file`` (a self-signed server certificate is its own CA).
         console_session_idle_s: a console sign-in ends after this long without a request.

@@ -20,6 +20,7 @@ import msgspec
 from aiohttp import web
 
 COOKIE = "occ_console"
+MAX_SESSIONS = 10_000  # sessions kept at most (the oldest of visitors not signed in go first): bounded memory
 OPEN_PATHS = ("/sign-in", "/static/")
 
 # Actions of the console → the roles that may take them (``admin`` may take every one). Changes made through the
@@ -83,6 +84,9 @@ class SignIns:
 
     def new(self) -> tuple[str, SignIn]:
         self._expire()
+        while len(self._sessions) >= MAX_SESSIONS:  # the oldest visitor not signed in goes first
+            oldest = min(self._sessions, key=lambda sid: (self._sessions[sid].signed_in, self._sessions[sid].seen))
+            del self._sessions[oldest]
         session_id = secrets.token_urlsafe(32)
         self._sessions[session_id] = SignIn(csrf=secrets.token_urlsafe(32), seen=time.monotonic())
         return session_id, self._sessions[session_id]

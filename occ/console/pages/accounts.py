@@ -27,6 +27,7 @@ from settlement.store.database import reading
 
 routes = web.RouteTableDef()
 PAGE_SIZE = 50
+MAX_DESCRIPTION = 1024  # as the Admin API takes it
 # kind in the form → (Admin transaction type, a label for people, whether the amount must be positive)
 MOVEMENTS = {
     "topup": (pb.TOP_UP, "Top-up", True),
@@ -74,8 +75,7 @@ async def account(request: web.Request) -> web.Response:
                         fmt=lambda micros: format_micros(int(micros)))  # fmt: skip
     return page(request, "account.html", account=found, sessions=sessions.sessions, ledger=rows, books=view,
                 chart=chart, status_name=pb.AccountStatus.Name, movements={kind: m[1] for kind, m in MOVEMENTS.items()},
-                path=account_path(account_id),
-                error="")  # fmt: skip
+                path=account_path(account_id))  # fmt: skip
 
 
 @routes.post("/accounts/{account_id}/status")
@@ -97,7 +97,7 @@ async def set_status(request: web.Request) -> web.Response:
 
 
 class Movement:
-    """A money movement read from a form: INVALID input raises ValueError naming the field."""
+    """A money movement read from a form; bad input raises ValueError naming the field."""
 
     def __init__(self, values) -> None:
         self.kind = field(values, "kind")
@@ -116,10 +116,12 @@ class Movement:
             raise ValueError(f"amount must be {'above' if positive else 'other than'} 0 (and at most "
                              f"{format_micros(MAX_EXACT_MICROS)})")  # fmt: skip
         ledger_code = field(values, "ledger_code")
-        if not (ledger_code.isdigit() and 1 <= len(ledger_code) <= 15 and int(ledger_code) > 0):
+        if not (ledger_code.isascii() and ledger_code.isdigit() and len(ledger_code) <= 15 and int(ledger_code) > 0):
             raise ValueError("ledger_code must be 1 to 15 digits")
         self.ledger_code = int(ledger_code)
-        self.description = field(values, "description")[:1024]
+        self.description = field(values, "description")
+        if len(self.description) > MAX_DESCRIPTION:
+            raise ValueError(f"description must be at most {MAX_DESCRIPTION} characters")
 
 
 @routes.post("/accounts/{account_id}/money/confirm")
@@ -130,9 +132,7 @@ async def confirm_money(request: web.Request) -> web.Response:
     try:
         movement = Movement(await form(request))
         found = await admin_call(request, "GetAccount", pb.GetAccountRequest(id=account_id))
-    except ValueError as error:
-        return refused(request, str(error), status=400)
-    except AdminError as error:
+    except (ValueError, AdminError) as error:
         return refused(request, str(error), status=400)
     return page(request, "confirm_money.html", account=found, movement=movement, key=str(uuid.uuid4()),
                 path=account_path(account_id))  # fmt: skip

@@ -59,20 +59,14 @@ async def _found(request: web.Request, preview: bool) -> document.InvoiceView | 
     return view if view is not None else refused(request, f"no {'preview' if preview else 'invoice'} {raw}", status=404)
 
 
-@routes.get(r"/invoices/{invoice_id}")
+@routes.get(r"/{kind:invoices|previews}/{invoice_id}")
 async def invoice(request: web.Request) -> web.Response:
-    view = await _found(request, preview=False)
+    """An invoice (or a preview) as the statement ``occ bill show`` prints."""
+    view = await _found(request, preview=request.match_info["kind"] == "previews")
     if isinstance(view, web.Response):
         return view
-    return page(request, "invoice.html", view=view, text=document.text(view), base=f"/invoices/{view.header['id']}")
-
-
-@routes.get(r"/previews/{invoice_id}")
-async def preview(request: web.Request) -> web.Response:
-    view = await _found(request, preview=True)
-    if isinstance(view, web.Response):
-        return view
-    return page(request, "invoice.html", view=view, text=document.text(view), base=f"/previews/{view.header['id']}")
+    base = f"/{request.match_info['kind']}/{view.header['id']}"
+    return page(request, "invoice.html", view=view, text=document.text(view), base=base)
 
 
 def _download(view: document.InvoiceView, body: bytes, kind: str, extension: str) -> web.Response:

@@ -20,7 +20,13 @@ function refreshLive() {
     return;
   }
   fetch(live.dataset.source, { credentials: "same-origin" })
-    .then((response) => (response.ok ? response.text() : Promise.reject(response.status)))
+    .then((response) => {
+      if (response.redirected) {  // signed out meanwhile: show the sign-in page
+        window.location.reload();
+        return Promise.reject(response.status);
+      }
+      return response.ok ? response.text() : Promise.reject(response.status);
+    })
     .then((html) => { live.innerHTML = html; })
     .catch(() => {})
     .finally(() => setTimeout(refreshLive, 5000));

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.cookiejar
 import re
+import socket
 import sys
 import urllib.parse
 import urllib.request
@@ -48,7 +49,7 @@ def served(tmp_path):
 
 def test_occ_serve_runs_the_console_beside_itself_and_stops_it(served, tmp_path):
     port, admin_port, console_port, data = free_port(), free_port(), free_port(), tmp_path / "data"
-    server = served([OCC, "serve", "--port", str(port), "--metrics-port", "0", "--data-dir", str(data),
+    server = served([OCC, "serve", "--port", str(port), "--metrics-port", "0", "--data-dir", str(data), "--settle",
                      "--tariff", str(REPO / "examples" / "tariff"), "--demo", "--admin-listen",
                      f"127.0.0.1:{admin_port}", "--console-listen", f"127.0.0.1:{console_port}"])  # fmt: skip
     server.listening()
@@ -58,6 +59,7 @@ def test_occ_serve_runs_the_console_beside_itself_and_stops_it(served, tmp_path)
     server.wait_for("the console answering", lambda: _answers(visitor))
     page = visitor.open("/sign-in", {"token": (data / "admin-token").read_text().strip()})
     assert "<h1>Dashboard</h1>" in page
+    server.wait_for("the settlement lag on the dashboard", lambda: "entries</dd>" in visitor.open("/dashboard/live"))
     assert "demo" in visitor.open("/accounts")
     assert server.stop() == 0
     assert not _answers(visitor)  # stopped with the server
@@ -82,3 +84,19 @@ def test_a_console_on_a_non_loopback_address_needs_tls():
     result = CliRunner().invoke(main, ["console", "--listen", "192.0.2.1:8080"], env={})
     assert result.exit_code == 2 and "console_listen 192.0.2.1 is not a loopback address" in result.output
     assert Settings.load(None, {}).console_listen == "127.0.0.1:8080"  # the default stays on loopback
+
+
+def test_a_taken_console_address_leaves_the_server_charging_without_a_console(served, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        console_port = taken.getsockname()[1]
+        server = served([OCC, "serve", "--port", str(free_port()), "--metrics-port", "0", "--data-dir",
+                         str(tmp_path / "data"), "--admin-listen", f"127.0.0.1:{free_port()}", "--no-settle",
+                         "--console-listen", f"127.0.0.1:{console_port}"])  # fmt: skip
+        server.listening()
+    (announced,) = [r for r in server.records() if r["msg"].startswith("occ serve: gRPC on")]
+    assert announced["console_url"] == "off"
+    assert any("operator console is not started" in r["msg"] and str(console_port) in r["msg"]
+               for r in server.records())  # fmt: skip
+    assert server.stop() == 0

@@ -25,3 +25,15 @@ def test_a_line_chart_states_its_latest_value_and_range():
 def test_bars_escape_their_labels():
     svg = charts.bars([("<script>", 5.0)], label="Answers")
     assert "<script>" not in svg and "&lt;script&gt;" in svg
+
+
+def test_visitors_that_never_sign_in_cannot_push_out_a_signed_in_user(monkeypatch):
+    from occ.console import security
+
+    monkeypatch.setattr(security, "MAX_SESSIONS", 3)
+    signins = security.SignIns(idle_s=3600)
+    user_id, user = signins.new()
+    user.token = "occ_x"
+    for _ in range(10):
+        signins.new()
+    assert signins.get(user_id) is user
