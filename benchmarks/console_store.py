@@ -16,9 +16,10 @@ from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
+import msgspec
 from sqlalchemy import Engine, func, select
 
-from benchmarks.bench_billing import JAN, populate
+from benchmarks.bench_billing import insert_accounts, populate
 from occ.store.client import connect
 from occ.store.scripts import Store
 from settlement.billing.run import run
@@ -53,35 +54,43 @@ def counts(engine: Engine) -> tuple[int, int, int]:
                      for t in (accounts, xdrs, invoices))  # fmt: skip
 
 
-def fill_sql(path: Path, say: Callable[[str], None], *, seed: int = 15) -> Engine:
+class Size(msgspec.Struct, frozen=True):
+    """How much to load: ``accounts`` in all, ``billed`` of them with ``per_account`` January xDRs and an invoice."""
+
+    accounts: int = ACCOUNTS
+    billed: int = BILLED_ACCOUNTS
+    per_account: int = XDRS_PER_ACCOUNT
+
+
+FULL = Size()
+
+
+def fill_sql(path: Path, say: Callable[[str], None], *, size: Size = FULL, seed: int = 15) -> Engine:
     """The SQLite store at ``path``, filled (or reused when it already holds the full set)."""
     engine = open_store(f"sqlite:///{path}")
     upgrade(engine)
     have = counts(engine)
-    if have[0] >= ACCOUNTS and have[1] >= BILLED_ACCOUNTS * XDRS_PER_ACCOUNT and have[2] >= BILLED_ACCOUNTS:
+    if have[0] >= size.accounts and have[1] >= size.billed * size.per_account and have[2] >= size.billed:
         say(f"reusing {path}: {have[0]:,} accounts, {have[1]:,} xDRs, {have[2]:,} invoices")
         return engine
     if any(have):
         raise SystemExit(f"{path} is partly filled ({have}); remove it and run again")
     started = time.perf_counter()
-    n = populate(engine, BILLED_ACCOUNTS, XDRS_PER_ACCOUNT, seed)
-    say(f"loaded {n:,} xDRs of {BILLED_ACCOUNTS:,} accounts in {time.perf_counter() - started:.0f} s")
+    n = populate(engine, size.billed, size.per_account, seed)
+    say(f"loaded {n:,} xDRs of {size.billed:,} accounts in {time.perf_counter() - started:.0f} s")
 
     def progress(done: int, total: int) -> None:
         if done % 2_000 == 0 or done == total:
             say(f"  billing: {done:,}/{total:,} accounts, {time.perf_counter() - started:.0f} s")
 
     report = run(engine, date(2026, 2, 1), progress=progress)
-    if report.issued != BILLED_ACCOUNTS:
-        raise SystemExit(f"the billing run issued {report.issued:,} invoices, not {BILLED_ACCOUNTS:,}: {report}")
+    if report.issued != size.billed:
+        raise SystemExit(f"the billing run issued {report.issued:,} invoices, not {size.billed:,}: {report}")
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()
         cursor.execute("BEGIN")
-        cursor.executemany(
-            "INSERT INTO accounts (account, currency, opening_balance, first_seen_ms) VALUES (?, 'EUR', 0, ?)",
-            ((account_id(a), JAN) for a in range(BILLED_ACCOUNTS, ACCOUNTS)),
-        )
+        insert_accounts(cursor, range(size.billed, size.accounts))
         cursor.execute(LEDGER_OF_XDRS)
         cursor.execute("COMMIT")
         cursor.execute("ANALYZE")
@@ -93,8 +102,10 @@ def fill_sql(path: Path, say: Callable[[str], None], *, seed: int = 15) -> Engin
     return engine
 
 
-async def fill_redis(redis_url: str, say: Callable[[str], None], *, in_flight: int = 500) -> None:
-    """Create the 100,000 accounts in Redis with ``account.lua`` (as ``Admin.CreateAccount`` does)."""
+async def fill_redis(
+    redis_url: str, say: Callable[[str], None], *, accounts: int = ACCOUNTS, in_flight: int = 500
+) -> None:
+    """Create the accounts in Redis with ``account.lua`` (as ``Admin.CreateAccount`` does)."""
     started = time.perf_counter()
     client = connect(redis_url, pool_size=64)
     store = Store(client, shards=SHARDS, cluster=False)
@@ -107,9 +118,9 @@ async def fill_redis(redis_url: str, say: Callable[[str], None], *, in_flight: i
             "plan": "retail",
             "tax_profile": "",
         }
-        for first in range(0, ACCOUNTS, in_flight):
-            batch = range(first, min(ACCOUNTS, first + in_flight))
+        for first in range(0, accounts, in_flight):
+            batch = range(first, min(accounts, first + in_flight))
             await asyncio.gather(*(store.write_account(account_id(a), "create", fields) for a in batch))
     finally:
         await client.aclose()
-    say(f"created {ACCOUNTS:,} accounts in Redis in {time.perf_counter() - started:.0f} s")
+    say(f"created {accounts:,} accounts in Redis in {time.perf_counter() - started:.0f} s")
