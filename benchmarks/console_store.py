@@ -103,11 +103,11 @@ def fill_sql(path: Path, say: Callable[[str], None], *, size: Size = FULL, seed:
 
 
 async def fill_redis(
-    redis_url: str, say: Callable[[str], None], *, accounts: int = ACCOUNTS, in_flight: int = 500
+    redis_url: str, say: Callable[[str], None], *, accounts: int = ACCOUNTS, in_flight: int = 64
 ) -> None:
     """Create the accounts in Redis with ``account.lua`` (as ``Admin.CreateAccount`` does)."""
     started = time.perf_counter()
-    client = connect(redis_url, pool_size=64)
+    client = connect(redis_url, pool_size=in_flight)  # one connection per call in flight: none waits for the pool
     store = Store(client, shards=SHARDS, cluster=False)
     try:
         await store.load_scripts()
