@@ -153,7 +153,8 @@ def list_documents(
         raise OutboxActionError("kind", f"kind must be INVOICE or CREDIT_NOTE, got {kind!r}")
     if not 1 <= limit <= MAX_PAGE:
         raise OutboxActionError("limit", f"limit must be 1 to {MAX_PAGE}, got {limit}")
-    query = select(outbox).order_by(outbox.c.id.desc()).limit(limit + 1)
+    columns = [column for column in outbox.c if column.name != "payload"]  # a page never needs the documents
+    query = select(*columns).order_by(outbox.c.id.desc()).limit(limit + 1)
     if state is not None:
         query = query.where(outbox.c.state == state)
     if kind is not None:

@@ -1,9 +1,10 @@
 """Everything the console's browser tests drive, as real processes on free loopback ports.
 
 ``ConsoleStack.start(directory)`` runs a private redis-server, ``occ erp-sim``, ``occ serve`` (gRPC, the Admin
-listener, the settlement worker, and the console beside it) and ``occ export`` against the simulator, all on one
-SQLite store, and makes Admin tokens: ``admin`` (signs in to do everything) and ``viewer``. ``occ(...)`` runs an
-``occ`` command against them as an operator's shell would. ``stop()`` ends every process it started.
+listener, the settlement worker, and the console beside it) and ``occ export`` against the simulator (its metrics
+on the console's dashboard through ``console_metrics``), all on one SQLite store, and makes Admin tokens: ``admin``
+(signs in to do everything) and ``viewer``. ``occ(...)`` runs an ``occ`` command against them as an operator's
+shell would. ``stop()`` ends every process it started.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class ConsoleStack:
         self.data_dir = directory / "data"
         self.db_url = f"sqlite:///{self.data_dir / 'occ.sqlite3'}"
         self.port, self.admin_port, self.console_port = free_port(), free_port(), free_port()
-        self.metrics_port = free_port()
+        self.metrics_port, self.export_metrics_port = free_port(), free_port()
         self.console_url = f"http://127.0.0.1:{self.console_port}"
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.redis: RedisProcess | None = None
@@ -74,6 +75,7 @@ class ConsoleStack:
         env.update(OCC_DATA_DIR=str(self.data_dir), OCC_REDIS_URL=self.redis.url, OCC_DB_URL=self.db_url,
                    OCC_SERVER=f"127.0.0.1:{self.port}", OCC_ADMIN_SERVER=f"127.0.0.1:{self.admin_port}",
                    OCC_CONSOLE_LISTEN=f"127.0.0.1:{self.console_port}", OCC_TOKEN=self.tokens.get("admin", ""),
+                   OCC_CONSOLE_METRICS=f"http://127.0.0.1:{self.export_metrics_port}/metrics",
                    PYTHONPATH=str(REPO), **extra)  # fmt: skip
         return env
 
@@ -113,7 +115,7 @@ class ConsoleStack:
                    "--settle")  # fmt: skip
         wait_until("the console answering", self._console_up, log=self.directory / "serve.log")
         self.spawn("export", "export", "--erp-url", self.erp_url, "--poll-s", "0.2", "--backoff-s", "0.2",
-                   "--timeout-s", "5")  # fmt: skip
+                   "--timeout-s", "5", "--metrics-port", str(self.export_metrics_port))  # fmt: skip
 
     def _console_up(self) -> bool:
         if self.processes["serve"].poll() is not None:

@@ -4,7 +4,7 @@
   unfiltered (a period filter rides on the last two: a period's rows are a run of end times);
 - invoices by state, newest first (``invoice_page``; by period it walks the id index: an index on the period start
   made SQLite read and sort a whole month of invoices, 44 ms for 10,000, against 1 ms without);
-- outbox documents by state, newest first (``outbox_page``, ``occ outbox list --state``);
+- outbox documents by state, newest first (``outbox_admin.list_documents``: the console, ``occ outbox list --state``);
 - ``outbox_actions``: who retried or released which outbox row, when and why (``settlement/export/outbox_admin.py``).
 
 Without them a filtered page of 1,000,000 xDRs read and sorted every row (0.2–0.7 s on SQLite); with them a page
