@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from occ.console.pages.common import ENGINE, field, forbidden, form, refused, user
+from occ.console.pages.common import ENGINE, books, field, forbidden, form, refused, user
 from occ.console.render import page
 from settlement.accounts import NotInBooks
 from settlement.billing import document
@@ -19,18 +19,12 @@ from settlement.billing.issue import Outcome
 from settlement.billing.reissue import reissue
 from settlement.billing.run import BillingError, bill_now, preview_now, run
 from settlement.listings import ListingError, invoice_page
-from settlement.store.database import reading
 from settlement.vocabulary import InvoiceState
 
 routes = web.RouteTableDef()
 log = logging.getLogger("occ.console.audit")
 PAGE_SIZE = 50
 FILTERS = ("account", "period", "state")
-
-
-def _list(engine, filters: dict[str, str], before: int):
-    with reading(engine) as connection:
-        return invoice_page(connection, **filters, before=before, limit=PAGE_SIZE)
 
 
 @routes.get("/invoices")
@@ -40,7 +34,7 @@ async def invoices(request: web.Request) -> web.Response:
     if before and not before.isdigit():
         return refused(request, "before must be an invoice id", status=400)
     try:
-        rows, cursor = await asyncio.to_thread(_list, request.app[ENGINE], filters, int(before or 0))
+        rows, cursor = await books(request, invoice_page, **filters, before=int(before or 0), limit=PAGE_SIZE)
     except ListingError as error:
         return refused(request, str(error), status=400)
     next_page = f"/invoices?{urlencode({**filters, 'before': cursor})}" if cursor else ""
@@ -48,14 +42,9 @@ async def invoices(request: web.Request) -> web.Response:
                 today=date.today().isoformat())  # fmt: skip
 
 
-def _view(engine, invoice_id: int, preview: bool) -> document.InvoiceView | None:
-    with reading(engine) as connection:
-        return document.load(connection, invoice_id, preview=preview)
-
-
 async def _found(request: web.Request, preview: bool) -> document.InvoiceView | web.Response:
     raw = request.match_info["invoice_id"]
-    view = await asyncio.to_thread(_view, request.app[ENGINE], int(raw), preview) if raw.isdigit() else None
+    view = await books(request, document.load, invoice_id=int(raw), preview=preview) if raw.isdigit() else None
     return view if view is not None else refused(request, f"no {'preview' if preview else 'invoice'} {raw}", status=404)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from aiohttp import web
 from multidict import MultiDictProxy
@@ -11,6 +13,9 @@ from occ.console.admin import AdminError
 from occ.console.context import ADMIN, ENGINE
 from occ.console.render import refused
 from occ.console.security import SIGNIN, SignIn, may
+from settlement.store.database import reading
+
+T = TypeVar("T")
 
 __all__ = ["ENGINE", "AdminError", "admin_call", "field", "forbidden", "form", "notice", "refused", "user"]
 
@@ -22,6 +27,16 @@ def user(request: web.Request) -> SignIn:
 async def admin_call(request: web.Request, method: str, message: Any) -> Any:
     """The Admin method's answer, called with the user's own token; :class:`AdminError` when refused or failed."""
     return await request.app[ADMIN].call(method, message, user(request).token)
+
+
+async def books(request: web.Request, read: Callable[..., T], **options: Any) -> T:
+    """``read(connection, **options)`` on a reading connection to the books, in a thread (SQL blocks)."""
+
+    def run() -> T:
+        with reading(request.app[ENGINE]) as connection:
+            return read(connection, **options)
+
+    return await asyncio.to_thread(run)
 
 
 def forbidden(request: web.Request, action: str) -> web.Response | None:

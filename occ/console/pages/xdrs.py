@@ -8,11 +8,10 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from occ.console.pages.common import ENGINE, field, forbidden, form, notice, refused, user
+from occ.console.pages.common import ENGINE, books, field, forbidden, form, notice, refused, user
 from occ.console.render import page
 from occ.console.security import see_other
 from settlement.listings import ListingError, xdr_page
-from settlement.store.database import reading
 from settlement.vocabulary import XdrStatus
 from settlement.xdr_status import StatusError, except_xdr, restore_xdr
 
@@ -21,16 +20,12 @@ PAGE_SIZE = 50
 FILTERS = ("account", "period", "status")
 
 
-def _page(engine, filters: dict[str, str], before: str):
-    with reading(engine) as connection:
-        return xdr_page(connection, **filters, before=before, limit=PAGE_SIZE)
-
-
 @routes.get("/xdrs")
 async def xdrs(request: web.Request) -> web.Response:
     filters = {name: request.query.get(name, "").strip() for name in FILTERS}
     try:
-        rows, cursor = await asyncio.to_thread(_page, request.app[ENGINE], filters, request.query.get("before", ""))
+        rows, cursor = await books(request, xdr_page, **filters, before=request.query.get("before", ""),
+                                   limit=PAGE_SIZE)  # fmt: skip
     except ListingError as error:
         return refused(request, str(error), status=400)
     next_page = f"/xdrs?{urlencode({**filters, 'before': cursor})}" if cursor else ""

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from browser import Browser
+from console_browser import Browser
 from online_app import serving
 
 from occ.api.tokens import TOKENS_FILE, TokenFile

@@ -5,12 +5,14 @@ from __future__ import annotations
 import http.cookiejar
 import re
 import socket
+import ssl
 import sys
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
+from certs import make_certs
 from click.testing import CliRunner
 from served import Served, clean_environment
 
@@ -25,9 +27,12 @@ OCC = str(Path(sys.executable).with_name("occ"))
 class Visitor:
     """A browser of urllib: cookies kept, redirects followed, the page's CSRF token sent back."""
 
-    def __init__(self, base: str) -> None:
-        self.base = base
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    def __init__(self, base: str, tls: ssl.SSLContext | None = None) -> None:
+        self.base, self.cookies = base, http.cookiejar.CookieJar()
+        handlers = [urllib.request.HTTPCookieProcessor(self.cookies)]
+        if tls is not None:
+            handlers.append(urllib.request.HTTPSHandler(context=tls))
+        self.opener = urllib.request.build_opener(*handlers)
         self.csrf = ""
 
     def open(self, path: str, form: dict[str, str] | None = None) -> str:
@@ -42,7 +47,12 @@ class Visitor:
 @pytest.fixture
 def served(tmp_path):
     started: list[Served] = []
-    yield lambda args: started.append(Served(args, tmp_path / "serve.log", clean_environment())) or started[-1]
+
+    def start(args: list[str], **env: str) -> Served:
+        started.append(Served(args, tmp_path / f"serve-{len(started)}.log", {**clean_environment(), **env}))
+        return started[-1]
+
+    yield start
     for server in started:
         server.kill()
 
@@ -99,4 +109,40 @@ def test_a_taken_console_address_leaves_the_server_charging_without_a_console(se
     assert announced["console_url"] == "off"
     assert any("operator console is not started" in r["msg"] and str(console_port) in r["msg"]
                for r in server.records())  # fmt: skip
+    assert server.stop() == 0
+
+
+def test_over_tls_the_console_speaks_https_and_reaches_admin_over_tls(served, tmp_path):
+    certs = make_certs(tmp_path / "pki")
+    admin_port, console_port, data = free_port(), free_port(), tmp_path / "data"
+    server = served(
+        [
+            OCC,
+            "serve",
+            "--port",
+            str(free_port()),
+            "--metrics-port",
+            "0",
+            "--data-dir",
+            str(data),
+            "--tariff",
+            str(REPO / "examples" / "tariff"),
+            "--demo",
+            "--tls-cert",
+            str(certs.server_cert),
+            "--tls-key",
+            str(certs.server_key),
+            "--admin-listen",
+            f"127.0.0.1:{admin_port}",
+            "--console-listen",
+            f"127.0.0.1:{console_port}",
+        ],
+        OCC_CONSOLE_ADMIN_CA_FILE=str(certs.ca),
+    )  # (the server's certificate is the CA's, not its own)
+    server.listening()
+    visitor = Visitor(f"https://127.0.0.1:{console_port}", ssl.create_default_context(cafile=str(certs.ca)))
+    server.wait_for("the console answering over HTTPS", lambda: _answers(visitor))
+    page = visitor.open("/sign-in", {"token": (data / "admin-token").read_text().strip()})
+    assert "<h1>Dashboard</h1>" in page and "demo" in visitor.open("/accounts")  # Admin reached over TLS
+    assert all(cookie.secure for cookie in visitor.cookies)
     assert server.stop() == 0

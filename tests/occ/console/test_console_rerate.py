@@ -3,6 +3,7 @@ nothing, the run corrects the xDRs and the balance (through settlement, as occ r
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 from online_app import EXAMPLE_TARIFF, MONDAY_PEAK, session, settle_everything, voice
@@ -11,7 +12,8 @@ from test_tariffs_and_dashboard import _upload
 
 from occ.api.tariff_source import local_files
 from occ.v1 import admin_pb2 as admin
-from settlement.store.schema import xdrs
+from settlement.billing.run import run
+from settlement.store.schema import invoices, xdrs
 
 WINDOW = {"from": "2026-01-05", "to": "2026-01-06", "account": "rr"}
 
@@ -65,3 +67,22 @@ async def test_re_rating_needs_a_checked_tariff_and_the_finance_role(console):
     operator = await console.sign_in("operator")
     await operator.get("/tariffs")
     assert (await operator.post("/rerate/preview", WINDOW)).status == 403
+
+
+async def test_a_billed_call_re_rated_is_re_issued_from_its_invoice_page(console):
+    await _a_settled_call(console)
+    run(console.engine, date(2026, 2, 2), accounts=["rr"])
+    with console.engine.connect() as connection:
+        invoice_id = connection.execute(select(invoices.c.id).where(invoices.c.account == "rr")).scalar_one()
+    browser = await console.sign_in("finance")
+    await browser.get("/tariffs")
+    _, text = await _upload(browser, _dearer_connect_fee())
+    browser.csrf = text.split('name="csrf" value="')[1].split('"')[0]
+    await browser.post("/rerate/apply", WINDOW)
+    page = await browser.get(f"/invoices/{invoice_id}")
+    assert "Re-issue invoice" in page.text
+    done = await browser.post(f"/invoices/{invoice_id}/reissue")
+    assert done.status == 200 and "ISSUED" in done.text, done.text
+    with console.engine.connect() as connection:
+        revisions = connection.execute(select(invoices.c.revision).where(invoices.c.account == "rr")).scalars().all()
+    assert sorted(revisions) == [0, 1]
