@@ -51,6 +51,14 @@ PROFILES = (
 XDR_COLUMNS = [c.name for c in xdrs.columns]
 
 
+def insert_accounts(cursor, numbers: range) -> None:  # type: ignore[no-untyped-def]
+    """Bulk-insert the EUR accounts ``acc<number, 6 digits>`` (a raw sqlite3 cursor, in the caller's transaction)."""
+    cursor.executemany(
+        "INSERT INTO accounts (account, currency, opening_balance, first_seen_ms) VALUES (?, 'EUR', 0, ?)",
+        ((f"acc{a:06d}", JAN) for a in numbers),
+    )
+
+
 def populate(engine, n_accounts: int, per_account: int, seed: int) -> int:
     """Bulk-load accounts, billing settings and xDRs with the raw sqlite3 driver (one transaction)."""
     rng = random.Random(seed)
@@ -63,10 +71,7 @@ def populate(engine, n_accounts: int, per_account: int, seed: int) -> int:
     try:
         cursor = raw.cursor()
         cursor.execute("BEGIN")
-        cursor.executemany(
-            "INSERT INTO accounts (account, currency, opening_balance, first_seen_ms) VALUES (?, 'EUR', 0, ?)",
-            ((f"acc{a:06d}", JAN) for a in range(n_accounts)),
-        )
+        insert_accounts(cursor, range(n_accounts))
         cursor.executemany(
             "INSERT INTO billing_accounts (account, tenant, customer_code, customer_class, tax_profile, billing_day, "
             "timezone, updated_ms, customer_name, customer_address) VALUES (?, 'default', ?, '', ?, 1, 'UTC', 0, ?, ?)",
@@ -100,7 +105,7 @@ def populate(engine, n_accounts: int, per_account: int, seed: int) -> int:
                 rows.append((f"s{a % 256:03d}:{t}-{n}", "2026-01", account, kind, rtype, f"sess-{n}", 100, account,
                              account, "+4420", service, "retail", t, t + units * 1000, units, 0, cost, "EUR", "g",
                              code, "h", "r", "TERMINATE", "", None, None, None, "BILLABLE", "", None, 0, None,
-                             t, None, None))  # fmt: skip
+                             t, None, None, None))  # fmt: skip
             cursor.executemany(sql, rows)
         cursor.execute("COMMIT")
         cursor.execute("ANALYZE")

@@ -320,7 +320,7 @@ def occ_server(args: argparse.Namespace, temp_dir: Path, workers: int
     data_dir = temp_dir / f"occ-data-{workers}"
     command = [str(OCC), "serve", "--port", str(port), "--metrics-port", str(metrics_port), "--data-dir",
                str(data_dir), "--tariff", str(TARIFF), "--workers", str(workers),
-               "--admin-listen", f"127.0.0.1:{admin_port}"]  # fmt: skip
+               "--admin-listen", f"127.0.0.1:{admin_port}", "--no-console"]  # fmt: skip
     if args.no_settle_worker:
         command.append("--no-settle")
     if "diameter" in args.phases:

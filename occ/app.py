@@ -89,6 +89,9 @@ class App:
 
     async def start(self) -> None:
         await self.store.load_scripts()
+        indexed = await self.store.index_accounts()
+        if indexed:
+            log.info("accounts made before the account index added to it", extra={"accounts": indexed})
         await self.tariffs.start()
         if not self.tariffs.loaded and self.settings.tariff_dir:
             await self.tariffs.publish(self.settings.tariff_dir)

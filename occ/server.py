@@ -40,6 +40,7 @@ from occ import logs
 from occ.api.server import AppFactory, GrpcServer, grpc_address
 from occ.api.tls import check_files
 from occ.api.tokens import LOCAL_TOKEN_FILE, TOKENS_FILE, TokenError, TokenFile, bootstrap_local_token
+from occ.console_process import start_console
 from occ.core.pauses import freeze_warm_heap
 from occ.metrics_server import (
     mark_process_dead,
@@ -47,11 +48,11 @@ from occ.metrics_server import (
     release_multiprocess_dirs,
     serve_metrics,
 )
-from occ.settings import Settings, split_host_port
+from occ.settings import Settings, is_loopback, split_host_port
 from occ.settle_process import start_settlement
 from occ.store.client import RedisAccessError, check_access, connect
 from occ.store.embedded import EmbeddedRedis
-from occ.store.process import RedisStartError
+from occ.store.process import RedisStartError, free_port
 from occ.store.urls import redacted
 
 log = logging.getLogger(__name__)
@@ -91,8 +92,14 @@ def run(settings: Settings, *, app_factory: AppFactory | None = None) -> int:
                 stack.callback(embedded.stop)
                 settings = replace(settings, redis_url=embedded.url)
             _check_redis_access(settings)
-            if settings.settle:
-                stack.callback(start_settlement(settings))  # stopped before the embedded Redis (LIFO)
+            console = _console_wanted(settings)
+            settle_metrics = free_port() if console and settings.settle and is_loopback(settings.host) else 0
+            if settings.settle:  # (stopped before the embedded Redis: LIFO)
+                stack.callback(start_settlement(settings, metrics_port=settle_metrics))
+            if console:  # its dashboard reads the settlement worker's lag too
+                extra = f"http://127.0.0.1:{settle_metrics}/metrics" if settle_metrics else ""
+                urls = ",".join(filter(None, (settings.console_metrics, extra)))
+                stack.callback(start_console(replace(settings, console_metrics=urls)))
             multiprocess_dir = prepare_multiprocess_dir(data_dir / "metrics") if settings.workers > 1 else None
             stack.callback(release_multiprocess_dirs)
             if settings.metrics_port:
@@ -100,11 +107,24 @@ def run(settings: Settings, *, app_factory: AppFactory | None = None) -> int:
         except (RedisStartError, RedisAccessError, OSError, TokenError) as error:
             log.error("cannot start: %s", error)
             return 1
-        _announce(settings, embedded, local_token)
+        _announce(settings, embedded, local_token, console)
         if settings.workers == 1:
             return serve_worker(settings, 0, app_factory=app_factory)
         return _supervise(settings, multiprocess_dir, app_factory)
     raise AssertionError("unreachable")
+
+
+def _console_wanted(settings: Settings) -> bool:
+    """Start the console? Only with an Admin listener (it works through it); not when its address is taken (logged:
+    the charging server starts all the same, as it does when the console dies later)."""
+    if not (settings.console_listen and settings.admin_listen):
+        return False
+    try:
+        _refuse_taken_address(*split_host_port(settings.console_listen), "console")
+    except OSError as error:
+        log.error("the operator console is not started: %s (console_listen)", error)
+        return False
+    return True
 
 
 def _check_redis_access(settings: Settings) -> None:
@@ -263,7 +283,7 @@ def _reap(worker: Any, multiprocess_dir: Path | None, state: dict[str, bool], st
         state["failed"] = True
 
 
-def _announce(settings: Settings, embedded: EmbeddedRedis | None, local_token: Path | None) -> None:
+def _announce(settings: Settings, embedded: EmbeddedRedis | None, local_token: Path | None, console: bool) -> None:
     address = grpc_address(settings.host, settings.port)
     admin = grpc_address(*split_host_port(settings.admin_listen)) if settings.admin_listen else "off"
     if local_token is not None:
@@ -281,11 +301,13 @@ def _announce(settings: Settings, embedded: EmbeddedRedis | None, local_token: P
     if settings.diameter_port:
         diameter = (f"{grpc_address(settings.diameter_host or settings.host, settings.diameter_port)} as "
                     f"{settings.diameter_origin_host} (realm {settings.diameter_origin_realm})")  # fmt: skip
+    console_url = settings.console_url if console else "off"
     log.info(
-        f"occ serve: gRPC on {address} (try: {grpcurl}); Admin on {admin}; TLS {'on' if settings.tls else 'off'}; "
-        f"Diameter {diameter}; data dir {settings.data_dir}; Redis {redis}; metrics {metrics_url}; "
-        f"{settings.workers} worker(s){demo}",
-        extra={"address": address, "admin_address": admin, "tls": settings.tls, "data_dir": str(settings.data_dir),
+        f"occ serve: gRPC on {address} (try: {grpcurl}); Admin on {admin}; console {console_url}; "
+        f"TLS {'on' if settings.tls else 'off'}; Diameter {diameter}; data dir {settings.data_dir}; Redis {redis}; "
+        f"metrics {metrics_url}; {settings.workers} worker(s){demo}",
+        extra={"address": address, "admin_address": admin, "console_url": console_url, "tls": settings.tls,
+               "data_dir": str(settings.data_dir),
                "redis_url": redis_url, "redis_embedded": embedded is not None, "metrics_url": metrics_url,
                "workers": settings.workers},
     )  # fmt: skip

@@ -35,6 +35,7 @@ REFLECTION_MODES = ("auto", "on", "off")
 ADMIN_ROLES = ("viewer", "operator", "finance", "admin")  # occ.api.roles says what each may call
 MIN_WORKER_POOL = 4  # Redis connections a worker keeps at least, whatever its share of redis_pool_size
 
+
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Everything ``occ serve`` needs to know. Construct with :meth:`load`; ranges are checked on construction.
 
@@ -114,6 +115,15 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
         diameter_peers: the peers allowed to connect, ``origin-host=address`` comma-separated (an address or a
             network, ``pgw1.example.net=10.0.0.0/24``); any other peer is refused with DIAMETER_UNKNOWN_PEER.
         diameter_watchdog_s: Tw: a peer silent this long gets a DWR; one that leaves it unanswered as long is closed.
+        console_listen: ``host:port`` of the operator console (``occ console``, started beside ``occ serve``);
+            empty: no console. Like every listener, a non-loopback address needs TLS (the server's certificate and
+            key) or ``allow_plaintext``.
+        console_metrics: more Prometheus ``/metrics`` URLs the console's dashboard reads, comma-separated (e.g. an
+            ``occ export --metrics-port`` for export outcomes, settlement workers run elsewhere for the lag); the
+            server's own (``metrics_port``) and its settlement worker's are always read.
+        console_admin_ca_file: PEM CA the console checks the Admin listener's certificate against when TLS is on;
+            empty: ``tls_cert_file`` (a self-signed server certificate is its own CA).
+        console_session_idle_s: a console sign-in ends after this long without a request.
     """
 
     host: str = "127.0.0.1"
@@ -175,6 +185,13 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     @property
     def admin_client_auth(self) -> str:
         return self.admin_tls_client_auth or self.tls_client_auth
+
+    @property
+    def console_url(self) -> str:
+        """The console's address for people (``console_listen`` must be set): ``http://127.0.0.1:8080/``."""
+        host, port = split_host_port(self.console_listen)
+        return f"{'https' if self.tls else 'http'}://{f'[{host}]' if ':' in host else host}:{port}/"
+
     health_interval_s: float = 1.0
     erp: ErpSettings = msgspec.field(default_factory=ErpSettings)
     diameter_port: int = 0
@@ -183,6 +200,10 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     diameter_origin_realm: str = "localdomain"
     diameter_peers: str = ""
     diameter_watchdog_s: float = 30.0
+    console_listen: str = "127.0.0.1:8080"
+    console_metrics: str = ""
+    console_admin_ca_file: str = ""
+    console_session_idle_s: float = 3600.0
 
     def __post_init__(self) -> None:
         problems = tuple(validate(self))
@@ -288,6 +309,11 @@ def _how_checks(s: Settings) -> list[Check]:
             0.05 <= s.health_interval_s <= 60,
             f"health_interval_s must be 0.05–60, got {s.health_interval_s}",
         ),
+        (
+            "console_session_idle_s",
+            60 <= s.console_session_idle_s <= 86_400,
+            f"console_session_idle_s must be 60–86400, got {s.console_session_idle_s}",
+        ),
     ]
 
 
@@ -339,11 +365,12 @@ def _security_problems(s: Settings) -> list[tuple[str, str]]:
     if s.reflection not in REFLECTION_MODES:
         problems.append(("reflection", f"reflection must be auto, on or off, got {s.reflection!r}"))
     listeners = [("host", s.host)] if s.host else []
-    if s.admin_listen:
-        try:
-            listeners.append(("admin_listen", split_host_port(s.admin_listen)[0]))
-        except ValueError as error:
-            problems.append(("admin_listen", f"admin_listen: {error}"))
+    for field in ("admin_listen", "console_listen"):
+        if getattr(s, field):
+            try:
+                listeners.append((field, split_host_port(getattr(s, field))[0]))
+            except ValueError as error:
+                problems.append((field, f"{field}: {error}"))
     for field, host in listeners:
         if not (s.tls or s.allow_plaintext or is_loopback(host)):
             problems.append((field, f"{field} {host} is not a loopback address: serving it without TLS is refused "

@@ -38,11 +38,14 @@ def consumer_name(settings: Settings) -> str:
     return f"{socket.gethostname()}-serve-{settings.port}"
 
 
-def start_settlement(settings: Settings) -> Callable[[], None]:
-    """Start ``occ settle`` for ``settings`` (whose ``redis_url`` is resolved); returns the function that stops it."""
+def start_settlement(settings: Settings, *, metrics_port: int = 0) -> Callable[[], None]:
+    """Start ``occ settle`` for ``settings`` (whose ``redis_url`` is resolved), serving its ``/metrics`` (the
+    settlement lag) on ``metrics_port`` when given; returns the function that stops it."""
     db_url = settings.db_url or default_url(settings.data_dir)
     consumer = consumer_name(settings)
     command = [sys.executable, "-m", "occ", "settle", "--quiet", "--consumer", consumer]
+    if metrics_port:
+        command += ["--metrics-port", str(metrics_port)]
     env = {
         **os.environ,
         # In the environment, not on the command line (which every local user can read): both may hold a password.

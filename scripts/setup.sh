@@ -4,6 +4,8 @@
 #   scripts/setup.sh --with-postgres   also the PostgreSQL server binaries the tests use (scripts/test.sh)
 #   scripts/setup.sh --with-diameter-peers   also the Diameter peers of the `-m diameter_peers` tests: tshark,
 #                                            Kamailio with its IMS modules, SIPp (sip-tester) and freeDiameter
+#   scripts/setup.sh --with-browser    also Debian's chromium and the `browser` extra (Playwright, axe-core) for the
+#                                      console's browser tests (pytest -m browser, tests/occ/console/browser)
 #   . scripts/setup.sh          (bash) the same, then activates .venv in the current shell
 
 if [[ "${BASH_SOURCE[0]}" != "$0" ]]; then
@@ -34,11 +36,13 @@ venv_ok() { "$py" -m venv --help >/dev/null 2>&1 && "$py" -c 'import ensurepip' 
 
 with_postgres=false
 with_diameter_peers=false
+with_browser=false
 for arg in "$@"; do
     case $arg in
         --with-postgres) with_postgres=true ;;  # the tests start a private PostgreSQL server of their own
         --with-diameter-peers) with_diameter_peers=true ;;  # tests/diameter_peers: stacks no one here wrote
-        *) die "unknown option $arg (known: --with-postgres, --with-diameter-peers)" ;;
+        --with-browser) with_browser=true ;;  # Playwright drives the system Chromium (its own download is unavailable)
+        *) die "unknown option $arg (known: --with-postgres, --with-diameter-peers, --with-browser)" ;;
     esac
 done
 has_initdb() { command -v initdb >/dev/null 2>&1 || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; }
@@ -72,6 +76,9 @@ if $with_diameter_peers; then
     compgen -G '/usr/lib/freeDiameter/acl_wl.fdx' >/dev/null || compgen -G '/usr/lib/*/freeDiameter/acl_wl.fdx' \
         >/dev/null || missing+=(freediameter-extensions)  # acl_wl admits the relay test's client
 fi
+if $with_browser && [[ ! -x /usr/bin/chromium ]]; then
+    missing+=(chromium)
+fi
 if [[ ! -x .venv/bin/python ]] && ! venv_ok; then
     missing+=(venv)
 fi
@@ -94,6 +101,7 @@ if ((${#missing[@]})); then
         --no-install-recommends "${pkgs[@]}" >/dev/null
 fi
 command -v redis-server >/dev/null 2>&1 || die "redis-server still not on PATH"
+! $with_browser || [[ -x /usr/bin/chromium ]] || die "chromium still missing (/usr/bin/chromium)"
 [[ -f $dejavu/DejaVuSans.ttf ]] || die "fonts-dejavu-core still missing ($dejavu/DejaVuSans.ttf)"
 
 if [[ ! -x .venv/bin/python ]]; then
@@ -119,7 +127,12 @@ if [[ ${OCC_SKIP_H2LOAD:-} != 1 && ! -e .venv/.h2load-tried ]] && ! command -v h
 fi
 
 stamp=.venv/.occ-installed
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+extras=dev
+! $with_browser || extras=dev,browser
+# An extra installed once stays: the stamp names the extras, and a run without --with-browser after one with it
+# keeps the browser packages (a reinstall with fewer extras removes nothing).
+[[ -f $stamp && $(<"$stamp") == *",browser" ]] && extras=dev,browser
+want="$(sha256sum pyproject.toml | cut -d' ' -f1),$extras"
 # The editable install maps top-level packages present at install time; a package added since needs a reinstall.
 pkgs_mapped() {
     local names=() d
@@ -132,8 +145,8 @@ if [[ -f $stamp && $(<"$stamp") == "$want" ]] && pkgs_mapped; then
 else
     log "upgrading pip"
     .venv/bin/python -m pip install --quiet --upgrade pip
-    log "installing -e '.[dev]'"
-    .venv/bin/python -m pip install --quiet -e '.[dev]'
+    log "installing -e '.[$extras]'"
+    .venv/bin/python -m pip install --quiet -e ".[$extras]"
     printf '%s\n' "$want" >"$stamp"
 fi
 scripts/gen_proto.sh .venv/bin/python

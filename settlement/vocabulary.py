@@ -10,7 +10,8 @@ The lifecycles these words take part in:
 - xDR status: ``RAW → BILLABLE → BILLED``, with ``RAW_EXCEPTED`` / ``BILLABLE_EXCEPTED`` (``status_reason`` says why)
   for items that cannot go on, and back (``settlement/xdr_status.py``).
 - Invoice state: ``DRAFT → COMPLETE → POSTED | POSTING_ERROR`` (``settlement/billing/posting.py``).
-- Outbox state: ``PENDING → ACCEPTED | DUPLICATE | REJECTED | VOID`` (``settlement/export/exporter.py``).
+- Outbox state: ``PENDING → ACCEPTED | DUPLICATE | REJECTED | VOID`` (``settlement/export/exporter.py``); an operator
+  takes a REJECTED document back to PENDING (retry) or to RELEASED (``settlement/export/outbox_admin.py``).
 """
 
 from __future__ import annotations
@@ -115,7 +116,19 @@ class OutboxState(StrEnum):
     REJECTED = "REJECTED"
     """A validation fault or an idempotency conflict: final, never retried."""
     VOID = "VOID"
-    """A credit note of an invoice the ERP rejected: nothing to credit, not sent."""
+    """A credit note of an invoice the ERP rejected (or an operator released): nothing to credit, not sent."""
+    RELEASED = "RELEASED"
+    """A REJECTED document an operator took out of the export for good (``outbox_actions`` says who and why): never
+    sent, and no longer holding back the documents queued after it under its invoice number."""
+
+
+class OutboxAction(StrEnum):
+    """What an operator did to an outbox row (``outbox_actions.action``)."""
+
+    RETRY = "RETRY"
+    """Send it again now: REJECTED → PENDING, or a PENDING row waiting for its backoff made due."""
+    RELEASE = "RELEASE"
+    """REJECTED → RELEASED."""
 
 
 USAGE_KINDS = frozenset({"session", "event_charge", "event_refund"})

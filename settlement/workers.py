@@ -237,10 +237,12 @@ def _pool_worker(spec: WorkerSpec, setup: Callable[[], None] | None) -> None:
 
 
 class WorkerProcess:
-    """One worker run as a command (``occ serve`` runs ``occ settle`` so): :meth:`start`, then :meth:`stop`."""
+    """One worker run as a command (``occ serve`` runs ``occ settle`` and ``occ console`` so): :meth:`start`, then
+    :meth:`stop`; ``name`` is how its log lines call it."""
 
-    def __init__(self, command: Sequence[str], *, env: Mapping[str, str], stop_timeout_s: float = 15.0) -> None:
-        self.command = list(command)
+    def __init__(self, command: Sequence[str], *, env: Mapping[str, str], stop_timeout_s: float = 15.0,
+                 name: str = "settlement worker") -> None:  # fmt: skip
+        self.command, self.name = list(command), name
         self.env = dict(env)
         self.stop_timeout_s = stop_timeout_s
         self.process: subprocess.Popen[bytes] | None = None
@@ -262,4 +264,4 @@ class WorkerProcess:
                 process.kill()
                 process.wait()
         if process.returncode not in (0, -signal.SIGTERM):
-            log.warning("settlement worker exited with status %s", process.returncode)
+            log.warning("%s exited with status %s", self.name, process.returncode)

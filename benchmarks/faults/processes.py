@@ -68,7 +68,7 @@ class OccServe:
     def start(self, timeout_s: float = 60.0) -> OccServe:
         self._offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         command = [OCC, "serve", "--port", str(self.port), "--metrics-port", "0", "--data-dir", str(self.data_dir),
-                   "--tariff", EXAMPLE_TARIFF, "--demo"]  # fmt: skip
+                   "--tariff", EXAMPLE_TARIFF, "--demo", "--no-console"]  # fmt: skip
         env = environment(settle=str(self.settle).lower(), health_interval_s="0.2")
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)

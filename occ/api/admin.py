@@ -9,6 +9,7 @@ carry the caller as their actor (on the event, hence on the ledger row and the x
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import time
@@ -34,8 +35,9 @@ from occ.store.keys import RERATE_KEY
 from occ.store.scripts import Store
 from occ.v1 import admin_pb2 as pb
 from occ.v1 import admin_pb2_grpc
-from rating_engine import TariffError
+from rating_engine import TariffError, compile_tariff, load_tariff
 from rating_engine.money import MAX_EXACT_MICROS
+from rating_engine.summary import TariffSummary, summarize
 
 log = logging.getLogger(__name__)
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -65,6 +67,8 @@ def _credit_limit(value: int) -> int:
 
 MAX_TAX_RATE_PPM = 1_000_000
 MAX_TAX_CODE = 20
+DEFAULT_PAGE, MAX_PAGE = 50, 1000  # ListAccounts' page_size (and ListSessions' limit over every account)
+DEFAULT_SESSIONS = 200
 
 
 def prepaid_tax_fields(tax: pb.PrepaidTax) -> dict[str, str | int]:
@@ -81,6 +85,36 @@ def prepaid_tax_fields(tax: pb.PrepaidTax) -> dict[str, str | int]:
         raise InvalidRequest("prepaid_tax.tax_code", f"at most {MAX_TAX_CODE} printable characters")
     return {"prepaid_tax_ppm": tax.rate_ppm, "prepaid_tax_ledger": str(tax.ledger_code),
             "prepaid_tax_code": tax.tax_code}  # fmt: skip
+
+
+def _account(account_id: str, fields: dict[str, str]) -> pb.Account:
+    """The Account message of a stored account's fields (``Store.read_account``)."""
+    balance, limit, reserved = (int(fields.get(name) or 0) for name in ("balance", "credit_limit", "reserved"))
+    return pb.Account(
+        id=account_id,
+        currency=fields.get("currency", ""),
+        credit_limit_micros=limit,
+        status=_STATUS_BACK.get(fields.get("status", ""), pb.ACCOUNT_STATUS_UNSPECIFIED),
+        tariff_plan=fields.get("plan", ""),
+        tax_profile=fields.get("tax_profile", ""),
+        balance_micros=balance,
+        reserved_micros=reserved,
+        available_micros=balance + limit - reserved,
+        open_sessions=int(fields["open_sessions"]),
+        prepaid_tax=pb.PrepaidTax(
+            rate_ppm=int(fields.get("prepaid_tax_ppm") or 0),
+            ledger_code=int(fields.get("prepaid_tax_ledger") or 0),
+            tax_code=fields.get("prepaid_tax_code", ""),
+        ),
+    )
+
+
+def _tariff_info(summary: TariffSummary) -> pb.TariffInfo:
+    return pb.TariffInfo(
+        tariff_hash=summary.tariff_hash, name=summary.name, currency=summary.currency, timezone=summary.timezone,
+        plans=summary.plans, prefixes=summary.prefixes, rates=len(summary.rate_names),
+        group_prefixes=summary.group_prefixes, rate_names=summary.rate_names, bands=summary.bands,
+    )  # fmt: skip
 
 
 class AdminService(admin_pb2_grpc.AdminServicer):
@@ -172,24 +206,32 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         fields = await self.store.read_account(account_id)
         if fields is None:
             raise NotFound("id", f"no account {quoted(account_id)}")
-        balance, limit, reserved = (int(fields.get(name) or 0) for name in ("balance", "credit_limit", "reserved"))
-        return pb.Account(
-            id=account_id,
-            currency=fields.get("currency", ""),
-            credit_limit_micros=limit,
-            status=_STATUS_BACK.get(fields.get("status", ""), pb.ACCOUNT_STATUS_UNSPECIFIED),
-            tariff_plan=fields.get("plan", ""),
-            tax_profile=fields.get("tax_profile", ""),
-            balance_micros=balance,
-            reserved_micros=reserved,
-            available_micros=balance + limit - reserved,
-            open_sessions=int(fields["open_sessions"]),
-            prepaid_tax=pb.PrepaidTax(
-                rate_ppm=int(fields.get("prepaid_tax_ppm") or 0),
-                ledger_code=int(fields.get("prepaid_tax_ledger") or 0),
-                tax_code=fields.get("prepaid_tax_code", ""),
-            ),
+        return _account(account_id, fields)
+
+    async def ListAccounts(self, request: pb.ListAccountsRequest, context) -> pb.ListAccountsAnswer:
+        return await self._call(self._list_accounts, request, context)
+
+    async def _list_accounts(self, request: pb.ListAccountsRequest) -> pb.ListAccountsAnswer:
+        if not 0 <= request.page_size <= MAX_PAGE:
+            raise InvalidRequest("page_size", f"must be 1 to {MAX_PAGE} (0: {DEFAULT_PAGE})")
+        for field in ("prefix", "page_token"):
+            if not getattr(request, field).isprintable():
+                raise InvalidRequest(field, "must be printable characters")
+        ids, more = await self.store.account_ids(
+            prefix=request.prefix, after=request.page_token, limit=request.page_size or DEFAULT_PAGE
         )
+        answer = pb.ListAccountsAnswer(next_page_token=ids[-1] if more else "")
+        for account_id, fields in zip(ids, await self.store.read_accounts(ids), strict=True):
+            if fields is not None:  # (an index entry always has its account: account.lua writes both)
+                answer.accounts.append(_account(account_id, fields))
+        return answer
+
+    async def WhoAmI(self, request: pb.WhoAmIRequest, context) -> pb.WhoAmIAnswer:
+        return await self._call(self._who_am_i, request, context)
+
+    async def _who_am_i(self, request: pb.WhoAmIRequest) -> pb.WhoAmIAnswer:
+        identity = caller()
+        return pb.WhoAmIAnswer(name=identity.name, role=identity.role, actor=identity.actor)
 
     async def Transact(self, request: pb.TransactionRequest, context) -> pb.TransactionAnswer:
         return await self._call(self._transact, request, context)
@@ -251,9 +293,21 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         return await self._call(self._list_sessions, request, context)
 
     async def _list_sessions(self, request: pb.ListSessionsRequest) -> pb.ListSessionsAnswer:
-        account_id = _account_id(request.account_id, "account_id")
         answer = pb.ListSessionsAnswer()
+        if request.account_id:
+            await self._add_sessions(answer, _account_id(request.account_id, "account_id"))
+            return answer
+        if not 0 <= request.limit <= MAX_PAGE:
+            raise InvalidRequest("limit", f"must be 1 to {MAX_PAGE} (0: {DEFAULT_SESSIONS})")
+        wanted = await self.store.open_session_ids(request.limit or DEFAULT_SESSIONS)
+        for account_id in sorted({account_id for account_id, _ in wanted}):
+            await self._add_sessions(answer, account_id, only={sid for owner, sid in wanted if owner == account_id})
+        return answer
+
+    async def _add_sessions(self, answer: pb.ListSessionsAnswer, account_id: str, only: set[str] | None = None) -> None:
         for session in await self.store.open_sessions(account_id):
+            if only is not None and session["session_id"] not in only:
+                continue
             answer.sessions.add(
                 session_id=session["session_id"],
                 account_id=account_id,
@@ -264,7 +318,6 @@ class AdminService(admin_pb2_grpc.AdminServicer):
                 started_unix_ms=int(session["started_ms"] or 0),
                 deadline_unix_ms=int(session["deadline_ms"] or 0),
             )
-        return answer
 
     async def AbortSession(self, request: pb.AbortSessionRequest, context) -> pb.AbortSessionAnswer:
         return await self._call(self._abort, request, context)
@@ -288,7 +341,10 @@ class AdminService(admin_pb2_grpc.AdminServicer):
     async def LoadTariff(self, request: pb.LoadTariffRequest, context) -> pb.LoadTariffAnswer:
         return await self._call(self._load_tariff, request, context)
 
-    async def _load_tariff(self, request: pb.LoadTariffRequest) -> pb.LoadTariffAnswer:
+    async def CheckTariff(self, request: pb.LoadTariffRequest, context) -> pb.LoadTariffAnswer:
+        return await self._call(functools.partial(self._load_tariff, check_only=True), request, context)
+
+    async def _load_tariff(self, request: pb.LoadTariffRequest, *, check_only: bool = False) -> pb.LoadTariffAnswer:
         given = [name for name in ("directory", "files", "archive") if getattr(request, name)]
         if len(given) != 1:
             raise InvalidRequest("directory", "give exactly one of directory, files and archive")
@@ -303,6 +359,8 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             label = "uploaded archive"
         try:
             with tariff_source.unpacked(files) as directory:
+                if check_only:
+                    return await self._check_tariff(directory)
                 compiled, changed = await self.tariffs.publish(directory, label=label)
         except TariffError as exc:
             raise InvalidRequest(given[0], str(exc)) from None
@@ -317,3 +375,30 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             rates=len(compiled.tariff.rates),
             plans=compiled.plan_names,
         )
+
+    async def _check_tariff(self, directory: Path) -> pb.LoadTariffAnswer:
+        """Validate and summarise the tariff in ``directory``: its findings, or its summary; nothing published."""
+        try:
+            compiled = await asyncio.to_thread(lambda: compile_tariff(load_tariff(directory)))
+        except TariffError as exc:
+            findings = [pb.TariffFinding(file=i.file, line=i.line, column=i.column, message=i.message)
+                        for i in exc.issues]  # fmt: skip
+            return pb.LoadTariffAnswer(findings=findings)
+        current = self.tariffs.current if self.tariffs.loaded else None
+        changed = current is None or current.hash != compiled.hash
+        answer = pb.LoadTariffAnswer(tariff_hash=compiled.hash, changed=changed, prefixes=len(compiled.tariff.prefixes),
+                                     rates=len(compiled.tariff.rates), plans=compiled.plan_names,
+                                     tariff=_tariff_info(summarize(compiled)))  # fmt: skip
+        if current is not None and current.tariff.currency != compiled.tariff.currency:
+            answer.findings.add(file="tariff.csv", line=0, column="currency",
+                                message=f"the tariff is in {compiled.tariff.currency}, the current one and its "
+                                        f"accounts in {current.tariff.currency}")  # fmt: skip
+        return answer
+
+    async def GetTariff(self, request: pb.GetTariffRequest, context) -> pb.TariffInfo:
+        return await self._call(self._get_tariff, request, context)
+
+    async def _get_tariff(self, request: pb.GetTariffRequest) -> pb.TariffInfo:
+        if not self.tariffs.loaded:
+            raise FailedPrecondition("tariff", "no tariff is loaded")
+        return _tariff_info(summarize(self.tariffs.current))

@@ -2,10 +2,11 @@
 
 | method | viewer | operator | finance | admin |
 |---|---|---|---|---|
-| ``GetAccount``, ``ListSessions`` | yes | yes | yes | yes |
+| ``GetAccount``, ``ListAccounts``, ``ListSessions``, ``WhoAmI``, ``GetTariff`` | yes | yes | yes | yes |
 | ``CreateAccount``, ``AbortSession``, ``LoadTariff`` | | yes | | yes |
 | ``UpdateAccount`` (status, plan, credit limit, taxes) | | yes | yes | yes |
 | ``Transact`` (top-up, payment, adjustment, refund) | | | yes | yes |
+| ``CheckTariff`` (validate a tariff, publish nothing) | | yes | yes | yes |
 
 ``admin`` may call every method in the table; it is the role of the token ``occ serve`` writes for the local
 operator (``<data_dir>/admin-token``).
@@ -21,11 +22,15 @@ _READ = frozenset({"viewer", "operator", "finance"})
 
 METHOD_ROLES: dict[str, frozenset[str]] = {
     "GetAccount": _READ,
+    "ListAccounts": _READ,
     "ListSessions": _READ,
+    "WhoAmI": _READ,
+    "GetTariff": _READ,
     "CreateAccount": frozenset({"operator"}),
     "UpdateAccount": frozenset({"operator", "finance"}),
     "AbortSession": frozenset({"operator"}),
     "LoadTariff": frozenset({"operator"}),
+    "CheckTariff": frozenset({"operator", "finance"}),
     "Transact": frozenset({"finance"}),
 }
 

@@ -46,6 +46,8 @@ MAX_CHARS: dict[str, int] = {
     "description": 1024,
     "reason": 256,
     "directory": 1024,
+    "prefix": MAX_ID_LENGTH,
+    "page_token": MAX_ID_LENGTH,
 }
 """Most characters of every string field of a request, by field name (the same name means the same thing in every
 message). A string field missing here fails :func:`check_lengths` loudly, so a new field cannot go unchecked."""

@@ -18,6 +18,8 @@ SECTIONS: dict[str, dict[str, tuple[str, str]]] = {
         "serve": ("occ.cli.serve:serve", "Run the online charging gRPC server until Ctrl-C or SIGTERM."),
         "health": ("occ.cli.health:health",
                    "Check that the server at --server is SERVING (gRPC health); exit status 0 if so, 1 if not."),
+        "console": ("occ.cli.console:console",
+                    "Serve the operator console (a web application) for the server of these settings until Ctrl-C."),
         "settle": ("occ.cli.settle:settle",
                    "Drain the balance-event streams into ledger rows and xDRs in the SQL store."),
         "export": ("occ.cli.export:export",
@@ -27,7 +29,8 @@ SECTIONS: dict[str, dict[str, tuple[str, str]]] = {
                   "Create, list and revoke the bearer tokens of the Admin API (kept hashed by the server)."),
     },
     "Accounts": {
-        "account": ("occ.cli.accounts:account", "Create, inspect, block and credit accounts on a running server."),
+        "account": ("occ.cli.accounts:account",
+                    "Create, list, inspect, block and credit accounts on a running server."),
         "sessions": ("occ.cli.accounts:sessions", "List and abort an account's open sessions on a running server."),
         "call": ("occ.cli.call:call", "Simulate a voice call of ACCOUNT to CALLED lasting --seconds: authorize, start, "
                                       "update per step, end."),
@@ -42,6 +45,8 @@ SECTIONS: dict[str, dict[str, tuple[str, str]]] = {
                    "Compare the general ledger of OCC's journals with the ERP's, per G/L account and currency."),
         "rerate": ("occ.cli.finance:rerate_command",
                    "Price BILLABLE and BILLED xDRs again and correct those whose price changed."),
+        "outbox": ("occ.cli.outbox:outbox",
+                   "The ERP outbox: list and show documents; retry or release a REJECTED one."),
     },
     "Tools": {
         "tariff": ("occ.cli.tariff:tariff", "Work with tariff directories (CSV files; see docs/tariffs.md)."),

@@ -28,6 +28,7 @@ TIMEOUT_S = 10.0
 """Deadline of each call: an unreachable or stuck server fails the command instead of hanging it."""
 TAX_LABEL_HELP = "A label kept on the online account; billing does not read it (occ bill account set --tax-profile)."
 
+
 class Stubs:
     """The Charging and Admin stubs of one channel (pass ``timeout=TIMEOUT_S`` on every call)."""
 
@@ -106,7 +107,7 @@ def utc(unix_ms: int) -> str:
 
 @click.group()
 def account() -> None:
-    """Create, inspect, block and credit accounts on a running server."""
+    """Create, list, inspect, block and credit accounts on a running server."""
 
 
 @account.command()
@@ -178,6 +179,34 @@ def show(account_id: str, target: Target) -> None:
     """Show ACCOUNT: status, plan, balance, reservations."""
     with connect(target) as stubs:
         echo_account(stubs.admin.GetAccount(admin.GetAccountRequest(id=account_id), timeout=TIMEOUT_S))
+
+
+@account.command("list")
+@click.option("--prefix", default="", help="Only accounts whose id starts with this.")
+@click.option("--page-size", type=click.IntRange(1, 1000), default=50, show_default=True, help="Accounts per page.")
+@click.option("--page-token", default="", help="Where the previous page ended (it prints the token of the next).")
+@click.option("--all", "every_page", is_flag=True, help="Every page, one after the other.")
+@admin_options
+def list_accounts(prefix: str, page_size: int, page_token: str, every_page: bool, target: Target) -> None:
+    """List accounts in id order, a page at a time: status, plan, balance, available credit, open sessions."""
+    header = ("account", "status", "plan", "currency", "balance", "available", "sessions")
+    rows: list[tuple[str, ...]] = [header]
+    with connect(target) as stubs:
+        while True:
+            request = admin.ListAccountsRequest(prefix=prefix, page_size=page_size, page_token=page_token)
+            answer = stubs.admin.ListAccounts(request, timeout=TIMEOUT_S)
+            rows += [(a.id, admin.AccountStatus.Name(a.status), a.tariff_plan, a.currency,
+                      format_micros(a.balance_micros), format_micros(a.available_micros), str(a.open_sessions))
+                     for a in answer.accounts]  # fmt: skip
+            page_token = answer.next_page_token
+            if not (every_page and page_token):
+                break
+    if len(rows) == 1:
+        click.echo(f"no accounts{f' starting with {prefix!r}' if prefix else ''}")
+        return
+    echo_table(rows)
+    if page_token:
+        click.echo(f"more: --page-token {page_token}")
 
 
 def _set_status(name: str, status: int, summary: str) -> None:
@@ -276,7 +305,12 @@ def list_sessions(account_id: str, target: Target) -> None:
         )
         for info in answer.sessions
     ]
-    widths = [max(len(row[k]) for row in rows) for k in range(len(header))]
+    echo_table(rows)
+
+
+def echo_table(rows: list[tuple[str, ...]]) -> None:
+    """Rows of text (the first a header) in columns padded to the widest cell."""
+    widths = [max(len(row[k]) for row in rows) for k in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 

@@ -161,8 +161,12 @@ def account_group() -> None:
 @click.option("--customer-code", help="The ERP's customer code [the account id].")
 @click.option("--tenant", help="Whose invoice number sequence the account uses [default].")
 @click.option("--name", "customer_name", help="The customer's name as invoices print it; '' clears it.")
-@click.option("--address", "customer_address", multiple=True,
-              help="An address line of the customer (repeat for each line; replaces them all); '' clears it.")
+@click.option(
+    "--address",
+    "customer_address",
+    multiple=True,
+    help="An address line of the customer (repeat for each line; replaces them all); '' clears it.",
+)
 @click.option("--vat-id", "customer_vat_id", help="The customer's VAT id with country prefix (optional); '' clears.")
 def account_set(config: object, account: str, **options) -> None:
     """Create or change ACCOUNT's billing settings (only the options given change)."""

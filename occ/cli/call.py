@@ -2,12 +2,13 @@
 
 Authorize (the longest call credit covers), then StartSession asking for ``--step`` seconds, an UpdateSession each
 time a grant is used up (reporting it and asking for the next), and EndSession with the last stretch. Nothing
-sleeps: the call's seconds are simulated, so a one-hour call runs in a moment. Each step prints the grant, the
-usage and cost so far and the balance after it.
+sleeps unless ``--real-time``: the call's seconds are simulated, so a one-hour call runs in a moment. Each step
+prints the grant, the usage and cost so far and the balance after it.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import datetime
 
@@ -83,12 +84,15 @@ def _grant(auth: pb.AuthorizeAnswer) -> str:
 @click.option("--rating-group", type=click.IntRange(0, 2**32 - 1), default=100, show_default=True)
 @click.option("--step", type=click.IntRange(min=1), default=30, show_default=True, help="Seconds asked for per grant.")
 @click.option("--at", "at", default=None, help="When the call starts, ISO-8601 with offset.  [default: now]")
+@click.option("--real-time", is_flag=True,
+              help="Wait out each stretch before reporting it: the session stays open as the call.")  # fmt: skip
 @charging_options
-def call(
-    account_id: str, called: str, seconds: int, rating_group: int, step: int, at: str | None, target: Target
-) -> None:
+def call(account_id: str, called: str, seconds: int, rating_group: int, step: int, at: str | None, real_time: bool,
+         target: Target) -> None:  # fmt: skip
     """Simulate a voice call of ACCOUNT to CALLED lasting --seconds: authorize, start, update per step, end.
 
+    Without --real-time the whole call is sent at once (its times are still those of a call of --seconds); with it,
+    each update comes when its stretch has been talked, as a switch sends them (a session to watch on the console).
     Exits with status 1 when the call is refused (authorization or start not SUCCESS).
     """
     start_s = _time(at)
@@ -108,6 +112,8 @@ def call(
         talked = 0
         while True:
             stretch = min(grant.granted_units, seconds - talked)
+            if real_time:
+                time.sleep(stretch)
             talked += stretch
             if talked == seconds or grant.granted_units == 0 or grant.final_unit.action == pb.TERMINATE:
                 session.send("end", used=stretch, requested=0, elapsed_s=talked)

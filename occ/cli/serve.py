@@ -31,12 +31,17 @@ from occ.settings import Settings, SettingsError
 @click.option("--tls-key", "tls_key_file", help="key of --tls-cert (PEM)")
 @click.option("--tls-client-ca", "tls_client_ca_file", help="CA of client certificates (PEM), for mutual TLS")
 @click.option("--tls-client-auth", type=click.Choice(["none", "required"]), help="client certificates [none]")
-@click.option("--allow-plaintext/--no-allow-plaintext", default=None,
-              help="serve without TLS on an address that is not loopback, on purpose [refused]")
+@click.option(
+    "--allow-plaintext/--no-allow-plaintext",
+    default=None,
+    help="serve without TLS on an address that is not loopback, on purpose [refused]",
+)
+@click.option("--console-listen", help="host:port of the operator console, '' for none [127.0.0.1:8080]")
+@click.option("--no-console", is_flag=True, help="no operator console (as --console-listen '')")
 @click.option("--reflection", type=click.Choice(["auto", "on", "off"]), help="gRPC reflection [auto: on loopback]")
 @click.option("--diameter-port", type=int, help="Diameter Gy/Ro gateway port (3868 is the usual one), 0: none [0]")
 @click.option("--diameter-peers", help="Diameter peers allowed in: origin-host=address,… (docs/diameter.md)")
-def serve(config: Path | None, **flags: object) -> None:
+def serve(config: Path | None, no_console: bool, **flags: object) -> None:
     """Run the online charging gRPC server until Ctrl-C or SIGTERM.
 
     Settings come from defaults, then --config, then OCC_<SETTING> environment variables (OCC_PORT=50052,
@@ -44,9 +49,12 @@ def serve(config: Path | None, **flags: object) -> None:
     a settlement worker (occ settle) drains the balance events into the SQL store, a SQLite file in the data dir
     unless --db-url says otherwise. The Admin API has its own listener (--admin-listen), where every call needs a
     token or a client certificate; on first start the server writes a token for local occ commands to
-    <data dir>/admin-token. A non-loopback --host needs TLS (--tls-cert, --tls-key) or --allow-plaintext.
+    <data dir>/admin-token. The operator console (occ console) runs beside it on --console-listen: sign in there
+    with an Admin token. A non-loopback --host needs TLS (--tls-cert, --tls-key) or --allow-plaintext.
     --diameter-port starts the Diameter Gy/Ro gateway beside gRPC, for the peers --diameter-peers lists.
     """
+    if no_console:
+        flags["console_listen"] = ""
     try:
         settings = Settings.load(config, **flags)
     except SettingsError as error:

@@ -89,8 +89,11 @@ def check(directory: Path) -> None:
 
 @tariff.command("load")
 @click.argument("directory")
-@click.option("--on-server", is_flag=True,
-              help="DIRECTORY is on the server, below its tariff root (relative to it): nothing is uploaded.")
+@click.option(
+    "--on-server",
+    is_flag=True,
+    help="DIRECTORY is on the server, below its tariff root (relative to it): nothing is uploaded.",
+)
 @admin_options
 def load_on_server(directory: str, on_server: bool, target: Target) -> None:
     """Make the tariff in DIRECTORY current on a running server (and every frontend on its Redis).

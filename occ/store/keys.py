@@ -11,9 +11,11 @@ event stream share one slot and a single Lua call may change all of them atomica
 | ``occ:{sNNN}:acct:<account>:txn`` | hash | idempotency key → stored answer of an admin transaction |
 | ``occ:{sNNN}:sess:<session>`` | hash | the session (see ``lua/session.lua``) and its stored answers ``ans:<n>`` |
 | ``occ:{sNNN}:acct:<account>:evt:<id>`` | hash | stored answers of one-shot events ``ans:<n>`` (a day) |
+| ``occ:{sNNN}:accounts`` | zset | ids of the shard's accounts, all scored 0 (paged with ZRANGEBYLEX) |
 | ``occ:{sNNN}:deadlines`` | zset | open session ids scored by the time (ms) the sweeper may close them |
 | ``occ:{sNNN}:events`` | stream | every balance change, session close and account change, for settlement |
 | ``occ:{sNNN}:events:dead`` | stream | entries settlement could not book, with the reason (dead letters) |
+| ``occ:accounts:indexed`` | string | set once every account made before the index existed is in it |
 | ``occ:tariff:current`` | string | hash of the tariff in force |
 | ``occ:tariff:<hash>`` | string | the tariff (msgpack of its model) |
 | ``occ:lease:<job>`` | string | id of the process running a job for everyone (``sweeper``, ``tariff-watch``) |
@@ -28,6 +30,9 @@ RERATE_KEY = "rerate:"
 """Idempotency-key prefix (in ``…:acct:<account>:txn``) reserved for the balance corrections of ``occ rerate``:
 settlement books their ledger row but no xDR, and the Admin API refuses it from anyone else."""
 TARIFF_CURRENT = f"{PREFIX}:tariff:current"
+ACCOUNTS_INDEXED = f"{PREFIX}:accounts:indexed"
+ACCOUNT_KEYS = f"{PREFIX}:{{s*}}:acct:*"
+"""SCAN pattern of every account's keys (an account hash's id holds no ':'; its own keys add one)."""
 NOTICE_CHANNEL = f"{PREFIX}:notices"
 """Pub/sub channel of notices for switches, ``<kind>\n<account>\n<session>\n<reason>``: ``abort`` (an administrator
 ended the session) or ``reauth`` (credit was added: come back with an update); frontends push them on the stream
@@ -54,7 +59,7 @@ def tariff_blob(tariff_hash: str) -> str:
 class AccountKeys:
     """The keys of one account (and of its sessions), all in the account's shard."""
 
-    __slots__ = ("account", "deadlines", "events", "sessions", "shard", "transactions")
+    __slots__ = ("account", "deadlines", "events", "index", "sessions", "shard", "transactions")
 
     def __init__(self, account_id: str, shards: int) -> None:
         self.shard = shard_of(account_id, shards)
@@ -64,9 +69,10 @@ class AccountKeys:
         self.transactions = f"{self.account}:txn"
         self.events = f"{base}:events"
         self.deadlines = f"{base}:deadlines"
+        self.index = account_index(self.shard)
 
     def session(self, session_id: str) -> str:
-        return f"{PREFIX}:{tag(self.shard)}:sess:{session_id}"
+        return session_key(self.shard, session_id)
 
     def session_script(self, session_id: str) -> list[str]:
         """The KEYS of ``lua/session.lua`` for one of this account's sessions, in the script's order."""
@@ -76,10 +82,19 @@ class AccountKeys:
         return f"{self.account}:evt:{session_id}"
 
 
+def session_key(shard: int, session_id: str) -> str:
+    return f"{PREFIX}:{tag(shard)}:sess:{session_id}"
+
+
 def shard_keys(shard: int) -> tuple[str, str]:
     """(events stream, deadlines zset) of a shard, for the sweeper and settlement."""
     base = f"{PREFIX}:{tag(shard)}"
     return f"{base}:events", f"{base}:deadlines"
+
+
+def account_index(shard: int) -> str:
+    """The sorted set of a shard's account ids (all scored 0: ``ZRANGEBYLEX`` pages through them in byte order)."""
+    return f"{PREFIX}:{tag(shard)}:accounts"
 
 
 def dead_letters(shard: int) -> str:

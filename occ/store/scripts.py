@@ -25,7 +25,7 @@ import msgspec
 import redis.asyncio as redis
 from redis.exceptions import NoScriptError, RedisError
 
-from occ.store.keys import AccountKeys
+from occ.store.keys import ACCOUNT_KEYS, ACCOUNTS_INDEXED, AccountKeys, account_index, session_key, shard_keys
 from occ.store.replication import ReplicaAck
 from occ.store.shapes import CloseRequest, EventRequest, ReadReply, ReadRequest, ScriptReply, SessionRequest
 
@@ -207,20 +207,78 @@ class Store:
         stream (``lua/account.lua``); returns "ok", "exists" or "missing"."""
         keys = self.keys(account_id)
         flat = [value for pair in fields.items() for value in pair]
-        reply = await self._script("account", [keys.account, keys.events], [mode, int(time.time() * 1000), *flat])
+        reply = await self._script(
+            "account", [keys.account, keys.events, keys.index], [mode, int(time.time() * 1000), *flat]
+        )
         return reply.decode()
 
     async def read_account(self, account_id: str) -> dict[str, str] | None:
-        keys = self.keys(account_id)
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hgetall(keys.account)
-        pipe.scard(keys.sessions)
-        fields, open_sessions = await pipe.execute()
-        if not fields:
-            return None
-        account = {k.decode(): v.decode() for k, v in fields.items()}
-        account["open_sessions"] = str(open_sessions)
+        [account] = await self.read_accounts([account_id])
         return account
+
+    async def read_accounts(self, account_ids: Sequence[str]) -> list[dict[str, str] | None]:
+        """Each account's fields and ``open_sessions`` (None for an unknown id), in one pipeline."""
+        pipe = self.client.pipeline(transaction=False)
+        for account_id in account_ids:
+            keys = self.keys(account_id)
+            pipe.hgetall(keys.account)
+            pipe.scard(keys.sessions)
+        replies = await pipe.execute()
+        accounts: list[dict[str, str] | None] = []
+        for fields, open_sessions in zip(replies[::2], replies[1::2], strict=True):
+            account = {k.decode(): v.decode() for k, v in fields.items()} if fields else None
+            if account is not None:
+                account["open_sessions"] = str(open_sessions)
+            accounts.append(account)
+        return accounts
+
+    async def account_ids(self, *, prefix: str, after: str, limit: int) -> tuple[list[str], bool]:
+        """Up to ``limit`` account ids starting with ``prefix`` and sorting after ``after`` (empty: from the first),
+        in byte order, and whether more follow. Each shard's index is asked for ``limit + 1`` (one pipeline; on a
+        cluster redis-py sends each node its own) and the answers merged."""
+        low = f"({after}" if after and after >= prefix else f"[{prefix}"
+        high = b"[" + prefix.encode() + b"\xff" if prefix else b"+"  # no UTF-8 holds 0xff: above every id with prefix
+        pipe = self.client.pipeline(transaction=False)
+        for shard in range(self.shards):
+            pipe.zrangebylex(account_index(shard), low, high, start=0, num=limit + 1)
+        found = sorted(member for members in await pipe.execute() for member in members)
+        return [member.decode() for member in found[:limit]], len(found) > limit
+
+    async def index_accounts(self, batch: int = 1000) -> int:
+        """Put every account into its shard's index: those created before the index existed (``account.lua`` adds
+        the others as it creates them). Done once per Redis (``ACCOUNTS_INDEXED`` says so), safe to run anywhere at
+        once (ZADD NX); returns how many it added."""
+        if await self.client.get(ACCOUNTS_INDEXED):
+            return 0
+        added, found = 0, []
+        async for key in self.client.scan_iter(match=ACCOUNT_KEYS, count=batch, _type="HASH"):
+            account_id = key.decode().split(":acct:", 1)[1]
+            if ":" not in account_id:  # (not one of an account's own hashes: …:txn, …:evt:<id>)
+                found.append(account_id)
+            if len(found) >= batch:
+                added, found = added + await self._add_to_index(found), []
+        added += await self._add_to_index(found)
+        await self.client.set(ACCOUNTS_INDEXED, "1")
+        return added
+
+    async def _add_to_index(self, account_ids: list[str]) -> int:
+        pipe = self.client.pipeline(transaction=False)
+        for account_id in account_ids:
+            pipe.zadd(self.keys(account_id).index, {account_id: 0}, nx=True)
+        return sum(await pipe.execute()) if account_ids else 0
+
+    async def open_session_ids(self, limit: int) -> list[tuple[str, str]]:
+        """(account, session) of up to ``limit`` open sessions over every shard, those whose deadline comes first."""
+        pipe = self.client.pipeline(transaction=False)
+        for shard in range(self.shards):
+            pipe.zrange(shard_keys(shard)[1], 0, limit - 1, withscores=True)
+        due = sorted((score, shard, member.decode()) for shard, members in enumerate(await pipe.execute())
+                     for member, score in members)[:limit]  # fmt: skip
+        pipe = self.client.pipeline(transaction=False)
+        for _, shard, session_id in due:
+            pipe.hget(session_key(shard, session_id), "account")
+        owners = await pipe.execute()
+        return [(owner.decode(), session_id) for (_, _, session_id), owner in zip(due, owners, strict=True) if owner]
 
     async def transact(
         self,

@@ -71,8 +71,11 @@ def with_access(url: str, access: Access) -> str:
     path, _, query = tail.partition("?")
     userinfo, _, hosts = netloc.rpartition("@")
     if not userinfo and (access.username or access.password):
-        userinfo = f"{quote(access.username, safe='')}:{quote(access.password, safe='')}" if access.password else (
-            quote(access.username, safe=""))
+        userinfo = (
+            f"{quote(access.username, safe='')}:{quote(access.password, safe='')}"
+            if access.password
+            else (quote(access.username, safe=""))
+        )
     pairs = parse_qsl(query, keep_blank_values=True)
     present = {name for name, _ in pairs}
     for field, name in _TLS_QUERY.items():

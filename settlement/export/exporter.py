@@ -15,7 +15,8 @@ Rules (``docs/erp-export.md``):
   lease (stalled past it) cannot overwrite the newer attempt.
 - **Order.** A row waits while an earlier row of the same ``document_ref`` (tenant:invoice_number) is PENDING, or
   is a REJECTED credit note: a replacement invoice never reaches the ERP before the credit note of the revision it
-  replaces, nor without it. A credit note of an invoice the ERP REJECTED is not sent (VOID: nothing to credit).
+  replaces, nor without it. A credit note of an invoice the ERP REJECTED (or an operator RELEASED) is not sent
+  (VOID: nothing to credit). An operator retries or releases a REJECTED row (``settlement/export/outbox_admin.py``).
 - **Reconcile.** Every attempt after the first asks GetSubmissionStatus before submitting: an earlier attempt
   may have reached the ERP (a timeout, a dropped reply, a worker that died mid-call). Found with the same payload
   hash → ACCEPTED (reconciled); found with another → REJECTED; not found → submit.
@@ -305,9 +306,12 @@ class Exporter:
                 reconciled=reconciled,
             )  # fmt: skip
 
-        if claim.kind == "CREDIT_NOTE" and claim.credited_state == REJECTED:
+        if claim.kind == "CREDIT_NOTE" and claim.credited_state in (REJECTED, OutboxState.RELEASED):
             credited = claim.idempotency_key.removesuffix(":credit")
-            return outcome(OutboxState.VOID, error=f"nothing to credit: the ERP rejected {credited}")
+            why = f"the ERP rejected {credited}"
+            if claim.credited_state == OutboxState.RELEASED:
+                why = f"{credited} was released by an operator, the ERP never took it"
+            return outcome(OutboxState.VOID, error=f"nothing to credit: {why}")
         try:
             document = load(claim.payload, claim.kind)
         except (msgspec.DecodeError, msgspec.ValidationError) as error:

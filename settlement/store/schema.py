@@ -27,6 +27,7 @@ from settlement.vocabulary import (
     AccountStatus,
     InvoiceKind,
     InvoiceState,
+    OutboxAction,
     OutboxState,
     RecordType,
     TaxMode,
@@ -169,6 +170,23 @@ journal_postings = Table(
     Column("outbox_id", BigInteger),
     Column("queued_ms", BigInteger, nullable=False),
     Index("journal_postings_outbox", "outbox_id"),
+)
+
+# What operators did to outbox rows (occ outbox retry|release, the console; settlement/export/outbox_admin.py): one
+# row per action, written in the transaction that changes the outbox row. actor: who (local:<os user>, token:<name>,
+# console:<user> …); state_before/state_after: the row's state around it; reason: why, as the operator said.
+outbox_actions = Table(
+    "outbox_actions",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("outbox_id", BigInteger, nullable=False),
+    Column("at_ms", BigInteger, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("action", String(10), nullable=False),
+    Column("state_before", String(20), nullable=False),
+    Column("state_after", String(20), nullable=False),
+    Column("reason", Text, nullable=False),
+    Index("outbox_actions_outbox", "outbox_id", "id"),
 )
 
 # Invoices holding xDRs that a rerate corrected after they were billed: billing issues a new revision of each (to
@@ -366,6 +384,13 @@ billing_runs = Table(
 # Billing finds an account's open items through this index (account, status, start time: the billing time).
 Index("xdrs_account_status_start", xdrs.c.account, xdrs.c.status, xdrs.c.start_ms)
 
+# The console's pages, newest first (settlement/listings.py; migration 0011_console_indexes).
+Index("xdrs_account_end", xdrs.c.account, xdrs.c.end_ms, xdrs.c.id)
+Index("xdrs_status_end", xdrs.c.status, xdrs.c.end_ms, xdrs.c.id)
+Index("xdrs_end", xdrs.c.end_ms, xdrs.c.id)
+Index("invoices_state", invoices.c.state, invoices.c.id)
+Index("outbox_state_id", outbox.c.state, outbox.c.id)
+
 
 # The columns that hold a vocabulary (settlement/vocabulary.py), and the vocabulary: every word must fit its column.
 VOCABULARY_COLUMNS = (
@@ -379,6 +404,9 @@ VOCABULARY_COLUMNS = (
     (preview_invoices.c.kind, InvoiceKind),
     (preview_invoices.c.tax_mode, TaxMode),
     (outbox.c.state, OutboxState),
+    (outbox_actions.c.action, OutboxAction),
+    (outbox_actions.c.state_before, OutboxState),
+    (outbox_actions.c.state_after, OutboxState),
 )
 
 

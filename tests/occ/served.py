@@ -18,6 +18,7 @@ def clean_environment(*paths: Path) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("OCC_")}
     env["OCC_SETTLE"] = "false"  # no settlement worker beside the server unless a test asks for one
     env["OCC_ADMIN_LISTEN"] = ""  # no Admin listener (on a fixed port) unless a test gives one (--admin-listen)
+    env["OCC_CONSOLE_LISTEN"] = ""  # no console on 127.0.0.1:8080 unless a test gives a free port
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), *map(str, paths)])
     return env

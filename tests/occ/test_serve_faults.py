@@ -85,8 +85,11 @@ def health(port: int) -> int | None:
 
 def demo_balance(port: int) -> int:
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        return charging_pb2_grpc.ChargingStub(channel).GetBalance(pb.BalanceRequest(subscriber="demo"), timeout=5)\
+        return (
+            charging_pb2_grpc.ChargingStub(channel)
+            .GetBalance(pb.BalanceRequest(subscriber="demo"), timeout=5)
             .balance_micros
+        )
 
 
 def test_a_killed_embedded_redis_is_started_again_with_its_aof(occ_serve):

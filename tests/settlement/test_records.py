@@ -19,6 +19,7 @@ from settlement.vocabulary import (
     AccountStatus,
     InvoiceKind,
     InvoiceState,
+    OutboxAction,
     OutboxState,
     RecordType,
     TaxMode,
@@ -26,7 +27,7 @@ from settlement.vocabulary import (
 )
 from settlement.writer import BatchWriter, Booked, row_dicts
 
-VOCABULARIES = (XdrStatus, RecordType, AccountStatus, TaxMode, InvoiceKind, InvoiceState, OutboxState)
+VOCABULARIES = (XdrStatus, RecordType, AccountStatus, TaxMode, InvoiceKind, InvoiceState, OutboxState, OutboxAction)
 CLOSE = {
     "type": "session_close", "id": "call-1", "account": "alice", "amount": "0", "balance": "9700000",
     "currency": "EUR", "time_ms": str(JAN), "session_id": "call-1", "rg": "100", "units": "61", "service": "voice",

@@ -26,8 +26,9 @@ async def test_a_broken_frame_after_twenty_starts_answers_all_twenty_then_fails_
         "/occ.v1.Charging/Stream", request_serializer=identity, response_deserializer=identity
     )
     frames = [
-        pb.StreamRequest(correlation_id=100 + i, start=session(f"frame-call-{i}", 0, account, voice(60)))
-        .SerializeToString()
+        pb.StreamRequest(
+            correlation_id=100 + i, start=session(f"frame-call-{i}", 0, account, voice(60))
+        ).SerializeToString()
         for i, account in enumerate(accounts)
     ]
     call = raw(iter([*frames, GARBAGE]))

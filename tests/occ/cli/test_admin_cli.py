@@ -198,6 +198,23 @@ async def test_call_runs_a_whole_call_flow(occ, charging):
     assert not (await charging.admin.ListSessions(admin.ListSessionsRequest(account_id="caller"))).sessions
 
 
+async def test_call_in_real_time_keeps_its_session_open_while_it_talks(occ, charging):
+    await charging.account("talker", balance=10_000_000)
+    running = asyncio.create_task(occ("call", "talker", LONDON, "--seconds", "3", "--step", "1", "--real-time"))
+    listed = admin.ListSessionsRequest(account_id="talker")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 20
+    while not (await charging.admin.ListSessions(listed)).sessions:  # open once the start is granted
+        assert not running.done() and loop.time() < deadline, "the call's session never showed"
+        await asyncio.sleep(0.05)
+    opened = loop.time()
+    result = await running
+    assert result.exit_code == 0, result.output
+    assert loop.time() - opened >= 1.5  # it talked through 2 more stretches of 1 s before ending
+    assert [line.split()[0] for line in result.stdout.splitlines()[1:-1]] == ["start", "update", "update", "end"]
+    assert not (await charging.admin.ListSessions(listed)).sessions
+
+
 async def test_call_is_cut_off_when_the_credit_runs_out(occ, charging):
     await charging.account("short", balance=350_000)
     result = await occ("call", "short", LONDON, "--seconds", "300", "--at", PEAK)
@@ -241,3 +258,17 @@ async def test_account_prepaid_tax_create_update_and_a_taxed_topup(occ, charging
     off = await occ("account", "update", "cli-tax", "--prepaid-tax-rate", "0")
     assert fields(off)["prepaid tax"] == "(none)"
     assert (await charging.admin.GetAccount(admin.GetAccountRequest(id="cli-tax"))).prepaid_tax.rate_ppm == 0
+
+
+async def test_account_list_pages_through_accounts_with_a_prefix(occ, charging):
+    for account_id in ("list-a", "list-b", "list-c", "zz"):
+        await charging.account(account_id, balance=1_500_000)
+    first = await occ("account", "list", "--prefix", "list-", "--page-size", "2")
+    assert first.exit_code == 0, first.output
+    assert "list-a" in first.output and "list-b" in first.output and "list-c" not in first.output
+    assert "1.500000" in first.output and "more: --page-token list-b" in first.output
+    rest = await occ("account", "list", "--prefix", "list-", "--page-size", "2", "--page-token", "list-b")
+    assert "list-c" in rest.output and "more:" not in rest.output
+    every = await occ("account", "list", "--all", "--page-size", "1")
+    assert [line.split()[0] for line in every.output.splitlines()[1:]] == ["list-a", "list-b", "list-c", "zz"]
+    assert "no accounts starting with 'nope'" in (await occ("account", "list", "--prefix", "nope")).output

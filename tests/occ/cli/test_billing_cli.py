@@ -87,4 +87,3 @@ def test_bill_commands(tmp_path):
     reissued = occ("bill", "reissue", "00000001", db)
     assert reissued.exit_code == 0 and "revision 1" in reissued.output, reissued.output
     engine.dispose()
-

@@ -153,8 +153,15 @@ async def test_an_acl_user_limited_to_occ_keys_runs_serve_settle_and_reconcile(a
         await client.charging.StartSession(session("left-open", 0, "alice", voice(requested=60)))
         aborted = await client.admin.AbortSession(admin.AbortSessionRequest(account_id="alice", session_id="left-open"))
         assert aborted.aborted  # an abort publishes a notice on occ:notices
-        topped = await client.admin.Transact(admin.TransactionRequest(
-            account_id="alice", type=admin.TOP_UP, amount_micros=500_000, idempotency_key="k1", ledger_code=400000009))
+        topped = await client.admin.Transact(
+            admin.TransactionRequest(
+                account_id="alice",
+                type=admin.TOP_UP,
+                amount_micros=500_000,
+                idempotency_key="k1",
+                ledger_code=400000009,
+            )
+        )
         assert topped.balance_micros == 10_200_000  # fmt: skip
         settled = await occ_command("settle", "--once", "--claim-idle-s", "0", redis_url=url, db_url=db_url,
                                     data_dir=tmp_path)  # fmt: skip

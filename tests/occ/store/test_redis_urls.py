@@ -18,7 +18,9 @@ def test_settings_fill_in_what_the_url_lacks_and_never_override_it():
     assert with_access("rediss://h:6380/0", TLS) == (
         "rediss://h:6380/0?ssl_ca_certs=/etc/occ/ca.pem&ssl_certfile=/etc/occ/occ.pem&ssl_keyfile=/etc/occ/occ.key"
     )
-    assert with_access("redis://h:1/0", Access(username="occ", password="p@ss word")) == "redis://occ:p%40ss%20word@h:1/0"
+    assert (
+        with_access("redis://h:1/0", Access(username="occ", password="p@ss word")) == "redis://occ:p%40ss%20word@h:1/0"
+    )
     own = "rediss://me:mine@h:1/0?ssl_ca_certs=/mine.pem"
     assert with_access(own, Access(username="occ", password="x", tls_ca_file="/other.pem")) == own
     assert with_access("", TLS) == ""  # the embedded Redis, not started yet

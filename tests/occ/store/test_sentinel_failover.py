@@ -48,8 +48,11 @@ async def change(client, number: int) -> tuple[str, int]:
     """Operation ``number``: a top-up of its own amount (even) or an SMS charge (odd); its key and balance change."""
     if number % 2 == 0:
         key, amount = f"topup-{number}", 1_000 + number
-        await client.admin.Transact(admin.TransactionRequest(
-            account_id="alice", type=admin.TOP_UP, amount_micros=amount, idempotency_key=key, ledger_code=400000009))
+        await client.admin.Transact(
+            admin.TransactionRequest(
+                account_id="alice", type=admin.TOP_UP, amount_micros=amount, idempotency_key=key, ledger_code=400000009
+            )
+        )
         return key, amount  # fmt: skip
     key = f"sms-{number}"
     answer = await client.charging.ChargeEvent(pb.EventRequest(
