@@ -39,6 +39,9 @@ SECTIONS: dict[str, dict[str, tuple[str, str]]] = {
         "xdr": ("occ.cli.finance:xdr", "Look at xDRs and move them in and out of the excepted statuses."),
         "rerate": ("occ.cli.finance:rerate_command",
                    "Price BILLABLE and BILLED xDRs again and correct those whose price changed."),
+        "report": ("occ.cli.report:report",
+                   "Reports for the accountant: the ledger per ledger code and month, tied out to invoices and the "
+                   "ERP."),
     },
     "Tools": {
         "tariff": ("occ.cli.tariff:tariff", "Work with tariff directories (CSV files; see docs/tariffs.md)."),
