@@ -100,6 +100,9 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
         tariff_upload_max_bytes: the largest tariff LoadTariff takes, its files added up (uncompressed); also
             bounds the Admin listener's message size.
         health_interval_s: how often each worker pings Redis; gRPC health is NOT_SERVING while the ping fails.
+        billable_item_classes: the billable item class of each exported xDR (``occ export billable-items``), by
+            service and ledger code: ``service:ledger_code=CLASS`` comma-separated, ``*`` for any
+            (``voice:400000001=VOICE_LOCAL,*:*=OTHER``); empty: every item is class ``OCC``.
     """
 
     host: str = "127.0.0.1"
@@ -157,6 +160,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     def admin_client_auth(self) -> str:
         return self.admin_tls_client_auth or self.tls_client_auth
     health_interval_s: float = 1.0
+    billable_item_classes: str = ""
 
     def __post_init__(self) -> None:
         problems = tuple(validate(self))

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import click
 from sqlalchemy import Engine
 
+from occ.cli.billable import billable_items
 from occ.cli.store_options import load_settings, open_database, store_options
 from occ.logs import configure as configure_logs
 from settlement.billing.posting import on_export_outcome, verify_document
@@ -22,9 +23,9 @@ if TYPE_CHECKING:
     from settlement.export.erp_sim import ErpSim
 
 
-@click.command()
+@click.group(invoke_without_command=True)
 @store_options
-@click.option("--erp-url", envvar="OCC_ERP_URL", required=True,
+@click.option("--erp-url", envvar="OCC_ERP_URL",
               help="The middleware's SOAP endpoint, e.g. http://127.0.0.1:8090/soap; also $OCC_ERP_URL.")  # fmt: skip
 @click.option("--once", is_flag=True, help="Send what is due now, then exit (3 if anything was rejected).")
 @click.option("--timeout-s", type=click.FloatRange(min=0.001), default=10.0, show_default=True,
@@ -52,16 +53,22 @@ if TYPE_CHECKING:
               help="Its private key; also $OCC_ERP_KEY.")  # fmt: skip
 @click.option("--erp-ca", envvar="OCC_ERP_CA", type=click.Path(exists=True, dir_okay=False),
               help="PEM CA bundle that signed the middleware's certificate [the system's]; $OCC_ERP_CA.")  # fmt: skip
-def export(config: object, erp_url: str, once: bool, timeout_s: float, concurrency: int, backoff_s: float,
-           backoff_cap_s: float, poll_s: float, metrics_port: int, erp_username: str, erp_password: str,
-           erp_wsse: str, erp_cert: str | None, erp_key: str | None, erp_ca: str | None,
+@click.pass_context
+def export(ctx: click.Context, config: object, erp_url: str | None, once: bool, timeout_s: float, concurrency: int,
+           backoff_s: float, backoff_cap_s: float, poll_s: float, metrics_port: int, erp_username: str,
+           erp_password: str, erp_wsse: str, erp_cert: str | None, erp_key: str | None, erp_ca: str | None,
            **flags: object) -> None:  # fmt: skip
     """Send the ERP outbox (invoices and credit notes) to the finance middleware over SOAP.
 
     Transient faults and timeouts are retried with backoff (a retry first asks the ERP whether it already has the
     document); validation faults and idempotency conflicts are REJECTED. Runs until Ctrl-C or SIGTERM unless --once;
-    several exporters may run at once. Exit status 3 when a document was rejected.
+    several exporters may run at once. Exit status 3 when a document was rejected. `occ export billable-items` writes
+    billable items for SAP Convergent Invoicing instead.
     """
+    if ctx.invoked_subcommand is not None:
+        return
+    if not erp_url:
+        raise click.UsageError("Missing option '--erp-url' (or $OCC_ERP_URL).")
     settings = load_settings(config, **flags)  # type: ignore[arg-type]
     configure_logs(settings.log_level, json=False)
     try:
@@ -83,6 +90,9 @@ def export(config: object, erp_url: str, once: bool, timeout_s: float, concurren
         raise click.UsageError(str(error)) from None
     if totals.rejected:
         raise click.exceptions.Exit(3)
+
+
+export.add_command(billable_items)
 
 
 def _say(text: str) -> None:
