@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 
 from occ.config_layers import ENV_PREFIX, SettingsError, load_struct
+from occ.erp_settings import ErpSettings
 
 __all__ = ["ENV_PREFIX", "Settings", "SettingsError", "is_loopback", "load_struct", "split_host_port", "validate"]
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -103,6 +104,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
         billable_item_classes: the billable item class of each exported xDR (``occ export billable-items``), by
             service and ledger code: ``service:ledger_code=CLASS`` comma-separated, ``*`` for any
             (``voice:400000001=VOICE_LOCAL,*:*=OTHER``); empty: every item is class ``OCC``.
+        erp: the ERP middleware, OCC's credentials there and what goes to it (``[erp]``, ``OCC_ERP__<FIELD>``;
+            :class:`~occ.erp_settings.ErpSettings`), for ``occ export`` and ``occ erp-gl``.
     """
 
     host: str = "127.0.0.1"
@@ -161,6 +164,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
         return self.admin_tls_client_auth or self.tls_client_auth
     health_interval_s: float = 1.0
     billable_item_classes: str = ""
+    erp: ErpSettings = msgspec.field(default_factory=ErpSettings)
 
     def __post_init__(self) -> None:
         problems = tuple(validate(self))

@@ -1,5 +1,5 @@
-"""The trials at OCC's edges: the ERP middleware down, failing, stalling and dropping replies under the export; and
-fuzzed gRPC input against a running ``occ serve``."""
+"""The trials at OCC's edges: the ERP middleware down, failing, stalling and dropping replies under the export (of
+invoices and incoming payments alike); and fuzzed gRPC input against a running ``occ serve``."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from occ.store.process import free_port
 from settlement.export.document import ErpDocument, ErpLine
 from settlement.export.erp_sim import ErpSim, Injections
 from settlement.export.exporter import Exporter, ExporterOptions
+from settlement.export.journal import ErpJournal, JournalLine
 from settlement.export.outbox import enqueue
 from settlement.store.database import open_store
 from settlement.store.schema import outbox
@@ -45,17 +46,30 @@ def invoice(number: int) -> ErpDocument:
     )  # type: ignore[arg-type]  # fmt: skip
 
 
+def payment(number: int) -> ErpJournal:
+    """A small balanced incoming payment: a top-up into the bank clearing account, credited to the customer."""
+    amount = Decimal(number % 89 + 1)
+    sides = ((1, "100100", amount, Decimal(0)), (2, "200000", Decimal(0), amount))
+    lines = tuple(JournalLine(line_number=n, account_code=code, debit=debit, credit=credit, description="Top-up",
+                              movement=f"s000:{number}-0") for n, code, debit, credit in sides)  # fmt: skip
+    return ErpJournal(kind="INCOMING_PAYMENT", tenant="chaos", reference=f"s000:{number}-0", sequence=0,
+                      customer_code=f"C-{number}", account=f"a{number}", posting_date=date(2026, 11, 1),
+                      currency="EUR", total=amount, memo="OCC top-up", lines=lines)  # fmt: skip
+
+
 def erp_faults(workdir: Path, *, documents: int = 500, max_s: float = 60.0) -> Row:
-    """The outbox sent to a middleware that is down, then fails, stalls past the timeout and drops replies."""
+    """The outbox sent to a middleware that is down, then fails, stalls past the timeout and drops replies: half
+    invoices, half incoming payments."""
     row = Row(trial=f"ERP down, failing, stalled, dropping replies ({documents:,} documents)")
     db_url = f"sqlite:///{workdir / 'erp.sqlite3'}"
     occ("db", "upgrade", "--db-url", db_url)
     engine = open_store(db_url)
     try:
         with engine.begin() as connection:
-            keys = {invoice(n).idempotency_key for n in range(1, documents + 1)}
-            for number in range(1, documents + 1):
-                enqueue(connection, invoice(number))
+            queued = [invoice(n) if n % 2 else payment(n) for n in range(1, documents + 1)]
+            keys = {document.idempotency_key for document in queued}
+            for document in queued:
+                enqueue(connection, document)
         accepted, sim = asyncio.run(_export(engine, max_s))
         with engine.connect() as connection:
             states = Counter(state for (state,) in connection.execute(select(outbox.c.state)))

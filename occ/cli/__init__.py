@@ -21,7 +21,8 @@ SECTIONS: dict[str, dict[str, tuple[str, str]]] = {
         "settle": ("occ.cli.settle:settle",
                    "Drain the balance-event streams into ledger rows and xDRs in the SQL store."),
         "export": ("occ.cli.export:export",
-                   "Send the ERP outbox (invoices and credit notes) to the finance middleware over SOAP."),
+                   "Send the ERP outbox (invoices, credit notes, journal entries, incoming payments) to the finance "
+                   "middleware."),
         "token": ("occ.cli.token:token",
                   "Create, list and revoke the bearer tokens of the Admin API (kept hashed by the server)."),
     },
@@ -37,6 +38,8 @@ SECTIONS: dict[str, dict[str, tuple[str, str]]] = {
         "reconcile": ("occ.cli.finance:reconcile_command",
                       "Check every account: live balance (Redis) == opening balance + Σ ledger (SQL)."),
         "xdr": ("occ.cli.finance:xdr", "Look at xDRs and move them in and out of the excepted statuses."),
+        "erp-gl": ("occ.cli.erp_gl:erp_gl",
+                   "Compare the general ledger of OCC's journals with the ERP's, per G/L account and currency."),
         "rerate": ("occ.cli.finance:rerate_command",
                    "Price BILLABLE and BILLED xDRs again and correct those whose price changed."),
         "report": ("occ.cli.report:report",

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,10 +14,14 @@ import click
 from sqlalchemy import Engine
 
 from occ.cli.billable import billable_items
+from occ.cli.erp_options import auth_of, profile_of, url_of
 from occ.cli.store_options import load_settings, open_database, store_options
 from occ.logs import configure as configure_logs
+from occ.settings import Settings
+from settlement.billing.journal import JournalOptions, queue_journals, verify_journal
 from settlement.billing.posting import on_export_outcome, verify_document
 from settlement.export.exporter import Exporter, ExporterOptions, ExportSummary
+from settlement.export.profile import ErpProfile
 from settlement.export.security import ErpAuth
 
 if TYPE_CHECKING:
@@ -26,7 +31,8 @@ if TYPE_CHECKING:
 @click.group(invoke_without_command=True)
 @store_options
 @click.option("--erp-url", envvar="OCC_ERP_URL",
-              help="The middleware's SOAP endpoint, e.g. http://127.0.0.1:8090/soap; also $OCC_ERP_URL.")  # fmt: skip
+              help="The middleware's SOAP endpoint, e.g. http://127.0.0.1:8090/soap; also $OCC_ERP_URL "
+                   "[erp.url].")  # fmt: skip
 @click.option("--once", is_flag=True, help="Send what is due now, then exit (3 if anything was rejected).")
 @click.option("--timeout-s", type=click.FloatRange(min=0.001), default=10.0, show_default=True,
               help="The most one SOAP call may take; after it the outcome is unknown and reconciled.")  # fmt: skip
@@ -53,39 +59,44 @@ if TYPE_CHECKING:
               help="Its private key; also $OCC_ERP_KEY.")  # fmt: skip
 @click.option("--erp-ca", envvar="OCC_ERP_CA", type=click.Path(exists=True, dir_okay=False),
               help="PEM CA bundle that signed the middleware's certificate [the system's]; $OCC_ERP_CA.")  # fmt: skip
+@click.option("--journals/--no-journals", default=None,
+              help="Also queue top-ups, payments, refunds, adjustments and prepaid tax as journal entries and "
+                   "incoming payments before each round [erp.journals].")  # fmt: skip
 @click.pass_context
 def export(ctx: click.Context, config: object, erp_url: str | None, once: bool, timeout_s: float, concurrency: int,
            backoff_s: float, backoff_cap_s: float, poll_s: float, metrics_port: int, erp_username: str,
            erp_password: str, erp_wsse: str, erp_cert: str | None, erp_key: str | None, erp_ca: str | None,
-           **flags: object) -> None:  # fmt: skip
-    """Send the ERP outbox (invoices and credit notes) to the finance middleware over SOAP.
+           journals: bool | None, **flags: object) -> None:  # fmt: skip
+    """Send the ERP outbox (invoices, credit notes, journal entries, incoming payments) to the finance middleware.
 
-    Transient faults and timeouts are retried with backoff (a retry first asks the ERP whether it already has the
-    document); validation faults and idempotency conflicts are REJECTED. Runs until Ctrl-C or SIGTERM unless --once;
-    several exporters may run at once. Exit status 3 when a document was rejected. `occ export billable-items` writes
-    billable items for SAP Convergent Invoicing instead.
+    Over SOAP. Transient faults and timeouts are retried with backoff (a retry first asks the ERP whether it already
+    has the document); validation faults and idempotency conflicts are REJECTED. Runs until Ctrl-C or SIGTERM unless
+    --once; several exporters may run at once. Exit status 3 when a document was rejected. The [erp] settings give
+    the URL, credentials, journals and the ERP profile (series, payment terms, exchange rates, cost centres …);
+    flags win over them. `occ export billable-items` writes billable items for SAP Convergent Invoicing instead.
     """
     if ctx.invoked_subcommand is not None:
         return
-    if not erp_url:
-        raise click.UsageError("Missing option '--erp-url' (or $OCC_ERP_URL).")
     settings = load_settings(config, **flags)  # type: ignore[arg-type]
     configure_logs(settings.log_level, json=False)
+    url = url_of(settings, erp_url)
     try:
         options = ExporterOptions(timeout_s=timeout_s, concurrency=concurrency, backoff_s=backoff_s,
                                   backoff_cap_s=max(backoff_cap_s, backoff_s), poll_s=poll_s)  # fmt: skip
-        auth = ErpAuth(username=erp_username, password=erp_password, wsse=erp_wsse,  # type: ignore[arg-type]
-                       cert_file=erp_cert or "", key_file=erp_key or "", ca_file=erp_ca or "")  # fmt: skip
-        auth.check_url(erp_url)
+        auth = auth_of(settings, username=erp_username, password=erp_password, wsse=erp_wsse, cert_file=erp_cert,
+                       key_file=erp_key, ca_file=erp_ca)  # fmt: skip
+        auth.check_url(url)
     except ValueError as error:
         raise click.UsageError(str(error)) from None
+    queue = settings.erp.journals if journals is None else journals
     engine = open_database(settings)
     if metrics_port:
         from prometheus_client import start_http_server
 
         start_http_server(metrics_port, addr=settings.host)
     try:
-        totals = asyncio.run(_export(engine, erp_url, options, once, auth))
+        totals = asyncio.run(_export(engine, url, options, once, auth, profile_of(settings),
+                                     _journal_queue(engine, settings) if queue else None))  # fmt: skip
     except ValueError as error:  # a bad --erp-url
         raise click.UsageError(str(error)) from None
     if totals.rejected:
@@ -111,15 +122,33 @@ def _summary(totals: ExportSummary) -> str:
             f"{totals.rejected:,} rejected{void}, {totals.retrying:,} retrying")  # fmt: skip
 
 
-async def _export(engine: Engine, erp_url: str, options: ExporterOptions, once: bool,
-                  auth: ErpAuth) -> ExportSummary:  # fmt: skip
+def _journal_queue(engine: Engine, settings: Settings) -> Callable[[], None]:
+    """Queue the journals of the money that moved (before each round), saying what it queued and what it held."""
+    options = JournalOptions(batch=settings.erp.journal_batch,  # type: ignore[arg-type]
+                             customer_account=settings.erp.customer_account)  # fmt: skip
+    held_before: set[str] = set()
+
+    def queue() -> None:
+        summary = queue_journals(engine, options)
+        if summary.documents:
+            _say(f"queued {summary.documents:,} journal documents for {summary.rows:,} ledger rows")
+        for reason in set(summary.held) - held_before:
+            _say(f"not posted: {reason}")
+        held_before.update(summary.held)
+
+    return queue
+
+
+async def _export(engine: Engine, erp_url: str, options: ExporterOptions, once: bool, auth: ErpAuth,
+                  profile: ErpProfile, prepare: Callable[[], None] | None) -> ExportSummary:  # fmt: skip
     def progress(summary: ExportSummary) -> None:
         _show(summary)
         if summary.outcomes:
             _say(f"{_summary(exporter.totals)} so far")
 
     exporter = Exporter(engine, erp_url, options=options, on_run=progress, on_outcome=on_export_outcome,
-                        verify=verify_document, auth=auth)
+                        verify=verify_document, auth=auth, profile=profile, prepare=prepare,
+                        verify_journal=verify_journal)  # fmt: skip
     backlog = await asyncio.to_thread(exporter.backlog)
     _say(f"{backlog.pending:,} documents pending ({backlog.retrying:,} tried before), {erp_url}")
     if once:

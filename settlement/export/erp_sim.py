@@ -4,9 +4,12 @@ It speaks the SOAP service of ``erp.wsdl``: every request body is validated agai
 checked like an ERP would (totals add up, the key names the document), stored in memory (and in a JSON file when
 given one), and answered ACCEPTED with a new ERP document number, or DUPLICATE with the original number when the
 same idempotency key comes again with the same payload hash; the same key with another hash is an
-IDEMPOTENCY_CONFLICT fault. GetSubmissionStatus looks a key up; Ping answers.
+IDEMPOTENCY_CONFLICT fault. Journals (SubmitJournalEntry, SubmitIncomingPayment) must balance to the cent; a credit
+note naming the ERP number of its invoice must name the one given. GetSubmissionStatus looks a key up;
+GetGeneralLedger sums the journals held per G/L account; Ping answers.
 
-Faults on demand, for the submissions only (SubmitInvoice, SubmitCreditNote), in this order:
+Faults on demand, for the submissions only (SubmitInvoice, SubmitCreditNote, SubmitJournalEntry,
+SubmitIncomingPayment), in this order:
 
 - ``fail_next`` N: answer the next N with a TRANSIENT fault (nothing stored);
 - ``stall_next`` N: hold the next N for ``stall_s`` seconds, then process and answer (a client with a shorter
@@ -26,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -36,8 +39,18 @@ import msgspec
 from aiohttp import web
 from lxml import etree
 
-from settlement.export.document import ErpDocument, ErpLine, ErpParty, arithmetic_problems
+from settlement.export.document import ErpDocument
+from settlement.export.journal import JOURNAL_KINDS, ErpJournal
 from settlement.export.security import WSSE, SimSecurity
+from settlement.export.sim_documents import (
+    business_errors,
+    child_text,
+    document_from_xml,
+    erp_fields,
+    journal_errors,
+    journal_from_xml,
+    qname,
+)
 from settlement.export.soap_client import NAMESPACE, WSDL_PATH, XSD_PATH
 
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -45,20 +58,31 @@ SERVICE_NAME = "occ-erp-sim"
 OPERATIONS = {
     "SubmitInvoiceRequest": "SubmitInvoice",
     "SubmitCreditNoteRequest": "SubmitCreditNote",
+    "SubmitJournalEntryRequest": "SubmitJournalEntry",
+    "SubmitIncomingPaymentRequest": "SubmitIncomingPayment",
+    "GetGeneralLedgerRequest": "GetGeneralLedger",
     "GetSubmissionStatusRequest": "GetSubmissionStatus",
     "PingRequest": "Ping",
 }
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, remove_blank_text=True)
 
 
+SUBMISSIONS = {"SubmitInvoice": "INVOICE", "SubmitCreditNote": "CREDIT_NOTE", "SubmitJournalEntry": "JOURNAL_ENTRY",
+               "SubmitIncomingPayment": "INCOMING_PAYMENT"}  # fmt: skip
+NUMBER_PREFIX = {"INVOICE": "AR", "CREDIT_NOTE": "CM", "JOURNAL_ENTRY": "JE", "INCOMING_PAYMENT": "PY"}
+
+
 class StoredDocument(msgspec.Struct, frozen=True, kw_only=True):
-    """A document the simulated ERP holds, with the number it gave it."""
+    """A document the simulated ERP holds, with the number it gave it: an invoice or credit note (``document``) or
+    a journal entry or incoming payment (``journal``), and the optional ERP fields it came with (``fields``)."""
 
     erp_document_number: str
     kind: str
     payload_sha256: str
     received_ms: int
-    document: ErpDocument
+    document: ErpDocument | None = None
+    journal: ErpJournal | None = None
+    fields: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class Injections(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -78,88 +102,6 @@ class SoapFault(Exception):
         self.code, self.message, self.erp_document_number = code, message, erp_document_number
 
 
-def _q(name: str) -> str:
-    return f"{{{NAMESPACE}}}{name}"
-
-
-def _text(node: etree._Element, name: str) -> str:
-    found = node.find(_q(name))
-    return "" if found is None or found.text is None else found.text
-
-
-def _period(node: etree._Element, name: str) -> tuple[date, date]:
-    period = node.find(_q(name))
-    return date.fromisoformat(_text(period, "start")), date.fromisoformat(_text(period, "end"))
-
-
-def _party(node: etree._Element | None) -> ErpParty | None:
-    if node is None:
-        return None
-    bank = node.find(_q("bankAccount"))
-    account = {} if bank is None else {"bank_name": _text(bank, "bankName"), "iban": _text(bank, "iban"),
-                                       "bic": _text(bank, "bic")}  # fmt: skip
-    return ErpParty(name=_text(node, "name"), address=tuple(x.text or "" for x in node.iterfind(_q("addressLine"))),
-                    vat_id=_text(node, "vatId"), registration_number=_text(node, "registrationNumber"),
-                    email=_text(node, "email"), **account)  # fmt: skip
-
-
-def document_from_xml(node: etree._Element, kind: str) -> ErpDocument:
-    """The :class:`ErpDocument` an ``erp:Document`` element (already valid against the XSD) carries."""
-    lines = []
-    for line in node.find(_q("lines")).iterfind(_q("line")):
-        start, end = _period(line, "servicePeriod")
-        lines.append(
-            ErpLine(
-                line_number=int(_text(line, "lineNumber")),
-                account_code=_text(line, "accountCode"),
-                description=_text(line, "description"),
-                quantity=Decimal(_text(line, "quantity")),
-                unit_price=Decimal(_text(line, "unitPrice")),
-                line_total=Decimal(_text(line, "lineTotal")),
-                vat_group=_text(line, "vatGroup"),
-                tax_amount=Decimal(_text(line, "taxAmount")),
-                period_start=start,
-                period_end=end,
-                item_count=int(_text(line, "itemCount") or 0),
-                usage_units=int(_text(line, "usageUnits") or 0),
-            )
-        )
-    start, end = _period(node, "billingPeriod")
-    return ErpDocument(
-        kind=kind,  # type: ignore[arg-type]
-        tenant=_text(node, "tenant"),
-        invoice_number=_text(node, "invoiceNumber"),
-        revision=int(_text(node, "revision")),
-        customer_code=_text(node, "customerCode"),
-        document_date=date.fromisoformat(_text(node, "documentDate")),
-        due_date=date.fromisoformat(_text(node, "dueDate")),
-        period_start=start,
-        period_end=end,
-        currency=_text(node, "currency"),
-        price_mode=_text(node, "priceMode"),  # type: ignore[arg-type]
-        net_total=Decimal(_text(node, "netTotal")),
-        tax_total=Decimal(_text(node, "taxTotal")),
-        gross_total=Decimal(_text(node, "grossTotal")),
-        lines=tuple(lines),
-        seller=_party(node.find(_q("seller"))),
-        buyer=_party(node.find(_q("buyer"))),
-    )
-
-
-def business_errors(document: ErpDocument, sent_key: str) -> list[str]:
-    """What an ERP would refuse in a schema-valid document: keys, numbering, totals, dates."""
-    errors = []
-    if sent_key != document.idempotency_key:
-        errors.append(f"idempotencyKey {sent_key!r} does not name this document ({document.idempotency_key!r})")
-    errors += arithmetic_problems(document)  # lines multiply out, totals add up
-    if document.due_date < document.document_date:
-        errors.append("dueDate is before documentDate")
-    periods = [(document.period_start, document.period_end), *((x.period_start, x.period_end) for x in document.lines)]
-    if any(start > end for start, end in periods):
-        errors.append("a period ends before it starts")
-    return errors
-
-
 def _envelope(payload: etree._Element) -> bytes:
     envelope = etree.Element(f"{{{SOAP_ENV}}}Envelope", nsmap={"soap": SOAP_ENV, "erp": NAMESPACE})
     etree.SubElement(envelope, f"{{{SOAP_ENV}}}Body").append(payload)
@@ -167,10 +109,10 @@ def _envelope(payload: etree._Element) -> bytes:
 
 
 def _element(name: str, **children: str) -> etree._Element:
-    node = etree.Element(_q(name), nsmap={"erp": NAMESPACE})
+    node = etree.Element(qname(name), nsmap={"erp": NAMESPACE})
     for child, value in children.items():
         if value:
-            etree.SubElement(node, _q(child)).text = value
+            etree.SubElement(node, qname(child)).text = value
     return node
 
 
@@ -222,7 +164,20 @@ class ErpSim:
 
     def submissions(self) -> int:
         """Submit requests that arrived (whatever became of them)."""
-        return self.requests["SubmitInvoice"] + self.requests["SubmitCreditNote"]
+        return sum(self.requests[operation] for operation in SUBMISSIONS)
+
+    def general_ledger(self, from_date: date, to_date: date) -> list[tuple[str, str, Decimal, Decimal]]:
+        """(G/L account, currency, debits, credits) of the journals held with a posting date in the range, sorted."""
+        totals: dict[tuple[str, str], list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
+        for stored in self.documents.values():
+            journal = stored.journal
+            if journal is None or not from_date <= journal.posting_date <= to_date:
+                continue
+            for line in journal.lines:
+                sums = totals[(line.account_code, journal.currency)]
+                sums[0] += line.debit
+                sums[1] += line.credit
+        return [(code, currency, debit, credit) for (code, currency), (debit, credit) in sorted(totals.items())]
 
     def state(self) -> dict[str, Any]:
         return {
@@ -268,7 +223,7 @@ class ErpSim:
             self._validate(payload)
         except SoapFault as fault:
             return self._fault(fault)
-        if operation in ("SubmitInvoice", "SubmitCreditNote"):
+        if operation in SUBMISSIONS:
             injections = self.injections
             if injections.fail_next > 0:
                 injections.fail_next -= 1
@@ -314,7 +269,9 @@ class ErpSim:
                 now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
                 return self._reply(_element("PingResponse", service=SERVICE_NAME, serverTime=now))
             if operation == "GetSubmissionStatus":
-                return self._reply(self._status(_text(payload, "idempotencyKey")))
+                return self._reply(self._status(child_text(payload, "idempotencyKey")))
+            if operation == "GetGeneralLedger":
+                return self._reply(self._ledger(payload))
             return self._reply(self._submit(operation, payload[0]))
         except SoapFault as fault:
             return self._fault(fault)
@@ -332,17 +289,46 @@ class ErpSim:
             payloadSha256=stored.payload_sha256,
         )
 
-    def _submit(self, operation: str, node: etree._Element) -> etree._Element:
-        kind = "CREDIT_NOTE" if operation == "SubmitCreditNote" else "INVOICE"
-        reply = f"{operation}Response"
-        key, digest = _text(node, "idempotencyKey"), _text(node, "payloadSha256")
+    def _ledger(self, payload: etree._Element) -> etree._Element:
+        span = date.fromisoformat(child_text(payload, "fromDate")), date.fromisoformat(child_text(payload, "toDate"))
+        reply = _element("GetGeneralLedgerResponse")
+        for code, currency, debit, credit in self.general_ledger(*span):
+            reply.append(_element("account", accountCode=code, currency=currency, debit=str(debit),
+                                  credit=str(credit)))  # fmt: skip
+        return reply
+
+    def _read(self, kind: str, key: str, node: etree._Element) -> dict[str, Any]:
+        """The stored form of a submitted document (``document`` or ``journal``); a VALIDATION fault if an ERP would
+        refuse it."""
         try:
-            document = document_from_xml(node, kind)
+            if kind in JOURNAL_KINDS:
+                journal = journal_from_xml(node, kind)
+                errors, read = journal_errors(journal, key), {"journal": journal}
+            else:
+                document = document_from_xml(node, kind)
+                errors, read = business_errors(document, key) + self._base_errors(node), {"document": document}
         except (ValueError, InvalidOperation) as error:
             raise SoapFault("VALIDATION", f"unreadable document: {error}") from None
-        errors = business_errors(document, key)
         if errors:
             raise SoapFault("VALIDATION", "; ".join(errors))
+        return read
+
+    def _base_errors(self, node: etree._Element) -> list[str]:
+        """A credit note naming the ERP number of its invoice must name one this ERP gave that invoice."""
+        base = node.find(qname("baseDocument"))
+        number = "" if base is None else child_text(base, "erpDocumentNumber")
+        if not number:
+            return []
+        held = self.documents.get(child_text(base, "idempotencyKey"))
+        if held is None or held.erp_document_number != number:
+            return [f"baseDocument {child_text(base, 'idempotencyKey')} is not held as {number}"]
+        return []
+
+    def _submit(self, operation: str, node: etree._Element) -> etree._Element:
+        kind = SUBMISSIONS[operation]
+        reply = f"{operation}Response"
+        key, digest = child_text(node, "idempotencyKey"), child_text(node, "payloadSha256")
+        read = self._read(kind, key, node)
         stored = self.documents.get(key)
         if stored is not None:
             if stored.payload_sha256 != digest:
@@ -353,13 +339,14 @@ class ErpSim:
                 )
             return _element(reply, status="DUPLICATE", idempotencyKey=key, erpDocumentNumber=stored.erp_document_number)
         self._sequence += 1
-        number = f"{'CM' if kind == 'CREDIT_NOTE' else 'AR'}{self._sequence:08d}"
+        number = f"{NUMBER_PREFIX[kind]}{self._sequence:08d}"
         self.documents[key] = StoredDocument(
             erp_document_number=number,
             kind=kind,
             payload_sha256=digest,
             received_ms=int(time.time() * 1000),
-            document=document,
+            fields=erp_fields(node),
+            **read,
         )
         self._save()
         return _element(reply, status="ACCEPTED", idempotencyKey=key, erpDocumentNumber=number)

@@ -24,8 +24,14 @@ Rules (``docs/erp-export.md``):
   after ``backoff_s × 2^(attempt−1)`` (capped, minus up to ``jitter`` of it at random). Retries never stop: nothing
   is dropped; ``occ_export_oldest_pending_age_seconds`` is the alarm.
 - **Checked before sent.** A document that does not add up (lines that do not multiply out, totals that are not
-  the lines' sums) or that ``verify(connection, invoice_id, document)`` finds problems with (billing's: it does not
-  tie out to its invoice) is REJECTED with the reasons, and nothing is sent.
+  the lines' sums; a journal whose debits are not its credits to the cent), whose customer VAT id python-stdnum
+  refuses, or that ``verify(connection, invoice_id, document)`` finds problems with (billing's: it does not tie out
+  to its invoice) is REJECTED with the reasons, and nothing is sent. One the ERP profile cannot file (no exchange
+  rate for its currency) waits, retried, until the settings give it.
+- **Linked credit notes.** A credit note goes out only once its invoice (an earlier row of its ``document_ref``) is
+  ACCEPTED or DUPLICATE, and carries the ERP's number for it (``baseDocument``).
+- **Journals** (JOURNAL_ENTRY, INCOMING_PAYMENT) go the same way, one ``document_ref`` per reference; ``prepare``,
+  when given, runs at the start of every round (``occ export`` queues the journals of the money that moved).
 - **Billing hook.** ``on_outcome(connection, outcome)`` runs for every final outcome (ACCEPTED, DUPLICATE,
   REJECTED, VOID) inside the transaction that records it, so an invoice's POSTED / POSTING_ERROR state commits with the
   outbox row or not at all (then the row is reconciled again after its lease: the hook must be idempotent).
@@ -41,21 +47,23 @@ import time
 from collections.abc import Callable
 
 import msgspec
-from sqlalchemy import Engine, and_, case, exists, func, or_, select, update
+from sqlalchemy import Connection, Engine, and_, case, exists, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from settlement.export import metrics
-from settlement.export.document import ErpDocument, arithmetic_problems
-from settlement.export.outbox import load
+from settlement.export.journal import ErpJournal
+from settlement.export.outbox import AnyDocument, load, problems_of
 from settlement.export.outcomes import (
     Backlog,
     ExporterOptions,
     ExportOutcome,
     ExportSummary,
+    JournalVerifyHook,
     OutcomeHook,
     OutcomeState,
     VerifyHook,
 )
+from settlement.export.profile import ErpProfile
 from settlement.export.security import ErpAuth
 from settlement.export.soap_client import ErpClient, ErpConflictFault, ErpTransientError, ErpValidationFault
 from settlement.store.schema import outbox
@@ -74,6 +82,7 @@ class _Claim(msgspec.Struct, frozen=True):
     payload_sha256: str
     token: int
     credited_state: str | None = None  # a credit note: the outbox state of the invoice it credits, if queued here
+    credited_number: str = ""  # … and the ERP's number for that invoice, once it has one
 
 
 def _now_ms() -> int:
@@ -93,6 +102,9 @@ class Exporter:
         on_run: Callable[[ExportSummary], None] | None = None,
         verify: VerifyHook | None = None,
         auth: ErpAuth | None = None,
+        profile: ErpProfile | None = None,
+        prepare: Callable[[], object] | None = None,
+        verify_journal: JournalVerifyHook | None = None,
     ) -> None:
         self.engine = engine
         self.options = options or ExporterOptions()
@@ -101,7 +113,10 @@ class Exporter:
         self.on_run = on_run
         self.totals = ExportSummary()  # of the background loop's runs
         self.running: ExportSummary | None = None  # the counts of the run in progress (or the last one)
-        self._client = ErpClient(erp_url, timeout_s=self.options.timeout_s, auth=auth)
+        self.profile = profile or ErpProfile()
+        self.prepare = prepare
+        self.verify_journal = verify_journal
+        self._client = ErpClient(erp_url, timeout_s=self.options.timeout_s, auth=auth, profile=self.profile)
         self._random = random.Random()
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -170,6 +185,8 @@ class Exporter:
 
     async def run_once(self) -> ExportSummary:
         """Send every document due now (in order per invoice number, each at most once in this run)."""
+        if self.prepare is not None:  # e.g. queue the journals of the money that moved since the last round
+            await asyncio.to_thread(self.prepare)
         cutoff_ms = _now_ms()  # rows retried in this run are due later than this, so the run ends
         summary = self.running = ExportSummary()
         try:
@@ -234,10 +251,11 @@ class Exporter:
                     if row.kind == "CREDIT_NOTE":
                         credited_key = row.idempotency_key.removesuffix(":credit")
                         credited = connection.execute(
-                            select(outbox.c.state).where(outbox.c.idempotency_key == credited_key)
-                        ).scalar()
+                            select(outbox.c.state, outbox.c.erp_document_number)
+                            .where(outbox.c.idempotency_key == credited_key)
+                        ).first()  # fmt: skip
                     return _Claim(row.id, row.invoice_id, row.idempotency_key, row.kind, row.payload,
-                                  row.payload_sha256, row.attempts, credited)  # fmt: skip
+                                  row.payload_sha256, row.attempts, *(credited or (None, "")))  # fmt: skip
         return None
 
     def _record(self, claim: _Claim, outcome: ExportOutcome) -> bool:
@@ -291,7 +309,7 @@ class Exporter:
             credited = claim.idempotency_key.removesuffix(":credit")
             return outcome(OutboxState.VOID, error=f"nothing to credit: the ERP rejected {credited}")
         try:
-            document = load(claim.payload)
+            document = load(claim.payload, claim.kind)
         except (msgspec.DecodeError, msgspec.ValidationError) as error:
             return outcome(REJECTED, error=f"unreadable outbox payload: {error}")
         try:
@@ -301,6 +319,9 @@ class Exporter:
             return outcome("RETRYING", error=f"could not check the document: {type(error).__name__}: {error}")
         if problems:
             return outcome(REJECTED, error="not sent, the document does not tie out: " + "; ".join(problems))
+        missing = self.profile.missing(document)
+        if missing:
+            return outcome("RETRYING", error=f"not sent: {missing}")
         try:
             if claim.token > 1:  # an earlier attempt may have reached the ERP
                 summary.checked += 1
@@ -311,7 +332,12 @@ class Exporter:
                     held = f"{found.erp_document_number} under this key with payload {found.payload_sha256}"
                     return outcome(REJECTED, error=f"idempotency conflict: the ERP holds {held}")
             summary.sent += 1
-            reply = await self._timed("submit", self._client.submit(document))
+            reply = await self._timed(
+                "submit",
+                self._client.submit(
+                    document, payload_sha256=claim.payload_sha256, base_erp_document_number=claim.credited_number
+                ),
+            )
             return outcome(reply.status, reply.erp_document_number)
         except ErpValidationFault as error:
             return outcome(REJECTED, error=f"validation fault: {error}")
@@ -323,15 +349,24 @@ class Exporter:
             log.exception("exporting outbox row %d failed", claim.id)
             return outcome("RETRYING", error=f"unknown outcome: {type(error).__name__}: {error}")
 
-    async def _check(self, claim: _Claim, document: ErpDocument) -> list[str]:
-        problems = arithmetic_problems(document)
-        if problems or self.verify is None or claim.invoice_id is None:
+    async def _check(self, claim: _Claim, document: AnyDocument) -> list[str]:
+        problems = problems_of(document) + self.profile.problems(document)
+        if problems:
             return problems
+        if isinstance(document, ErpJournal):
+            verify_journal = self.verify_journal
+            if verify_journal is None:
+                return []
+            return await self._in_store(lambda connection: verify_journal(connection, claim.id, document))
         verify, invoice_id = self.verify, claim.invoice_id
+        if verify is None or invoice_id is None:
+            return []
+        return await self._in_store(lambda connection: verify(connection, invoice_id, document))
 
+    async def _in_store(self, check: Callable[[Connection], list[str]]) -> list[str]:
         def run() -> list[str]:
             with self.engine.connect() as connection:
-                return verify(connection, invoice_id, document)
+                return check(connection)
 
         return await asyncio.to_thread(run)
 

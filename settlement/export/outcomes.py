@@ -12,6 +12,7 @@ import msgspec
 from sqlalchemy import Connection
 
 from settlement.export.document import ErpDocument
+from settlement.export.journal import ErpJournal
 from settlement.vocabulary import OutboxState
 
 OutcomeState = Literal["ACCEPTED", "DUPLICATE", "REJECTED", "VOID", "RETRYING"]  # a final OutboxState, or RETRYING
@@ -83,6 +84,8 @@ class ExportOutcome(msgspec.Struct, frozen=True, kw_only=True):
 OutcomeHook = Callable[[Connection, ExportOutcome], None]
 VerifyHook = Callable[[Connection, int, ErpDocument], list[str]]
 """``verify(connection, invoice_id, document)``: what is wrong with ``document`` for the invoice it was queued for."""
+JournalVerifyHook = Callable[[Connection, int, ErpJournal], list[str]]
+"""``verify_journal(connection, outbox_id, journal)``: what is wrong with ``journal`` for the ledger rows it posts."""
 
 
 class ExportSummary(msgspec.Struct, kw_only=True):

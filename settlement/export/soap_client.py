@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,6 +36,8 @@ from zeep.proxy import AsyncServiceProxy
 from zeep.transports import AsyncTransport
 
 from settlement.export.document import ErpDocument, ErpParty
+from settlement.export.journal import OPERATION, ErpJournal
+from settlement.export.profile import DEFAULT_UNIT, ErpProfile, customer_vat_id, memo
 from settlement.export.security import ErpAuth
 
 WSDL_PATH = Path(__file__).with_name("erp.wsdl")
@@ -108,13 +112,48 @@ def party_to_soap(party: ErpParty) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v}
 
 
-def document_to_soap(document: ErpDocument) -> dict[str, Any]:
+class Sending(msgspec.Struct, frozen=True, kw_only=True):
+    """What a document is sent with besides its payload: the hash the outbox stored for it, the ERP number of the
+    invoice a credit note reverses (once the ERP accepted it), and the ERP profile."""
+
+    payload_sha256: str = ""
+    base_erp_document_number: str = ""
+    profile: ErpProfile = msgspec.field(default_factory=ErpProfile)
+
+
+def _base_document(document: ErpDocument, erp_number: str) -> dict[str, Any]:
+    base = {
+        "invoiceNumber": document.invoice_number,
+        "revision": document.revision,
+        "idempotencyKey": document.idempotency_key.removesuffix(":credit"),
+        "erpDocumentNumber": erp_number,
+    }
+    return {k: v for k, v in base.items() if v != ""}  # fmt: skip
+
+
+def _erp_fields(document: ErpDocument, sending: Sending) -> dict[str, Any]:
+    profile = sending.profile
+    fields = {
+        "baseDocument": _base_document(document, sending.base_erp_document_number)
+        if document.kind == "CREDIT_NOTE" else None,
+        "series": profile.series.get(document.kind),
+        "paymentTerms": profile.payment_terms if document.kind == "INVOICE" else None,
+        "customerVatId": customer_vat_id(document),
+        "exchangeRate": profile.exchange_rate(document.currency),
+        "memo": memo(document),
+    }  # fmt: skip
+    return {k: v for k, v in fields.items() if v}
+
+
+def document_to_soap(document: ErpDocument, sending: Sending | None = None) -> dict[str, Any]:
     """The ``erp:Document`` of ``document``, as zeep takes it (Decimals are written in fixed-point notation)."""
+    sending = sending or Sending()
+    profile = sending.profile
     parties = {name: party_to_soap(party) for name, party in (("seller", document.seller), ("buyer", document.buyer))
                if party is not None}  # fmt: skip
     return {
         "idempotencyKey": document.idempotency_key,
-        "payloadSha256": document.payload_sha256,
+        "payloadSha256": sending.payload_sha256 or document.payload_sha256,
         "tenant": document.tenant,
         "invoiceNumber": document.invoice_number,
         "revision": document.revision,
@@ -142,11 +181,49 @@ def document_to_soap(document: ErpDocument) -> dict[str, Any]:
                     "servicePeriod": _period(line.period_start, line.period_end),
                     "itemCount": line.item_count,
                     "usageUnits": line.usage_units,
+                    "unitOfMeasure": profile.units.get(line.account_code, DEFAULT_UNIT),
+                    **profile.line_fields(line.account_code),
                 }
                 for line in document.lines
             ]
         },
+        **_erp_fields(document, sending),
     }
+
+
+def journal_to_soap(journal: ErpJournal, sending: Sending | None = None) -> dict[str, Any]:
+    """The ``erp:Journal`` of a journal entry or incoming payment, as zeep takes it."""
+    sending = sending or Sending()
+    profile = sending.profile
+    optional = {"series": profile.series.get(journal.kind), "exchangeRate": profile.exchange_rate(journal.currency)}
+    return {
+        "idempotencyKey": journal.idempotency_key,
+        "payloadSha256": sending.payload_sha256 or journal.payload_sha256,
+        "tenant": journal.tenant,
+        "reference": journal.reference,
+        "sequence": journal.sequence,
+        "customerCode": journal.customer_code,
+        "account": journal.account,
+        "postingDate": journal.posting_date,
+        "currency": journal.currency,
+        "total": journal.total,
+        "memo": journal.memo,
+        "lines": {"line": [
+            {"lineNumber": x.line_number, "accountCode": x.account_code, "debit": x.debit, "credit": x.credit,
+             "description": x.description, "movement": x.movement, **profile.line_fields(x.account_code)}
+            for x in journal.lines
+        ]},
+        **{k: v for k, v in optional.items() if v},
+    }  # fmt: skip
+
+
+class LedgerBalance(msgspec.Struct, frozen=True, kw_only=True):
+    """One line of a general-ledger report: a G/L account in one currency, its debits and credits."""
+
+    account_code: str
+    currency: str
+    debit: Decimal
+    credit: Decimal
 
 
 def _fault_error(fault: Fault) -> ErpError:
@@ -200,13 +277,15 @@ def _transport_error(error: httpx.HTTPError, url: str, timeout_s: float) -> ErpE
 class ErpClient:
     """One middleware endpoint; open it (``async with`` or :meth:`open`) before calling, close it after."""
 
-    def __init__(self, url: str, *, timeout_s: float = 10.0, auth: ErpAuth | None = None) -> None:
+    def __init__(self, url: str, *, timeout_s: float = 10.0, auth: ErpAuth | None = None,
+                 profile: ErpProfile | None = None) -> None:  # fmt: skip
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"the ERP URL must be http:// or https://, got {url!r}")
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be positive, got {timeout_s}")
         self.auth = auth or ErpAuth()
         self.auth.check_url(url)
+        self.profile = profile or ErpProfile()
         self.url = url
         self.timeout_s = timeout_s
         self._http: httpx.AsyncClient | None = None
@@ -242,13 +321,26 @@ class ErpClient:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
-    async def submit(self, document: ErpDocument) -> SubmitReply:
-        """SubmitInvoice or SubmitCreditNote, by the document's kind."""
-        if document.kind == "CREDIT_NOTE":
-            result = await self._call("SubmitCreditNote", creditNote=document_to_soap(document))
+    async def submit(self, document: ErpDocument | ErpJournal, *, payload_sha256: str = "",
+                     base_erp_document_number: str = "") -> SubmitReply:  # fmt: skip
+        """SubmitInvoice, SubmitCreditNote, SubmitJournalEntry or SubmitIncomingPayment, by the document's kind;
+        ``payload_sha256``: the hash the outbox holds (default: the document's own)."""
+        sending = Sending(payload_sha256=payload_sha256, base_erp_document_number=base_erp_document_number,
+                          profile=self.profile)  # fmt: skip
+        if isinstance(document, ErpJournal):
+            element = "journalEntry" if document.kind == "JOURNAL_ENTRY" else "incomingPayment"
+            result = await self._call(OPERATION[document.kind], **{element: journal_to_soap(document, sending)})
+        elif document.kind == "CREDIT_NOTE":
+            result = await self._call("SubmitCreditNote", creditNote=document_to_soap(document, sending))
         else:
-            result = await self._call("SubmitInvoice", invoice=document_to_soap(document))
+            result = await self._call("SubmitInvoice", invoice=document_to_soap(document, sending))
         return SubmitReply(result.status, result.erpDocumentNumber)
+
+    async def general_ledger(self, from_date: date, to_date: date) -> list[LedgerBalance]:
+        """GetGeneralLedger: the ERP's debits and credits per G/L account and currency, posting days in the range."""
+        result = await self._call("GetGeneralLedger", fromDate=from_date, toDate=to_date)
+        return [LedgerBalance(account_code=x.accountCode, currency=x.currency, debit=x.debit, credit=x.credit)
+                for x in result or ()]  # fmt: skip
 
     async def status(self, idempotency_key: str) -> SubmissionStatus:
         """GetSubmissionStatus: does the ERP hold a document under this key?"""

@@ -160,6 +160,18 @@ outbox = Table(
     Index("outbox_document_ref", "document_ref", "id"),
 )
 
+# Which ledger row (a top-up, payment, refund, adjustment or the tax taken at a top-up) went into which ERP journal
+# document (settlement.billing.journal, migration 0009_erp_journal): written in the transaction that queues the
+# document, so every row is posted once. outbox_id is NULL for a row that rounds to nothing (no document).
+journal_postings = Table(
+    "journal_postings",
+    metadata,
+    Column("ledger_id", String(80), primary_key=True),
+    Column("outbox_id", BigInteger),
+    Column("queued_ms", BigInteger, nullable=False),
+    Index("journal_postings_outbox", "outbox_id"),
+)
+
 # Invoices holding xDRs that a rerate corrected after they were billed: billing issues a new revision of each (to
 # the ERP a credit note plus a new invoice) and deletes the request. One row per invoice however many rerates ask.
 reissue_requests = Table(

@@ -154,4 +154,4 @@ def test_occ_export_billable_items_commands(store, db_url, tmp_path):
     result = runner.invoke(main, ["export", "billable-items", "--period", "2026-13", "-o", str(out), *flags])
     assert result.exit_code == 2 and "--period" in result.output
     result = runner.invoke(main, ["export", "--once", *flags])  # the outbox sender still wants its ERP
-    assert result.exit_code == 2 and "--erp-url" in result.output
+    assert result.exit_code == 2 and "--erp-url" in result.output  # neither the flag nor erp.url

@@ -14,10 +14,14 @@ from pathlib import Path
 import httpx
 from click.testing import CliRunner
 from conftest import broken, document, queue, rows
+from journal_helpers import add_movements, movement
 
 from occ.cli import main
 from settlement.store.database import open_store
 from settlement.store.migrate import upgrade
+from settlement.store.schema import accounts
+
+JAN_5 = 1_767_614_400_000  # 2026-01-05T12:00:00Z
 
 
 def start_sim(*args: str, env_password: str = "") -> tuple[subprocess.Popen[str], str]:
@@ -91,3 +95,53 @@ def test_occ_export_keeps_sending_until_sigterm(tmp_path: Path):
     assert exporter.returncode == 0, out
     assert "2 sent, 2 accepted, 0 duplicate, 0 rejected, 0 retrying; 0 still pending" in out
     assert {row.state for row in rows(engine).values()} == {"ACCEPTED"}
+
+
+def test_occ_export_queues_and_sends_journals_from_the_erp_settings_and_occ_erp_gl_agrees(tmp_path: Path):
+    db_url = f"sqlite:///{tmp_path / 'occ.sqlite3'}"
+    engine = open_store(db_url)
+    upgrade(engine)
+    with engine.begin() as connection:
+        connection.execute(accounts.insert(), {"account": "carol", "currency": "EUR", "opening_balance": 0,
+                                               "first_seen_ms": JAN_5})  # fmt: skip
+    add_movements(engine, movement("carol", "topup", 25_000_000, "100100", JAN_5, key="s003:1-0"),
+                  movement("carol", "adjustment", -1_234_567, "480000", JAN_5, key="s003:2-0"),
+                  movement("carol", "payment", 3_000_000, "", JAN_5, key="s003:3-0"))  # fmt: skip
+    process, url = start_sim()
+    config = tmp_path / "occ.toml"
+    config.write_text(f'[erp]\nurl = "{url}"\njournals = true\nseries = {{ INCOMING_PAYMENT = "OCC-PY" }}\n'
+                      'cost_centres = { "480000" = "CC-CARE" }\n')  # fmt: skip
+    try:
+        sent = CliRunner().invoke(main, ["export", "--once", "--config", str(config), "--db-url", db_url])
+        assert sent.exit_code == 0, sent.output
+        assert "queued 2 journal documents for 2 ledger rows" in sent.output
+        assert "not posted: s003:3-0: no ledger code (the G/L account to post to)" in sent.output
+        assert "2 sent, 2 accepted" in sent.output
+        held = httpx.get(url.removesuffix("soap") + "documents").json()
+        assert sorted(held) == ["default:JE:s003:2-0:0", "default:PY:s003:1-0:0"]
+        assert held["default:PY:s003:1-0:0"]["fields"] == {"series": "OCC-PY", "memo": "OCC top-up s003:1-0"}
+        assert held["default:JE:s003:2-0:0"]["fields"] == {"memo": "OCC adjustment s003:2-0",
+                                                           "lines": [{}, {"costCentre": "CC-CARE"}]}
+        gl = CliRunner().invoke(main, ["erp-gl", "--config", str(config), "--db-url", db_url, "--from", "2026-01-01",
+                                       "--to", "2026-01-31"])  # fmt: skip
+        assert gl.exit_code == 0, gl.output
+        assert gl.output.splitlines()[1:] == [
+            "100100          EUR               25.00           0.00          25.00           0.00",
+            "200000          EUR                1.23          25.00           1.23          25.00",
+            "480000          EUR                0.00           1.23           0.00           1.23",
+            "OCC and the ERP agree",
+        ]
+        no_gl = CliRunner().invoke(main, ["erp-gl", "--config", str(config), "--db-url", db_url, "--from",
+                                          "2026-01-06", "--to", "2026-01-05"])  # fmt: skip
+        assert no_gl.exit_code == 2 and "--to 2026-01-05 is before --from 2026-01-06" in no_gl.output
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=10)
+        engine.dispose()
+
+
+def test_occ_export_without_a_url_says_where_to_give_one(tmp_path: Path):
+    result = CliRunner(env={"OCC_ERP_URL": None, "OCC_ERP__URL": None}).invoke(
+        main, ["export", "--once", "--db-url", f"sqlite:///{tmp_path / 'x.sqlite3'}"])
+    assert result.exit_code == 2
+    assert "the ERP's URL is missing: give --erp-url (or $OCC_ERP_URL), or erp.url in the settings" in result.output

@@ -1,14 +1,14 @@
 """Billable-item export batches (SAP Convergent Invoicing shape): real and simulated batches, their items apart.
 
 Revision ID: 0010_billable_items
-Revises: 0008_auth (the lead re-chains it after 0009)
+Revises: 0009_erp_journal (written on 0008_auth; re-chained after fin-erp's 0009 when this branch merged it)
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0010_billable_items"
-down_revision = "0008_auth"
+down_revision = "0009_erp_journal"
 
 
 def _items(name: str) -> None:
