@@ -30,13 +30,19 @@ def report() -> None:
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write it as CSV.")
 @click.option("--pdf", "pdf_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write it as a PDF with a chart.")  # fmt: skip
-def ledger_command(config: object, start, end, csv_path: Path | None, pdf_path: Path | None, **flags) -> None:
+@click.option("--journals/--no-journals", default=None,
+              help="Also tie out to the ERP journals (payments, adjustments, prepaid tax) [erp.journals].")
+def ledger_command(config: object, start, end, csv_path: Path | None, pdf_path: Path | None, journals: bool | None,
+                   **flags) -> None:  # fmt: skip
     """Per ledger code and month: opening balance, charges, taxes, payments, adjustments, rounding, closing balance,
-    and each month's tie-out to its invoices and to the ERP documents (exit status 3 when one is not zero)."""
-    engine = open_database(load_settings(config, **flags), must_exist=True)  # type: ignore[arg-type]
+    and each month's tie-out to its invoices and to the ERP documents, journals included when they are sent (exit
+    status 3 when one is not zero)."""
+    settings = load_settings(config, **flags)  # type: ignore[arg-type]
+    engine = open_database(settings, must_exist=True)
+    check_journals = settings.erp.journals if journals is None else journals
     try:
         with reading(engine) as connection:
-            result = ledger_report(connection, start.date(), end.date())
+            result = ledger_report(connection, start.date(), end.date(), journals=check_journals)
     except ReportError as error:
         raise click.ClickException(str(error)) from None
     pdf = None

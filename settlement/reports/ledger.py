@@ -19,22 +19,29 @@ What counts:
   less CREDIT_NOTE documents, gross totals, outbox rows not REJECTED or VOID) − what the newest revisions sell
   (:func:`settlement.billing.tieout.invoice_total`; nothing for an invoice that posts no line). Documents the ERP has
   not accepted yet are counted and reported as pending.
+- **Tie-out to the ERP journals** (with ``journals=True``: where top-ups, payments, refunds, adjustments and prepaid
+  tax go to the ERP as journal entries and incoming payments, :mod:`settlement.billing.journal`): the journal lines
+  that post the ledger rows of the money movements billed on the month's invoices (their own ledger code's side,
+  in the customer-owes sign), less those movements as billed (each xDR rounded once, as its journal rounds it).
+  A movement not posted yet leaves a difference: the ERP does not have it.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from datetime import date, timedelta
 
 import msgspec
 from sqlalchemy import Connection, func, select
 
-from settlement.billing.amounts import to_micros
+from settlement.billing.amounts import D, round_to_currency, to_micros
 from settlement.billing.cycle import local_date, local_midnight_ms
 from settlement.billing.erp import USAGE
+from settlement.billing.journal import MOVEMENTS
+from settlement.export.journal import JOURNAL_KINDS
 from settlement.export.outbox import load
-from settlement.store.schema import invoice_lines, invoices, outbox
+from settlement.store.schema import invoice_lines, invoices, journal_postings, ledger, outbox, xdrs
 from settlement.vocabulary import ISSUED_STATES, OutboxState, TaxMode
 
 COLUMNS = ("charges", "taxes", "payments", "adjustments", "rounding")
@@ -79,6 +86,10 @@ class MonthTieOut(msgspec.Struct, frozen=True, kw_only=True):
         erp_expected: what their newest revisions sell (the A/R documents' gross totals should come to this).
         erp_sent: Σ INVOICE − Σ CREDIT_NOTE gross totals queued for them (not REJECTED or VOID).
         erp_documents, erp_pending: those documents, and how many of them the ERP has not accepted yet.
+        journals_checked: whether the journal tie-out was made (``journals=True``).
+        journal_expected: the money movements billed on the month's invoices (each rounded once).
+        journal_sent: what the journals queued for their ledger rows post on those rows' ledger codes.
+        journal_documents, journal_pending: those journal documents, and those the ERP has not accepted yet.
     """
 
     currency: str
@@ -90,6 +101,11 @@ class MonthTieOut(msgspec.Struct, frozen=True, kw_only=True):
     erp_sent: int
     erp_documents: int
     erp_pending: int
+    journals_checked: bool = False
+    journal_expected: int = 0
+    journal_sent: int = 0
+    journal_documents: int = 0
+    journal_pending: int = 0
 
     @property
     def invoice_difference(self) -> int:
@@ -98,6 +114,10 @@ class MonthTieOut(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def erp_difference(self) -> int:
         return self.erp_sent - self.erp_expected
+
+    @property
+    def journal_difference(self) -> int:
+        return self.journal_sent - self.journal_expected
 
 
 class LedgerReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -108,7 +128,7 @@ class LedgerReport(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def ties_out(self) -> bool:
-        return all(m.invoice_difference == 0 and m.erp_difference == 0 for m in self.months)
+        return all(m.invoice_difference == m.erp_difference == m.journal_difference == 0 for m in self.months)
 
 
 class _Invoice(msgspec.Struct, kw_only=True):
@@ -132,7 +152,7 @@ def _months(start: date, end: date) -> list[str]:
     return months
 
 
-def _chunks(ids: list[int]) -> Iterator[list[int]]:
+def _chunks(ids: list) -> Iterator[list]:  # type: ignore[type-arg]
     for i in range(0, len(ids), CHUNK):
         yield ids[i : i + CHUNK]
 
@@ -205,6 +225,40 @@ def _erp_sent(connection: Connection, ids: list[int]) -> dict[int, tuple[int, in
     return sent
 
 
+def _journal_ties(connection: Connection, month_of: dict[int, tuple[str, str]]) -> dict[tuple[str, str], Counter]:
+    """Per (currency, month) of the invoices in ``month_of`` (invoice id → its month): the journal tie-out's sums."""
+    ties: dict[tuple[str, str], Counter] = defaultdict(Counter)
+    month_of_xdr: dict[str, tuple[str, str]] = {}
+    for chunk in _chunks(list(month_of)):
+        query = select(xdrs.c.id, xdrs.c.invoice_id, xdrs.c.cost, xdrs.c.currency).where(
+            xdrs.c.invoice_id.in_(chunk), xdrs.c.kind.in_(MOVEMENTS))  # fmt: skip
+        for xdr_id, invoice_id, cost, currency in connection.execute(query):
+            month_of_xdr[xdr_id] = month_of[invoice_id]
+            ties[month_of[invoice_id]]["journal_expected"] += to_micros(round_to_currency(D(cost), currency))
+    rows: dict[str, tuple[str, tuple[str, str]]] = {}  # ledger row id → (its ledger code, the month)
+    for chunk in _chunks(list(month_of_xdr)):
+        query = select(ledger.c.id, ledger.c.xdr_id, ledger.c.ledger_code).where(ledger.c.xdr_id.in_(chunk))
+        rows.update((r.id, (r.ledger_code, month_of_xdr[r.xdr_id])) for r in connection.execute(query))
+    documents: set[int] = set()
+    for chunk in _chunks(list(rows)):
+        query = select(journal_postings.c.outbox_id).where(journal_postings.c.ledger_id.in_(chunk))
+        documents.update(i for i in connection.execute(query).scalars() if i is not None)
+    for chunk in _chunks(sorted(documents)):
+        query = select(outbox.c.id, outbox.c.kind, outbox.c.state, outbox.c.payload).where(
+            outbox.c.id.in_(chunk), outbox.c.kind.in_(JOURNAL_KINDS), outbox.c.state.in_(SENT_STATES))  # fmt: skip
+        for document in connection.execute(query):
+            months = set()
+            for line in load(document.payload, document.kind).lines:
+                code, month = rows.get(line.movement, ("", ("", "")))
+                if line.account_code == code:  # the row's own side (the other is the customer balance account)
+                    ties[month]["journal_sent"] -= to_micros(line.debit) - to_micros(line.credit)
+                    months.add(month)
+            for month in months:
+                ties[month]["journal_documents"] += 1
+                ties[month]["journal_pending"] += document.state == OutboxState.PENDING
+    return ties
+
+
 def _rows(chosen: Iterable[_Invoice], per_code: dict[tuple[int, str, str], int], start: date,
           months: list[str]) -> list[LedgerRow]:  # fmt: skip
     month_of = {x.id: (x.currency, x.month, x.day < start) for x in chosen}
@@ -231,8 +285,9 @@ def _rows(chosen: Iterable[_Invoice], per_code: dict[tuple[int, str, str], int],
     return rows
 
 
-def ledger_report(connection: Connection, start: date, end: date) -> LedgerReport:
-    """The report of the invoices whose period starts from ``start`` to ``end`` (inclusive)."""
+def ledger_report(connection: Connection, start: date, end: date, *, journals: bool = False) -> LedgerReport:
+    """The report of the invoices whose period starts from ``start`` to ``end`` (inclusive); ``journals``: tie out
+    to the ERP journals too."""
     if end < start:
         raise ReportError(f"--to {end} is before --from {start}")
     chosen, revisions = _newest_revisions(connection, end)
@@ -255,7 +310,12 @@ def ledger_report(connection: Connection, start: date, end: date) -> LedgerRepor
             tie["erp_sent"] += total
             tie["erp_documents"] += documents
             tie["erp_pending"] += pending
-    fields = ("movement", "invoices", "invoiced", "erp_expected", "erp_sent", "erp_documents", "erp_pending")
-    month_ties = tuple(MonthTieOut(currency=c, month=m, **{f: values.get(f, 0) for f in fields})
+    if journals:
+        for key, sums in _journal_ties(connection, {x.id: (x.currency, x.month) for x in in_range}).items():
+            ties.setdefault(key, defaultdict(int)).update(sums)
+    fields = ("movement", "invoices", "invoiced", "erp_expected", "erp_sent", "erp_documents", "erp_pending",
+              "journal_expected", "journal_sent", "journal_documents", "journal_pending")  # fmt: skip
+    month_ties = tuple(MonthTieOut(currency=c, month=m, journals_checked=journals,
+                                   **{f: values.get(f, 0) for f in fields})
                        for (c, m), values in sorted(ties.items()))  # fmt: skip
     return LedgerReport(start=start, end=end, rows=tuple(rows), months=month_ties)

@@ -36,15 +36,21 @@ def _total(rows: list[LedgerRow], tie: MonthTieOut) -> LedgerRow:
 
 
 def tie_out_lines(tie: MonthTieOut) -> list[tuple[str, int]]:
-    """The month's two tie-out lines, each with its difference (must be 0)."""
+    """The month's tie-out lines (two; three with the journals), each with its difference (must be 0)."""
     money = lambda micros: format_amount(micros, tie.currency)  # noqa: E731
     pending = f", {tie.erp_pending} not yet accepted" if tie.erp_pending else ""
-    return [
+    lines = [
         (f"tie-out to {tie.invoices} invoice(s): ledger {money(tie.movement)} − invoices {money(tie.invoiced)}",
          tie.invoice_difference),
         (f"tie-out to {tie.erp_documents} ERP document(s){pending}: sent {money(tie.erp_sent)} − invoices' sales "
          f"{money(tie.erp_expected)}", tie.erp_difference),
     ]  # fmt: skip
+    if tie.journals_checked:
+        waiting = f", {tie.journal_pending} not yet accepted" if tie.journal_pending else ""
+        lines.append((f"tie-out to {tie.journal_documents} ERP journal(s){waiting}: posted {money(tie.journal_sent)}"
+                      f" − payments, adjustments and prepaid tax billed {money(tie.journal_expected)}",
+                      tie.journal_difference))  # fmt: skip
+    return lines
 
 
 def _months(report: LedgerReport) -> Iterator[tuple[MonthTieOut, list[LedgerRow], LedgerRow]]:
@@ -75,23 +81,24 @@ def text(report: LedgerReport) -> str:
 
 
 CSV_FIELDS = ("currency", "month", "ledger_code", "opening", *COLUMNS, "closing", "tie_out_invoices",
-              "tie_out_erp")  # fmt: skip
+              "tie_out_erp", "tie_out_journals")  # fmt: skip
 
 
 def csv_text(report: LedgerReport) -> str:
-    """One row per (currency, month, ledger code), then the month's ``total`` row carrying the two tie-out
-    differences (empty on the ledger code rows)."""
+    """One row per (currency, month, ledger code), then the month's ``total`` row carrying the tie-out differences
+    (empty on the ledger code rows; ``tie_out_journals`` empty when the journals were not checked)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_FIELDS)
     for tie, rows, total in _months(report):
         for row in rows:
             writer.writerow([row.currency, row.month, row.ledger_code,
-                             *(format_amount(a, row.currency) for a in _amounts(row)), "", ""])  # fmt: skip
+                             *(format_amount(a, row.currency) for a in _amounts(row)), "", "", ""])  # fmt: skip
+        journals = format_amount(tie.journal_difference, tie.currency) if tie.journals_checked else ""
         writer.writerow([total.currency, total.month, "total",
                          *(format_amount(a, total.currency) for a in _amounts(total)),
                          format_amount(tie.invoice_difference, tie.currency),
-                         format_amount(tie.erp_difference, tie.currency)])  # fmt: skip
+                         format_amount(tie.erp_difference, tie.currency), journals])  # fmt: skip
     return buffer.getvalue()
 
 

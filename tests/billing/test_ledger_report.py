@@ -25,14 +25,15 @@ import pytest
 from billing_helpers import add_account, add_profiles, add_xdrs, euros, ms, xdr
 from click.testing import CliRunner
 from pypdf import PdfReader
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 from occ.cli import main
+from settlement.billing.journal import queue_journals
 from settlement.billing.reissue import reissue
 from settlement.billing.run import run
 from settlement.reports.ledger import ReportError, ledger_report
 from settlement.store.database import reading
-from settlement.store.schema import invoices, outbox
+from settlement.store.schema import invoices, journal_postings, ledger, outbox, xdrs
 
 
 def two_months(store):
@@ -130,3 +131,41 @@ def test_occ_report_ledger_prints_writes_csv_and_pdf(store, db_url, tmp_path):
         c.execute(update(outbox).values(state="REJECTED"))
     result = runner.invoke(main, args)
     assert result.exit_code == 3 and "DOES NOT TIE OUT" in result.output
+
+
+def book_movements(store):
+    """The ledger rows settlement books beside the money-movement xDRs (amount = −cost: credit positive)."""
+    with store.begin() as c:
+        moved = c.execute(select(xdrs).where(xdrs.c.kind.in_(("payment", "adjustment")))).all()
+        c.execute(insert(ledger), [{"id": x.id, "period": x.period, "account": x.account, "time_ms": x.start_ms,
+                                    "kind": x.kind, "amount": -x.cost, "balance": None, "currency": x.currency,
+                                    "ledger_code": x.ledger_code, "reference": x.session_id,
+                                    "description": x.description, "xdr_id": x.id, "actor": None}
+                                   for x in moved])  # fmt: skip
+
+
+def test_journals_tie_out_to_the_payments_and_adjustments_billed(store, db_url, tmp_path):
+    two_months(store)
+    book_movements(store)
+    with reading(store) as c:  # nothing posted to the ERP yet: the journal tie-out says what is missing
+        report = ledger_report(c, date(2026, 1, 1), date(2026, 2, 28), journals=True)
+    assert [(m.journal_expected, m.journal_sent, m.journal_difference) for m in report.months] == [
+        (euros("-6.50"), 0, euros("6.50")), (euros("-1.00"), 0, euros("1.00"))]  # fmt: skip
+    assert not report.ties_out
+
+    queue_journals(store, now_ms=ms(2026, 3, 1))  # payments −5.00, −1.00, −1.00 and the −0.50 goodwill adjustment
+    with store.connect() as c:
+        assert c.execute(select(journal_postings)).all()  # every row posted
+    with reading(store) as c:
+        report = ledger_report(c, date(2026, 1, 1), date(2026, 2, 28), journals=True)
+    jan, feb = report.months
+    assert (jan.journal_expected, jan.journal_sent, jan.journal_documents, jan.journal_pending) == (
+        euros("-6.50"), euros("-6.50"), 3, 3)  # fmt: skip
+    assert (feb.journal_expected, feb.journal_sent, feb.journal_documents) == (euros("-1.00"), euros("-1.00"), 1)
+    assert report.ties_out
+
+    result = CliRunner().invoke(main, ["report", "ledger", "--from", "2026-01-01", "--to", "2026-01-31",
+                                       "--journals", "--db-url", db_url])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert ("tie-out to 3 ERP journal(s), 3 not yet accepted: posted -6.50 − payments, adjustments and prepaid tax "
+            "billed -6.50 = 0.00 (must be 0)") in result.output
