@@ -8,6 +8,7 @@ and how the ERP files it. ``occ export`` and ``occ erp-gl`` read it; their flags
     username = "occ"                          # the password better from OCC_ERP__PASSWORD
     journals = true                           # queue top-ups, payments, refunds, adjustments, prepaid tax
     journal_batch = "account_day"             # or "movement" (one document each)
+    journal_interval_s = 30                   # how often a running occ export queues them
     customer_account = "200000"               # the G/L account of the customers' balances
     company_currency = "EUR"
     exchange_rates = { USD = "0.9215" }
@@ -44,6 +45,8 @@ class ErpSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
         journals: queue the money that is not a charge (top-ups, payments, refunds, adjustments, the tax taken at a
             top-up) as journal entries and incoming payments before each export round.
         journal_batch: ``movement`` (a document per movement) or ``account_day`` (per account, day and kind).
+        journal_interval_s: how often a running ``occ export`` looks for movements to queue (each look reads the
+            movements not posted yet; ``--once`` looks once).
         customer_account: the G/L account of the customers' balances, the other side of every journal posting.
         company_currency: the ERP company's currency; documents in another carry ``exchange_rates[currency]``.
         exchange_rates: company-currency units per unit of a document currency.
@@ -62,6 +65,7 @@ class ErpSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     ca_file: str = ""
     journals: bool = False
     journal_batch: str = "movement"
+    journal_interval_s: float = 30.0
     customer_account: str = "200000"
     company_currency: str = ""
     exchange_rates: dict[str, Decimal] = msgspec.field(default_factory=dict)
@@ -82,6 +86,8 @@ class ErpSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
             found.append(("url", f"must be http:// or https://, got {self.url!r}"))
         if self.wsse not in WSSE_MODES:
             found.append(("wsse", f"must be text or digest, got {self.wsse!r}"))
+        if self.journal_interval_s <= 0:
+            found.append(("journal_interval_s", f"must be positive, got {self.journal_interval_s}"))
         if self.journal_batch not in JOURNAL_BATCHES:
             found.append(("journal_batch", f"must be movement or account_day, got {self.journal_batch!r}"))
         if not 1 <= len(self.customer_account) <= 15 or any(c.isspace() for c in self.customer_account):

@@ -29,7 +29,8 @@ def erp_gl(config: object, from_date, to_date, erp_url: str | None, timeout_s: f
     """Compare the general ledger of OCC's journals with the ERP's, per G/L account and currency.
 
     OCC's side comes from the ledger rows (top-ups, payments, refunds, adjustments, prepaid tax) by the posting rule;
-    the ERP's from its GetGeneralLedger. Prints both and the difference; exit status 1 when they differ.
+    the ERP's from its GetGeneralLedger. Prints both side by side, DIFFERS beside a line that does not agree; exit
+    status 1 when they differ.
     """
     settings = load_settings(config, **flags)  # type: ignore[arg-type]
     url = url_of(settings, erp_url)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import signal
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -127,8 +128,13 @@ def _journal_queue(engine: Engine, settings: Settings) -> Callable[[], None]:
     options = JournalOptions(batch=settings.erp.journal_batch,  # type: ignore[arg-type]
                              customer_account=settings.erp.customer_account)  # fmt: skip
     held_before: set[str] = set()
+    next_s = 0.0
 
     def queue() -> None:
+        nonlocal next_s
+        if time.monotonic() < next_s:
+            return
+        next_s = time.monotonic() + settings.erp.journal_interval_s
         summary = queue_journals(engine, options)
         if summary.documents:
             _say(f"queued {summary.documents:,} journal documents for {summary.rows:,} ledger rows")

@@ -131,6 +131,12 @@ def test_occ_export_queues_and_sends_journals_from_the_erp_settings_and_occ_erp_
             "480000          EUR                0.00           1.23           0.00           1.23",
             "OCC and the ERP agree",
         ]
+        add_movements(engine, movement("carol", "refund", -2_000_000, "100100", JAN_5 + 1, key="s003:4-0"))
+        unsent = CliRunner().invoke(main, ["erp-gl", "--config", str(config), "--db-url", db_url, "--from",
+                                           "2026-01-05", "--to", "2026-01-05"])  # fmt: skip
+        assert unsent.exit_code == 1, unsent.output
+        assert "100100          EUR               25.00           2.00          25.00           0.00  DIFFERS" in \
+            unsent.output and unsent.output.endswith("OCC and the ERP DIFFER\n")  # fmt: skip
         no_gl = CliRunner().invoke(main, ["erp-gl", "--config", str(config), "--db-url", db_url, "--from",
                                           "2026-01-06", "--to", "2026-01-05"])  # fmt: skip
         assert no_gl.exit_code == 2 and "--to 2026-01-05 is before --from 2026-01-06" in no_gl.output

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
+import msgspec
 from conftest import FAST, IMPATIENT, document, free_port, queue, rows
 from journal_helpers import add_movements, movement
 from sqlalchemy import func, select
@@ -17,6 +18,7 @@ from settlement.store.database import open_store
 from settlement.store.schema import accounts, journal_postings
 
 JAN_5 = 1_767_614_400_000
+PATIENT = msgspec.structs.replace(FAST, timeout_s=10.0)  # two exporters on a loaded machine: no spurious timeouts
 
 
 def money(engine, count: int = 3) -> list[str]:  # type: ignore[no-untyped-def]
@@ -94,8 +96,9 @@ async def test_journals_whose_replies_were_dropped_are_in_the_erp_once(store, si
 async def test_two_exporters_racing_send_every_journal_exactly_once(store, sim, db_url):
     keys = money(store, count=8)
     other_engine = open_store(db_url)
+    one, other = Exporter(store, sim.url, options=PATIENT), Exporter(other_engine, sim.url, options=PATIENT)
     try:
-        async with Exporter(store, sim.url, options=FAST) as a, Exporter(other_engine, sim.url, options=FAST) as b:
+        async with one as a, other as b:
             first, second = await asyncio.gather(a.run_once(), b.run_once())
     finally:
         other_engine.dispose()
@@ -112,8 +115,8 @@ async def test_two_exporters_queuing_the_same_movements_at_once_post_each_row_on
     add_movements(store, *(movement("bob", "payment", 1_000_000 + n, "100100", JAN_5 + n, key=f"s004:{n}-0")
                            for n in range(30)))  # fmt: skip
     other_engine = open_store(db_url)
-    first = Exporter(store, sim.url, options=FAST, prepare=lambda: queue_journals(store))
-    second = Exporter(other_engine, sim.url, options=FAST, prepare=lambda: queue_journals(other_engine))
+    first = Exporter(store, sim.url, options=PATIENT, prepare=lambda: queue_journals(store))
+    second = Exporter(other_engine, sim.url, options=PATIENT, prepare=lambda: queue_journals(other_engine))
     try:
         async with first as a, second as b:
             await asyncio.gather(a.run_once(), b.run_once())

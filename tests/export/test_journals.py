@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import msgspec
 import pytest
-from conftest import FAST, rows
+from conftest import FAST, insert_raw, rows
 from journal_helpers import add_movements, movement
 from sqlalchemy import select
 
@@ -161,8 +161,7 @@ async def test_a_journal_that_does_not_balance_to_the_cent_is_neither_queued_nor
     bad = msgspec.structs.replace(good, lines=(good.lines[0], msgspec.structs.replace(good.lines[1], **bad_line)))
     with store.begin() as connection, pytest.raises(InvalidDocument, match="acme:JE:s001:1-0:0 not queued"):
         enqueue(connection, bad)
-    from conftest import insert_raw  # as an older version or a hand edit would have written it
-
+    # Queued anyway, as an older version or a hand edit would have written it:
     insert_raw(store, idempotency_key=bad.idempotency_key, document_ref=bad.document_ref, kind=bad.kind,
                invoice_id=None, payload=msgspec.json.encode(bad).decode(), payload_sha256=bad.payload_sha256,
                state="PENDING", attempts=0, next_attempt_ms=0, last_error="", erp_document_number="", created_ms=0,

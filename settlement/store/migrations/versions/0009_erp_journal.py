@@ -1,4 +1,5 @@
-"""Journal entries and incoming payments to the ERP: which ledger row went into which outbox document.
+"""Journal entries and incoming payments to the ERP: which ledger row went into which outbox document, and an index
+that finds the money movements among the ledger's charges.
 
 Revision ID: 0009_erp_journal
 Revises: 0008_auth
@@ -19,8 +20,10 @@ def upgrade() -> None:
         sa.Column("queued_ms", sa.BigInteger, nullable=False),
     )
     op.create_index("journal_postings_outbox", "journal_postings", ["outbox_id"])
+    op.create_index("ledger_kind_time", "ledger", ["kind", "time_ms"])
 
 
 def downgrade() -> None:
+    op.drop_index("ledger_kind_time", "ledger")
     op.drop_index("journal_postings_outbox", "journal_postings")
     op.drop_table("journal_postings")
