@@ -27,7 +27,8 @@ def _excluded(result: ExportResult) -> None:
 @store_options
 @click.option("--period", help="The month to export, YYYY-MM (the xDRs' UTC month).")
 @click.option("--simulate", is_flag=True, help="A simulated export: stored apart, changes no status.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="The batch file to write.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="The batch file to write [<batch>.csv here: B00000007.csv, S00000008.csv].")  # fmt: skip
 @click.pass_context
 def billable_items(ctx: click.Context, config: object, period: str | None, simulate: bool, output: Path | None,
                    **flags) -> None:  # fmt: skip
@@ -37,8 +38,6 @@ def billable_items(ctx: click.Context, config: object, period: str | None, simul
         return
     if not period or not PERIOD.fullmatch(period):
         raise click.UsageError(f"--period: give the month as YYYY-MM, got {period!r}")
-    if output is None:
-        raise click.UsageError("Missing option '-o' / '--output'.")
     settings = load_settings(config, **flags)  # type: ignore[arg-type]
     try:
         classes = parse(settings.billable_item_classes)
@@ -52,6 +51,7 @@ def billable_items(ctx: click.Context, config: object, period: str | None, simul
     if result.label is None:
         click.echo(f"{period}: nothing to export")
         return
+    output = output or Path(f"{result.label}.csv")
     output.write_bytes(result.content)
     what = "simulated batch" if simulate else ("open batch, written again" if result.reused else "batch")
     click.echo(f"{period}: {what} {result.label}: {result.main_items} main items, {result.items} xDRs "

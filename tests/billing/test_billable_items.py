@@ -130,7 +130,7 @@ def test_class_rules():
             parse(bad)
 
 
-def test_occ_export_billable_items_commands(store, db_url, tmp_path):
+def test_occ_export_billable_items_commands(store, db_url, tmp_path, monkeypatch):
     january(store)
     config = tmp_path / "occ.toml"
     config.write_text(f'billable_item_classes = "{CLASSES}, *:400000011=ADJUSTMENTS"\n')
@@ -143,6 +143,11 @@ def test_occ_export_billable_items_commands(store, db_url, tmp_path):
     assert "2026-01: batch B00000001: 4 main items, 5 xDRs (1 excepted, 0 unclassified left out)" in result.output
     assert ("IT", "ADJUSTMENTS", "goodwill") in [(x[0], x[1], x[2]) for x in lines(out.read_bytes())]
     assert statuses(store)["call"] == "BILLABLE"
+    monkeypatch.chdir(tmp_path)  # without -o: the batch's own name, in the current directory
+    result = runner.invoke(main, ["export", "billable-items", "--period", "2026-01", "--simulate", *flags])
+    assert result.exit_code == 0, result.output
+    assert "simulated batch S00000002" in result.output
+    assert (tmp_path / "S00000002.csv").read_bytes().startswith(b"batch,")
 
     answer = tmp_path / "confirmation.json"
     answer.write_text(json.dumps({"batch": "B00000001", "sha256": sha256(out.read_bytes()), "rejected": []}))
