@@ -106,6 +106,9 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
         tariff_upload_max_bytes: the largest tariff LoadTariff takes, its files added up (uncompressed); also
             bounds the Admin listener's message size.
         health_interval_s: how often each worker pings Redis; gRPC health is NOT_SERVING while the ping fails.
+        billable_item_classes: the billable item class of each exported xDR (``occ export billable-items``), by
+            service and ledger code: ``service:ledger_code=CLASS`` comma-separated, ``*`` for any
+            (``voice:400000001=VOICE_LOCAL,*:*=OTHER``); empty: every item is class ``OCC``.
         erp: the ERP middleware, OCC's credentials there and what goes to it (``[erp]``, ``OCC_ERP__<FIELD>``;
             :class:`~occ.erp_settings.ErpSettings`), for ``occ export`` and ``occ erp-gl``.
         diameter_port: TCP port of the Diameter Gy/Ro gateway (``occ.diameter``); 0 (the default): no gateway.
@@ -193,6 +196,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
         return f"{'https' if self.tls else 'http'}://{f'[{host}]' if ':' in host else host}:{port}/"
 
     health_interval_s: float = 1.0
+    billable_item_classes: str = ""
     erp: ErpSettings = msgspec.field(default_factory=ErpSettings)
     diameter_port: int = 0
     diameter_host: str = ""

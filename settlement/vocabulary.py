@@ -131,5 +131,29 @@ class OutboxAction(StrEnum):
     """REJECTED → RELEASED."""
 
 
+class BatchState(StrEnum):
+    """Where a billable-item export batch is (``billable_batches.state``; ``settlement/billable/``)."""
+
+    OPEN = "OPEN"
+    """Written; its xDRs stay BILLABLE until the receiving side confirms it."""
+    CONFIRMED = "CONFIRMED"
+    """Confirmed: its xDRs are BILLED (or BILLABLE_EXCEPTED where the receiver rejected them)."""
+    SIMULATED = "SIMULATED"
+    """A simulated export: changed nothing, never confirmed."""
+
+
+class ItemOutcome(StrEnum):
+    """What became of one xDR of a batch (``billable_items.outcome``)."""
+
+    EXPORTED = "EXPORTED"
+    """Written to the batch's file; not confirmed yet."""
+    BILLED = "BILLED"
+    """Confirmed: the xDR is BILLED."""
+    REJECTED = "REJECTED"
+    """The receiver rejected it: the xDR is BILLABLE_EXCEPTED with the receiver's reason."""
+    CHANGED = "CHANGED"
+    """It was no longer BILLABLE when the batch was confirmed (invoiced or excepted meanwhile): left as it was."""
+
+
 USAGE_KINDS = frozenset({"session", "event_charge", "event_refund"})
 """The xDR kinds of usage (priced by a tariff: re-rated, taxed as usage); the others are money movements and tax."""

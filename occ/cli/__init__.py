@@ -47,6 +47,9 @@ SECTIONS: dict[str, dict[str, tuple[str, str]]] = {
                    "Price BILLABLE and BILLED xDRs again and correct those whose price changed."),
         "outbox": ("occ.cli.outbox:outbox",
                    "The ERP outbox: list and show documents; retry or release a REJECTED one."),
+        "report": ("occ.cli.report:report",
+                   "Reports for the accountant: the ledger per ledger code and month, tied out to invoices and the "
+                   "ERP."),
     },
     "Tools": {
         "tariff": ("occ.cli.tariff:tariff", "Work with tariff directories (CSV files; see docs/tariffs.md)."),

@@ -146,6 +146,37 @@ def show_command(config: object, invoice: str, preview: bool, csv_path: Path | N
         click.echo(f"wrote {pdf_path}", err=True)
 
 
+@bill.command("einvoice")
+@store_options
+@click.argument("invoice")
+@click.option("--format", "form", type=click.Choice(["ubl", "cii", "facturx"]), default="ubl", show_default=True,
+              help="UBL 2.1 XML, CII XML, or the invoice PDF as Factur-X PDF/A-3 with the CII XML embedded.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The file to write.")
+@click.option("--credit-note", is_flag=True,
+              help="The credit note issued with INVOICE's revision (it credits the revision that one replaced).")
+@click.option("--buyer-country", default="", metavar="CC",
+              help="The customer's country (ISO 3166) when its VAT id does not say [the seller's].")  # fmt: skip
+def einvoice_command(config: object, invoice: str, form: str, output: Path, credit_note: bool, buyer_country: str,
+                     **flags) -> None:  # fmt: skip
+    """Write INVOICE (id, number or tenant:number) as an EN 16931 e-invoice, validated against its schema."""
+    from settlement.billing.einvoice import EInvoiceError
+    from settlement.billing.einvoice_store import render as render_einvoice
+
+    engine = _engine(config, flags, must_exist=True)
+    with reading(engine) as connection:
+        invoice_id = document.find(connection, invoice)
+        if invoice_id is None:
+            raise click.ClickException(f"no invoice {invoice!r}")
+        try:
+            content = render_einvoice(connection, invoice_id, form, credit_note=credit_note,  # type: ignore[arg-type]
+                                      buyer_country=buyer_country)  # fmt: skip
+        except EInvoiceError as error:
+            raise click.ClickException(str(error)) from None
+    output.write_bytes(content)
+    click.echo(f"wrote {output} ({form}, {len(content):,} bytes)")
+
+
 @bill.group("account")
 def account_group() -> None:
     """Accounts' billing settings."""

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import click
 from sqlalchemy import Engine
 
+from occ.cli.billable import billable_items
 from occ.cli.erp_options import auth_of, profile_of, url_of
 from occ.cli.store_options import load_settings, open_database, store_options
 from occ.logs import configure as configure_logs
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from settlement.export.erp_sim import ErpSim
 
 
-@click.command()
+@click.group(invoke_without_command=True)
 @store_options
 @click.option("--erp-url", envvar="OCC_ERP_URL",
               help="The middleware's SOAP endpoint, e.g. http://127.0.0.1:8090/soap; also $OCC_ERP_URL "
@@ -62,18 +63,21 @@ if TYPE_CHECKING:
 @click.option("--journals/--no-journals", default=None,
               help="Also queue top-ups, payments, refunds, adjustments and prepaid tax as journal entries and "
                    "incoming payments before each round [erp.journals].")  # fmt: skip
-def export(config: object, erp_url: str | None, once: bool, timeout_s: float, concurrency: int, backoff_s: float,
-           backoff_cap_s: float, poll_s: float, metrics_port: int, erp_username: str, erp_password: str,
-           erp_wsse: str, erp_cert: str | None, erp_key: str | None, erp_ca: str | None, journals: bool | None,
-           **flags: object) -> None:  # fmt: skip
+@click.pass_context
+def export(ctx: click.Context, config: object, erp_url: str | None, once: bool, timeout_s: float, concurrency: int,
+           backoff_s: float, backoff_cap_s: float, poll_s: float, metrics_port: int, erp_username: str,
+           erp_password: str, erp_wsse: str, erp_cert: str | None, erp_key: str | None, erp_ca: str | None,
+           journals: bool | None, **flags: object) -> None:  # fmt: skip
     """Send the ERP outbox (invoices, credit notes, journal entries, incoming payments) to the finance middleware.
 
     Over SOAP. Transient faults and timeouts are retried with backoff (a retry first asks the ERP whether it already
     has the document); validation faults and idempotency conflicts are REJECTED. Runs until Ctrl-C or SIGTERM unless
     --once; several exporters may run at once. Exit status 3 when a document was rejected. The [erp] settings give
     the URL, credentials, journals and the ERP profile (series, payment terms, exchange rates, cost centres …);
-    flags win over them.
+    flags win over them. `occ export billable-items` writes billable items for SAP Convergent Invoicing instead.
     """
+    if ctx.invoked_subcommand is not None:
+        return
     settings = load_settings(config, **flags)  # type: ignore[arg-type]
     configure_logs(settings.log_level, json=False)
     url = url_of(settings, erp_url)
@@ -98,6 +102,9 @@ def export(config: object, erp_url: str | None, once: bool, timeout_s: float, co
         raise click.UsageError(str(error)) from None
     if totals.rejected:
         raise click.exceptions.Exit(3)
+
+
+export.add_command(billable_items)
 
 
 def _say(text: str) -> None:

@@ -25,8 +25,10 @@ from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Tab
 from settlement.store.money import Money
 from settlement.vocabulary import (
     AccountStatus,
+    BatchState,
     InvoiceKind,
     InvoiceState,
+    ItemOutcome,
     OutboxAction,
     OutboxState,
     RecordType,
@@ -381,6 +383,48 @@ billing_runs = Table(
     Column("report", Text, nullable=False, default=""),
 )
 
+# --- Billable-item export (SAP Convergent Invoicing shape; docs/erp-export.md; migration 0010_billable_items) ------
+
+# One export of a month's BILLABLE xDRs as billable items. A real batch is OPEN (written, its xDRs still BILLABLE,
+# open_period = its month: at most one open batch per month) until the receiving side confirms it (CONFIRMED: its
+# xDRs BILLED, or BILLABLE_EXCEPTED where the receiver rejected them); a simulated batch (simulated = 1, state
+# SIMULATED) changes nothing. file_sha256: the hash of the file as written (a confirmation must name it); report:
+# JSON of the items left out (excepted, unclassified) and, once confirmed, what each item became.
+billable_batches = Table(
+    "billable_batches",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("period", String(7), nullable=False),
+    Column("simulated", Integer, nullable=False),
+    Column("state", String(10), nullable=False),
+    Column("open_period", String(7)),
+    Column("items", Integer, nullable=False),
+    Column("file_sha256", String(64), nullable=False),
+    Column("report", Text, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("confirmed_ms", BigInteger),
+    UniqueConstraint("open_period", name="billable_batches_open_period"),
+    Index("billable_batches_period", "period", "simulated"),
+)
+
+
+def _batch_item_columns() -> list[Column]:
+    from sqlalchemy import ForeignKey
+
+    return [
+        Column("batch_id", BigInteger, ForeignKey("billable_batches.id", ondelete="CASCADE"), primary_key=True),
+        Column("xdr_id", String(80), primary_key=True),
+        Column("xdr_period", String(7), nullable=False),
+        Column("item_class", String(30), nullable=False),
+        Column("main_item", String(80), nullable=False),  # the main item (IT) it belongs to; itself for a main item
+        Column("outcome", String(20), nullable=False),  # EXPORTED, then BILLED / REJECTED / CHANGED on confirmation
+    ]
+
+
+# The xDRs of real batches, and (apart) those of simulated ones.
+billable_items = Table("billable_items", metadata, *_batch_item_columns(), Index("billable_items_xdr", "xdr_id"))
+simulated_billable_items = Table("simulated_billable_items", metadata, *_batch_item_columns())
+
 # Billing finds an account's open items through this index (account, status, start time: the billing time).
 Index("xdrs_account_status_start", xdrs.c.account, xdrs.c.status, xdrs.c.start_ms)
 
@@ -407,6 +451,9 @@ VOCABULARY_COLUMNS = (
     (outbox_actions.c.action, OutboxAction),
     (outbox_actions.c.state_before, OutboxState),
     (outbox_actions.c.state_after, OutboxState),
+    (billable_batches.c.state, BatchState),
+    (billable_items.c.outcome, ItemOutcome),
+    (simulated_billable_items.c.outcome, ItemOutcome),
 )
 
 

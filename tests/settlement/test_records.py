@@ -17,8 +17,10 @@ from settlement.records import AccountRow, LedgerRow, XdrRow
 from settlement.store.schema import VOCABULARY_COLUMNS, accounts, check_vocabulary_fits, ledger, xdrs
 from settlement.vocabulary import (
     AccountStatus,
+    BatchState,
     InvoiceKind,
     InvoiceState,
+    ItemOutcome,
     OutboxAction,
     OutboxState,
     RecordType,
@@ -27,7 +29,8 @@ from settlement.vocabulary import (
 )
 from settlement.writer import BatchWriter, Booked, row_dicts
 
-VOCABULARIES = (XdrStatus, RecordType, AccountStatus, TaxMode, InvoiceKind, InvoiceState, OutboxState, OutboxAction)
+VOCABULARIES = (XdrStatus, RecordType, AccountStatus, TaxMode, InvoiceKind, InvoiceState, OutboxState, OutboxAction,
+                BatchState, ItemOutcome)
 CLOSE = {
     "type": "session_close", "id": "call-1", "account": "alice", "amount": "0", "balance": "9700000",
     "currency": "EUR", "time_ms": str(JAN), "session_id": "call-1", "rg": "100", "units": "61", "service": "voice",

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011_console_indexes"
-down_revision = "0009_erp_journal"
+down_revision = "0010_billable_items"
 
 
 INDEXES = (
