@@ -79,6 +79,7 @@ class App:
         self.gc_watch = GcWatch(metrics.observe_gc_pause)
         self.diameter = self._diameter_gateway(settings) if settings.diameter_port else None
         self._aborts: asyncio.Task | None = None
+        self._closing = False  # set by close(): the notice listener stops even if a cancel was swallowed
 
     def _diameter_gateway(self, settings: Settings) -> Gateway:
         config = GatewayConfig(host=settings.diameter_host or settings.host, port=settings.diameter_port,
@@ -136,8 +137,9 @@ class App:
         """Push notices (aborts, re-auth requests) to the switch on the stream that carries the session, if here;
         follow the current tariff on a ``tariff`` notice, and on every (re)subscription, which may have missed one.
 
-        Survives losing Redis: it subscribes again after a pause."""
-        while True:
+        Survives losing Redis: it subscribes again after a pause, unless the app is closing (a cancel that redis-py's
+        read swallowed would otherwise leave it subscribing again for ever, and the worker would never exit)."""
+        while not self._closing:
             try:
                 async with self.redis.pubsub() as pubsub:
                     await pubsub.subscribe(keys.NOTICE_CHANNEL)
@@ -151,6 +153,8 @@ class App:
                         else:
                             self._push_notice(kind, account_id, session_id, reason)
             except (RedisError, OSError) as exc:
+                if self._closing:
+                    return
                 log.warning("notice listener lost Redis; subscribing again", extra={"error": str(exc)})
                 await asyncio.sleep(ABORT_RESUBSCRIBE_S)
 
@@ -186,6 +190,7 @@ class App:
         return self.add_charging(server) + self.add_admin(server)
 
     async def close(self) -> None:
+        self._closing = True
         if self.diameter is not None:
             await self.diameter.close()
         if self._aborts is not None:
