@@ -87,6 +87,7 @@ from benchmarks.online.traffic import Destinations
 RESULTS_DIR = ROOT / "benchmarks" / "results" / "online"
 TARIFF = ROOT / "examples" / "tariff"
 PHASES = ("redis", "echo", "occ", "softswitch", "knee", "diameter", "correctness", "scaling")
+PORT_ATTEMPTS = 3  # occ serve started on fresh free ports again when another program took one meanwhile
 # Called parties of the ceiling phases: UK fixed, UK mobile, EU and world destinations of the example tariff.
 CALLED = ("+442079460000", "+442079460123", "+441614960000", "+447700900123", "+447911123456", "+33142685300",
           "+34912345678", "+4930123456", "+12125550100", "+61298765432")  # fmt: skip
@@ -316,35 +317,47 @@ def occ_server(args: argparse.Namespace, temp_dir: Path, workers: int
                ) -> Iterator[tuple[Server, str, AdminTarget, dict[str, str], str]]:  # fmt: skip
     """``occ serve`` with ``workers`` processes, its embedded Redis (or the harness's replicated one) and the example
     tariff in a data dir of its own, serving; yields it, its target, its Admin, its environment and its /metrics."""
-    port, admin_port, metrics_port = free_port(), free_port(), free_port()
-    data_dir = temp_dir / f"occ-data-{workers}"
-    command = [str(OCC), "serve", "--port", str(port), "--metrics-port", str(metrics_port), "--data-dir",
-               str(data_dir), "--tariff", str(TARIFF), "--workers", str(workers),
-               "--admin-listen", f"127.0.0.1:{admin_port}", "--no-console"]  # fmt: skip
-    if args.no_settle_worker:
-        command.append("--no-settle")
-    if "diameter" in args.phases:
-        args.diameter_port = free_port()
-        command += diameter_phase.serve_options(args.diameter_port)
-    # occ settle and occ reconcile find the embedded Redis and the SQLite store under the server's data dir.
-    env = {key: value for key, value in os.environ.items() if not key.startswith("OCC_")}
-    env["OCC_DATA_DIR"] = str(data_dir)
-    env["OCC_REDIS_APPENDFSYNC"] = args.redis_appendfsync
     own_redis = replicas.start(temp_dir / f"redis-{workers}", replicas=args.replicas,
                                appendfsync=args.redis_appendfsync) if args.replicas else []  # fmt: skip
     if own_redis:
-        env["OCC_REDIS_URL"] = own_redis[0].url
-        env["OCC_MIN_REPLICAS_ACKED"] = str(args.min_replicas_acked)
         progress(f"OCC's Redis: a primary on port {own_redis[0].port} with {args.replicas} replica(s), "
                  f"appendfsync {args.redis_appendfsync}, min_replicas_acked {args.min_replicas_acked}")  # fmt: skip
-    progress(f"starting OCC on 127.0.0.1:{port} ({workers} worker(s)): {' '.join(command)}")
     try:
-        with running(Server("occ serve", command, temp_dir / f"occ-{workers}.log", env=env)) as server:
-            target = f"127.0.0.1:{port}"
-            wait_until_serving(target, SERVER_START_TIMEOUT_S, server)
-            # the Admin listener's token for the local operator, which occ serve wrote before it started serving
-            admin = AdminTarget(f"127.0.0.1:{admin_port}", (data_dir / "admin-token").read_text().strip())
-            yield server, target, admin, env, f"http://127.0.0.1:{metrics_port}/metrics"
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            ports = {"port": free_port(), "admin": free_port(), "metrics": free_port()}
+            data_dir = temp_dir / f"occ-data-{workers}-{attempt}"
+            # occ settle and occ reconcile find the embedded Redis and the SQLite store under the server's data dir.
+            env = {key: value for key, value in os.environ.items() if not key.startswith("OCC_")}
+            env["OCC_DATA_DIR"] = str(data_dir)
+            env["OCC_REDIS_APPENDFSYNC"] = args.redis_appendfsync
+            if own_redis:
+                env["OCC_REDIS_URL"] = own_redis[0].url
+                env["OCC_MIN_REPLICAS_ACKED"] = str(args.min_replicas_acked)
+            command = [str(OCC), "serve", "--port", str(ports["port"]), "--metrics-port", str(ports["metrics"]),
+                       "--data-dir", str(data_dir), "--tariff", str(TARIFF), "--workers", str(workers),
+                       "--admin-listen", f"127.0.0.1:{ports['admin']}", "--no-console"]  # fmt: skip
+            if args.no_settle_worker:
+                command.append("--no-settle")
+            if "diameter" in args.phases:
+                args.diameter_port = free_port()
+                command += diameter_phase.serve_options(args.diameter_port)
+            progress(f"starting OCC on 127.0.0.1:{ports['port']} ({workers} worker(s)): {' '.join(command)}")
+            server = Server("occ serve", command, temp_dir / f"occ-{workers}-{attempt}.log", env=env)
+            target = f"127.0.0.1:{ports['port']}"
+            try:
+                wait_until_serving(target, SERVER_START_TIMEOUT_S, server)
+            except RuntimeError as error:
+                server.stop()
+                # Another program on this machine took a port between free_port() and occ serve's bind: new ports.
+                if "already in use" not in str(error) or attempt == PORT_ATTEMPTS:
+                    raise
+                progress("  a port was taken meanwhile by another program: trying new ports")
+                continue
+            with running(server):
+                # the Admin listener's token for the local operator, which occ serve wrote before it started serving
+                admin = AdminTarget(f"127.0.0.1:{ports['admin']}", (data_dir / "admin-token").read_text().strip())
+                yield server, target, admin, env, f"http://127.0.0.1:{ports['metrics']}/metrics"
+            return
     finally:
         replicas.stop(own_redis)
 
