@@ -33,7 +33,7 @@ from occ.store import keys
 from occ.store.client import RedisClient, connect
 from settlement import metrics
 from settlement.close_entries import close_xdr
-from settlement.entries import ACCOUNT, Malformed, account_row, book
+from settlement.entries import ACCOUNT, Malformed, account_row, book, entry_key
 from settlement.records import LedgerRow, XdrRow
 from settlement.stream_replies import fields_of, id_order, raw_reply, streams_of, text_map
 from settlement.writer import BatchWriter, Booked
@@ -129,6 +129,10 @@ class Drain:
         for reply in await pipe.execute(raise_on_error=False):
             if isinstance(reply, ResponseError) and "BUSYGROUP" not in str(reply):
                 raise reply
+        await self._load_scripts()
+
+    async def _load_scripts(self) -> None:
+        """Load the scripts (again after a Redis failure: a restarted Redis has lost them; loading is idempotent)."""
         self._ack_sha = await self.client.script_load(ACK_SCRIPT)
         self._read_sha = await self.client.script_load(READ_SCRIPT)
 
@@ -241,7 +245,7 @@ class Drain:
         batch = _Batch(started, entries)
         booked, dead = batch.booked, batch.dead
         for shard, entry_id, fields in entries:
-            key = f"s{shard:03d}:{entry_id}"  # entries.entry_key, inline: once per entry
+            key = entry_key(shard, entry_id)
             try:
                 booked.append(_booked(key, fields, now_ms))
             except Malformed as error:
@@ -273,7 +277,7 @@ class Drain:
         by_shard: dict[int, tuple[list[Any], list[str]]] = {}
         for shard, entry_id, fields in entries:
             letters, booked = by_shard.setdefault(shard, ([], []))
-            if dead and (reason := dead.get(f"s{shard:03d}:{entry_id}")) is not None:
+            if dead and (reason := dead.get(entry_key(shard, entry_id))) is not None:
                 letters.extend((entry_id, reason, msgspec.msgpack.encode(fields)))
             else:
                 booked.append(entry_id)
@@ -356,8 +360,12 @@ class Drain:
         with no new traffic needed."""
         next_claim = next_trim = 0.0
         backoff_s = self.options.poll_s
+        recovering = False
         while not stop.is_set():
             try:
+                if recovering:
+                    await self._load_scripts()
+                    recovering = False
                 now = time.monotonic()
                 if now >= next_claim:
                     await self.claim()
@@ -373,6 +381,7 @@ class Drain:
                 metrics.ERRORS.labels("redis").inc()
                 log.error("settlement: Redis failed, retrying in %.1f s: %s", backoff_s, group.exceptions[0])
                 self._pending_from = ["0"] * self.shards  # what was read stays pending with us: read it again first
+                recovering = True
                 wait_s, backoff_s = backoff_s, min(backoff_s * 2, MAX_BACKOFF_S)
             except* DBAPIError as group:
                 metrics.ERRORS.labels("sql").inc()

@@ -225,3 +225,19 @@ async def test_stop_ends_a_worker_blocked_on_an_empty_stream_within_a_second(red
             await asyncio.wait([worker], timeout=10)
     assert worker.done() and worker.exception() is None
     engine.dispose()
+
+
+async def test_a_worker_whose_redis_lost_its_scripts_loads_them_again(redis, redis_url, store):
+    backlog = await fill_backlog(redis, shards=SHARDS, accounts=3, calls=10)
+    async with Drain(redis_url, store, shards=SHARDS, options=DrainOptions(poll_s=0.05)) as drain:
+        await redis.script_flush()  # as a restarted Redis: read.lua and ack.lua are gone
+        stop = asyncio.Event()
+        worker = asyncio.create_task(drain.run(stop))
+        deadline = time.monotonic() + 20
+        while drain.booked < backlog.entries:
+            assert time.monotonic() < deadline, f"booked {drain.booked} of {backlog.entries}"
+            await asyncio.sleep(0.05)
+        stop.set()
+        await worker
+    n_ledger, n_xdrs, _ = counts(store)
+    assert (n_ledger, n_xdrs) == (backlog.ledger_rows, backlog.xdrs)
