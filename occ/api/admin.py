@@ -293,24 +293,17 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         return await self._call(self._list_sessions, request, context)
 
     async def _list_sessions(self, request: pb.ListSessionsRequest) -> pb.ListSessionsAnswer:
-        answer = pb.ListSessionsAnswer()
         if request.account_id:
-            await self._add_sessions(answer, _account_id(request.account_id, "account_id"))
-            return answer
-        if not 0 <= request.limit <= MAX_PAGE:
+            sessions = await self.store.open_sessions(_account_id(request.account_id, "account_id"))
+        elif not 0 <= request.limit <= MAX_PAGE:
             raise InvalidRequest("limit", f"must be 1 to {MAX_PAGE} (0: {DEFAULT_SESSIONS})")
-        wanted = await self.store.open_session_ids(request.limit or DEFAULT_SESSIONS)
-        for account_id in sorted({account_id for account_id, _ in wanted}):
-            await self._add_sessions(answer, account_id, only={sid for owner, sid in wanted if owner == account_id})
-        return answer
-
-    async def _add_sessions(self, answer: pb.ListSessionsAnswer, account_id: str, only: set[str] | None = None) -> None:
-        for session in await self.store.open_sessions(account_id):
-            if only is not None and session["session_id"] not in only:
-                continue
+        else:
+            sessions = await self.store.sessions(await self.store.open_session_ids(request.limit or DEFAULT_SESSIONS))
+        answer = pb.ListSessionsAnswer()
+        for session in sessions:
             answer.sessions.add(
                 session_id=session["session_id"],
-                account_id=account_id,
+                account_id=session["account_id"],
                 last_request_number=int(session["last_rn"] or 0),
                 reserved_micros=session["held"],
                 cost_micros=int(session["cost"] or 0),
@@ -318,6 +311,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
                 started_unix_ms=int(session["started_ms"] or 0),
                 deadline_unix_ms=int(session["deadline_ms"] or 0),
             )
+        return answer
 
     async def AbortSession(self, request: pb.AbortSessionRequest, context) -> pb.AbortSessionAnswer:
         return await self._call(self._abort, request, context)
