@@ -10,7 +10,6 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
-import grpc
 from hypothesis import HealthCheck, given, settings
 from sqlalchemy import Engine, select
 
@@ -114,7 +113,7 @@ def fuzz_grpc(workdir: Path, *, unary: int = 1500, streams: int = 150) -> Row:
     serve = OccServe(workdir / "fuzz").start()
     tally = Tally()
     try:
-        with grpc.insecure_channel(serve.address) as channel:
+        with serve.admin_sync_channel() as channel:
             quiet = settings(deadline=None, database=None, suppress_health_check=list(HealthCheck))
 
             @settings(quiet, max_examples=unary)

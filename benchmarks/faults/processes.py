@@ -16,6 +16,8 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from occ.api.client import aio_channel, sync_channel
+from occ.api.tokens import LOCAL_TOKEN_FILE
 from occ.store.process import free_port
 
 OCC = str(Path(sys.executable).with_name("occ"))
@@ -69,7 +71,10 @@ class OccServe:
         self._offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         command = [OCC, "serve", "--port", str(self.port), "--metrics-port", "0", "--data-dir", str(self.data_dir),
                    "--tariff", EXAMPLE_TARIFF, "--demo", "--no-console"]  # fmt: skip
-        env = environment(settle=str(self.settle).lower(), health_interval_s="0.2")
+        # Admin on the charging port (authenticated alike), so one address serves both; its token is the local
+        # operator's, which occ serve writes into the data dir before it listens.
+        env = environment(settle=str(self.settle).lower(), health_interval_s="0.2", admin_listen="",
+                          admin_on_charging_port="true")  # fmt: skip
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         wait_until("occ serve listening", lambda: bool(self.messages("listening")) or self._exited(), timeout_s)
@@ -102,6 +107,19 @@ class OccServe:
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def admin_token(self) -> str:
+        """The local operator's Admin token (role admin) that ``occ serve`` wrote into its data dir."""
+        return (self.data_dir / LOCAL_TOKEN_FILE).read_text().strip()
+
+    def admin_channel(self) -> grpc.aio.Channel:
+        """An asyncio channel to the server that sends the Admin token on every unary call."""
+        return aio_channel(self.address, token=self.admin_token)
+
+    def admin_sync_channel(self) -> grpc.Channel:
+        """The same as a sync channel (for the fuzzer, whose calls reach Admin as its most powerful caller)."""
+        return sync_channel(self.address, token=self.admin_token)
 
     def healthy(self) -> bool:
         with grpc.insecure_channel(self.address) as channel:

@@ -64,17 +64,17 @@ class TopUps:
             counts[account] += 1
         return counts
 
-    async def create(self, address: str) -> None:
-        async with grpc.aio.insecure_channel(address) as channel:
+    async def create(self, serve: OccServe) -> None:
+        async with serve.admin_channel() as channel:
             stub = admin_pb2_grpc.AdminStub(channel)
             for account in self.accounts:
                 await stub.CreateAccount(admin.Account(id=account, currency="EUR", tariff_plan="retail"), timeout=10)
 
-    async def run(self, address: str, *, per_caller: int, max_s: float) -> None:
+    async def run(self, serve: OccServe, *, per_caller: int, max_s: float) -> None:
         """Each account's caller sends up to ``per_caller`` top-ups, for at most ``max_s``, stopping at the first
         lost answer (the server is gone)."""
         deadline = time.monotonic() + max_s
-        async with grpc.aio.insecure_channel(address) as channel:
+        async with serve.admin_channel() as channel:
             stub = admin_pb2_grpc.AdminStub(channel)
 
             async def caller(account: str) -> None:
@@ -87,10 +87,10 @@ class TopUps:
 
             await asyncio.gather(*(caller(account) for account in self.accounts))
 
-    async def resend(self, address: str, *, max_s: float = 30.0) -> None:
+    async def resend(self, serve: OccServe, *, max_s: float = 30.0) -> None:
         """Send every in-doubt top-up again with its key until each is answered (a repeat changes nothing)."""
         deadline = time.monotonic() + max_s
-        async with grpc.aio.insecure_channel(address) as channel:
+        async with serve.admin_channel() as channel:
             stub = admin_pb2_grpc.AdminStub(channel)
             while self.in_doubt and time.monotonic() < deadline:
                 for account, key in sorted(self.in_doubt):
@@ -112,9 +112,9 @@ class TopUps:
         self.acknowledged.add((account, key))
         return True
 
-    async def landed(self, address: str) -> dict[str, int]:
+    async def landed(self, serve: OccServe) -> dict[str, int]:
         """Top-ups each account's balance holds (balance ÷ 1.00)."""
-        async with grpc.aio.insecure_channel(address) as channel:
+        async with serve.admin_channel() as channel:
             stub = admin_pb2_grpc.AdminStub(channel)
             found = {}
             for account in self.accounts:
@@ -216,11 +216,11 @@ def kill_serve_under_load(workdir: Path, *, callers: int = 200, load_s: float = 
     serve = OccServe(workdir / "serve-kill").start()
     top_ups = TopUps([f"k{i:03d}" for i in range(callers)])
     try:
-        asyncio.run(top_ups.create(serve.address))
+        asyncio.run(top_ups.create(serve))
         children = [serve.settle_pid, serve.redis_pid]
 
         async def load_then_kill() -> None:
-            load = asyncio.create_task(top_ups.run(serve.address, per_caller=1000, max_s=load_s + 10))
+            load = asyncio.create_task(top_ups.run(serve, per_caller=1000, max_s=load_s + 10))
             await asyncio.sleep(load_s)
             serve.kill()
             await load
@@ -232,8 +232,8 @@ def kill_serve_under_load(workdir: Path, *, callers: int = 200, load_s: float = 
             row.notes.append(f"{left} child process(es) outlived the killed server")
         row.notes.append(f"{len(top_ups.in_doubt)} answers lost in the kill, sent again after the restart")
         serve.start()
-        asyncio.run(top_ups.resend(serve.address))
-        top_ups.score(row, asyncio.run(top_ups.landed(serve.address)))
+        asyncio.run(top_ups.resend(serve))
+        top_ups.score(row, asyncio.run(top_ups.landed(serve)))
         reconcile(row, "--data-dir", str(serve.data_dir))
     finally:
         serve.stop()
@@ -247,16 +247,16 @@ def kill_embedded_redis(workdir: Path, *, top_ups_before: int = 1000, top_ups_af
     serve = OccServe(workdir / "redis-kill").start()
     top_ups = TopUps([f"r{i:02d}" for i in range(50)])
     try:
-        asyncio.run(top_ups.create(serve.address))
-        asyncio.run(top_ups.run(serve.address, per_caller=top_ups_before // 50, max_s=60))
+        asyncio.run(top_ups.create(serve))
+        asyncio.run(top_ups.run(serve, per_caller=top_ups_before // 50, max_s=60))
         first = serve.redis_pid
         os.kill(first, signal.SIGKILL)
         wait_until("a new redis-server", lambda: serve.redis_pid != first, 30)
         wait_until("health SERVING", serve.healthy, 30)
         row.notes.append(f"redis-server {first} killed; {serve.redis_pid} serves the same AOF")
-        asyncio.run(top_ups.run(serve.address, per_caller=top_ups_after // 50, max_s=60))
-        asyncio.run(top_ups.resend(serve.address))
-        top_ups.score(row, asyncio.run(top_ups.landed(serve.address)))
+        asyncio.run(top_ups.run(serve, per_caller=top_ups_after // 50, max_s=60))
+        asyncio.run(top_ups.resend(serve))
+        top_ups.score(row, asyncio.run(top_ups.landed(serve)))
         reconcile(row, "--data-dir", str(serve.data_dir))
     finally:
         serve.stop()
