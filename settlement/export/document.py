@@ -77,7 +77,20 @@ class ErpLine(msgspec.Struct, frozen=True, kw_only=True):
     usage_units: int = 0
 
 
-class ErpDocument(msgspec.Struct, frozen=True, kw_only=True):
+class HashedPayload(msgspec.Struct, frozen=True, kw_only=True):
+    """What the outbox sends (an invoice, a credit note, a journal): its canonical JSON and the hash of it that the
+    middleware's idempotency check compares. No fields of its own, so a subclass encodes exactly its own fields."""
+
+    def canonical(self) -> bytes:
+        """The JSON the hash covers: fields in declaration order, amounts as strings."""
+        return msgspec.json.encode(self)
+
+    @property
+    def payload_sha256(self) -> str:
+        return hashlib.sha256(self.canonical()).hexdigest()
+
+
+class ErpDocument(HashedPayload, frozen=True, kw_only=True):
     """An invoice or credit note for the middleware.
 
     Attributes:
@@ -122,14 +135,6 @@ class ErpDocument(msgspec.Struct, frozen=True, kw_only=True):
     def idempotency_key(self) -> str:
         suffix = ":credit" if self.kind == "CREDIT_NOTE" else ""
         return f"{self.tenant}:{self.invoice_number}:{self.revision}{suffix}"
-
-    def canonical(self) -> bytes:
-        """The JSON the hash covers: fields in declaration order, amounts as strings."""
-        return msgspec.json.encode(self)
-
-    @property
-    def payload_sha256(self) -> str:
-        return hashlib.sha256(self.canonical()).hexdigest()
 
 
 def arithmetic_problems(document: ErpDocument) -> list[str]:

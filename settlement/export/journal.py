@@ -20,12 +20,13 @@ document) or ``account@YYYY-MM-DD`` (one document per account and day, the accou
 
 from __future__ import annotations
 
-import hashlib
 from datetime import date
 from decimal import Decimal
 from typing import Literal
 
 import msgspec
+
+from settlement.export.document import HashedPayload
 
 JournalKind = Literal["JOURNAL_ENTRY", "INCOMING_PAYMENT"]
 JOURNAL_KINDS: tuple[JournalKind, ...] = ("JOURNAL_ENTRY", "INCOMING_PAYMENT")
@@ -60,7 +61,7 @@ class JournalLine(msgspec.Struct, frozen=True, kw_only=True):
     project: str = ""
 
 
-class ErpJournal(msgspec.Struct, frozen=True, kw_only=True):
+class ErpJournal(HashedPayload, frozen=True, kw_only=True):
     """A journal entry or incoming payment for the middleware.
 
     Attributes:
@@ -96,14 +97,6 @@ class ErpJournal(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def idempotency_key(self) -> str:
         return f"{self.document_ref}:{self.sequence}"
-
-    def canonical(self) -> bytes:
-        """The JSON the hash covers: fields in declaration order, amounts as strings."""
-        return msgspec.json.encode(self)
-
-    @property
-    def payload_sha256(self) -> str:
-        return hashlib.sha256(self.canonical()).hexdigest()
 
 
 def one_side_per_line(journal: ErpJournal) -> list[str]:
