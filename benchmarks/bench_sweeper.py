@@ -29,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT)]
 
+from benchmarks.online.machine import progress  # noqa: E402
 from occ.core.sweeper import Sweeper  # noqa: E402
 from occ.store import keys  # noqa: E402
 from occ.store.client import connect  # noqa: E402
@@ -39,10 +40,6 @@ RESULTS = ROOT / "benchmarks" / "results" / "sweeper.json"
 SHARDS = 256
 PROBE_S = 0.0005
 TARGET_PAUSE_MS = 5.0
-
-
-def progress(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 async def fill(client, sessions: int, now_ms: int) -> None:
